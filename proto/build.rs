@@ -24,10 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("fabula_descriptor.bin"), fds.encode_to_vec())?;
     fs::write(out.join("auth_policies.rs"), policy_table(&compiler.descriptor_pool())?)?;
 
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
 }
 
@@ -86,9 +83,7 @@ fn to_upper_camel(screaming: &str) -> String {
         .split('_')
         .map(|word| {
             let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_string() + &chars.as_str().to_lowercase()
-            })
+            chars.next().map_or_else(String::new, |first| first.to_string() + &chars.as_str().to_lowercase())
         })
         .collect()
 }

@@ -1,4 +1,24 @@
-//! Fabula's contracts and the runtime every service shares.
+//! Fabula's contracts and the small runtime every service shares.
+//!
+//! - [`pb`]: the code generated from `proto/`, and [`FILE_DESCRIPTOR_SET`] for reflection.
+//! - [`auth`]: each method's declared policy, the [`auth::Caller`], and the tower layer
+//!   that turns a bearer token into one.
+//! - [`token`]: the access-token format (EdDSA JWT), its signing and verification.
+//! - [`errors`]: `google.rpc` error details on every `Status`.
+//! - [`metadata`], [`telemetry`], [`shutdown`], [`server`]: plumbing.
+
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod metadata;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod token;
+
+/// Every file of Fabula's contracts with its imports, as an encoded `FileDescriptorSet`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fabula_descriptor.bin"));
+
 pub mod pb {
     //! Code generated from `proto/`.
     pub mod google {
@@ -23,4 +43,6 @@ pub mod pb {
             }
         }
     }
+    pub use fabula::accounts::v1 as accounts;
+    pub use fabula::story::v1 as story;
 }

@@ -1,0 +1,97 @@
+//! story-service's authenticator: a valid signature is not enough, the user must
+//! still exist, not be disabled, and not have signed out every session since the
+//! token was issued. User status is cached for at most a second, so a disabled
+//! user's tokens stop working within a second.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use fabula_proto::{
+    auth::{Authenticator, Principal, unauthenticated},
+    pb::accounts::Role,
+    token::TokenVerifier,
+};
+use sqlx::Row;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::{db::Db, error::Error};
+
+/// How long a user's status is trusted before it is read again.
+const STATUS_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug)]
+struct UserStatus {
+    role: Role,
+    disabled: bool,
+    /// Tokens issued before this second are refused.
+    tokens_valid_after: i64,
+}
+
+pub struct StoryAuthenticator {
+    verifier: TokenVerifier,
+    db: Db,
+    statuses: Mutex<HashMap<Uuid, (Instant, Option<UserStatus>)>>,
+}
+
+impl StoryAuthenticator {
+    pub fn new(verifier: TokenVerifier, db: Db) -> Self {
+        Self { verifier, db, statuses: Mutex::default() }
+    }
+
+    /// Drops what is cached of `user_id`, after a change to their account.
+    pub fn forget(&self, user_id: Uuid) {
+        self.statuses.lock().expect("status cache").remove(&user_id);
+    }
+
+    async fn status(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
+        if let Some((fetched, status)) = self.statuses.lock().expect("status cache").get(&user_id)
+            && fetched.elapsed() < STATUS_TTL
+        {
+            return Ok(*status);
+        }
+        let row = sqlx::query("SELECT role, disabled, tokens_valid_after FROM users WHERE id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(&self.db.reader)
+            .await?;
+        let status = match row {
+            Some(row) => Some(UserStatus {
+                role: Role::from_str_name(&row.try_get::<String, _>(0)?).unwrap_or(Role::User),
+                disabled: row.try_get::<i64, _>(1)? != 0,
+                tokens_valid_after: row.try_get(2)?,
+            }),
+            None => None,
+        };
+        let mut statuses = self.statuses.lock().expect("status cache");
+        if statuses.len() > 100_000 {
+            statuses.retain(|_, (fetched, _)| fetched.elapsed() < STATUS_TTL);
+        }
+        statuses.insert(user_id, (Instant::now(), status));
+        Ok(status)
+    }
+
+    async fn principal(&self, token: &str) -> Result<Principal, Status> {
+        let verified = self.verifier.verify(token).map_err(|e| unauthenticated(e.reason(), e.to_string()))?;
+        let status = self.status(verified.user_id).await.map_err(Status::from)?;
+        match status {
+            None => Err(unauthenticated("USER_NOT_FOUND", "the account of this token no longer exists")),
+            Some(s) if s.disabled => Err(unauthenticated("USER_DISABLED", "this account is disabled")),
+            Some(s) if verified.issued_at < s.tokens_valid_after => {
+                Err(unauthenticated("TOKEN_REVOKED", "this token was revoked; sign in again"))
+            }
+            Some(s) => Ok(Principal { user_id: verified.user_id, role: s.role }),
+        }
+    }
+}
+
+impl Authenticator for StoryAuthenticator {
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Principal, Status>> + Send + 'a>> {
+        Box::pin(self.principal(token))
+    }
+}
