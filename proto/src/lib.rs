@@ -42,7 +42,13 @@ pub mod pb {
                 tonic::include_proto!("fabula.story.v1");
             }
         }
+        pub mod jobs {
+            pub mod v1 {
+                tonic::include_proto!("fabula.jobs.v1");
+            }
+        }
     }
     pub use fabula::accounts::v1 as accounts;
+    pub use fabula::jobs::v1 as jobs;
     pub use fabula::story::v1 as story;
 }
