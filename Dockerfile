@@ -1,0 +1,33 @@
+# One image per binary, from one multi-stage build:
+#   docker build --target story-service -t fabula/story-service .
+# Dependencies are cached in their own layer: sources change far more often.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# 1. Dependencies only, against stub sources.
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY proto/Cargo.toml proto/build.rs proto/
+COPY proto/proto proto/proto
+COPY story-service/Cargo.toml story-service/
+COPY gpt-worker/Cargo.toml gpt-worker/
+COPY gateway/Cargo.toml gateway/
+RUN for c in proto story-service gpt-worker gateway; do mkdir -p $c/src && echo '' > $c/src/lib.rs; done \
+ && echo 'fn main() {}' > src.rs && mkdir -p src && mv src.rs src/main.rs \
+ && echo 'fn main() {}' > story-service/src/main.rs \
+ && cargo build --release --locked -p story-service || true
+# 2. The real sources.
+COPY . .
+RUN touch proto/src/lib.rs story-service/src/lib.rs story-service/src/main.rs \
+ && cargo build --release --locked -p story-service --bin story-service
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /data fabula && mkdir -p /data && chown fabula /data
+USER fabula
+WORKDIR /data
+
+FROM runtime AS story-service
+COPY --from=build /src/target/release/story-service /usr/local/bin/story-service
+ENV STORY_LISTEN=0.0.0.0:50051 FABULA_DATA_DIR=/data
+EXPOSE 50051
+ENTRYPOINT ["story-service"]
