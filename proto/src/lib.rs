@@ -5,6 +5,7 @@
 //!   that turns a bearer token into one.
 //! - [`token`]: the access-token format (EdDSA JWT), its signing and verification.
 //! - [`errors`]: `google.rpc` error details on every `Status`.
+//! - `store` (feature `store`): the database plumbing of services that have one.
 //! - [`metadata`], [`telemetry`], [`shutdown`], [`server`]: plumbing.
 
 pub mod auth;
@@ -13,6 +14,8 @@ pub mod errors;
 pub mod metadata;
 pub mod server;
 pub mod shutdown;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod telemetry;
 pub mod token;
 
