@@ -2,6 +2,11 @@
 //! verifies with its public key. The algorithm is pinned, and `iss`, `aud`, `exp`,
 //! `nbf`, `iat`, `sub`, `typ` and the role are all checked. Verified tokens are
 //! cached until they expire, which keeps the signature check off the hot path.
+//!
+//! A service that acts for a user (gpt-worker writing a job's results) signs a
+//! *delegated* token with its own key: `iss` names the service, `typ` is
+//! `delegated`, `sub` is the user. Only verifiers told to trust that service's key
+//! accept it, and the user's rights are then checked as for the user themselves.
 
 use std::{
     collections::HashMap,
@@ -26,6 +31,10 @@ pub const ISSUER: &str = "fabula-story-service";
 pub const AUDIENCE: &str = "fabula";
 /// `typ` of an access token; nothing else is accepted as one.
 pub const ACCESS: &str = "access";
+/// `typ` of a token a service signs to act for a user.
+pub const DELEGATED: &str = "delegated";
+/// How long a delegated token lives: each is made for one call.
+const DELEGATED_TTL_SECONDS: i64 = 60;
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 5;
 /// Verified tokens kept in the cache at most; past it, expired ones are dropped first.
@@ -198,19 +207,70 @@ impl TokenIssuer {
     }
 }
 
-/// What a valid access token says.
+/// The `iss` of the delegated tokens that service `name` signs.
+pub fn service_issuer(name: &str) -> String {
+    format!("fabula-{name}")
+}
+
+/// Signs delegated tokens for one service, to act for users.
+#[derive(Debug)]
+pub struct DelegationIssuer {
+    issuer: String,
+    key: SigningKey,
+}
+
+impl DelegationIssuer {
+    pub fn new(service: &str, key: SigningKey) -> Self {
+        Self { issuer: service_issuer(service), key }
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// A token, valid for a minute, with which the service acts for `user_id`.
+    pub fn token_for(&self, user_id: Uuid) -> String {
+        let now = unix_now();
+        self.key.sign(&Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: user_id.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + DELEGATED_TTL_SECONDS,
+            typ: DELEGATED.into(),
+            role: String::new(),
+            jti: Uuid::new_v4().to_string(),
+        })
+    }
+}
+
+/// What a valid token says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub user_id: Uuid,
+    /// The role claimed by an access token; `Unspecified` for a delegated one,
+    /// whose user's role must be looked up.
     pub role: Role,
+    /// Whether a trusted service signed it to act for the user.
+    pub delegated: bool,
     /// Seconds since the Unix epoch.
     pub issued_at: i64,
     pub expires_at: i64,
 }
 
-/// Checks access tokens against one or more public keys (several during a rotation).
+/// Whose tokens a key verifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Signer {
+    /// story-service: access tokens.
+    Accounts,
+    /// A trusted service, by its `iss`: delegated tokens.
+    Service(String),
+}
+
+/// Checks tokens against one or more public keys (several during a rotation).
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
+    keys: HashMap<String, (DecodingKey, Signer)>,
     validation: Validation,
     cache: Mutex<HashMap<String, VerifiedToken>>,
 }
@@ -222,18 +282,21 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
+    /// A verifier of the access tokens signed by any of `keys`.
     pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        let keys = keys
-            .into_iter()
-            .map(|k| (k.kid.clone(), DecodingKey::from_ed_components(&k.x()).expect("a valid Ed25519 key")))
-            .collect();
+        let keys = keys.into_iter().map(|k| (k.kid.clone(), (decoding_key(&k), Signer::Accounts))).collect();
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
         Self { keys, validation, cache: Mutex::default() }
+    }
+
+    /// Also accepts the delegated tokens that service `name` signs with `key`.
+    pub fn trust_service(mut self, name: &str, key: &VerifyingKey) -> Self {
+        self.keys.insert(key.kid.clone(), (decoding_key(key), Signer::Service(service_issuer(name))));
+        self
     }
 
     /// Verifies `token`, from the cache when it was verified before and has not expired.
@@ -254,7 +317,7 @@ impl TokenVerifier {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(TokenError::Invalid)?;
+        let (key, signer) = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(TokenError::Invalid)?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -264,12 +327,16 @@ impl TokenVerifier {
                 _ => TokenError::Invalid,
             })?
             .claims;
-        if claims.typ != ACCESS {
-            return Err(TokenError::Invalid);
-        }
         let user_id = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
-        let role = Role::from_str_name(&claims.role).filter(|r| *r != Role::Unspecified).ok_or(TokenError::Invalid)?;
-        Ok(VerifiedToken { user_id, role, issued_at: claims.iat, expires_at: claims.exp })
+        let (role, delegated) = match signer {
+            Signer::Accounts if claims.iss == ISSUER && claims.typ == ACCESS => {
+                let role = Role::from_str_name(&claims.role).filter(|r| *r != Role::Unspecified);
+                (role.ok_or(TokenError::Invalid)?, false)
+            }
+            Signer::Service(issuer) if claims.iss == *issuer && claims.typ == DELEGATED => (Role::Unspecified, true),
+            _ => return Err(TokenError::Invalid),
+        };
+        Ok(VerifiedToken { user_id, role, delegated, issued_at: claims.iat, expires_at: claims.exp })
     }
 
     fn remember(&self, token: &str, verified: VerifiedToken, now: i64) {
@@ -282,6 +349,10 @@ impl TokenVerifier {
         }
         cache.insert(token.to_owned(), verified);
     }
+}
+
+fn decoding_key(key: &VerifyingKey) -> DecodingKey {
+    DecodingKey::from_ed_components(&key.x()).expect("a valid Ed25519 key")
 }
 
 /// Seconds since the Unix epoch.
@@ -315,6 +386,22 @@ mod tests {
 
         let stranger = TokenVerifier::new([SigningKey::generate().verifying_key()]);
         assert_eq!(stranger.verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn delegated_tokens_need_a_trusted_service() {
+        let accounts = SigningKey::generate().verifying_key();
+        let worker = DelegationIssuer::new("gpt-worker", SigningKey::generate());
+        let user = Uuid::now_v7();
+        let token = worker.token_for(user);
+        assert_eq!(TokenVerifier::new([accounts.clone()]).verify(&token), Err(TokenError::Invalid));
+        let trusting = TokenVerifier::new([accounts]).trust_service("gpt-worker", &worker.verifying_key());
+        let verified = trusting.verify(&token).unwrap();
+        assert!(verified.delegated);
+        assert_eq!(verified.user_id, user);
+        // The key of one service does not vouch for another's issuer.
+        let imposter = TokenVerifier::new([]).trust_service("gateway", &worker.verifying_key());
+        assert_eq!(imposter.verify(&token), Err(TokenError::Invalid));
     }
 
     #[test]
