@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod keys;
 pub mod metadata;
 pub mod server;
 pub mod shutdown;
