@@ -81,10 +81,10 @@ impl Db {
             tick.tick().await;
             while !writer.is_closed() {
                 tick.tick().await;
-                if let Err(error) = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").await {
-                    if !writer.is_closed() {
-                        tracing::warn!(%error, "WAL checkpoint failed");
-                    }
+                if let Err(error) = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
+                    && !writer.is_closed()
+                {
+                    tracing::warn!(%error, "WAL checkpoint failed");
                 }
             }
         });
