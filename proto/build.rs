@@ -24,7 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("fabula_descriptor.bin"), fds.encode_to_vec())?;
     fs::write(out.join("auth_policies.rs"), policy_table(&compiler.descriptor_pool())?)?;
 
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // A finished job is far larger than the other updates of a watch.
+        .boxed(".fabula.jobs.v1.JobUpdate.kind.finished")
+        .compile_fds(fds)?;
     Ok(())
 }
 

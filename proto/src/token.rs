@@ -31,6 +31,8 @@ pub const ISSUER: &str = "fabula-story-service";
 pub const AUDIENCE: &str = "fabula";
 /// `typ` of an access token; nothing else is accepted as one.
 pub const ACCESS: &str = "access";
+/// The name under which gpt-worker signs delegated tokens.
+pub const WORKER_SERVICE: &str = "gpt-worker";
 /// `typ` of a token a service signs to act for a user.
 pub const DELEGATED: &str = "delegated";
 /// How long a delegated token lives: each is made for one call.

@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let (count, errors, mut latencies, elapsed) =
         run(&args, &channels, &token, &world_id, &story_id, args.duration).await?;
     latencies.sort_unstable();
-    let percentile = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    let percentile =
+        |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     println!(
         "{} calls, {} errors in {:.1} s: {:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -74,25 +75,37 @@ async fn main() -> anyhow::Result<()> {
 async fn setup(channel: Channel) -> anyhow::Result<(String, String, String)> {
     let name = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let auth = AccountServiceClient::new(channel.clone())
-        .register(RegisterRequest { username: name.clone(), email: format!("{name}@bench.test"), password: "benchmark-password".into() })
+        .register(RegisterRequest {
+            username: name.clone(),
+            email: format!("{name}@bench.test"),
+            password: "benchmark-password".into(),
+        })
         .await?
         .into_inner();
     let token = auth.access_token;
     let world = WorldServiceClient::new(channel.clone())
-        .create_world(authed(CreateWorldRequest { world: Some(World { name: "Bench".into(), ..Default::default() }), request_id: String::new() }, &token))
+        .create_world(authed(
+            CreateWorldRequest {
+                world: Some(World { name: "Bench".into(), ..Default::default() }),
+                request_id: String::new(),
+            },
+            &token,
+        ))
         .await?
         .into_inner();
-    let story = StoryServiceClient::new(channel)
-        .create_story(authed(create_story(&world.id), &token))
-        .await?
-        .into_inner();
+    let story =
+        StoryServiceClient::new(channel).create_story(authed(create_story(&world.id), &token)).await?.into_inner();
     Ok((token, world.id, story.id))
 }
 
 fn create_story(world_id: &str) -> CreateStoryRequest {
     CreateStoryRequest {
         world_id: world_id.to_owned(),
-        story: Some(Story { title: "A benchmark story".into(), content: "Once upon a time. ".repeat(50), ..Default::default() }),
+        story: Some(Story {
+            title: "A benchmark story".into(),
+            content: "Once upon a time. ".repeat(50),
+            ..Default::default()
+        }),
         request_id: String::new(),
     }
 }
@@ -123,7 +136,9 @@ async fn run(
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let ok = match mode {
-                    Mode::Get => client.get_story(authed(GetStoryRequest { id: story_id.clone() }, &token)).await.is_ok(),
+                    Mode::Get => {
+                        client.get_story(authed(GetStoryRequest { id: story_id.clone() }, &token)).await.is_ok()
+                    }
                     Mode::Create => client.create_story(authed(create_story(&world_id), &token)).await.is_ok(),
                 };
                 latencies.push(began.elapsed());

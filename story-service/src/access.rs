@@ -84,6 +84,17 @@ impl WorldAccess {
         self.can_read()
             && (visibility == Visibility::Public || self.reads_everything() || caller.user_id() == Some(author))
     }
+
+    /// Appends ` AND …` keeping the stories of this world (a `stories` row aliased
+    /// `t`) the caller may read, as [`WorldAccess::can_read_story`] decides one at a
+    /// time. The world itself must be readable: check that first.
+    pub fn push_readable_stories(&self, caller: &Caller, sql: &mut Sql) {
+        if self.reads_everything() {
+            return;
+        }
+        let me = caller.user_id().map(|id| id.to_string()).unwrap_or_default();
+        sql.push(" AND (t.visibility = 'PUBLIC' OR t.owner_id = ").bind(Bind::Text(me)).push(")");
+    }
 }
 
 /// The caller's access to world `world_id`; NOT_FOUND when there is no such world.
@@ -173,5 +184,24 @@ mod tests {
         assert!(!world.can_read_story(&stranger, Visibility::Private, author));
         assert!(world.can_read_story(&writer, Visibility::Private, author));
         assert!(world.can_read_story(&Caller::Anonymous, Visibility::Public, author));
+    }
+
+    #[test]
+    fn insiders_list_every_story_and_others_the_public_ones_and_their_own() {
+        let caller = Caller::User(Principal { user_id: Uuid::nil(), role: Role::User });
+        let cases = [
+            (access(Relation::Owner, Visibility::Private, false), ""),
+            (access(Relation::Reader, Visibility::Private, false), ""),
+            (access(Relation::Stranger, Visibility::Private, true), ""),
+            (
+                access(Relation::Stranger, Visibility::Public, false),
+                " AND (t.visibility = 'PUBLIC' OR t.owner_id = $1)",
+            ),
+        ];
+        for (world, condition) in cases {
+            let mut sql = Sql::new("");
+            world.push_readable_stories(&caller, &mut sql);
+            assert_eq!(sql.text(), condition, "{world:?}");
+        }
     }
 }

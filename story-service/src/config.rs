@@ -19,7 +19,7 @@ pub struct Settings {
     #[arg(long = "story-database-connections", env = "STORY_DATABASE_CONNECTIONS", default_value_t = 16)]
     pub database_connections: u32,
 
-    /// Directory for files the service keeps: the development signing key.
+    /// Directory for files the service keeps: the development keys.
     #[arg(long = "data-dir", env = "FABULA_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
@@ -27,6 +27,12 @@ pub struct Settings {
     /// absent, a development key is generated once and kept in the data directory.
     #[arg(long = "token-private-key-file", env = "STORY_TOKEN_PRIVATE_KEY_FILE")]
     pub token_private_key_file: Option<PathBuf>,
+
+    /// PEM file with gpt-worker's Ed25519 public key: story-service accepts the tokens
+    /// it signs to act for job owners. When absent, the development worker key in the
+    /// data directory (generated once) is trusted.
+    #[arg(long = "trusted-worker-key-file", env = "STORY_TRUSTED_WORKER_KEY_FILE")]
+    pub trusted_worker_key_file: Option<PathBuf>,
 
     /// How long an access token is valid.
     #[arg(long = "access-token-ttl", env = "STORY_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
@@ -83,6 +89,7 @@ impl Settings {
             database_connections: 8,
             data_dir: data_dir.into(),
             token_private_key_file: None,
+            trusted_worker_key_file: None,
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 86_400),
             admin_username: None,

@@ -7,37 +7,39 @@
 //! prepares everything; [`App::run_until_stopped`] serves until shutdown.
 
 pub mod access;
-// PENDING(accounts) pub mod accounts;
+pub mod accounts;
 pub mod authn;
+pub mod children;
 pub mod config;
-pub mod db;
 pub mod domain;
-// PENDING(entities) pub mod entities;
-pub mod error;
-// PENDING(events) pub mod events;
-pub mod filter;
+pub mod entities;
+pub mod events;
 pub mod idempotency;
-pub mod keys;
-// PENDING(links) pub mod links;
-// PENDING(locations) pub mod locations;
-pub mod pagination;
+pub mod links;
+pub mod locations;
 pub mod quotas;
-// PENDING(stories) pub mod stories;
+pub mod stories;
 pub mod update;
 pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use fabula_proto::{
-    // PENDING(accounts) pb::{accounts::account_service_server::AccountServiceServer, story},
-    pb::story,
+    keys,
+    pb::{accounts::account_service_server::AccountServiceServer, story},
     server::{self, MAX_MESSAGE_SIZE},
-    token::{TokenIssuer, TokenVerifier, VerifyingKey},
+    token::{self, TokenIssuer, TokenVerifier, VerifyingKey},
 };
 use tokio::net::TcpListener;
 
+// The database plumbing every service with a database shares, under the names the
+// modules of this crate use.
+pub use fabula_proto::store::{db, error, filter, pagination};
+
 pub use crate::config::Settings;
 use crate::{authn::StoryAuthenticator, db::Db};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -53,8 +55,8 @@ pub struct State {
 pub enum BuildError {
     #[error("cannot open the database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("cannot load the token key {0}: {1}")]
-    Key(String, String),
+    #[error(transparent)]
+    Key(#[from] keys::KeyFileError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("cannot create the administrator: {0}")]
@@ -77,12 +79,19 @@ pub struct App {
 /// Opens the database, runs migrations, loads the signing key, creates the first
 /// administrator when configured, and binds the listener.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
-    let db = Db::connect(&settings.database_url, settings.database_connections).await?;
-    let key = keys::signing_key(&settings)?;
-    let verifier = TokenVerifier::new([key.verifying_key()]);
+    let db = Db::connect(&settings.database_url, settings.database_connections, &MIGRATOR).await?;
+    let key = match &settings.token_private_key_file {
+        Some(path) => keys::read_signing_key(path)?,
+        None => keys::development_key(&settings.data_dir, keys::ACCOUNTS_KEY_FILE)?,
+    };
+    let worker_key = match &settings.trusted_worker_key_file {
+        Some(path) => keys::read_verifying_key(path)?,
+        None => keys::development_key(&settings.data_dir, keys::WORKER_KEY_FILE)?.verifying_key(),
+    };
+    let verifier = TokenVerifier::new([key.verifying_key()]).trust_service(token::WORKER_SERVICE, &worker_key);
     let issuer = Arc::new(TokenIssuer::new(key, settings.access_token_ttl));
     let authn = Arc::new(StoryAuthenticator::new(verifier, db.clone()));
-    // PENDING(accounts) accounts::ensure_admin(&db, &settings).await?;
+    accounts::ensure_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
     let state = State { db, issuer, authn, settings: Arc::new(settings) };
     Ok(App { listener, state })
@@ -117,14 +126,22 @@ impl App {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            // PENDING(accounts) .add_service(limited!(AccountServiceServer::new(accounts::AccountsApi(state.clone()))))
+            .add_service(limited!(AccountServiceServer::new(accounts::AccountsApi(state.clone()))))
             .add_service(limited!(story::world_service_server::WorldServiceServer::new(worlds::WorldsApi(
                 state.clone()
             ))))
-            // PENDING(stories) .add_service(limited!(story::story_service_server::StoryServiceServer::new(stories::StoriesApi(state.clone()))))
-            // PENDING(entities) .add_service(limited!(story::entity_service_server::EntityServiceServer::new(entities::EntitiesApi(state.clone()))))
-            // PENDING(locations) .add_service(limited!(story::location_service_server::LocationServiceServer::new(locations::LocationsApi(state.clone()))))
-            // PENDING(events) .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(state.clone()))))
+            .add_service(limited!(story::story_service_server::StoryServiceServer::new(stories::StoriesApi(
+                state.clone()
+            ))))
+            .add_service(limited!(story::entity_service_server::EntityServiceServer::new(entities::EntitiesApi(
+                state.clone()
+            ))))
+            .add_service(limited!(story::location_service_server::LocationServiceServer::new(locations::LocationsApi(
+                state.clone()
+            ))))
+            .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
+                state.clone()
+            ))))
             .serve_with_incoming_shutdown(server::incoming(listener), shutdown)
             .await;
         state.db.close().await;

@@ -37,6 +37,17 @@ impl Public {
     }
 }
 
+/// User `id` with their current role: the owner a change to their resource counts
+/// against, when someone else (a co-author, an administrator) makes it.
+pub async fn owner(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<Principal> {
+    let role: String = sqlx::query("SELECT role FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    Ok(Principal { user_id: id, role: Role::from_str_name(&role).unwrap_or(Role::User) })
+}
+
 /// QUOTA_EXCEEDED when `owner` already has as many public `what` as their role
 /// allows, not counting `except` (the row being made public).
 pub async fn check_public(

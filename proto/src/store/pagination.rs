@@ -83,6 +83,20 @@ impl Page {
         }
     }
 
+    /// The key to continue after, if it has the shape of `example` (as many values,
+    /// each of the same kind): a token of another shape was not made for this list.
+    pub fn after_like(&self, example: &[Key]) -> Result<Option<&[Key]>> {
+        let Some(after) = &self.after else {
+            return Ok(None);
+        };
+        let same_kind = |(a, b): (&Key, &Key)| std::mem::discriminant(a) == std::mem::discriminant(b);
+        if after.len() == example.len() && after.iter().zip(example).all(same_kind) {
+            Ok(Some(after))
+        } else {
+            Err(invalid("page_token", "is not a page token this service made"))
+        }
+    }
+
     /// How many rows to fetch: one more than the page, to know whether another follows.
     pub fn fetch_limit(&self) -> i64 {
         self.size + 1
@@ -146,6 +160,16 @@ impl Sql {
 
     /// Appends ` AND (a > k1 OR (a = k1 AND b > k2) …)` for a keyset continuation.
     pub fn push_after(&mut self, columns: &[&str], after: &[Key]) -> &mut Self {
+        self.push_keyset(columns, after, " > ")
+    }
+
+    /// Appends ` AND (a < k1 OR (a = k1 AND b < k2) …)`: the rows sorted before `before`.
+    pub fn push_before(&mut self, columns: &[&str], before: &[Key]) -> &mut Self {
+        self.push_keyset(columns, before, " < ")
+    }
+
+    /// The keyset condition of `columns` against `key` under `operator` (`>` or `<`).
+    fn push_keyset(&mut self, columns: &[&str], key: &[Key], operator: &str) -> &mut Self {
         self.push(" AND (");
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
@@ -153,10 +177,10 @@ impl Sql {
             } else {
                 self.push("(");
             }
-            for (earlier, key) in columns[..i].iter().zip(after) {
-                self.push(earlier).push(" = ").bind(key.into()).push(" AND ");
+            for (earlier, value) in columns[..i].iter().zip(key) {
+                self.push(earlier).push(" = ").bind(value.into()).push(" AND ");
             }
-            self.push(column).push(" > ").bind((&after[i]).into()).push(")");
+            self.push(column).push(operator).bind((&key[i]).into()).push(")");
         }
         self.push(")")
     }
@@ -204,5 +228,26 @@ mod tests {
         sql.bind(Bind::Text("w".into()));
         sql.push_after(&["a", "b"], &[Key::Int(1), Key::Text("x".into())]);
         assert_eq!(sql.text(), "SELECT 1 FROM t WHERE w = $1 AND ((a > $2) OR (a = $3 AND b > $4))");
+        let mut before = Sql::new("");
+        before.push_before(&["a", "b"], &[Key::Int(1), Key::Text("x".into())]);
+        assert_eq!(before.text(), " AND ((a < $1) OR (a = $2 AND b < $3))");
+    }
+
+    #[test]
+    fn a_forged_key_of_another_shape_is_refused() {
+        let page = Page::parse(10, "", &["q"]).unwrap();
+        let example = [Key::Int(0), Key::Text(String::new())];
+        assert_eq!(page.after_like(&example).unwrap(), None);
+        let cases: [(&[Key], bool, &str); 4] = [
+            (&[Key::Int(3), Key::Text("id".into())], true, "the right shape"),
+            (&[], false, "no values"),
+            (&[Key::Int(3)], false, "too few values"),
+            (&[Key::Text("3".into()), Key::Text("id".into())], false, "a text where a number belongs"),
+        ];
+        for (key, accepted, why) in cases {
+            let token = page.next_token(key.to_vec());
+            let next = Page::parse(10, &token, &["q"]).unwrap();
+            assert_eq!(next.after_like(&example).is_ok(), accepted, "{why}");
+        }
     }
 }

@@ -1,0 +1,280 @@
+//! JobService: submit, follow, cancel and delete jobs. Only users with model access
+//! create jobs; everyone sees only their own (administrators see all), and another
+//! user's job is NOT_FOUND.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use fabula_proto::{
+    auth::{Caller, Principal, caller},
+    errors::{self, FieldViolations},
+    pb::jobs::{
+        CancelJobRequest, CreateJobRequest, DeleteJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate,
+        ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
+        job_service_server::JobService, job_spec::Kind, job_update,
+    },
+    store::{Backend, Db, Page, Result, error::not_found},
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Code, Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{authn::WorkerAuthenticator, config::QueueSettings, runner::Worker, store};
+
+/// The longest WaitJob, and the default.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// How often a watch looks for updates made by other processes.
+const WATCH_POLL: Duration = Duration::from_millis(250);
+/// Stories one BatchAnalyze takes at most.
+const MAX_BATCH: usize = 3;
+
+pub struct JobsApi {
+    pub db: Db,
+    pub limits: QueueSettings,
+    pub authn: Arc<WorkerAuthenticator>,
+    pub worker: Arc<Worker>,
+    /// Hears the id of every job whose change was just committed.
+    pub applied: broadcast::Sender<Uuid>,
+}
+
+impl JobsApi {
+    /// Job `id` if `caller` may see it: their own, or any for an administrator.
+    async fn visible_job(&self, caller: &Principal, id: &str) -> Result<Job> {
+        let id = Uuid::try_parse(id)
+            .map_err(|_| fabula_proto::store::error::invalid("id", format!("{id:?} is not a valid id")))?;
+        let job = store::fetch(&self.db.reader, id).await?.ok_or_else(|| not_found("job"))?;
+        if job.owner_id != caller.user_id.to_string() && !caller.is_admin() {
+            return Err(not_found("job"));
+        }
+        Ok(job)
+    }
+
+    async fn create(&self, caller: Caller, request: CreateJobRequest) -> Result<Job> {
+        let principal = *caller.require_user()?;
+        let spec = validate(&request)?;
+        let status = self.authn.status(principal.user_id).await?;
+        if !status.gpt_enabled {
+            return Err(errors::status(
+                Code::PermissionDenied,
+                "MODEL_ACCESS_REQUIRED",
+                "an administrator must grant you model access first",
+            )
+            .into());
+        }
+        let request_id = (!request.request_id.is_empty()).then_some(request.request_id.as_str());
+        let job = store::create(&self.db, &self.limits, principal.user_id, spec, request_id).await?;
+        self.announce_new_job().await;
+        Ok(job)
+    }
+
+    /// Wakes a runner here at once, and on PostgreSQL the workers of other processes.
+    async fn announce_new_job(&self) {
+        self.worker.wake();
+        if self.db.backend == Backend::Postgres
+            && let Err(error) = sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&self.db.writer).await
+        {
+            tracing::warn!(%error, "cannot notify other workers");
+        }
+    }
+
+    async fn list(&self, caller: Caller, request: ListJobsRequest) -> Result<ListJobsResponse> {
+        let principal = *caller.require_user()?;
+        let page = Page::parse(request.page_size, &request.page_token, &["ListJobs", &request.filter])?;
+        let owner = (!principal.is_admin()).then_some(principal.user_id);
+        let (jobs, next_page_token, total) = store::list(&self.db, owner, &page, &request.filter).await?;
+        Ok(ListJobsResponse { jobs, next_page_token, total_size: total as i32 })
+    }
+
+    async fn cancel(&self, caller: Caller, request: CancelJobRequest) -> Result<Job> {
+        let job = self.visible_job(caller.require_user()?, &request.id).await?;
+        let id: Uuid = job.id.parse().unwrap_or_default();
+        if let store::Cancelled::Requested = store::cancel(&self.db, id).await? {
+            self.worker.cancel_here(id);
+        }
+        let _ = self.applied.send(id);
+        store::fetch(&self.db.reader, id).await?.ok_or_else(|| not_found("job"))
+    }
+
+    async fn wait(&self, caller: Caller, request: WaitJobRequest) -> Result<Job> {
+        let principal = *caller.require_user()?;
+        let timeout = match request.timeout {
+            None => DEFAULT_WAIT,
+            Some(t) if t.seconds < 0 || t.nanos < 0 => {
+                return Err(fabula_proto::store::error::invalid("timeout", "must not be negative"));
+            }
+            Some(t) => Duration::new(t.seconds as u64, t.nanos as u32).min(MAX_WAIT),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut applied = self.applied.subscribe();
+        loop {
+            let job = self.visible_job(&principal, &request.id).await?;
+            if is_finished(&job) || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            let _ =
+                tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + WATCH_POLL), applied.recv()).await;
+        }
+    }
+}
+
+fn is_finished(job: &Job) -> bool {
+    matches!(JobState::try_from(job.state), Ok(JobState::Succeeded | JobState::Failed | JobState::Cancelled))
+}
+
+/// The spec of a create, checked field by field.
+fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
+    let mut violations = FieldViolations::new();
+    let id = |violations: &mut FieldViolations, field: &str, value: &str| {
+        if Uuid::try_parse(value).is_err() {
+            violations.add(
+                field,
+                if value.is_empty() { "is required".to_owned() } else { format!("{value:?} is not a valid id") },
+            );
+        }
+    };
+    match request.spec.as_ref().and_then(|s| s.kind.as_ref()) {
+        None => violations.add("spec", "must name one job kind"),
+        Some(Kind::DescribeWorld(s)) => id(&mut violations, "spec.describe_world.world_id", &s.world_id),
+        Some(Kind::DescribeStory(s)) => id(&mut violations, "spec.describe_story.story_id", &s.story_id),
+        Some(Kind::AnalyzeStory(s)) => id(&mut violations, "spec.analyze_story.story_id", &s.story_id),
+        Some(Kind::BatchAnalyze(s)) => {
+            id(&mut violations, "spec.batch_analyze.world_id", &s.world_id);
+            if s.story_ids.is_empty() || s.story_ids.len() > MAX_BATCH {
+                violations.add("spec.batch_analyze.story_ids", format!("must hold 1 to {MAX_BATCH} story ids"));
+            }
+            for (i, story) in s.story_ids.iter().enumerate() {
+                id(&mut violations, &format!("spec.batch_analyze.story_ids[{i}]"), story);
+                if s.story_ids[..i].contains(story) {
+                    violations.add(format!("spec.batch_analyze.story_ids[{i}]"), "appears twice");
+                }
+            }
+        }
+        Some(Kind::ExtractEvents(s)) => match &s.target {
+            Some(Target::StoryId(story)) => id(&mut violations, "spec.extract_events.story_id", story),
+            Some(Target::WorldId(world)) => id(&mut violations, "spec.extract_events.world_id", world),
+            None => violations.add("spec.extract_events", "needs a story_id or a world_id"),
+        },
+        Some(Kind::Paraphrase(s)) => {
+            let length = s.text.trim().chars().count();
+            if !(1..=5_000).contains(&length) {
+                violations.add("spec.paraphrase.text", format!("must have 1 to 5000 characters, not {length}"));
+            }
+            if s.mode.chars().count() > 50 {
+                violations.add("spec.paraphrase.mode", "must have at most 50 characters");
+            }
+        }
+    }
+    if request.request_id.len() > 100 {
+        violations.add("request_id", "must have at most 100 characters");
+    }
+    violations.finish()?;
+    Ok(request.spec.clone().unwrap_or_default())
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<JobUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobService for JobsApi {
+    async fn create_job(&self, request: Request<CreateJobRequest>) -> Result<Response<Job>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.create(caller, request.into_inner()).await?))
+    }
+
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.visible_job(caller.require_user()?, &request.get_ref().id).await?))
+    }
+
+    async fn list_jobs(&self, request: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.list(caller, request.into_inner()).await?))
+    }
+
+    async fn delete_job(&self, request: Request<DeleteJobRequest>) -> Result<Response<()>, Status> {
+        let caller = caller(&request);
+        let job = self.visible_job(caller.require_user()?, &request.get_ref().id).await?;
+        store::delete(&self.db, job.id.parse().unwrap_or_default()).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<Job>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.cancel(caller, request.into_inner()).await?))
+    }
+
+    type WatchJobStream = UpdateStream;
+
+    async fn watch_job(&self, request: Request<WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        if request.after_seq < 0 {
+            return Err(errors::invalid_field("after_seq", "must not be negative"));
+        }
+        let job = self.visible_job(caller.require_user()?, &request.id).await?;
+        let (sender, receiver) = mpsc::channel(64);
+        let watch = Watch {
+            db: self.db.clone(),
+            applied: self.applied.subscribe(),
+            job_id: job.id.parse().unwrap_or_default(),
+        };
+        tokio::spawn(watch.forward(request.after_seq, sender));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn wait_job(&self, request: Request<WaitJobRequest>) -> Result<Response<Job>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.wait(caller, request.into_inner()).await?))
+    }
+}
+
+/// One watcher of one job: the stored updates after a number, then new ones as they
+/// are committed (woken locally, or by polling for other processes' writes).
+struct Watch {
+    db: Db,
+    applied: broadcast::Receiver<Uuid>,
+    job_id: Uuid,
+}
+
+impl Watch {
+    /// Sends updates until the final one, or until the watcher goes away.
+    async fn forward(mut self, mut after_seq: i64, sender: mpsc::Sender<Result<JobUpdate, Status>>) {
+        loop {
+            let updates = match store::updates_after(&self.db, self.job_id, after_seq, 100).await {
+                Ok(updates) => updates,
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            for update in updates {
+                after_seq = update.seq;
+                let last = matches!(update.kind, Some(job_update::Kind::Finished(_)));
+                if sender.send(Ok(update)).await.is_err() || last {
+                    return;
+                }
+            }
+            if !self.next_change(&sender).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits for a change of this job; false when the watcher went away.
+    async fn next_change(&mut self, sender: &mpsc::Sender<Result<JobUpdate, Status>>) -> bool {
+        let poll = tokio::time::sleep(WATCH_POLL);
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                () = sender.closed() => return false,
+                () = &mut poll => return true,
+                woken = self.applied.recv() => match woken {
+                    Ok(id) if id == self.job_id => return true,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                    Err(broadcast::error::RecvError::Closed) => return true,
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The job kinds: what each one asks the model, and what it writes back to
+//! story-service. [`run`] picks the kind; each module has one entry point.
+//!
+//! A kind reports progress and output through the job's [`Recorder`], reads and
+//! writes story-service as the job's owner, and ends with a result or a
+//! [`Failure`] that says whether trying again could help.
+
+mod analyze;
+mod context;
+mod describe;
+mod events;
+mod paraphrase;
+
+use std::{sync::Arc, time::Duration};
+
+use fabula_proto::{
+    pb::jobs::{JobResult, JobSpec, job_spec::Kind},
+    store::Db,
+};
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+use crate::{
+    llm::{ChatMessage, ChatRequest, ChatRole, LanguageModel, LlmError},
+    recorder::Recorder,
+    story::StoryClient,
+};
+
+/// What a kind may use while it runs.
+pub struct JobContext<'a> {
+    pub job_id: Uuid,
+    pub owner: Uuid,
+    pub llm: &'a Arc<dyn LanguageModel>,
+    pub story: &'a StoryClient,
+    pub recorder: &'a Recorder,
+    pub db: &'a Db,
+}
+
+/// Why an attempt failed. Messages are safe to show the job's owner: never raw
+/// upstream text or secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Worth another attempt (model overloaded, story-service restarting…).
+    Transient { code: &'static str, message: String, retry_after: Option<Duration> },
+    /// Will fail the same way again.
+    Permanent { code: &'static str, message: String },
+}
+
+impl Failure {
+    pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Permanent { code, message: message.into() }
+    }
+}
+
+impl From<LlmError> for Failure {
+    fn from(error: LlmError) -> Self {
+        match error {
+            LlmError::Transient { retry_after, .. } => {
+                Self::Transient { code: "MODEL_UNAVAILABLE", message: error.to_string(), retry_after }
+            }
+            LlmError::Permanent { .. } => Self::Permanent { code: "MODEL_ERROR", message: error.to_string() },
+        }
+    }
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled => {
+                Self::Transient {
+                    code: "STORY_SERVICE_UNAVAILABLE",
+                    message: "story-service did not answer".into(),
+                    retry_after: None,
+                }
+            }
+            Code::NotFound => Self::permanent("NOT_FOUND", message),
+            Code::PermissionDenied => Self::permanent("PERMISSION_DENIED", message),
+            Code::Unauthenticated => Self::permanent("OWNER_NOT_AUTHORIZED", message),
+            Code::Aborted => Self::permanent("EDIT_CONFLICT", message),
+            Code::ResourceExhausted => Self::permanent("QUOTA_EXCEEDED", message),
+            _ => Self::permanent("STORY_SERVICE_REFUSED", message),
+        }
+    }
+}
+
+/// Runs the kind of `spec` to its result.
+pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, Failure> {
+    let model = ctx.llm.model().to_owned();
+    let kind = match spec.kind.as_ref().ok_or_else(|| Failure::permanent("INVALID_SPEC", "the job names no kind"))? {
+        Kind::DescribeWorld(spec) => describe::world(ctx, spec).await?,
+        Kind::DescribeStory(spec) => describe::story(ctx, spec).await?,
+        Kind::AnalyzeStory(spec) => analyze::one(ctx, spec).await?,
+        Kind::BatchAnalyze(spec) => analyze::batch(ctx, spec).await?,
+        Kind::ExtractEvents(spec) => events::extract(ctx, spec).await?,
+        Kind::Paraphrase(spec) => paraphrase::run(ctx, spec).await?,
+    };
+    Ok(JobResult { model, kind: Some(kind) })
+}
+
+/// Asks the model and parses its answer with `parse`; when the answer does not parse,
+/// asks once more with the error, then gives up (INVALID_MODEL_OUTPUT).
+pub async fn ask<T>(
+    ctx: &JobContext<'_>,
+    mut request: ChatRequest,
+    parse: impl Fn(&str) -> Result<T, crate::outputs::OutputError>,
+) -> Result<T, Failure> {
+    let recorder = ctx.recorder;
+    let first = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?;
+    let error = match parse(&first.text) {
+        Ok(parsed) => return Ok(parsed),
+        Err(error) => error,
+    };
+    tracing::info!(job = %ctx.job_id, %error, "model output invalid; asking for a repair");
+    request.messages.push(ChatMessage { role: ChatRole::Assistant, content: first.text });
+    request.messages.push(ChatMessage {
+        role: ChatRole::User,
+        content: format!("That answer was not valid: {error}. Answer again with only the corrected output."),
+    });
+    recorder.output("\n");
+    let second = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?;
+    parse(&second.text).map_err(|error| {
+        Failure::permanent("INVALID_MODEL_OUTPUT", format!("the model's answer stayed invalid: {error}"))
+    })
+}

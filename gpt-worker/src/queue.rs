@@ -1,0 +1,109 @@
+//! The queue: claiming jobs with a lease, renewing leases, and the backoff between
+//! attempts. On PostgreSQL, claims take rows with `FOR UPDATE SKIP LOCKED`, so any
+//! number of workers share one queue and no job runs twice at once; SQLite has a
+//! single writer, which gives the same guarantee. A lease that is not renewed
+//! expires, and any worker may then take the job over.
+
+use std::time::Duration;
+
+use fabula_proto::{
+    pb::jobs::Job,
+    store::{Backend, Bind, Db, Result, Sql, now_micros},
+};
+use rand::Rng;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::store::{COLUMNS, job_from_row};
+
+/// A job this worker now holds.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub job: Job,
+    pub id: Uuid,
+    /// The number of the job's last stored update.
+    pub last_seq: i64,
+    pub cancel_requested: bool,
+}
+
+/// Claims up to `limit` jobs for `worker_id`: queued ones that are due, and running
+/// ones whose lease has expired (their worker died). Each claim counts an attempt.
+pub async fn claim(db: &Db, worker_id: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+    let now = now_micros();
+    let mut sql = Sql::new("UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, lease_owner = ");
+    sql.bind(Bind::Text(worker_id.to_owned()))
+        .push(", lease_expires = ")
+        .bind(Bind::Int(now + lease.as_micros() as i64))
+        .push(", start_time = COALESCE(start_time, ")
+        .bind(Bind::Int(now))
+        .push(") WHERE id IN (SELECT id FROM jobs WHERE (state = 'QUEUED' AND run_after <= ")
+        .bind(Bind::Int(now))
+        .push(") OR (state = 'RUNNING' AND lease_expires < ")
+        .bind(Bind::Int(now))
+        .push(") ORDER BY run_after, id LIMIT ")
+        .bind(Bind::Int(limit as i64));
+    if db.backend == Backend::Postgres {
+        sql.push(" FOR UPDATE SKIP LOCKED");
+    }
+    sql.push(&format!(") RETURNING {COLUMNS}, last_seq, cancel_requested"));
+    let rows = sql.query().fetch_all(&db.writer).await?;
+    rows.iter()
+        .map(|row| {
+            let job = job_from_row(row)?;
+            Ok(Claimed {
+                id: job.id.parse().map_err(|_| fabula_proto::store::Error::Internal("bad job id".into()))?,
+                job,
+                last_seq: row.try_get(15)?,
+                cancel_requested: row.try_get::<i64, _>(16)? != 0,
+            })
+        })
+        .collect()
+}
+
+/// Extends the leases of every job `worker_id` runs, and returns those whose owner
+/// asked to cancel them.
+pub async fn renew_leases(db: &Db, worker_id: &str, lease: Duration) -> Result<Vec<Uuid>> {
+    sqlx::query("UPDATE jobs SET lease_expires = $1 WHERE lease_owner = $2 AND state = 'RUNNING'")
+        .bind(now_micros() + lease.as_micros() as i64)
+        .bind(worker_id)
+        .execute(&db.writer)
+        .await?;
+    cancel_requests(db, worker_id).await
+}
+
+/// The jobs `worker_id` runs whose owner asked to cancel them.
+pub async fn cancel_requests(db: &Db, worker_id: &str) -> Result<Vec<Uuid>> {
+    let rows = sqlx::query("SELECT id FROM jobs WHERE lease_owner = $1 AND state = 'RUNNING' AND cancel_requested = 1")
+        .bind(worker_id)
+        .fetch_all(&db.reader)
+        .await?;
+    Ok(rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()?.parse().ok()).collect())
+}
+
+/// The delay before attempt `attempt + 1` after a transient failure: exponential from
+/// `base`, capped at `max`, with full jitter, and never less than the upstream's
+/// `retry_after`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration, retry_after: Option<Duration>) -> Duration {
+    let exponential = base.saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1))).min(max);
+    let jittered = exponential.mul_f64(rand::rng().random_range(0.5..=1.0));
+    retry_after.map_or(jittered, |floor| jittered.max(floor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(8));
+        for attempt in 1..=6 {
+            let delay = backoff(attempt, base, max, None);
+            let ceiling = (base * 2_u32.pow(attempt - 1)).min(max);
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "attempt {attempt}: {delay:?} outside {ceiling:?}/2..={ceiling:?}"
+            );
+        }
+        assert!(backoff(1, base, max, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,299 @@
+//! The runners: a dispatcher claims as many due jobs as there are free runner slots,
+//! each claimed job runs on its own task, a heartbeat renews the leases and watches
+//! for cancel requests, and shutdown lets running jobs finish within a grace period
+//! before handing the rest back to the queue.
+//!
+//! [`Worker::try_run_next_job`] is the unit: claim one job, run one attempt, record
+//! how it ended. The loops only call it (or its batch form).
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use fabula_proto::{
+    pb::jobs::{JobError, JobState},
+    store::{Db, Result, now_micros},
+};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    config::QueueSettings,
+    kinds::{self, Failure, JobContext},
+    llm::LanguageModel,
+    queue::{self, Claimed},
+    recorder::Recorder,
+    story::StoryClient,
+    writer::{End, Writer},
+};
+
+/// How often a running job's output is written while the model streams.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How often the heartbeat looks for cancel requests made through other processes.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
+/// How often the dispatcher looks at the queue when nothing woke it.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was due.
+    Idle,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// Failed for now; queued again after a backoff.
+    Retrying,
+    /// Handed back to the queue at shutdown.
+    Released,
+    /// Another worker took the job over; this one wrote nothing more.
+    LeaseLost,
+}
+
+pub struct Worker {
+    id: Arc<str>,
+    db: Db,
+    writer: Writer,
+    settings: QueueSettings,
+    llm: Arc<dyn LanguageModel>,
+    story: StoryClient,
+    slots: Arc<Semaphore>,
+    running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Cancelled when the grace period after shutdown is over.
+    stopping: CancellationToken,
+    wake: Notify,
+}
+
+impl Worker {
+    pub fn new(
+        db: Db,
+        writer: Writer,
+        worker_id: Arc<str>,
+        settings: QueueSettings,
+        llm: Arc<dyn LanguageModel>,
+        story: StoryClient,
+    ) -> Self {
+        Self {
+            id: worker_id,
+            db,
+            writer,
+            slots: Arc::new(Semaphore::new(settings.runners.max(1))),
+            settings,
+            llm,
+            story,
+            running: Mutex::default(),
+            stopping: CancellationToken::new(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The id this worker holds leases under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A job was queued: look at the queue now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops job `id` at once if it runs here; true when it did.
+    pub fn cancel_here(&self, id: Uuid) -> bool {
+        self.running.lock().expect("running jobs").get(&id).map(CancellationToken::cancel).is_some()
+    }
+
+    /// Claims one due job and runs one attempt of it.
+    pub async fn try_run_next_job(&self) -> Result<Outcome> {
+        let mut claimed = queue::claim(&self.db, &self.id, 1, self.settings.lease).await?;
+        match claimed.pop() {
+            Some(job) => self.run_claimed(job).await,
+            None => Ok(Outcome::Idle),
+        }
+    }
+
+    /// Runs one attempt of a job this worker holds, and records how it ended.
+    async fn run_claimed(&self, claimed: Claimed) -> Result<Outcome> {
+        let recorder = Recorder::new(claimed.id, claimed.last_seq, self.writer.clone());
+        let attempts = u32::try_from(claimed.job.attempts).unwrap_or(u32::MAX);
+        if claimed.cancel_requested {
+            return self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await;
+        }
+        if attempts > self.settings.max_attempts {
+            let error = JobError {
+                code: "ATTEMPTS_EXHAUSTED".into(),
+                message: format!("the job was interrupted {} times", attempts - 1),
+            };
+            return self.end(&recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await;
+        }
+        recorder.state(JobState::Running);
+        let stop = self.stopping.child_token();
+        self.running.lock().expect("running jobs").insert(claimed.id, stop.clone());
+        let ended = self.attempt(&claimed, &recorder, &stop).await;
+        self.running.lock().expect("running jobs").remove(&claimed.id);
+        match ended {
+            Attempt::Done(Ok(result)) => {
+                self.end(&recorder, recorder.finished(JobState::Succeeded, Some(result), None), Outcome::Succeeded)
+                    .await
+            }
+            Attempt::Done(Err(failure)) => self.fail(&recorder, failure, attempts).await,
+            Attempt::Stopped if self.stopping.is_cancelled() => {
+                self.end(&recorder, End::Release, Outcome::Released).await
+            }
+            Attempt::Stopped => {
+                self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await
+            }
+            Attempt::LeaseLost => Ok(Outcome::LeaseLost),
+        }
+    }
+
+    /// Runs the job's kind until it ends or is stopped, writing output as it streams.
+    async fn attempt(&self, claimed: &Claimed, recorder: &Recorder, stop: &CancellationToken) -> Attempt {
+        let ctx = JobContext {
+            job_id: claimed.id,
+            owner: owner_of(claimed),
+            llm: &self.llm,
+            story: &self.story,
+            recorder,
+            db: &self.db,
+        };
+        let spec = claimed.job.spec.clone().unwrap_or_default();
+        let work = kinds::run(&ctx, &spec);
+        tokio::pin!(work);
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.tick().await;
+        loop {
+            tokio::select! {
+                ended = &mut work => return Attempt::Done(ended),
+                () = stop.cancelled() => return Attempt::Stopped,
+                _ = flush.tick() => match recorder.flush().await {
+                    Ok(true) => {}
+                    Ok(false) => return Attempt::LeaseLost,
+                    Err(error) => tracing::warn!(%error, job = %claimed.id, "progress not written; will retry"),
+                },
+            }
+        }
+    }
+
+    /// A failed attempt: again later when it may help and attempts remain, else FAILED.
+    async fn fail(&self, recorder: &Recorder, failure: Failure, attempts: u32) -> Result<Outcome> {
+        match failure {
+            Failure::Transient { code, message, retry_after } if attempts < self.settings.max_attempts => {
+                let delay = queue::backoff(attempts, self.settings.retry_base, self.settings.retry_max, retry_after);
+                tracing::info!(job = %recorder.job_id(), code, attempt = attempts, ?delay, "attempt failed; will retry");
+                recorder.state(JobState::Queued);
+                recorder.progress(
+                    0,
+                    format!("attempt {attempts} failed ({message}); retrying in {:.1} s", delay.as_secs_f64()),
+                );
+                let error = JobError { code: code.into(), message };
+                let end = End::Retry { run_after: now_micros() + delay.as_micros() as i64, error };
+                self.end(recorder, end, Outcome::Retrying).await
+            }
+            Failure::Transient { code, message, .. } | Failure::Permanent { code, message } => {
+                tracing::info!(job = %recorder.job_id(), code, "job failed");
+                let error = JobError { code: code.into(), message };
+                self.end(recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await
+            }
+        }
+    }
+
+    async fn end(&self, recorder: &Recorder, end: End, outcome: Outcome) -> Result<Outcome> {
+        let held = recorder.end(end).await?;
+        Ok(if held { outcome } else { Outcome::LeaseLost })
+    }
+
+    /// Claims and runs jobs until `shutdown` resolves; then lets running jobs finish
+    /// within the grace period and hands the others back to the queue.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let heartbeat = tokio::spawn(self.clone().heartbeat());
+        tokio::pin!(shutdown);
+        loop {
+            let free = self.slots.available_permits();
+            let claimed = if free == 0 { 0 } else { self.dispatch(free).await };
+            if claimed == free && free > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL_EVERY) => {}
+            }
+        }
+        self.drain().await;
+        heartbeat.abort();
+    }
+
+    /// Claims up to `free` jobs and starts each on a task; returns how many.
+    async fn dispatch(self: &Arc<Self>, free: usize) -> usize {
+        let claimed = match queue::claim(&self.db, &self.id, free, self.settings.lease).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim jobs");
+                return 0;
+            }
+        };
+        let count = claimed.len();
+        for job in claimed {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else { break };
+            tokio::spawn(self.clone().run_on_slot(job, permit));
+        }
+        count
+    }
+
+    async fn run_on_slot(self: Arc<Self>, job: Claimed, permit: OwnedSemaphorePermit) {
+        let id = job.id;
+        match self.run_claimed(job).await {
+            Ok(outcome) => tracing::debug!(job = %id, ?outcome, "attempt ended"),
+            Err(error) => tracing::warn!(job = %id, %error, "attempt's end not recorded; the lease will expire"),
+        }
+        drop(permit);
+        self.wake.notify_one();
+    }
+
+    /// Waits for running jobs up to the grace period, then stops the rest.
+    async fn drain(&self) {
+        let all = self.settings.runners.max(1) as u32;
+        let grace = self.settings.shutdown_grace;
+        if tokio::time::timeout(grace, self.slots.acquire_many(all)).await.is_err() {
+            tracing::info!("grace period over: handing running jobs back to the queue");
+            self.stopping.cancel();
+            let _ = self.slots.acquire_many(all).await;
+        }
+    }
+
+    /// Renews leases and stops jobs whose owner cancelled them through another process.
+    async fn heartbeat(self: Arc<Self>) {
+        let renew_every = self.settings.lease / 3;
+        let mut renewed = Instant::now();
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tick.tick().await;
+            let cancels = if renewed.elapsed() >= renew_every {
+                renewed = Instant::now();
+                queue::renew_leases(&self.db, &self.id, self.settings.lease).await
+            } else {
+                queue::cancel_requests(&self.db, &self.id).await
+            };
+            match cancels {
+                Ok(ids) => ids.into_iter().for_each(|id| {
+                    self.cancel_here(id);
+                }),
+                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(std::result::Result<fabula_proto::pb::jobs::JobResult, Failure>),
+    Stopped,
+    LeaseLost,
+}
+
+fn owner_of(claimed: &Claimed) -> Uuid {
+    claimed.job.owner_id.parse().unwrap_or_default()
+}

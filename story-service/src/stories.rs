@@ -1,0 +1,565 @@
+//! StoryService: the stories of a world, in the world's order, with the entities
+//! and locations they link to ([`crate::links`]).
+//!
+//! A story's `order` places it in its world. A create without one goes last: it
+//! takes the next value of `worlds.story_seq`, bumped inside the create's
+//! transaction. That bump holds the world's row lock until commit, so concurrent
+//! creates in one world queue there on PostgreSQL (SQLite has a single writer) and
+//! never share an order. An explicit order is kept as sent and raises `story_seq`.
+//!
+//! Who reads a story is [`crate::access`]'s decision (`can_read_story` one at a time,
+//! `push_readable_stories` for lists and neighbours): a story the caller may not
+//! read is NOT_FOUND, whatever its world.
+
+use fabula_proto::{
+    auth::{Caller, caller},
+    errors::FieldViolations,
+    pb::story::{
+        CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
+        ListStoriesRequest, ListStoriesResponse, Story, StoryFormat, UpdateStoryRequest, Visibility,
+        story_service_server::StoryService,
+    },
+};
+use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    State,
+    access::{WorldAccess, world_access},
+    children::{self, Begun, CreateTarget, Located, Stamps, WorldChild},
+    db::now_micros,
+    domain,
+    error::{Error, Result, etag_mismatch, invalid, not_found},
+    filter::{self, Field, Kind},
+    links::{self, Linkable, Links, Owner, Scope, Target},
+    pagination::{Bind, Key, Page, Sql},
+    quotas::{self, Public},
+    update::{Mask, check_etag},
+};
+
+/// The most content a story holds: 1 MiB of UTF-8.
+const MAX_CONTENT_BYTES: usize = 1_048_576;
+const MAX_GENRE: usize = 50;
+const MAX_SUMMARY: usize = 2_000;
+const UPDATABLE: &[&str] =
+    &["title", "content", "format", "genre", "summary", "visibility", "order", "entity_ids", "location_ids"];
+const FILTERS: &[Field] = &[
+    Field { name: "visibility", column: "t.visibility", kind: Kind::Enum(|v| Visibility::from_str_name(v).is_some()) },
+    Field { name: "genre", column: "t.genre", kind: Kind::Text },
+    Field { name: "owner_id", column: "t.owner_id", kind: Kind::Text },
+];
+/// The world's order: the sort of lists and neighbours, the id breaking ties.
+const ORDER: &[&str] = &["t.sort_order", "t.id"];
+
+pub struct StoriesApi(pub State);
+
+impl WorldChild for Story {
+    const TABLE: &'static str = "stories";
+    const NOUN: &'static str = "story";
+    const COLUMNS: &'static str = "t.id, t.world_id, t.owner_id, t.title, t.content, t.format, t.genre, \
+                                   t.visibility, t.sort_order, t.version, t.create_time, t.update_time, t.summary";
+
+    /// The story without its links: see [`links::attach`].
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let Stamps { etag, create_time, update_time } = Stamps::read(row, 9)?;
+        Ok(Story {
+            id: row.try_get(0)?,
+            world_id: row.try_get(1)?,
+            owner_id: row.try_get(2)?,
+            title: row.try_get(3)?,
+            content: row.try_get(4)?,
+            format: StoryFormat::from_str_name(&row.try_get::<String, _>(5)?).unwrap_or(StoryFormat::Plain).into(),
+            genre: row.try_get(6)?,
+            summary: row.try_get(12)?,
+            visibility: Visibility::from_str_name(&row.try_get::<String, _>(7)?).unwrap_or(Visibility::Draft).into(),
+            order: row.try_get(8)?,
+            entity_ids: Vec::new(),
+            location_ids: Vec::new(),
+            etag,
+            create_time,
+            update_time,
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Linkable for Story {
+    const OWNER: Owner = Owner::Story;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn link_ids(&mut self, target: Target) -> &mut Vec<String> {
+        match target {
+            Target::Entity => &mut self.entity_ids,
+            _ => &mut self.location_ids,
+        }
+    }
+}
+
+/// The fields of a story a caller may set, validated.
+#[derive(Debug, Default, PartialEq)]
+struct StoryFields {
+    title: String,
+    content: String,
+    format: StoryFormat,
+    genre: String,
+    summary: String,
+    visibility: Visibility,
+    /// As sent: 0 places the story last.
+    order: i64,
+}
+
+impl StoryFields {
+    /// Validates every field of `story`, filing each problem under `story.<field>`.
+    fn check(story: &Story, violations: &mut FieldViolations) -> Self {
+        Self {
+            title: violations.check("story.title", domain::name(&story.title)).unwrap_or_default(),
+            content: violations.check("story.content", content(&story.content)).unwrap_or_default(),
+            format: violations
+                .check("story.format", domain::enumeration(story.format, StoryFormat::Plain))
+                .unwrap_or(StoryFormat::Plain),
+            genre: violations.check("story.genre", domain::text(&story.genre, 0, MAX_GENRE)).unwrap_or_default(),
+            summary: violations.check("story.summary", domain::body(&story.summary, MAX_SUMMARY)).unwrap_or_default(),
+            visibility: violations
+                .check("story.visibility", domain::enumeration(story.visibility, Visibility::Draft))
+                .unwrap_or(Visibility::Draft),
+            order: violations.check("story.order", order(story.order)).unwrap_or_default(),
+        }
+    }
+}
+
+/// At most 1 MiB of UTF-8, kept as written.
+fn content(value: &str) -> Result<String, String> {
+    if value.len() > MAX_CONTENT_BYTES {
+        return Err(format!("must be at most 1 MiB ({MAX_CONTENT_BYTES} bytes) of UTF-8, not {} bytes", value.len()));
+    }
+    Ok(value.to_owned())
+}
+
+/// A place in the world's order; 0 means after every other story.
+fn order(value: i64) -> Result<i64, String> {
+    if value < 0 { Err("must not be negative".into()) } else { Ok(value) }
+}
+
+/// Whether `path` of `story` was sent, for an update without a mask.
+fn populated(story: &Story, path: &str) -> bool {
+    match path {
+        "title" => !story.title.is_empty(),
+        "content" => !story.content.is_empty(),
+        "format" => story.format != 0,
+        "genre" => !story.genre.is_empty(),
+        "summary" => !story.summary.is_empty(),
+        "visibility" => story.visibility != 0,
+        "order" => story.order != 0,
+        "entity_ids" => !story.entity_ids.is_empty(),
+        "location_ids" => !story.location_ids.is_empty(),
+        _ => false,
+    }
+}
+
+/// `current` with the fields of `mask` taken from `sent`.
+fn merge(sent: Story, current: Story, mask: &Mask) -> Story {
+    Story {
+        title: if mask.has("title") { sent.title } else { current.title },
+        content: if mask.has("content") { sent.content } else { current.content },
+        format: if mask.has("format") { sent.format } else { current.format },
+        genre: if mask.has("genre") { sent.genre } else { current.genre },
+        summary: if mask.has("summary") { sent.summary } else { current.summary },
+        visibility: if mask.has("visibility") { sent.visibility } else { current.visibility },
+        order: if mask.has("order") { sent.order } else { current.order },
+        ..current
+    }
+}
+
+/// The key of `story` in the world's order.
+fn sort_key(story: &Story) -> Vec<Key> {
+    vec![Key::Int(story.order), Key::Text(story.id.clone())]
+}
+
+/// Story `id` and where it stands, when the caller may read it; NOT_FOUND when there
+/// is no such story or it is hidden from the caller, so existence never leaks.
+async fn readable(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<(Located, Story)> {
+    let located = children::locate::<Story>(&mut *conn, caller, id).await?;
+    let story: Story = children::fetch(&mut *conn, id).await?;
+    let author =
+        Uuid::try_parse(&story.owner_id).map_err(|_| Error::Internal(format!("bad owner id of story {id}")))?;
+    let visibility = Visibility::try_from(story.visibility).unwrap_or(Visibility::Draft);
+    if !located.access.can_read_story(caller, visibility, author) {
+        return Err(not_found("story"));
+    }
+    Ok((located, story))
+}
+
+/// The order of a story placed at `requested` in world `world_id`: as requested, or
+/// after every story when 0. The `story_seq` bump locks the world's row until the
+/// transaction ends, so creates in one world queue here and never share an order.
+async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64) -> Result<i64> {
+    let seq: i64 = sqlx::query(
+        "UPDATE worlds SET story_seq = CASE WHEN $2 = 0 THEN story_seq + 1 WHEN story_seq < $2 THEN $2 \
+         ELSE story_seq END WHERE id = $1 RETURNING story_seq",
+    )
+    .bind(world_id.to_string())
+    .bind(requested)
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?;
+    Ok(if requested == 0 { seq } else { requested })
+}
+
+/// Stores the new story `id` of `owner` in world `world_id`, at `fields.order`.
+async fn insert(conn: &mut AnyConnection, id: Uuid, world_id: Uuid, owner: Uuid, fields: &StoryFields) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
+         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11)",
+    )
+    .bind(id.to_string())
+    .bind(world_id.to_string())
+    .bind(owner.to_string())
+    .bind(&fields.title)
+    .bind(&fields.content)
+    .bind(fields.format.as_str_name())
+    .bind(&fields.genre)
+    .bind(fields.visibility.as_str_name())
+    .bind(fields.order)
+    .bind(now_micros())
+    .bind(&fields.summary)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes `fields` over story `id` if it is still at `version`; ABORTED otherwise.
+async fn overwrite(conn: &mut AnyConnection, id: Uuid, version: i64, fields: &StoryFields) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE stories SET title = $1, content = $2, format = $3, genre = $4, visibility = $5, sort_order = $6, \
+         version = version + 1, update_time = $7, summary = $10 WHERE id = $8 AND version = $9",
+    )
+    .bind(&fields.title)
+    .bind(&fields.content)
+    .bind(fields.format.as_str_name())
+    .bind(&fields.genre)
+    .bind(fields.visibility.as_str_name())
+    .bind(fields.order)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .bind(version)
+    .bind(&fields.summary)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(etag_mismatch("story"));
+    }
+    Ok(())
+}
+
+/// Commits a write of story `id` and returns the story as it now is.
+async fn commit(mut tx: Transaction<'static, Any>, id: Uuid) -> Result<Story> {
+    let story: Story = children::fetch(&mut *tx, id).await?;
+    let story = links::attach_one(&mut *tx, story).await?;
+    tx.commit().await?;
+    Ok(story)
+}
+
+/// Which side of a story in the world's order.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Before,
+    After,
+}
+
+/// The story the caller may read just before or after `key` in the world's order.
+async fn neighbor(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    access: &WorldAccess,
+    key: &[Key],
+    side: Side,
+) -> Result<Option<Story>> {
+    let mut sql = Sql::new(&format!("SELECT {} FROM stories t WHERE t.world_id = ", Story::COLUMNS));
+    sql.bind(Bind::Text(access.world_id.to_string()));
+    access.push_readable_stories(caller, &mut sql);
+    match side {
+        Side::Before => sql.push_before(ORDER, key).push(" ORDER BY t.sort_order DESC, t.id DESC LIMIT 1"),
+        Side::After => sql.push_after(ORDER, key).push(" ORDER BY t.sort_order, t.id LIMIT 1"),
+    };
+    let Some(row) = sql.query().fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    Ok(Some(links::attach_one(&mut *conn, Story::from_row(&row)?).await?))
+}
+
+impl StoriesApi {
+    async fn create(&self, caller: &Caller, request: CreateStoryRequest) -> Result<Story> {
+        let owner = *caller.require_user()?;
+        let sent = request.story.as_ref().ok_or_else(|| invalid("story", "is required"))?;
+        let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
+        let mut violations = FieldViolations::new();
+        let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
+        let mut fields = StoryFields::check(sent, &mut violations);
+        let links = Links::parse(Owner::Story, Some(&sent.entity_ids), Some(&sent.location_ids), &mut violations);
+        let target = CreateTarget { world_id, request_id };
+        let (mut tx, id) = match children::begin_create::<Story>(&self.0.db, caller, &target).await? {
+            Begun::New { tx, id } => (tx, id),
+            Begun::Replay(first) => return self.get(caller, first).await,
+        };
+        links.check(&mut tx, world_id, &mut violations).await?;
+        violations.finish()?;
+        if fields.visibility == Visibility::Public {
+            quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
+        }
+        fields.order = place(&mut tx, world_id, fields.order).await?;
+        insert(&mut tx, id, world_id, owner.user_id, &fields).await?;
+        links.save(&mut tx, id).await?;
+        commit(tx, id).await
+    }
+
+    async fn get(&self, caller: &Caller, id: Uuid) -> Result<Story> {
+        let mut conn = self.0.db.reader.acquire().await?;
+        let (_, story) = readable(&mut conn, caller, id).await?;
+        links::attach_one(&mut *conn, story).await
+    }
+
+    async fn list(&self, caller: &Caller, request: ListStoriesRequest) -> Result<ListStoriesResponse> {
+        let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
+        let page =
+            Page::parse(request.page_size, &request.page_token, &["ListStories", &request.world_id, &request.filter])?;
+        let mut condition = Sql::new(" WHERE t.world_id = ");
+        condition.bind(Bind::Text(world_id.to_string()));
+        filter::apply(&request.filter, FILTERS, &mut condition)?;
+
+        let mut conn = self.0.db.reader.acquire().await?;
+        let access = world_access(&mut *conn, caller, world_id).await?;
+        access.require_read()?;
+        access.push_readable_stories(caller, &mut condition);
+        let count = Sql::select("SELECT COUNT(*) FROM stories t", &condition);
+        let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
+        let mut select = Sql::select(&format!("SELECT {} FROM stories t", Story::COLUMNS), &condition);
+        if let Some(after) = page.after_like(&sort_key(&Story::default()))? {
+            select.push_after(ORDER, after);
+        }
+        select.push(" ORDER BY t.sort_order, t.id LIMIT ").bind(Bind::Int(page.fetch_limit()));
+        let rows = select.query().fetch_all(&mut *conn).await?;
+        let stories = rows.iter().map(Story::from_row).collect::<Result<Vec<_>>>()?;
+        let (mut stories, next_page_token) = page.finish(stories, sort_key);
+        links::attach(&mut *conn, &Scope::of(&stories), &mut stories).await?;
+        Ok(ListStoriesResponse { stories, next_page_token, total_size: i32::try_from(total).unwrap_or(i32::MAX) })
+    }
+
+    async fn neighbors(&self, caller: &Caller, id: Uuid) -> Result<GetStoryNeighborsResponse> {
+        let mut conn = self.0.db.reader.acquire().await?;
+        let (located, story) = readable(&mut conn, caller, id).await?;
+        let key = sort_key(&story);
+        let previous = neighbor(&mut conn, caller, &located.access, &key, Side::Before).await?;
+        let next = neighbor(&mut conn, caller, &located.access, &key, Side::After).await?;
+        Ok(GetStoryNeighborsResponse { previous, next })
+    }
+}
+
+impl StoriesApi {
+    /// Opens the transaction of a change to story `id`: NOT_FOUND unless the caller
+    /// may read it, PERMISSION_DENIED unless they may write the world's children,
+    /// ABORTED unless `sent_etag` is empty or current.
+    async fn begin_change(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        sent_etag: &str,
+    ) -> Result<(Transaction<'static, Any>, Located, Story)> {
+        caller.require_user()?;
+        let mut tx = self.0.db.begin().await?;
+        let (located, story) = readable(&mut tx, caller, id).await?;
+        located.require_write()?;
+        check_etag(sent_etag, located.version, "story")?;
+        Ok((tx, located, story))
+    }
+
+    async fn update(&self, caller: &Caller, request: UpdateStoryRequest) -> Result<Story> {
+        let sent = request.story.ok_or_else(|| invalid("story", "is required"))?;
+        let id = domain::id(&sent.id).map_err(|e| invalid("story.id", e))?;
+        let mask = Mask::parse(request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (mut tx, located, current) = self.begin_change(caller, id, &sent.etag).await?;
+        if mask.is_empty() {
+            return commit(tx, id).await;
+        }
+        let mut violations = FieldViolations::new();
+        let entity_ids = mask.has("entity_ids").then_some(sent.entity_ids.as_slice());
+        let location_ids = mask.has("location_ids").then_some(sent.location_ids.as_slice());
+        let links = Links::parse(Owner::Story, entity_ids, location_ids, &mut violations);
+        links.check(&mut tx, located.access.world_id, &mut violations).await?;
+        let was_public = current.visibility == i32::from(Visibility::Public);
+        let owner_id = Uuid::try_parse(&current.owner_id).map_err(|_| Error::Internal(format!("bad owner of {id}")))?;
+        let mut fields = StoryFields::check(&merge(sent, current, &mask), &mut violations);
+        violations.finish()?;
+        if fields.visibility == Visibility::Public && !was_public {
+            let owner = quotas::owner(&mut tx, owner_id).await?;
+            quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
+        }
+        if mask.has("order") {
+            fields.order = place(&mut tx, located.access.world_id, fields.order).await?;
+        }
+        overwrite(&mut tx, id, located.version, &fields).await?;
+        links.save(&mut tx, id).await?;
+        commit(tx, id).await
+    }
+
+    async fn delete(&self, caller: &Caller, request: DeleteStoryRequest) -> Result<()> {
+        let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
+        let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
+        // Links go with it (ON DELETE CASCADE); its events keep their place, storyless.
+        let deleted = sqlx::query("DELETE FROM stories WHERE id = $1 AND version = $2")
+            .bind(id.to_string())
+            .bind(located.version)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(etag_mismatch("story"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl StoryService for StoriesApi {
+    async fn create_story(&self, request: Request<CreateStoryRequest>) -> Result<Response<Story>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.create(&caller, request.into_inner()).await?))
+    }
+
+    async fn get_story(&self, request: Request<GetStoryRequest>) -> Result<Response<Story>, Status> {
+        let caller = caller(&request);
+        let id = domain::id(&request.get_ref().id).map_err(|e| invalid("id", e))?;
+        Ok(Response::new(self.get(&caller, id).await?))
+    }
+
+    async fn list_stories(
+        &self,
+        request: Request<ListStoriesRequest>,
+    ) -> Result<Response<ListStoriesResponse>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.list(&caller, request.into_inner()).await?))
+    }
+
+    async fn update_story(&self, request: Request<UpdateStoryRequest>) -> Result<Response<Story>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.update(&caller, request.into_inner()).await?))
+    }
+
+    async fn delete_story(&self, request: Request<DeleteStoryRequest>) -> Result<Response<()>, Status> {
+        let caller = caller(&request);
+        self.delete(&caller, request.into_inner()).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn get_story_neighbors(
+        &self,
+        request: Request<GetStoryNeighborsRequest>,
+    ) -> Result<Response<GetStoryNeighborsResponse>, Status> {
+        let caller = caller(&request);
+        let id = domain::id(&request.get_ref().id).map_err(|e| invalid("id", e))?;
+        Ok(Response::new(self.neighbors(&caller, id).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::children::testing::{self, by};
+
+    #[test]
+    fn fields_are_checked_together_and_defaulted() {
+        let story = Story { title: "  The Road  ".into(), ..Story::default() };
+        let mut violations = FieldViolations::new();
+        let fields = StoryFields::check(&story, &mut violations);
+        assert!(violations.is_empty());
+        assert_eq!(
+            (fields.title.as_str(), fields.format, fields.visibility),
+            ("The Road", StoryFormat::Plain, Visibility::Draft)
+        );
+
+        let cases: [(Story, &str, &str); 6] = [
+            (Story { title: String::new(), ..Story::default() }, "story.title", "a title is required"),
+            (Story { content: "x".repeat(MAX_CONTENT_BYTES + 1), ..valid() }, "story.content", "content over 1 MiB"),
+            (Story { format: 9, ..valid() }, "story.format", "an unknown format"),
+            (Story { genre: "g".repeat(MAX_GENRE + 1), ..valid() }, "story.genre", "a long genre"),
+            (Story { visibility: 7, ..valid() }, "story.visibility", "an unknown visibility"),
+            (Story { order: -1, ..valid() }, "story.order", "a negative order"),
+        ];
+        for (story, field, why) in cases {
+            let mut violations = FieldViolations::new();
+            StoryFields::check(&story, &mut violations);
+            let message = violations.finish().err().map(|s| s.message().to_owned()).unwrap_or_default();
+            assert!(message.starts_with(field), "{why}: {message:?}");
+        }
+    }
+
+    fn valid() -> Story {
+        Story { title: "T".into(), ..Story::default() }
+    }
+
+    #[test]
+    fn content_is_bounded_in_bytes_not_characters() {
+        assert!(content(&"x".repeat(MAX_CONTENT_BYTES)).is_ok());
+        assert!(content(&"é".repeat(MAX_CONTENT_BYTES / 2 + 1)).is_err(), "two bytes each");
+    }
+
+    #[test]
+    fn an_update_takes_the_masked_fields_only() {
+        let current = Story { title: "Old".into(), genre: "saga".into(), order: 4, ..valid() };
+        let sent = Story { title: "New".into(), genre: String::new(), order: 0, ..Story::default() };
+        let mask = Mask::parse(None, UPDATABLE, |path| populated(&sent, path)).unwrap();
+        let merged = merge(sent, current, &mask);
+        assert_eq!((merged.title.as_str(), merged.genre.as_str(), merged.order), ("New", "saga", 4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn concurrent_creates_lose_nothing_and_never_share_an_order() {
+        let world = testing::world().await;
+        let mut clients = tokio::task::JoinSet::new();
+        for client in 0..64 {
+            let (api, owner, world_id) = (StoriesApi(world.state.clone()), world.owner, world.world_id.to_string());
+            clients.spawn(async move {
+                for i in 0..20 {
+                    let story = Story { title: format!("{client}-{i}"), ..Story::default() };
+                    let request = CreateStoryRequest {
+                        world_id: world_id.clone(),
+                        story: Some(story),
+                        request_id: String::new(),
+                    };
+                    api.create_story(by(owner, request)).await.expect("the story is created");
+                }
+            });
+        }
+        while let Some(done) = clients.join_next().await {
+            done.expect("the client finished");
+        }
+        let api = StoriesApi(world.state.clone());
+        let (mut orders, mut token) = (HashSet::new(), String::new());
+        loop {
+            let request = ListStoriesRequest {
+                world_id: world.world_id.to_string(),
+                page_size: 200,
+                page_token: token,
+                filter: String::new(),
+            };
+            let page = api.list_stories(by(world.reader, request)).await.expect("a page").into_inner();
+            assert_eq!(page.total_size, 1280);
+            orders.extend(page.stories.iter().map(|s| s.order));
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(orders.len(), 1280, "every story was listed, each with its own order");
+        assert_eq!(orders.iter().max(), Some(&1280));
+    }
+}

@@ -1,0 +1,456 @@
+//! The integration-test harness: starts the real story-service on a free loopback
+//! port with a database of its own (a new SQLite file, or a new PostgreSQL database
+//! named by a UUID), and hands out typed gRPC clients, users and tokens.
+//!
+//! Write each test as `async fn name(backend: Backend)` and list it in
+//! [`both_databases!`], which makes a `sqlite::name` and a `postgres::name` test of it.
+//! The PostgreSQL variants need `FABULA_TEST_POSTGRES_URL` (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`); without it they say so loudly and pass.
+#![allow(dead_code)]
+
+use std::{io::Write, net::SocketAddr, time::Duration};
+
+use fabula_proto::{
+    config::Secret,
+    pb::{
+        accounts::{LoginRequest, RegisterRequest, Role, account_service_client::AccountServiceClient},
+        story::{
+            CreateStoryRequest, CreateWorldRequest, ShareRole, ShareWorldRequest, Story, Visibility, World,
+            entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
+            location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
+            world_service_client::WorldServiceClient,
+        },
+    },
+    token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now},
+};
+use sqlx::{AnyPool, Connection, Row};
+use story_service::Settings;
+use tempfile::TempDir;
+use tokio::sync::{OnceCell, oneshot};
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// The environment variable naming the PostgreSQL admin URL.
+pub const POSTGRES_URL_VAR: &str = "FABULA_TEST_POSTGRES_URL";
+/// The administrator every test app is started with.
+pub const ADMIN_USERNAME: &str = "root_admin";
+pub const ADMIN_PASSWORD: &str = "admin password 123";
+/// The password of every registered test user.
+pub const PASSWORD: &str = "correct horse battery";
+/// What the clients send and accept at most: far above the server's limit, so the
+/// server's limit is what a test meets.
+const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Makes `sqlite::<test>` and `postgres::<test>` of each `async fn <test>(Backend)`.
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                        return;
+                    }
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The PostgreSQL admin URL, when configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.trim().is_empty())
+}
+
+/// True (after a loud warning that the test harness does not capture) when
+/// PostgreSQL is not configured and the test cannot run on it.
+pub fn skip_without_postgres(test: &str) -> bool {
+    if postgres_url().is_some() {
+        return false;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! WARNING: {test} did NOT run on PostgreSQL: {POSTGRES_URL_VAR} is not set \
+         (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres) !!!"
+    );
+    true
+}
+
+/// A database created for one test and dropped with it.
+struct PostgresDb {
+    admin_url: String,
+    name: String,
+}
+
+impl PostgresDb {
+    async fn create(admin_url: String) -> Self {
+        let name = format!("fabula_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the PostgreSQL admin URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Self { admin_url, name }
+    }
+
+    /// The URL of this database: the admin URL with its database name replaced.
+    fn url(&self) -> String {
+        let (scheme, rest) = self.admin_url.split_once("://").expect("a URL with a scheme");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+        format!("{scheme}://{authority}/{}{query}", self.name)
+    }
+}
+
+impl Drop for PostgresDb {
+    /// Drops the database on a thread of its own with its own runtime: this may run
+    /// inside the test's runtime, which cannot be blocked on.
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(std::io::stderr(), "warning: could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A running story-service. Dropping it stops the server and removes its database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub backend: Backend,
+    pub database_url: String,
+    /// The key the service signs tokens with, so tests can forge their own.
+    pub key: SigningKey,
+    channel: Channel,
+    pool: OnceCell<AnyPool>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    // Dropped after the server is told to stop, in this order.
+    postgres: Option<PostgresDb>,
+    dir: TempDir,
+}
+
+/// Starts story-service on `backend` with the default settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts story-service on `backend` with settings changed by `configure`.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if let Ok(filter) = std::env::var("FABULA_TEST_LOG") {
+        // The service's own logs, for a failing test: FABULA_TEST_LOG=story_service=debug.
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let postgres = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
+            Some(PostgresDb::create(admin_url).await)
+        }
+    };
+    let database_url = match &postgres {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}/story.db?mode=rwc", dir.path().display()),
+    };
+    let key = SigningKey::generate();
+    let key_file = dir.path().join("token-key.pem");
+    std::fs::write(&key_file, key.to_pem()).expect("write the token key");
+
+    let mut settings = Settings::for_tests(database_url.clone(), dir.path());
+    settings.token_private_key_file = Some(key_file);
+    settings.admin_username = Some(ADMIN_USERNAME.into());
+    settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    configure(&mut settings);
+
+    let app = story_service::build(settings).await.expect("story-service builds");
+    let addr = app.local_addr();
+    assert_eq!(app.verifying_key(), key.verifying_key(), "the service signs with the harness key");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(error) = app.run_until_stopped(shutdown).await {
+            let _ = writeln!(std::io::stderr(), "story-service failed: {error}");
+        }
+    });
+    let channel = connect(addr).await;
+    TestApp {
+        addr,
+        backend,
+        database_url,
+        key,
+        channel,
+        pool: OnceCell::new(),
+        shutdown: Some(stop),
+        server: Some(server),
+        postgres,
+        dir,
+    }
+}
+
+/// A new HTTP/2 connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect to story-service")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        // The server drains on its own; the runtime ends it at the latest. The
+        // PostgreSQL database is then dropped WITH (FORCE), open connections or not.
+        drop(self.server.take());
+    }
+}
+
+/// A registered user and their tokens.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    /// The shared connection, for a client of any service.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn accounts(&self) -> AccountServiceClient<Channel> {
+        AccountServiceClient::new(self.channel())
+            .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+            .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+    }
+
+    pub fn worlds(&self) -> WorldServiceClient<Channel> {
+        WorldServiceClient::new(self.channel())
+            .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+            .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+    }
+
+    pub fn stories(&self) -> StoryServiceClient<Channel> {
+        stories_client(self.channel())
+    }
+
+    pub fn entities(&self) -> EntityServiceClient<Channel> {
+        EntityServiceClient::new(self.channel())
+            .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+            .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+    }
+
+    pub fn locations(&self) -> LocationServiceClient<Channel> {
+        LocationServiceClient::new(self.channel())
+            .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+            .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+    }
+
+    pub fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel())
+            .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+            .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+    }
+
+    /// A direct connection to the service's database, to check rows.
+    pub async fn db(&self) -> &AnyPool {
+        self.pool
+            .get_or_init(|| async {
+                sqlx::any::install_default_drivers();
+                sqlx::any::AnyPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&self.database_url)
+                    .await
+                    .expect("connect to the test database")
+            })
+            .await
+    }
+
+    /// `SELECT COUNT(*) FROM <from_where>` with `binds` for `$1`, `$2`…
+    pub async fn count(&self, from_where: &str, binds: &[&str]) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {from_where}");
+        let query = binds.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, b| q.bind(*b));
+        query.fetch_one(self.db().await).await.expect("count rows").try_get(0).expect("a count")
+    }
+
+    /// Registers `username` (email `<username>@example.test`, password [`PASSWORD`]).
+    pub async fn register(&self, username: &str) -> TestUser {
+        let email = format!("{}@example.test", username.to_lowercase());
+        let request = RegisterRequest { username: username.into(), email: email.clone(), password: PASSWORD.into() };
+        let response = self.accounts().register(request).await.expect("register").into_inner();
+        let user = response.user.expect("Register returns the user");
+        TestUser {
+            id: user.id,
+            username: user.username,
+            email,
+            token: response.access_token,
+            refresh_token: response.refresh_token,
+        }
+    }
+
+    /// Signs in the administrator the app was started with.
+    pub async fn admin(&self) -> TestUser {
+        let request = LoginRequest { login: ADMIN_USERNAME.into(), password: ADMIN_PASSWORD.into() };
+        let response = self.accounts().login(request).await.expect("the administrator signs in").into_inner();
+        let user = response.user.expect("Login returns the user");
+        assert_eq!(user.role(), Role::Admin, "the configured administrator is an ADMIN");
+        TestUser {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            token: response.access_token,
+            refresh_token: response.refresh_token,
+        }
+    }
+
+    /// Valid access-token claims for user `sub`, to change and sign with [`TestApp::sign`].
+    pub fn claims(&self, sub: &str) -> Claims {
+        let now = unix_now();
+        Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: sub.into(),
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            typ: ACCESS.into(),
+            role: Role::User.as_str_name().into(),
+            jti: Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// `claims` signed with the service's own key.
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.key.sign(claims)
+    }
+
+    /// Creates a world of `owner` and returns it.
+    pub async fn create_world(&self, owner: &TestUser, name: &str, visibility: Visibility) -> World {
+        let world = World { name: name.into(), visibility: visibility.into(), ..World::default() };
+        let request = CreateWorldRequest { world: Some(world), request_id: String::new() };
+        self.worlds().create_world(authed(request, &owner.token)).await.expect("create a world").into_inner()
+    }
+
+    /// Creates a story by `author` in `world_id` and returns it.
+    pub async fn create_story(&self, author: &TestUser, world_id: &str, title: &str, visibility: Visibility) -> Story {
+        let story = Story { title: title.into(), visibility: visibility.into(), ..Story::default() };
+        let request = CreateStoryRequest { world_id: world_id.into(), story: Some(story), request_id: String::new() };
+        self.stories().create_story(authed(request, &author.token)).await.expect("create a story").into_inner()
+    }
+
+    /// Shares `world_id` of `owner` with `user` as `role`.
+    pub async fn share(&self, owner: &TestUser, world_id: &str, user: &TestUser, role: ShareRole) {
+        let request = ShareWorldRequest { world_id: world_id.into(), user: user.id.clone(), role: role.into() };
+        self.worlds().share_world(authed(request, &owner.token)).await.expect("share the world");
+    }
+}
+
+/// A StoryService client on `channel` with the harness's message limits.
+pub fn stories_client(channel: Channel) -> StoryServiceClient<Channel> {
+    StoryServiceClient::new(channel)
+        .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
+        .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
+    request
+}
+
+/// `message` as `token`'s holder, or anonymous when `None`.
+pub fn as_caller<T>(message: T, token: Option<&str>) -> Request<T> {
+    match token {
+        Some(token) => authed(message, token),
+        None => Request::new(message),
+    }
+}
+
+/// The `ErrorInfo.reason` of `status`, if it has one.
+pub fn reason(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+/// The fields a `BadRequest` of `status` names.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The error of `result`, after checking it has `code`; `context` says what was tried.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, context: &str) -> Status {
+    match result {
+        Ok(value) => panic!("{context}: expected {code:?}, got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
+            assert!(reason(&status).is_some(), "{context}: {code:?} without an ErrorInfo ({status:?})");
+            status
+        }
+    }
+}
+
+/// Checks `result` is INVALID_ARGUMENT with a `BadRequest` naming `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::InvalidArgument, context);
+    let fields = bad_fields(&status);
+    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
+    status
+}
+
+/// Checks `result` has `code` and the ErrorInfo `reason`.
+#[track_caller]
+pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
+    let status = expect_code(result, code, context);
+    assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
+    status
+}
+
+/// A fresh id that names nothing.
+pub fn unknown_id() -> String {
+    Uuid::now_v7().to_string()
+}

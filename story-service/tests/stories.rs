@@ -1,0 +1,498 @@
+//! StoryService: every method's happy path and each error it returns, and what
+//! deleting a world does to its children.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use fabula_proto::pb::story::{
+    CreateEntityRequest, CreateLocationRequest, CreateStoryRequest, DeleteStoryRequest, DeleteWorldRequest, Entity,
+    GetStoryNeighborsRequest, GetStoryRequest, ListStoriesRequest, Location, ShareRole, Story, StoryFormat,
+    UpdateStoryRequest, Visibility,
+};
+use prost_types::FieldMask;
+use tonic::Code;
+
+both_databases!(
+    creates_stories_in_the_worlds_order,
+    refuses_bad_stories_naming_each_field,
+    create_checks_the_world_and_the_callers_role,
+    a_user_may_own_twenty_public_stories,
+    a_create_with_a_request_id_is_idempotent,
+    lists_filter_and_refuse_bad_queries,
+    updates_follow_the_mask_and_the_etag,
+    deletes_with_and_without_an_etag,
+    neighbors_follow_the_order_and_skip_unreadable_stories,
+    deleting_a_world_deletes_its_children,
+);
+
+fn story(title: &str, visibility: Visibility) -> Story {
+    Story { title: title.into(), visibility: visibility.into(), ..Story::default() }
+}
+
+fn create(world_id: &str, story: Story, request_id: &str) -> CreateStoryRequest {
+    CreateStoryRequest { world_id: world_id.into(), story: Some(story), request_id: request_id.into() }
+}
+
+fn list(world_id: &str, page_size: i32, page_token: &str, filter: &str) -> ListStoriesRequest {
+    ListStoriesRequest { world_id: world_id.into(), page_size, page_token: page_token.into(), filter: filter.into() }
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+}
+
+fn ids(stories: &[Story]) -> Vec<String> {
+    stories.iter().map(|s| s.id.clone()).collect()
+}
+
+async fn creates_stories_in_the_worlds_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let mut stories = app.stories();
+    let full = Story {
+        content: "# Once\nupon a time".into(),
+        format: StoryFormat::Markdown.into(),
+        genre: "fairy tale".into(),
+        ..story("  The First  ", Visibility::Private)
+    };
+    let first = stories.create_story(authed(create(&world.id, full, ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(first.title, "The First", "the title is trimmed");
+    assert_eq!(first.content, "# Once\nupon a time", "content is kept as written");
+    assert_eq!((first.format(), first.genre.as_str()), (StoryFormat::Markdown, "fairy tale"));
+    assert_eq!(first.visibility(), Visibility::Private);
+    assert_eq!((first.world_id.as_str(), first.owner_id.as_str()), (world.id.as_str(), alice.id.as_str()));
+    assert!(!first.etag.is_empty() && first.create_time.is_some() && first.update_time.is_some());
+
+    let second = app.create_story(&alice, &world.id, "Second", Visibility::Unspecified).await;
+    assert_eq!(second.visibility(), Visibility::Draft, "stories start as drafts");
+    assert_eq!(second.format(), StoryFormat::Plain, "and plain text");
+    let third = app.create_story(&alice, &world.id, "Third", Visibility::Draft).await;
+    assert!(first.order < second.order && second.order < third.order, "new stories go last");
+
+    let read = stories.get_story(authed(GetStoryRequest { id: first.id.clone() }, &alice.token)).await.unwrap();
+    assert_eq!(read.into_inner(), first, "Get returns what Create returned");
+    let listed = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(ids(&listed.stories), ids(&[first, second, third]), "lists follow the world's order");
+    assert_eq!(listed.total_size, 3);
+    assert_eq!(app.count("stories WHERE world_id = $1", &[&world.id]).await, 3);
+}
+
+async fn refuses_bad_stories_naming_each_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let elsewhere = app.create_world(&alice, "Elsewhere", Visibility::Private).await;
+    let foreign_entity = app
+        .entities()
+        .create_entity(authed(
+            CreateEntityRequest {
+                world_id: elsewhere.id.clone(),
+                entity: Some(Entity { name: "Stranger".into(), ..Entity::default() }),
+                request_id: String::new(),
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let foreign_location = app
+        .locations()
+        .create_location(authed(
+            CreateLocationRequest {
+                world_id: elsewhere.id.clone(),
+                location: Some(Location { name: "Far away".into(), ..Location::default() }),
+                request_id: String::new(),
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ok = || story("Fine", Visibility::Draft);
+    let in_world = |story: Story| create(&world.id, story, "");
+    let some_id = unknown_id();
+
+    #[rustfmt::skip]
+    let cases: Vec<(CreateStoryRequest, &[&str], &str)> = vec![
+        (CreateStoryRequest { world_id: world.id.clone(), story: None, request_id: String::new() }, &["story"], "the story is required"),
+        (create("nope", ok(), ""), &["world_id"], "a bad world id"),
+        (create("", ok(), ""), &["world_id"], "no world id"),
+        (in_world(Story { title: String::new(), ..ok() }), &["story.title"], "no title"),
+        (in_world(Story { title: "t".repeat(201), ..ok() }), &["story.title"], "a title of 201 characters"),
+        (in_world(Story { content: "x".repeat(1_048_577), ..ok() }), &["story.content"], "content over 1 MiB"),
+        (in_world(Story { content: "é".repeat(524_289), ..ok() }), &["story.content"], "1 MiB counts bytes, not characters"),
+        (in_world(Story { genre: "g".repeat(51), ..ok() }), &["story.genre"], "a genre of 51 characters"),
+        (in_world(Story { format: 7, ..ok() }), &["story.format"], "an unknown format"),
+        (in_world(Story { visibility: 9, ..ok() }), &["story.visibility"], "an unknown visibility"),
+        (in_world(Story { order: -1, ..ok() }), &["story.order"], "a negative order"),
+        (create(&world.id, ok(), &"r".repeat(101)), &["request_id"], "a request id of 101 characters"),
+        (in_world(Story { entity_ids: vec!["x".into()], ..ok() }), &["story.entity_ids"], "an entity id that is no id"),
+        (in_world(Story { entity_ids: vec![some_id.clone(), some_id.clone()], ..ok() }), &["story.entity_ids"], "the same entity twice"),
+        (in_world(Story { entity_ids: vec![unknown_id()], ..ok() }), &["story.entity_ids"], "an entity that does not exist"),
+        (in_world(Story { entity_ids: vec![foreign_entity.id.clone()], ..ok() }), &["story.entity_ids"], "an entity of another world"),
+        (in_world(Story { location_ids: vec![foreign_location.id.clone()], ..ok() }), &["story.location_ids"], "a location of another world"),
+        (in_world(Story { location_ids: vec![foreign_entity.id.clone()], ..ok() }), &["story.location_ids"], "an entity id given as a location"),
+        (
+            in_world(Story { title: String::new(), format: 7, entity_ids: vec![foreign_entity.id.clone()], ..ok() }),
+            &["story.title", "story.format", "story.entity_ids"],
+            "every bad field is named at once",
+        ),
+    ];
+    for (request, fields, why) in cases {
+        let status =
+            expect_code(app.stories().create_story(authed(request, &alice.token)).await, Code::InvalidArgument, why);
+        let named = bad_fields(&status);
+        for field in fields {
+            assert!(named.iter().any(|n| n == field), "{why}: BadRequest names {named:?}, missing {field}");
+        }
+    }
+    assert_eq!(app.count("stories", &[]).await, 0, "no bad story was stored");
+    // Exactly 1 MiB is fine.
+    let edge = Story { content: "x".repeat(1_048_576), ..ok() };
+    app.stories().create_story(authed(in_world(edge), &alice.token)).await.expect("1 MiB of content");
+}
+
+async fn create_checks_the_world_and_the_callers_role(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.register("owner").await;
+    let co_author = app.register("co_author").await;
+    let reader = app.register("reader").await;
+    let stranger = app.register("stranger").await;
+    let private = app.create_world(&owner, "Private", Visibility::Private).await;
+    let public = app.create_world(&owner, "Public", Visibility::Public).await;
+    for world in [&private, &public] {
+        app.share(&owner, &world.id, &co_author, ShareRole::CoAuthor).await;
+        app.share(&owner, &world.id, &reader, ShareRole::Reader).await;
+    }
+    let mut stories = app.stories();
+    let attempt = |world_id: &str| create(world_id, story("Attempt", Visibility::Draft), "");
+
+    let by_co_author = stories.create_story(authed(attempt(&private.id), &co_author.token)).await;
+    let by_co_author = by_co_author.expect("a co-author writes in the world").into_inner();
+    assert_eq!(by_co_author.owner_id, co_author.id, "the co-author owns their story");
+    #[rustfmt::skip]
+    let refusals = [
+        (attempt(&private.id), Some(&reader.token), Code::PermissionDenied, "a reader writes in a private world"),
+        (attempt(&public.id), Some(&reader.token), Code::PermissionDenied, "a reader writes in a public world"),
+        (attempt(&public.id), Some(&stranger.token), Code::PermissionDenied, "a stranger writes in a public world"),
+        (attempt(&private.id), Some(&stranger.token), Code::NotFound, "a stranger writes in a private world"),
+        (attempt(&unknown_id()), Some(&owner.token), Code::NotFound, "a world that does not exist"),
+        (attempt(&public.id), None, Code::Unauthenticated, "an anonymous caller"),
+    ];
+    for (request, token, code, why) in refusals {
+        expect_code(stories.create_story(as_caller(request, token.map(String::as_str))).await, code, why);
+    }
+    assert_eq!(app.count("stories", &[]).await, 1, "only the co-author's story exists");
+}
+
+async fn a_user_may_own_twenty_public_stories(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Public).await;
+    for i in 0..20 {
+        app.create_story(&alice, &world.id, &format!("Public {i}"), Visibility::Public).await;
+    }
+    let mut stories = app.stories();
+    expect_reason(
+        stories
+            .create_story(authed(create(&world.id, story("One too many", Visibility::Public), ""), &alice.token))
+            .await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+        "a USER's 21st public story",
+    );
+    let draft = app.create_story(&alice, &world.id, "Draft", Visibility::Draft).await;
+    let publish = UpdateStoryRequest {
+        story: Some(Story { id: draft.id.clone(), visibility: Visibility::Public.into(), ..Story::default() }),
+        update_mask: mask(&["visibility"]),
+    };
+    expect_reason(
+        stories.update_story(authed(publish, &alice.token)).await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+        "publishing a draft over the quota",
+    );
+    assert_eq!(app.count("stories WHERE owner_id = $1 AND visibility = 'PUBLIC'", &[&alice.id]).await, 20);
+}
+
+async fn a_create_with_a_request_id_is_idempotent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let mut stories = app.stories();
+    let request = || create(&world.id, story("Once", Visibility::Draft), "story-once");
+    let first = stories.create_story(authed(request(), &alice.token)).await.unwrap().into_inner();
+    let again = stories.create_story(authed(request(), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(again, first, "a retry returns the first story");
+    assert_eq!(app.count("stories", &[]).await, 1, "nothing was duplicated");
+    let other = create(&world.id, story("Twice", Visibility::Draft), "story-twice");
+    let second = stories.create_story(authed(other, &alice.token)).await.unwrap().into_inner();
+    assert_ne!(second.id, first.id);
+    assert!(second.order > first.order, "the retry did not take a place in the order either");
+    assert_eq!(app.count("stories", &[]).await, 2);
+}
+
+async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let world = app.create_world(&alice, "Home", Visibility::Public).await;
+    let other_world = app.create_world(&alice, "Other", Visibility::Private).await;
+    app.share(&alice, &world.id, &bob, ShareRole::CoAuthor).await;
+    let mut stories = app.stories();
+    let epic = Story { genre: "epic".into(), ..story("Epic", Visibility::Public) };
+    let epic = stories.create_story(authed(create(&world.id, epic, ""), &alice.token)).await.unwrap().into_inner();
+    let draft = app.create_story(&alice, &world.id, "Draft", Visibility::Draft).await;
+    let bobs = app.create_story(&bob, &world.id, "Bob's", Visibility::Public).await;
+
+    let by_owner = format!(r#"owner_id = "{}""#, bob.id);
+    let cases: Vec<(&str, Vec<&Story>, &str)> = vec![
+        ("", vec![&epic, &draft, &bobs], "every story, in order"),
+        (r#"genre = "epic""#, vec![&epic], "by genre"),
+        ("visibility = PUBLIC", vec![&epic, &bobs], "by visibility"),
+        (&by_owner, vec![&bobs], "by owner"),
+        (r#"visibility = "PUBLIC" AND genre = "epic""#, vec![&epic], "two terms"),
+    ];
+    for (filter, expected, why) in cases {
+        let page = stories.list_stories(authed(list(&world.id, 0, "", filter), &alice.token)).await.unwrap();
+        let page = page.into_inner();
+        assert_eq!(ids(&page.stories), expected.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), "{why}");
+        assert_eq!(page.total_size as usize, expected.len(), "{why}: total_size");
+    }
+    let anonymous = stories.list_stories(list(&world.id, 0, "", "")).await.unwrap().into_inner();
+    assert_eq!(ids(&anonymous.stories), ids(&[epic.clone(), bobs.clone()]), "anonymous callers see public stories");
+    assert_eq!(anonymous.total_size, 2, "total_size counts only what the caller may read");
+
+    let bad: Vec<(ListStoriesRequest, &str, &str)> = vec![
+        (list(&world.id, -1, "", ""), "page_size", "a negative page size"),
+        (list(&world.id, 0, "", "title = x"), "filter", "a field that cannot be filtered on"),
+        (list(&world.id, 0, "", "visibility = SECRET"), "filter", "an unknown visibility"),
+        (list(&world.id, 0, "", "genre"), "filter", "a term without a value"),
+        (list(&world.id, 0, "%%%", ""), "page_token", "a page token the service never made"),
+        (list("nope", 0, "", ""), "world_id", "a bad world id"),
+    ];
+    for (request, field, why) in bad {
+        expect_invalid(stories.list_stories(authed(request, &alice.token)).await, field, why);
+    }
+    expect_code(
+        stories.list_stories(authed(list(&unknown_id(), 0, "", ""), &alice.token)).await,
+        Code::NotFound,
+        "a world that does not exist",
+    );
+    let first = stories.list_stories(authed(list(&world.id, 1, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(ids(&first.stories), vec![epic.id.clone()]);
+    let token = first.next_page_token;
+    expect_invalid(
+        stories.list_stories(authed(list(&world.id, 1, &token, "genre = epic"), &alice.token)).await,
+        "page_token",
+        "a page token reused with another filter",
+    );
+    expect_invalid(
+        stories.list_stories(authed(list(&other_world.id, 1, &token, ""), &alice.token)).await,
+        "page_token",
+        "a page token reused for another world",
+    );
+    let second = stories.list_stories(authed(list(&world.id, 1, &token, ""), &alice.token)).await.unwrap();
+    assert_eq!(ids(&second.into_inner().stories), vec![draft.id.clone()], "the token goes on where it left off");
+}
+
+async fn updates_follow_the_mask_and_the_etag(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let mut stories = app.stories();
+    let entity = app
+        .entities()
+        .create_entity(authed(
+            CreateEntityRequest {
+                world_id: world.id.clone(),
+                entity: Some(Entity { name: "Hero".into(), ..Entity::default() }),
+                request_id: String::new(),
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = app.create_story(&alice, &world.id, "First", Visibility::Draft).await;
+    let second = app.create_story(&alice, &world.id, "Second", Visibility::Draft).await;
+    let update = |story: Story, paths: &[&str]| {
+        authed(
+            UpdateStoryRequest { story: Some(story), update_mask: if paths.is_empty() { None } else { mask(paths) } },
+            &alice.token,
+        )
+    };
+
+    let sent = Story {
+        id: first.id.clone(),
+        title: "First, revised".into(),
+        content: "not in the mask".into(),
+        entity_ids: vec![entity.id.clone()],
+        etag: first.etag.clone(),
+        ..Story::default()
+    };
+    let updated = stories.update_story(update(sent, &["title", "entity_ids"])).await.unwrap().into_inner();
+    assert_eq!(updated.title, "First, revised");
+    assert_eq!(updated.content, "", "content was not in the mask");
+    assert_eq!(updated.entity_ids, vec![entity.id.clone()], "links are updated");
+    assert_ne!(updated.etag, first.etag);
+
+    let populated = Story { id: first.id.clone(), genre: "saga".into(), ..Story::default() };
+    let updated = stories.update_story(update(populated, &[])).await.unwrap().into_inner();
+    assert_eq!((updated.genre.as_str(), updated.title.as_str()), ("saga", "First, revised"), "no mask: populated only");
+    assert_eq!(updated.entity_ids, vec![entity.id.clone()], "empty links are not populated, so kept");
+
+    // Moving the first story after the second changes the list's order.
+    let moved = Story { id: first.id.clone(), order: second.order + 10, ..Story::default() };
+    stories.update_story(update(moved, &["order"])).await.expect("move the story");
+    let listed = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(ids(&listed.stories), vec![second.id.clone(), first.id.clone()], "the order follows the update");
+
+    let stale = Story { id: first.id.clone(), title: "Lost".into(), etag: first.etag.clone(), ..Story::default() };
+    expect_reason(
+        stories.update_story(update(stale, &["title"])).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+        "a stale etag",
+    );
+
+    #[rustfmt::skip]
+    let invalid: Vec<(UpdateStoryRequest, &str, &str)> = vec![
+        (UpdateStoryRequest { story: None, update_mask: None }, "story", "the story is required"),
+        (UpdateStoryRequest { story: Some(Story { id: "x".into(), ..story("T", Visibility::Draft) }), update_mask: None }, "story.id", "a bad id"),
+        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), ..Story::default() }), update_mask: mask(&["world_id"]) }, "update_mask", "moving a story to another world"),
+        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), ..Story::default() }), update_mask: mask(&["title"]) }, "story.title", "an empty title in the mask"),
+        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), content: "x".repeat(1_048_577), ..Story::default() }), update_mask: None }, "story.content", "content over 1 MiB"),
+        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), location_ids: vec![entity.id.clone()], ..Story::default() }), update_mask: None }, "story.location_ids", "an entity given as a location"),
+    ];
+    for (request, field, why) in invalid {
+        expect_invalid(stories.update_story(authed(request, &alice.token)).await, field, why);
+    }
+    let missing = Story { id: unknown_id(), title: "X".into(), ..Story::default() };
+    expect_code(stories.update_story(update(missing, &["title"])).await, Code::NotFound, "a story that does not exist");
+}
+
+async fn deletes_with_and_without_an_etag(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let first = app.create_story(&alice, &world.id, "First", Visibility::Draft).await;
+    let second = app.create_story(&alice, &world.id, "Second", Visibility::Draft).await;
+    let mut stories = app.stories();
+    let delete = |id: &str, etag: &str| authed(DeleteStoryRequest { id: id.into(), etag: etag.into() }, &alice.token);
+
+    expect_invalid(stories.delete_story(delete("nope", "")).await, "id", "a bad id");
+    expect_reason(
+        stories.delete_story(delete(&first.id, "\"77\"")).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+        "stale etag",
+    );
+    stories.delete_story(delete(&first.id, &first.etag)).await.expect("the current etag");
+    stories.delete_story(delete(&second.id, "")).await.expect("no etag");
+    for id in [&first.id, &second.id] {
+        expect_code(
+            stories.get_story(authed(GetStoryRequest { id: id.clone() }, &alice.token)).await,
+            Code::NotFound,
+            "a deleted story",
+        );
+        expect_code(stories.delete_story(delete(id, "")).await, Code::NotFound, "deleting it again");
+    }
+    expect_invalid(stories.get_story(authed(GetStoryRequest { id: "1".into() }, &alice.token)).await, "id", "bad id");
+    assert_eq!(app.count("stories", &[]).await, 0);
+}
+
+async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let stranger = app.register("stranger").await;
+    let world = app.create_world(&alice, "Home", Visibility::Public).await;
+    let one = app.create_story(&alice, &world.id, "One", Visibility::Public).await;
+    let two = app.create_story(&alice, &world.id, "Two", Visibility::Draft).await;
+    let three = app.create_story(&alice, &world.id, "Three", Visibility::Public).await;
+    let mut stories = app.stories();
+    let neighbors = |id: &str, token: Option<&str>| as_caller(GetStoryNeighborsRequest { id: id.into() }, token);
+    let id_of = |story: Option<Story>| story.map(|s| s.id);
+
+    let cases = [
+        (&one, Some(alice.token.as_str()), None, Some(&two), "the first story, for its owner"),
+        (&two, Some(alice.token.as_str()), Some(&one), Some(&three), "the middle story"),
+        (&three, Some(alice.token.as_str()), Some(&two), None, "the last story"),
+        (&one, Some(stranger.token.as_str()), None, Some(&three), "a stranger skips the draft between"),
+        (&three, None, Some(&one), None, "so does an anonymous caller"),
+    ];
+    for (story, token, previous, next, why) in cases {
+        let found = stories.get_story_neighbors(neighbors(&story.id, token)).await.unwrap().into_inner();
+        assert_eq!(id_of(found.previous), previous.map(|s| s.id.clone()), "{why}: previous");
+        assert_eq!(id_of(found.next), next.map(|s| s.id.clone()), "{why}: next");
+    }
+    expect_code(
+        stories.get_story_neighbors(neighbors(&two.id, Some(&stranger.token))).await,
+        Code::NotFound,
+        "the neighbours of a story the caller cannot read",
+    );
+    expect_code(stories.get_story_neighbors(neighbors(&unknown_id(), None)).await, Code::NotFound, "unknown story");
+    expect_invalid(stories.get_story_neighbors(neighbors("zz", None)).await, "id", "a bad id");
+}
+
+async fn deleting_a_world_deletes_its_children(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let doomed = app.create_world(&alice, "Doomed", Visibility::Private).await;
+    let kept = app.create_world(&alice, "Kept", Visibility::Private).await;
+    app.share(&alice, &doomed.id, &bob, ShareRole::Reader).await;
+    for world in [&doomed, &kept] {
+        let entity = app
+            .entities()
+            .create_entity(authed(
+                CreateEntityRequest {
+                    world_id: world.id.clone(),
+                    entity: Some(Entity { name: "Hero".into(), ..Entity::default() }),
+                    request_id: String::new(),
+                },
+                &alice.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let location = app
+            .locations()
+            .create_location(authed(
+                CreateLocationRequest {
+                    world_id: world.id.clone(),
+                    location: Some(Location { name: "Home".into(), ..Location::default() }),
+                    request_id: String::new(),
+                },
+                &alice.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let linked = Story {
+            entity_ids: vec![entity.id],
+            location_ids: vec![location.id],
+            ..story("Linked", Visibility::Draft)
+        };
+        app.stories().create_story(authed(create(&world.id, linked, ""), &alice.token)).await.unwrap();
+    }
+    app.worlds()
+        .delete_world(authed(DeleteWorldRequest { id: doomed.id.clone(), etag: String::new() }, &alice.token))
+        .await
+        .expect("delete the world");
+    for table in ["stories", "entities", "locations", "world_shares"] {
+        let left = app.count(&format!("{table} WHERE world_id = $1"), &[&doomed.id]).await;
+        assert_eq!(left, 0, "{table} of the deleted world are gone");
+        let other = app.count(&format!("{table} WHERE world_id = $1"), &[&kept.id]).await;
+        assert_eq!(other, i64::from(table != "world_shares"), "{table} of the other world are kept");
+    }
+    let links: i64 = app.count("story_entities", &[]).await + app.count("story_locations", &[]).await;
+    assert_eq!(links, 2, "only the other world's story links remain");
+    let remaining: HashSet<_> = [kept.id.clone()].into();
+    let listed = app.worlds().list_worlds(authed(Default::default(), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(listed.worlds.into_iter().map(|w| w.id).collect::<HashSet<_>>(), remaining);
+}

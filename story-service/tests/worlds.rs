@@ -1,0 +1,640 @@
+//! WorldService: every method's happy path and each error it returns.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use fabula_proto::pb::story::{
+    CreateWorldRequest, DeleteWorldRequest, GetWorldRequest, ListWorldSharesRequest, ListWorldsRequest, ShareRole,
+    ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest, Visibility, World, WorldType,
+};
+use prost_types::FieldMask;
+use tonic::Code;
+
+both_databases!(
+    creates_and_reads_back_a_world,
+    unspecified_fields_take_their_defaults,
+    refuses_bad_worlds_naming_each_field,
+    anonymous_callers_cannot_write,
+    a_user_may_own_one_public_world,
+    a_quota_of_zero_refuses_the_first_public_world,
+    a_create_with_a_request_id_is_idempotent,
+    get_refuses_bad_and_unknown_ids,
+    lists_filter_and_refuse_bad_queries,
+    a_pagination_walk_sees_each_world_once,
+    updates_follow_the_mask_or_the_populated_fields,
+    update_errors,
+    deletes_with_and_without_an_etag,
+    shares_grant_and_unshares_revoke,
+    share_errors,
+);
+
+fn world(name: &str, visibility: Visibility) -> World {
+    World { name: name.into(), visibility: visibility.into(), ..World::default() }
+}
+
+fn create(world: World, request_id: &str) -> CreateWorldRequest {
+    CreateWorldRequest { world: Some(world), request_id: request_id.into() }
+}
+
+fn list(page_size: i32, page_token: &str, filter: &str) -> ListWorldsRequest {
+    ListWorldsRequest { page_size, page_token: page_token.into(), filter: filter.into() }
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+}
+
+async fn creates_and_reads_back_a_world(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let sent = World {
+        name: "  Middle-earth  ".into(),
+        description: "Rings, mostly.".into(),
+        world_type: WorldType::Fantasy.into(),
+        visibility: Visibility::Private.into(),
+        ..World::default()
+    };
+    let created = app.worlds().create_world(authed(create(sent, ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(created.name, "Middle-earth", "the name is trimmed");
+    assert_eq!(created.description, "Rings, mostly.");
+    assert_eq!(created.world_type(), WorldType::Fantasy);
+    assert_eq!(created.visibility(), Visibility::Private);
+    assert_eq!(created.owner_id, alice.id, "the caller owns the world");
+    assert!(uuid::Uuid::try_parse(&created.id).is_ok(), "the id is a UUID: {}", created.id);
+    assert!(!created.etag.is_empty(), "a new world has an etag");
+    assert!(created.create_time.is_some() && created.update_time.is_some(), "times are set");
+
+    let read = app
+        .worlds()
+        .get_world(authed(GetWorldRequest { id: created.id.clone() }, &alice.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read, created, "Get returns what Create returned");
+    assert_eq!(app.count("worlds WHERE id = $1 AND owner_id = $2", &[&created.id, &alice.id]).await, 1);
+}
+
+async fn unspecified_fields_take_their_defaults(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let created = app
+        .worlds()
+        .create_world(authed(create(World { name: "Bare".into(), ..World::default() }, ""), &alice.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.visibility(), Visibility::Draft, "worlds start as drafts");
+    assert_eq!(created.world_type(), WorldType::Other, "an unspecified type is OTHER");
+    assert_eq!(created.description, "");
+}
+
+async fn refuses_bad_worlds_naming_each_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let ok = || world("Fine", Visibility::Draft);
+    let cases: Vec<(CreateWorldRequest, &[&str], &str)> = vec![
+        (CreateWorldRequest { world: None, request_id: String::new() }, &["world"], "the world is required"),
+        (create(World { name: String::new(), ..ok() }, ""), &["world.name"], "an empty name"),
+        (create(World { name: "   ".into(), ..ok() }, ""), &["world.name"], "a name of spaces only"),
+        (create(World { name: "n".repeat(201), ..ok() }, ""), &["world.name"], "a name of 201 characters"),
+        (
+            create(World { description: "d".repeat(10_001), ..ok() }, ""),
+            &["world.description"],
+            "a description of 10 001 characters",
+        ),
+        (create(World { world_type: 99, ..ok() }, ""), &["world.world_type"], "an unknown world type"),
+        (create(World { visibility: 42, ..ok() }, ""), &["world.visibility"], "an unknown visibility"),
+        (create(ok(), &"r".repeat(101)), &["request_id"], "a request id of 101 characters"),
+        (
+            create(World { name: String::new(), world_type: 99, visibility: 42, ..ok() }, ""),
+            &["world.name", "world.world_type", "world.visibility"],
+            "every bad field is named at once",
+        ),
+    ];
+    for (request, fields, why) in cases {
+        let status =
+            expect_code(app.worlds().create_world(authed(request, &alice.token)).await, Code::InvalidArgument, why);
+        assert_eq!(reason(&status).as_deref(), Some("INVALID_ARGUMENT"), "{why}");
+        let named = bad_fields(&status);
+        for field in fields {
+            assert!(named.iter().any(|n| n == field), "{why}: BadRequest names {named:?}, missing {field}");
+        }
+    }
+    // The boundaries themselves are fine.
+    let edge = World { name: "é".repeat(200), description: "d".repeat(10_000), ..ok() };
+    app.worlds().create_world(authed(create(edge, ""), &alice.token)).await.expect("200 characters of name");
+    assert_eq!(app.count("worlds", &[]).await, 1, "nothing but the boundary world was created");
+}
+
+async fn anonymous_callers_cannot_write(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let public = app.create_world(&alice, "Open", Visibility::Public).await;
+    let mut worlds = app.worlds();
+    expect_reason(
+        worlds.create_world(create(world("Sneaky", Visibility::Draft), "")).await,
+        Code::Unauthenticated,
+        "TOKEN_MISSING",
+        "create without a token",
+    );
+    let update = UpdateWorldRequest {
+        world: Some(World { id: public.id.clone(), ..world("X", Visibility::Unspecified) }),
+        update_mask: None,
+    };
+    expect_code(worlds.update_world(update).await, Code::Unauthenticated, "update without a token");
+    expect_code(
+        worlds.delete_world(DeleteWorldRequest { id: public.id.clone(), etag: String::new() }).await,
+        Code::Unauthenticated,
+        "delete without a token",
+    );
+    let share =
+        ShareWorldRequest { world_id: public.id.clone(), user: alice.id.clone(), role: ShareRole::Reader.into() };
+    expect_code(worlds.share_world(share).await, Code::Unauthenticated, "share without a token");
+    // Reading a public world needs no token.
+    worlds.get_world(GetWorldRequest { id: public.id }).await.expect("anonymous read of a public world");
+}
+
+async fn a_user_may_own_one_public_world(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let admin = app.admin().await;
+    let mut worlds = app.worlds();
+    app.create_world(&alice, "First", Visibility::Public).await;
+
+    let status = expect_reason(
+        worlds.create_world(authed(create(world("Second", Visibility::Public), ""), &alice.token)).await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+        "a USER's second public world",
+    );
+    assert!(!status.message().is_empty(), "the refusal explains itself");
+
+    // Drafts do not count, but publishing one does.
+    let draft = app.create_world(&alice, "Draft", Visibility::Draft).await;
+    let publish = UpdateWorldRequest {
+        world: Some(World { id: draft.id.clone(), visibility: Visibility::Public.into(), ..World::default() }),
+        update_mask: mask(&["visibility"]),
+    };
+    expect_reason(
+        worlds.update_world(authed(publish, &alice.token)).await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+        "publishing a draft over the quota",
+    );
+    assert_eq!(
+        app.count("worlds WHERE owner_id = $1 AND visibility = 'PUBLIC'", &[&alice.id]).await,
+        1,
+        "the refused writes changed nothing"
+    );
+    // Updating the public world itself (still public) is no new public world.
+    let first = app.count("worlds WHERE owner_id = $1", &[&alice.id]).await;
+    assert_eq!(first, 2);
+
+    // Administrators have no quota.
+    for name in ["A1", "A2", "A3"] {
+        app.create_world(&admin, name, Visibility::Public).await;
+    }
+}
+
+async fn a_quota_of_zero_refuses_the_first_public_world(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.quotas.public_worlds_user = 0).await;
+    let alice = app.register("alice").await;
+    expect_reason(
+        app.worlds().create_world(authed(create(world("Open", Visibility::Public), ""), &alice.token)).await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+        "the configured quota is used",
+    );
+    app.create_world(&alice, "Closed", Visibility::Private).await;
+}
+
+async fn a_create_with_a_request_id_is_idempotent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut worlds = app.worlds();
+    let request = || create(world("Once", Visibility::Draft), "create-once-1");
+
+    let first = worlds.create_world(authed(request(), &alice.token)).await.unwrap().into_inner();
+    let again = worlds.create_world(authed(request(), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(again.id, first.id, "a retry returns the first world");
+    // Even with a different body: the request id decides.
+    let changed = create(world("Changed", Visibility::Draft), "create-once-1");
+    let third = worlds.create_world(authed(changed, &alice.token)).await.unwrap().into_inner();
+    assert_eq!(third.id, first.id, "a retry with another body still returns the first world");
+    assert_eq!(app.count("worlds WHERE owner_id = $1", &[&alice.id]).await, 1, "nothing was duplicated");
+
+    let other = create(world("Once", Visibility::Draft), "create-once-2");
+    let second = worlds.create_world(authed(other, &alice.token)).await.unwrap().into_inner();
+    assert_ne!(second.id, first.id, "another request id makes another world");
+
+    let bobs = worlds.create_world(authed(request(), &bob.token)).await.unwrap().into_inner();
+    assert_ne!(bobs.id, first.id, "request ids are per caller");
+    assert_eq!(bobs.owner_id, bob.id);
+    assert_eq!(app.count("worlds", &[]).await, 3);
+}
+
+async fn get_refuses_bad_and_unknown_ids(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let mut worlds = app.worlds();
+    for (id, why) in [("", "an empty id"), ("not-a-uuid", "an id that is not a UUID"), ("42", "a number")] {
+        expect_invalid(worlds.get_world(authed(GetWorldRequest { id: id.into() }, &alice.token)).await, "id", why);
+    }
+    expect_reason(
+        worlds.get_world(authed(GetWorldRequest { id: unknown_id() }, &alice.token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "an id that names no world",
+    );
+    expect_code(worlds.get_world(GetWorldRequest { id: unknown_id() }).await, Code::NotFound, "anonymous, unknown id");
+}
+
+async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut worlds = app.worlds();
+    let open = app.create_world(&alice, "Open", Visibility::Public).await;
+    let draft = app.create_world(&alice, "Draft", Visibility::Draft).await;
+    let scifi = World { world_type: WorldType::SciFi.into(), ..world("Space", Visibility::Private) };
+    let space = worlds.create_world(authed(create(scifi, ""), &alice.token)).await.unwrap().into_inner();
+    let bobs = app.create_world(&bob, "Bob's", Visibility::Public).await;
+
+    let ids = |worlds: &[World]| worlds.iter().map(|w| w.id.clone()).collect::<HashSet<_>>();
+    let by_owner = format!(r#"owner_id = "{}""#, bob.id);
+    let cases: Vec<(&str, Vec<&World>, &str)> = vec![
+        ("", vec![&open, &draft, &space, &bobs], "everything alice may read"),
+        (r#"visibility = "PUBLIC""#, vec![&open, &bobs], "public only"),
+        ("world_type = SCI_FI", vec![&space], "by type, unquoted"),
+        (&by_owner, vec![&bobs], "by owner"),
+        (r#"visibility = "DRAFT" AND world_type = "OTHER""#, vec![&draft], "two terms"),
+    ];
+    for (filter, expected, why) in cases {
+        let page = worlds.list_worlds(authed(list(0, "", filter), &alice.token)).await.unwrap().into_inner();
+        let want: HashSet<_> = expected.iter().map(|w| w.id.clone()).collect();
+        assert_eq!(ids(&page.worlds), want, "{why} ({filter})");
+        assert_eq!(page.total_size as usize, want.len(), "{why}: total_size");
+        assert!(page.next_page_token.is_empty(), "{why}: one page");
+    }
+    let anonymous = worlds.list_worlds(list(0, "", "")).await.unwrap().into_inner();
+    assert_eq!(ids(&anonymous.worlds), ids(&[open.clone(), bobs.clone()]), "anonymous callers see public worlds");
+
+    let bad: Vec<(ListWorldsRequest, &str, &str)> = vec![
+        (list(-1, "", ""), "page_size", "a negative page size"),
+        (list(0, "", "colour = red"), "filter", "an unknown field"),
+        (list(0, "", "visibility = SECRET"), "filter", "an unknown enum value"),
+        (list(0, "", "visibility"), "filter", "a term without a value"),
+        (list(0, "", r#"visibility = "PUBLIC" OR visibility = "DRAFT""#), "filter", "OR is not supported"),
+        (list(0, "", "name = \"unclosed"), "filter", "an unclosed quote"),
+        (list(0, "garbage!", ""), "page_token", "a page token the service never made"),
+    ];
+    for (request, field, why) in bad {
+        expect_invalid(worlds.list_worlds(authed(request, &alice.token)).await, field, why);
+    }
+
+    // A token is bound to its query.
+    let first = worlds.list_worlds(authed(list(1, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(first.worlds.len(), 1);
+    assert!(!first.next_page_token.is_empty(), "more pages follow");
+    expect_invalid(
+        worlds.list_worlds(authed(list(1, &first.next_page_token, "world_type = OTHER"), &alice.token)).await,
+        "page_token",
+        "a page token reused with another filter",
+    );
+    let second = worlds.list_worlds(authed(list(1, &first.next_page_token, ""), &alice.token)).await;
+    assert_eq!(second.expect("the token works with its own query").into_inner().worlds.len(), 1);
+}
+
+async fn a_pagination_walk_sees_each_world_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin().await;
+    const WORLDS: usize = 205;
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let (mut worlds, token) = (app.worlds(), admin.token.clone());
+        tasks.spawn(async move {
+            for i in (lane..WORLDS).step_by(8) {
+                let request = create(world(&format!("World {i}"), Visibility::Private), "");
+                worlds.create_world(authed(request, &token)).await.expect("create");
+            }
+        });
+    }
+    tasks.join_all().await;
+
+    let mut worlds = app.worlds();
+    let coerced = worlds.list_worlds(authed(list(10_000, "", ""), &admin.token)).await.unwrap().into_inner();
+    assert_eq!(coerced.worlds.len(), 200, "a page size over 200 is lowered to 200");
+    assert!(!coerced.next_page_token.is_empty());
+    let default = worlds.list_worlds(authed(list(0, "", ""), &admin.token)).await.unwrap().into_inner();
+    assert_eq!(default.worlds.len(), 50, "the default page size is 50");
+
+    let (mut seen, mut token, mut pages) = (HashSet::new(), String::new(), 0);
+    loop {
+        let page = worlds.list_worlds(authed(list(50, &token, ""), &admin.token)).await.unwrap().into_inner();
+        pages += 1;
+        assert_eq!(page.total_size as usize, WORLDS, "total_size on page {pages}");
+        for w in &page.worlds {
+            assert!(seen.insert(w.id.clone()), "world {} seen twice", w.id);
+        }
+        if page.next_page_token.is_empty() {
+            assert_eq!(page.worlds.len(), WORLDS % 50, "the last page holds the rest");
+            break;
+        }
+        assert_eq!(page.worlds.len(), 50, "a full page before the last");
+        token = page.next_page_token;
+    }
+    assert_eq!((seen.len(), pages), (WORLDS, 5));
+}
+
+async fn updates_follow_the_mask_or_the_populated_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let mut worlds = app.worlds();
+    let original = World {
+        description: "Old description".into(),
+        world_type: WorldType::Modern.into(),
+        ..world("Old name", Visibility::Draft)
+    };
+    let created = worlds.create_world(authed(create(original, ""), &alice.token)).await.unwrap().into_inner();
+
+    // With a mask, only the masked fields change, even if others are sent.
+    let masked = UpdateWorldRequest {
+        world: Some(World {
+            id: created.id.clone(),
+            name: "New name".into(),
+            description: "ignored: not in the mask".into(),
+            etag: created.etag.clone(),
+            ..World::default()
+        }),
+        update_mask: mask(&["name"]),
+    };
+    let updated = worlds.update_world(authed(masked, &alice.token)).await.unwrap().into_inner();
+    assert_eq!(updated.name, "New name");
+    assert_eq!(updated.description, "Old description", "unmasked fields are kept");
+    assert_eq!(updated.world_type(), WorldType::Modern);
+    assert_ne!(updated.etag, created.etag, "the etag changes with every update");
+    let seconds = |w: &World| w.update_time.map(|t| (t.seconds, t.nanos));
+    assert!(seconds(&updated) >= seconds(&created), "update_time does not go back");
+    assert_eq!(updated.create_time, created.create_time, "create_time never changes");
+
+    // Without a mask, every populated field changes and empty ones are kept.
+    let populated = UpdateWorldRequest {
+        world: Some(World {
+            id: created.id.clone(),
+            description: "New description".into(),
+            visibility: Visibility::Private.into(),
+            ..World::default()
+        }),
+        update_mask: None,
+    };
+    let updated = worlds.update_world(authed(populated, &alice.token)).await.unwrap().into_inner();
+    assert_eq!(updated.name, "New name", "an empty name is not populated, so it is kept");
+    assert_eq!(updated.description, "New description");
+    assert_eq!(updated.visibility(), Visibility::Private);
+
+    // A masked empty field is cleared.
+    let clear = UpdateWorldRequest {
+        world: Some(World { id: created.id.clone(), ..World::default() }),
+        update_mask: mask(&["description"]),
+    };
+    let updated = worlds.update_world(authed(clear, &alice.token)).await.unwrap().into_inner();
+    assert_eq!(updated.description, "", "a masked field sent empty is cleared");
+    let read = worlds.get_world(authed(GetWorldRequest { id: created.id }, &alice.token)).await.unwrap();
+    assert_eq!(read.into_inner(), updated, "the update was stored");
+}
+
+async fn update_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let mut worlds = app.worlds();
+    let created = app.create_world(&alice, "Mine", Visibility::Draft).await;
+    let rename = |etag: &str| UpdateWorldRequest {
+        world: Some(World { id: created.id.clone(), name: "Renamed".into(), etag: etag.into(), ..World::default() }),
+        update_mask: mask(&["name"]),
+    };
+    let with = |world: World, paths: &[&str]| UpdateWorldRequest { world: Some(world), update_mask: mask(paths) };
+
+    let invalid: Vec<(UpdateWorldRequest, &str, &str)> = vec![
+        (UpdateWorldRequest { world: None, update_mask: None }, "world", "the world is required"),
+        (with(World { id: "nope".into(), name: "X".into(), ..World::default() }, &["name"]), "world.id", "a bad id"),
+        (with(World { id: String::new(), name: "X".into(), ..World::default() }, &["name"]), "world.id", "no id"),
+        (
+            with(World { id: created.id.clone(), ..World::default() }, &["owner_id"]),
+            "update_mask",
+            "an output-only field in the mask",
+        ),
+        (with(World { id: created.id.clone(), ..World::default() }, &["colour"]), "update_mask", "an unknown path"),
+        (
+            with(World { id: created.id.clone(), ..World::default() }, &["name"]),
+            "world.name",
+            "the name masked and sent empty",
+        ),
+        (
+            with(World { id: created.id.clone(), description: "d".repeat(10_001), ..World::default() }, &[]),
+            "world.description",
+            "a description that is too long",
+        ),
+        (
+            with(World { id: created.id.clone(), visibility: 17, ..World::default() }, &["visibility"]),
+            "world.visibility",
+            "an unknown visibility",
+        ),
+    ];
+    for (request, field, why) in invalid {
+        expect_invalid(worlds.update_world(authed(request, &alice.token)).await, field, why);
+    }
+
+    expect_reason(
+        worlds.update_world(authed(rename("\"999\""), &alice.token)).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+        "an etag that is not the current one",
+    );
+    let renamed = worlds.update_world(authed(rename(&created.etag), &alice.token)).await.unwrap().into_inner();
+    expect_reason(
+        worlds.update_world(authed(rename(&created.etag), &alice.token)).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+        "the etag of the version before the last update",
+    );
+    worlds.update_world(authed(rename(&renamed.etag), &alice.token)).await.expect("the current etag works");
+
+    let missing = with(World { id: unknown_id(), name: "X".into(), ..World::default() }, &["name"]);
+    expect_code(worlds.update_world(authed(missing, &alice.token)).await, Code::NotFound, "an unknown world");
+}
+
+async fn deletes_with_and_without_an_etag(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let mut worlds = app.worlds();
+    let first = app.create_world(&alice, "First", Visibility::Draft).await;
+    let second = app.create_world(&alice, "Second", Visibility::Draft).await;
+    let delete = |id: &str, etag: &str| DeleteWorldRequest { id: id.into(), etag: etag.into() };
+
+    expect_invalid(worlds.delete_world(authed(delete("", ""), &alice.token)).await, "id", "no id");
+    expect_invalid(worlds.delete_world(authed(delete("x", ""), &alice.token)).await, "id", "a bad id");
+    expect_reason(
+        worlds.delete_world(authed(delete(&first.id, "\"41\""), &alice.token)).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+        "a stale etag",
+    );
+    worlds.delete_world(authed(delete(&first.id, &first.etag), &alice.token)).await.expect("the current etag");
+    worlds.delete_world(authed(delete(&second.id, ""), &alice.token)).await.expect("no etag: unconditional");
+    for id in [&first.id, &second.id] {
+        expect_code(
+            worlds.get_world(authed(GetWorldRequest { id: id.clone() }, &alice.token)).await,
+            Code::NotFound,
+            "a deleted world is gone",
+        );
+        expect_code(
+            worlds.delete_world(authed(delete(id, ""), &alice.token)).await,
+            Code::NotFound,
+            "deleting a deleted world",
+        );
+    }
+    assert_eq!(app.count("worlds", &[]).await, 0);
+}
+
+async fn shares_grant_and_unshares_revoke(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let mut worlds = app.worlds();
+    let secret = app.create_world(&alice, "Secret", Visibility::Private).await;
+    let get = |token: &str| authed(GetWorldRequest { id: secret.id.clone() }, token);
+
+    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "bob before the share");
+
+    // By username, ignoring case.
+    let share = ShareWorldRequest { world_id: secret.id.clone(), user: "BOB".into(), role: ShareRole::Reader.into() };
+    let shared = worlds.share_world(authed(share, &alice.token)).await.unwrap().into_inner();
+    assert_eq!((shared.user_id.as_str(), shared.username.as_str()), (bob.id.as_str(), "bob"));
+    assert_eq!(shared.role(), ShareRole::Reader);
+    assert_eq!(shared.world_id, secret.id);
+    worlds.get_world(get(&bob.token)).await.expect("a reader reads the private world");
+    let listed = worlds.list_worlds(authed(list(0, "", ""), &bob.token)).await.unwrap().into_inner();
+    assert_eq!(listed.worlds.iter().map(|w| &w.id).collect::<Vec<_>>(), vec![&secret.id], "and lists it");
+
+    // By id; sharing again changes the role.
+    let by_id =
+        ShareWorldRequest { world_id: secret.id.clone(), user: carol.id.clone(), role: ShareRole::Reader.into() };
+    worlds.share_world(authed(by_id.clone(), &alice.token)).await.expect("share by id");
+    let promote = ShareWorldRequest { role: ShareRole::CoAuthor.into(), ..by_id };
+    let promoted = worlds.share_world(authed(promote, &alice.token)).await.unwrap().into_inner();
+    assert_eq!(promoted.role(), ShareRole::CoAuthor);
+
+    let shares = worlds
+        .list_world_shares(authed(ListWorldSharesRequest { world_id: secret.id.clone() }, &bob.token))
+        .await
+        .expect("a reader sees the shares")
+        .into_inner()
+        .shares;
+    let mut roles: Vec<_> = shares.iter().map(|s| (s.username.clone(), s.role())).collect();
+    roles.sort();
+    assert_eq!(roles, vec![("bob".into(), ShareRole::Reader), ("carol".into(), ShareRole::CoAuthor)]);
+    assert_eq!(app.count("world_shares WHERE world_id = $1", &[&secret.id]).await, 2, "one row per user");
+
+    let unshare = UnshareWorldRequest { world_id: secret.id.clone(), user_id: bob.id.clone() };
+    worlds.unshare_world(authed(unshare.clone(), &alice.token)).await.expect("unshare");
+    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "bob after the unshare");
+    expect_reason(
+        worlds.unshare_world(authed(unshare, &alice.token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "unsharing a user the world is not shared with",
+    );
+}
+
+async fn share_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let mut worlds = app.worlds();
+    let secret = app.create_world(&alice, "Secret", Visibility::Private).await;
+    let open = app.create_world(&bob, "Open", Visibility::Public).await;
+    app.share(&alice, &secret.id, &bob, ShareRole::CoAuthor).await;
+    let share = |world: &World, user: &str, role: ShareRole| ShareWorldRequest {
+        world_id: world.id.clone(),
+        user: user.into(),
+        role: role.into(),
+    };
+
+    let invalid: Vec<(ShareWorldRequest, &str, &str)> = vec![
+        (share(&secret, &carol.id, ShareRole::Unspecified), "role", "a role is required"),
+        (ShareWorldRequest { role: 9, ..share(&secret, &carol.id, ShareRole::Reader) }, "role", "an unknown role"),
+        (share(&secret, "", ShareRole::Reader), "user", "a user is required"),
+        (share(&secret, &alice.id, ShareRole::Reader), "user", "the owner cannot be shared with"),
+        (
+            ShareWorldRequest { world_id: "bad".into(), ..share(&secret, "carol", ShareRole::Reader) },
+            "world_id",
+            "a bad world id",
+        ),
+    ];
+    for (request, field, why) in invalid {
+        expect_invalid(worlds.share_world(authed(request, &alice.token)).await, field, why);
+    }
+    expect_code(
+        worlds.share_world(authed(share(&secret, "nobody_here", ShareRole::Reader), &alice.token)).await,
+        Code::NotFound,
+        "an unknown username",
+    );
+    expect_code(
+        worlds.share_world(authed(share(&secret, &unknown_id(), ShareRole::Reader), &alice.token)).await,
+        Code::NotFound,
+        "an unknown user id",
+    );
+    expect_code(
+        worlds.share_world(authed(share(&secret, "carol", ShareRole::Reader), &bob.token)).await,
+        Code::PermissionDenied,
+        "a co-author may not share the world",
+    );
+    expect_code(
+        worlds.share_world(authed(share(&secret, "bob", ShareRole::Reader), &carol.token)).await,
+        Code::NotFound,
+        "a stranger cannot see the private world to share it",
+    );
+    expect_code(
+        worlds.share_world(authed(share(&open, "alice", ShareRole::Reader), &carol.token)).await,
+        Code::PermissionDenied,
+        "a stranger sees the public world but may not share it",
+    );
+    let unshare = UnshareWorldRequest { world_id: secret.id.clone(), user_id: bob.id.clone() };
+    expect_code(
+        worlds.unshare_world(authed(unshare.clone(), &carol.token)).await,
+        Code::NotFound,
+        "a stranger cannot unshare a private world",
+    );
+    expect_code(
+        worlds.unshare_world(authed(unshare.clone(), &bob.token)).await,
+        Code::PermissionDenied,
+        "a co-author may not unshare",
+    );
+    expect_invalid(
+        worlds.unshare_world(authed(UnshareWorldRequest { user_id: "x".into(), ..unshare }, &alice.token)).await,
+        "user_id",
+        "a bad user id",
+    );
+    expect_code(
+        worlds.list_world_shares(authed(ListWorldSharesRequest { world_id: open.id.clone() }, &carol.token)).await,
+        Code::PermissionDenied,
+        "a stranger may read a public world but not its shares",
+    );
+    expect_code(
+        worlds.list_world_shares(authed(ListWorldSharesRequest { world_id: secret.id.clone() }, &carol.token)).await,
+        Code::NotFound,
+        "a stranger cannot see a private world's shares",
+    );
+    expect_code(
+        worlds.list_world_shares(ListWorldSharesRequest { world_id: open.id.clone() }).await,
+        Code::Unauthenticated,
+        "ListWorldShares needs a user",
+    );
+    assert_eq!(app.count("world_shares", &[]).await, 1, "only the setup share exists");
+}
