@@ -77,7 +77,7 @@ CREATE TABLE stories (
     content     TEXT NOT NULL,
     format      TEXT NOT NULL,
     genre       TEXT NOT NULL,
-    summary     TEXT NOT NULL,
+    summary     TEXT NOT NULL DEFAULT '',
     visibility  TEXT NOT NULL,
     sort_order  BIGINT NOT NULL,
     version     BIGINT NOT NULL DEFAULT 1,

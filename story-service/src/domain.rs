@@ -13,6 +13,7 @@ pub fn id(value: &str) -> Result<Uuid, String> {
 
 /// Text of `min..=max` characters (Unicode scalar values), surrounding spaces removed.
 pub fn text(value: &str, min: usize, max: usize) -> Result<String, String> {
+    no_nul(value)?;
     let trimmed = value.trim();
     let length = trimmed.chars().count();
     if length < min {
@@ -31,11 +32,17 @@ pub fn name(value: &str) -> Result<String, String> {
 
 /// A long text of at most `max` characters, kept as written.
 pub fn body(value: &str, max: usize) -> Result<String, String> {
+    no_nul(value)?;
     let length = value.chars().count();
     if length > max {
         return Err(format!("must have at most {max} characters, not {length}"));
     }
     Ok(value.to_owned())
+}
+
+/// Text without NUL characters, which PostgreSQL cannot store.
+fn no_nul(value: &str) -> Result<(), String> {
+    if value.contains('\0') { Err("must not contain NUL characters".into()) } else { Ok(()) }
 }
 
 /// A proto enum field: `UNSPECIFIED` becomes `default`, unknown numbers are an error.
@@ -98,6 +105,8 @@ mod tests {
         assert!(name(&"é".repeat(200)).is_ok());
         assert!(name(&"é".repeat(201)).is_err());
         assert!(body(&"x".repeat(11), 10).is_err());
+        assert!(name("nul\0inside").is_err(), "a NUL was accepted");
+        assert!(body("nul\0", 10).is_err(), "a NUL was accepted");
     }
 
     #[test]

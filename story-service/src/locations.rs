@@ -94,12 +94,21 @@ impl LocationFields {
         Ok(fields)
     }
 
-    fn x(&self) -> Option<f64> {
-        self.coordinates.map(|(x, _)| x)
+    // The coordinates are bound as plain numbers with a flag saying whether they count:
+    // sqlx 0.9's `Any` driver sends a missing f64 as a float4 NULL, and a PostgreSQL
+    // connection that cached the statement that way then refuses real coordinates.
+
+    /// 1 when the location is on the map.
+    fn on_map(&self) -> i64 {
+        i64::from(self.coordinates.is_some())
     }
 
-    fn y(&self) -> Option<f64> {
-        self.coordinates.map(|(_, y)| y)
+    fn x(&self) -> f64 {
+        self.coordinates.map_or(0.0, |(x, _)| x)
+    }
+
+    fn y(&self) -> f64 {
+        self.coordinates.map_or(0.0, |(_, y)| y)
     }
 }
 
@@ -146,7 +155,7 @@ impl LocationsApi {
         };
         let inserted = sqlx::query(
             "INSERT INTO locations (id, world_id, name, description, x, y, version, create_time, update_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+             VALUES ($1, $2, $3, $4, CASE WHEN $8 = 1 THEN $5 END, CASE WHEN $8 = 1 THEN $6 END, 1, $7, $7)",
         )
         .bind(id.to_string())
         .bind(target.world_id.to_string())
@@ -155,6 +164,7 @@ impl LocationsApi {
         .bind(fields.x())
         .bind(fields.y())
         .bind(now_micros())
+        .bind(fields.on_map())
         .execute(&mut *tx)
         .await?;
         children::finish(tx, id, inserted.rows_affected()).await
@@ -171,8 +181,8 @@ impl LocationsApi {
         }
         let fields = LocationFields::parse(&merge(sent, current, &mask))?;
         let updated = sqlx::query(
-            "UPDATE locations SET name = $1, description = $2, x = $3, y = $4, \
-             version = version + 1, update_time = $5 WHERE id = $6 AND version = $7",
+            "UPDATE locations SET name = $1, description = $2, x = CASE WHEN $8 = 1 THEN $3 END, \
+             y = CASE WHEN $8 = 1 THEN $4 END, version = version + 1, update_time = $5 WHERE id = $6 AND version = $7",
         )
         .bind(&fields.name)
         .bind(&fields.description)
@@ -181,6 +191,7 @@ impl LocationsApi {
         .bind(now_micros())
         .bind(id.to_string())
         .bind(version)
+        .bind(fields.on_map())
         .execute(&mut *tx)
         .await?;
         children::finish(tx, id, updated.rows_affected()).await

@@ -49,6 +49,8 @@ const FILTERS: &[Field] = &[
     Field { name: "genre", column: "t.genre", kind: Kind::Text },
     Field { name: "owner_id", column: "t.owner_id", kind: Kind::Text },
 ];
+/// The most story text one list page carries, well under the 4 MiB message limit.
+const PAGE_BUDGET: usize = 3 * 1024 * 1024;
 /// The world's order: the sort of lists and neighbours, the id breaking ties.
 const ORDER: &[&str] = &["t.sort_order", "t.id"];
 
@@ -175,6 +177,11 @@ fn merge(sent: Story, current: Story, mask: &Mask) -> Story {
         order: if mask.has("order") { sent.order } else { current.order },
         ..current
     }
+}
+
+/// Roughly what `story` adds to an encoded list page.
+fn weight(story: &Story) -> usize {
+    story.content.len() + story.summary.len() + story.title.len() + 256
 }
 
 /// The key of `story` in the world's order.
@@ -347,7 +354,7 @@ impl StoriesApi {
         select.push(" ORDER BY t.sort_order, t.id LIMIT ").bind(Bind::Int(page.fetch_limit()));
         let rows = select.query().fetch_all(&mut *conn).await?;
         let stories = rows.iter().map(Story::from_row).collect::<Result<Vec<_>>>()?;
-        let (mut stories, next_page_token) = page.finish(stories, sort_key);
+        let (mut stories, next_page_token) = page.finish_within(stories, sort_key, weight, PAGE_BUDGET);
         links::attach(&mut *conn, &Scope::of(&stories), &mut stories).await?;
         Ok(ListStoriesResponse { stories, next_page_token, total_size: i32::try_from(total).unwrap_or(i32::MAX) })
     }

@@ -137,7 +137,7 @@ impl WorldsApi {
         filter::apply(&request.filter, FILTERS, &mut condition)?;
         let count = Sql::select("SELECT COUNT(*) FROM worlds w", &condition);
         let mut select = Sql::select(&format!("SELECT {COLUMNS} FROM worlds w"), &condition);
-        if let Some(after) = &page.after {
+        if let Some(after) = page.after_like(&[Key::Text(String::new())])? {
             select.push_after(&["w.id"], after);
         }
         select.push(" ORDER BY w.id LIMIT ").bind(Bind::Int(page.fetch_limit()));
@@ -178,10 +178,7 @@ impl WorldsApi {
         };
         let fields = WorldFields::parse(&merged, "world.")?;
         if fields.visibility == Visibility::Public && !was_public {
-            let owner = fabula_proto::auth::Principal {
-                user_id: access.owner_id,
-                role: owner_role(&mut tx, access.owner_id).await?,
-            };
+            let owner = quotas::owner(&mut tx, access.owner_id).await?;
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Worlds, id).await?;
         }
         let updated = sqlx::query(
@@ -337,16 +334,6 @@ async fn find_user(tx: &mut sqlx::Transaction<'static, Any>, user: &str) -> Resu
     .ok_or_else(|| not_found("user"))?;
     let id: String = row.try_get(0)?;
     Ok((id.parse().map_err(|_| Error::Internal("bad user id".into()))?, row.try_get(1)?))
-}
-
-/// The current role of user `id`, whose quota a change counts against.
-async fn owner_role(tx: &mut sqlx::Transaction<'static, Any>, id: Uuid) -> Result<fabula_proto::pb::accounts::Role> {
-    let role: String = sqlx::query("SELECT role FROM users WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
-    Ok(fabula_proto::pb::accounts::Role::from_str_name(&role).unwrap_or(fabula_proto::pb::accounts::Role::User))
 }
 
 #[tonic::async_trait]

@@ -16,8 +16,9 @@ pub const MAX_PAGE_SIZE: i64 = 200;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub size: i64,
-    /// The sort key of the last item of the previous page.
-    pub after: Option<Vec<Key>>,
+    /// The sort key of the last item of the previous page; read it through
+    /// [`Page::after_like`], which refuses forged keys of the wrong shape.
+    after: Option<Vec<Key>>,
     fingerprint: String,
 }
 
@@ -73,9 +74,31 @@ impl Page {
     }
 
     /// Splits `rows` fetched with [`Page::fetch_limit`] into this page and the token of the next.
-    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> Vec<Key>) -> (Vec<T>, String) {
-        if rows.len() as i64 > self.size {
-            rows.truncate(self.size as usize);
+    pub fn finish<T>(&self, rows: Vec<T>, key: impl Fn(&T) -> Vec<Key>) -> (Vec<T>, String) {
+        self.finish_within(rows, key, |_| 0, usize::MAX)
+    }
+
+    /// [`Page::finish`] for rows of `weight` bytes: the page also ends before its rows
+    /// weigh more than `budget` (one row at least), so it fits in one message.
+    pub fn finish_within<T>(
+        &self,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> Vec<Key>,
+        weight: impl Fn(&T) -> usize,
+        budget: usize,
+    ) -> (Vec<T>, String) {
+        let mut total = 0_usize;
+        let fits = rows
+            .iter()
+            .take(self.size as usize)
+            .take_while(|row| {
+                total = total.saturating_add(weight(row));
+                total <= budget
+            })
+            .count()
+            .max(1);
+        if rows.len() > fits {
+            rows.truncate(fits);
             let token = rows.last().map(|last| self.next_token(key(last))).unwrap_or_default();
             (rows, token)
         } else {
@@ -210,6 +233,18 @@ mod tests {
         assert_eq!(Page::parse(7, "", &["q"]).unwrap().size, 7);
         assert_eq!(Page::parse(10_000, "", &["q"]).unwrap().size, 200);
         assert!(Page::parse(-1, "", &["q"]).is_err());
+    }
+
+    #[test]
+    fn a_page_ends_before_its_rows_outweigh_the_budget() {
+        let page = Page::parse(10, "", &["q"]).unwrap();
+        let key = |n: &usize| vec![Key::Int(*n as i64)];
+        let (rows, token) = page.finish_within(vec![4, 4, 4, 4], key, |n| *n, 9);
+        assert_eq!((rows.len(), token.is_empty()), (2, false), "two rows of 4 fit in 9");
+        let (rows, _) = page.finish_within(vec![100, 1], key, |n| *n, 9);
+        assert_eq!(rows, vec![100], "a page holds one row even when it is too heavy");
+        let (rows, token) = page.finish_within(vec![1, 1], key, |n| *n, 9);
+        assert_eq!((rows.len(), token.is_empty()), (2, true), "everything fits: no next page");
     }
 
     #[test]
