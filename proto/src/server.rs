@@ -22,15 +22,20 @@ pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Identit
         .layer(AuthLayer::new(authn))
 }
 
-/// Reflection v1 and v1alpha over Fabula's contracts and the health service.
-pub fn reflection() -> (
+/// Reflection v1 and v1alpha over Fabula's contracts and the health service,
+/// advertising `services` (the process's own) besides health and reflection.
+pub fn reflection(services: &[&str]) -> (
     tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
     tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
 ) {
     let configure = || {
-        tonic_reflection::server::Builder::configure()
+        let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        services.iter().fold(builder, |builder, name| builder.with_service_name(*name))
     };
     let v1 = configure().build_v1().expect("Fabula's descriptor set is valid");
     let v1alpha = configure().build_v1alpha().expect("Fabula's descriptor set is valid");

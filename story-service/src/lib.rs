@@ -116,7 +116,7 @@ impl App {
         let Self { listener, state } = self;
         let addr = listener.local_addr().ok();
         let (health_reporter, health) = server::health();
-        let (reflection_v1, reflection_v1alpha) = server::reflection();
+        let (reflection_v1, reflection_v1alpha) = server::reflection(&SERVICE_NAMES[1..]);
         for name in SERVICE_NAMES {
             health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
         }

@@ -54,6 +54,7 @@ impl Db {
                 Self { reader: pool.clone(), writer: pool, backend }
             }
             Backend::Sqlite => {
+                create_parent_dir(url)?;
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
                 let reader = sqlite_pool(max_connections).connect_with(options).await?;
                 Self { reader, writer, backend }
@@ -93,6 +94,19 @@ impl Db {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+}
+
+/// Makes the directory of a SQLite file URL (`sqlite://data/story.db?mode=rwc`), so a
+/// first run needs nothing prepared.
+fn create_parent_dir(url: &str) -> Result<(), sqlx::Error> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = std::path::Path::new(path.split('?').next().unwrap_or_default());
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && path.as_os_str() != ":memory:" => {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)
+        }
+        _ => Ok(()),
     }
 }
 
