@@ -14,7 +14,7 @@ use fabula_proto::{
     auth::Caller,
     pb::story::{ShareRole, Visibility},
 };
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor, Row, any::AnyRow};
 use uuid::Uuid;
 
 use crate::{
@@ -97,26 +97,39 @@ impl WorldAccess {
     }
 }
 
+/// The columns [`access_from_row`] reads, from a query that joins [`WORLD_ACCESS_JOIN`].
+pub const WORLD_ACCESS_COLUMNS: &str = "w.owner_id, w.visibility, s.role";
+/// Joins the caller's share (placeholder `$2`) of world `w`.
+pub const WORLD_ACCESS_JOIN: &str = " LEFT JOIN world_shares s ON s.world_id = w.id AND s.user_id = $2";
+
 /// The caller's access to world `world_id`; NOT_FOUND when there is no such world.
 /// Readability is not checked here: call one of the `require_*` methods.
 pub async fn world_access<'e, E>(executor: E, caller: &Caller, world_id: Uuid) -> Result<WorldAccess>
 where
     E: Executor<'e, Database = Any>,
 {
-    let me = caller.user_id().map(|id| id.to_string()).unwrap_or_default();
-    let row = sqlx::query(
-        "SELECT w.owner_id, w.visibility, s.role FROM worlds w \
-         LEFT JOIN world_shares s ON s.world_id = w.id AND s.user_id = $2 WHERE w.id = $1",
-    )
-    .bind(world_id.to_string())
-    .bind(me.as_str())
-    .fetch_optional(executor)
-    .await?
-    .ok_or_else(|| not_found("world"))?;
-    let owner: String = row.try_get(0)?;
-    let visibility: String = row.try_get(1)?;
-    let share: Option<String> = row.try_get(2)?;
-    let relation = if owner == me {
+    let sql = format!("SELECT {WORLD_ACCESS_COLUMNS} FROM worlds w{WORLD_ACCESS_JOIN} WHERE w.id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(world_id.to_string())
+        .bind(caller_key(caller))
+        .fetch_optional(executor)
+        .await?
+        .ok_or_else(|| not_found("world"))?;
+    access_from_row(&row, 0, caller, world_id)
+}
+
+/// The value bound to `$2` of [`WORLD_ACCESS_JOIN`]: the caller's id, or nothing.
+pub fn caller_key(caller: &Caller) -> String {
+    caller.user_id().map(|id| id.to_string()).unwrap_or_default()
+}
+
+/// The caller's access to world `world_id`, from [`WORLD_ACCESS_COLUMNS`] read from
+/// index `first` of `row`.
+pub fn access_from_row(row: &AnyRow, first: usize, caller: &Caller, world_id: Uuid) -> Result<WorldAccess> {
+    let owner: String = row.try_get(first)?;
+    let visibility: String = row.try_get(first + 1)?;
+    let share: Option<String> = row.try_get(first + 2)?;
+    let relation = if caller.user_id().is_some_and(|me| me.to_string() == owner) {
         Relation::Owner
     } else {
         match share.as_deref().and_then(ShareRole::from_str_name) {

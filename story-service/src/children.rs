@@ -17,7 +17,7 @@ use sqlx::{Any, AnyConnection, Executor, Row, Transaction, any::AnyRow};
 use uuid::Uuid;
 
 use crate::{
-    access::{WorldAccess, world_access},
+    access::{WORLD_ACCESS_COLUMNS, WORLD_ACCESS_JOIN, WorldAccess, access_from_row, caller_key, world_access},
     db::{Db, timestamp},
     domain,
     error::{Result, etag_mismatch, invalid, not_found},
@@ -93,24 +93,38 @@ impl Located {
 /// Finds child `id` and the caller's access to its world, deciding nothing yet;
 /// NOT_FOUND when there is no such child.
 pub async fn locate<T: WorldChild>(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<Located> {
-    let sql = format!("SELECT world_id, version FROM {} WHERE id = $1", T::TABLE);
+    Ok(locate_with::<T>(conn, caller, id).await?.0)
+}
+
+/// [`locate`], reading the child itself in the same query.
+pub async fn locate_with<T: WorldChild>(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<(Located, T)> {
+    // The child's own columns come first, where `from_row` reads them.
+    let sql = format!(
+        "SELECT {}, t.world_id, t.version, {WORLD_ACCESS_COLUMNS} FROM {} t JOIN worlds w ON w.id = t.world_id\
+         {WORLD_ACCESS_JOIN} WHERE t.id = $1",
+        T::COLUMNS,
+        T::TABLE
+    );
+    let first = T::COLUMNS.split(',').count();
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
+        .bind(caller_key(caller))
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| not_found(T::NOUN))?;
-    let world_id: String = row.try_get(0)?;
+    let world_id: String = row.try_get(first)?;
     let world_id = Uuid::try_parse(&world_id)
         .map_err(|_| crate::error::Error::Internal(format!("bad world id {world_id} of {} {id}", T::NOUN)))?;
-    let access = world_access(&mut *conn, caller, world_id).await?;
-    Ok(Located { noun: T::NOUN, version: row.try_get(1)?, access })
+    let access = access_from_row(&row, first + 2, caller, world_id)?;
+    Ok((Located { noun: T::NOUN, version: row.try_get(first + 1)?, access }, T::from_row(&row)?))
 }
 
 /// Child `id`, when the caller may read it.
 pub async fn get<T: WorldChild>(db: &Db, caller: &Caller, id: Uuid) -> Result<T> {
     let mut conn = db.reader.acquire().await?;
-    locate::<T>(&mut conn, caller, id).await?.require_read()?;
-    fetch(&mut *conn, id).await
+    let (located, child) = locate_with::<T>(&mut conn, caller, id).await?;
+    located.require_read()?;
+    Ok(child)
 }
 
 /// The parent world and `request_id` of a create, as sent.

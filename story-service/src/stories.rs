@@ -192,8 +192,7 @@ fn sort_key(story: &Story) -> Vec<Key> {
 /// Story `id` and where it stands, when the caller may read it; NOT_FOUND when there
 /// is no such story or it is hidden from the caller, so existence never leaks.
 async fn readable(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<(Located, Story)> {
-    let located = children::locate::<Story>(&mut *conn, caller, id).await?;
-    let story: Story = children::fetch(&mut *conn, id).await?;
+    let (located, story) = children::locate_with::<Story>(&mut *conn, caller, id).await?;
     let author =
         Uuid::try_parse(&story.owner_id).map_err(|_| Error::Internal(format!("bad owner id of story {id}")))?;
     let visibility = Visibility::try_from(story.visibility).unwrap_or(Visibility::Draft);
