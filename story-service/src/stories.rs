@@ -204,7 +204,7 @@ async fn readable(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result
 
 /// The order of a story placed at `requested` in world `world_id`: as requested, or
 /// after every story when 0. The `story_seq` bump locks the world's row until the
-/// transaction ends, so creates in one world queue here and never share an order.
+/// transaction ends, so creates in one world never share an order.
 async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64) -> Result<i64> {
     let seq: i64 = sqlx::query(
         "UPDATE worlds SET story_seq = CASE WHEN $2 = 0 THEN story_seq + 1 WHEN story_seq < $2 THEN $2 \
@@ -308,7 +308,7 @@ impl StoriesApi {
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
         let mut violations = FieldViolations::new();
         let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
-        let mut fields = StoryFields::check(sent, &mut violations);
+        let fields = StoryFields::check(sent, &mut violations);
         let links = Links::parse(Owner::Story, Some(&sent.entity_ids), Some(&sent.location_ids), &mut violations);
         let target = CreateTarget { world_id, request_id };
         let (mut tx, id) = match children::begin_create::<Story>(&self.0.db, caller, &target).await? {
@@ -320,10 +320,22 @@ impl StoriesApi {
         if fields.visibility == Visibility::Public {
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
         }
-        fields.order = place(&mut tx, world_id, fields.order).await?;
         insert(&mut tx, id, world_id, owner.user_id, &fields).await?;
         links.save(&mut tx, id).await?;
-        commit(tx, id).await
+        let story: Story = children::fetch(&mut *tx, id).await?;
+        let mut story = links::attach_one(&mut *tx, story).await?;
+        // Last: the world's row stays locked only until the commit right after, so
+        // creates in one world overlap everything but this.
+        story.order = place(&mut tx, world_id, fields.order).await?;
+        if story.order != fields.order {
+            sqlx::query("UPDATE stories SET sort_order = $1 WHERE id = $2")
+                .bind(story.order)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(story)
     }
 
     async fn get(&self, caller: &Caller, id: Uuid) -> Result<Story> {
