@@ -6,17 +6,28 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use fabula_proto::config::{Secret, parse_duration};
 
 #[derive(clap::Args, Clone, Debug)]
+#[group(id = "story")]
 pub struct Settings {
     /// Address the gRPC server listens on (port 0 picks a free one).
-    #[arg(long = "story-listen", env = "STORY_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(id = "story_listen", long = "story-listen", env = "STORY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
     /// Database URL: `sqlite://path?mode=rwc` (embedded) or `postgres://user@host/db`.
-    #[arg(long = "story-database-url", env = "STORY_DATABASE_URL", default_value = "sqlite://data/story.db?mode=rwc")]
+    #[arg(
+        id = "story_database_url",
+        long = "story-database-url",
+        env = "STORY_DATABASE_URL",
+        default_value = "sqlite://data/story.db?mode=rwc"
+    )]
     pub database_url: String,
 
     /// Most database connections the service opens.
-    #[arg(long = "story-database-connections", env = "STORY_DATABASE_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        id = "story_database_connections",
+        long = "story-database-connections",
+        env = "STORY_DATABASE_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub database_connections: u32,
 
     /// Directory for files the service keeps: the development keys.
