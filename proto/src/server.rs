@@ -24,7 +24,9 @@ pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Identit
 
 /// Reflection v1 and v1alpha over Fabula's contracts and the health service,
 /// advertising `services` (the process's own) besides health and reflection.
-pub fn reflection(services: &[&str]) -> (
+pub fn reflection(
+    services: &[&str],
+) -> (
     tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
     tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
 ) {
