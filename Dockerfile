@@ -1,5 +1,6 @@
 # One image per binary, from one multi-stage build:
 #   docker build --target story-service -t fabula/story-service .
+#   docker build --target gpt-worker -t fabula/gpt-worker .
 # Dependencies are cached in their own layer: sources change far more often.
 
 FROM rust:1.95-slim-bookworm AS build
@@ -13,12 +14,12 @@ COPY gpt-worker/Cargo.toml gpt-worker/
 COPY gateway/Cargo.toml gateway/
 RUN for c in proto story-service gpt-worker gateway; do mkdir -p $c/src && echo '' > $c/src/lib.rs; done \
  && echo 'fn main() {}' > src.rs && mkdir -p src && mv src.rs src/main.rs \
- && echo 'fn main() {}' > story-service/src/main.rs \
- && cargo build --release --locked -p story-service || true
+ && for c in story-service gpt-worker; do echo 'fn main() {}' > $c/src/main.rs; done \
+ && cargo build --release --locked -p story-service -p gpt-worker || true
 # 2. The real sources.
 COPY . .
-RUN touch proto/src/lib.rs story-service/src/lib.rs story-service/src/main.rs \
- && cargo build --release --locked -p story-service --bin story-service
+RUN touch proto/src/lib.rs story-service/src/*.rs gpt-worker/src/*.rs \
+ && cargo build --release --locked -p story-service --bin story-service -p gpt-worker --bin gpt-worker
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
@@ -31,3 +32,9 @@ COPY --from=build /src/target/release/story-service /usr/local/bin/story-service
 ENV STORY_LISTEN=0.0.0.0:50051 FABULA_DATA_DIR=/data
 EXPOSE 50051
 ENTRYPOINT ["story-service"]
+
+FROM runtime AS gpt-worker
+COPY --from=build /src/target/release/gpt-worker /usr/local/bin/gpt-worker
+ENV WORKER_LISTEN=0.0.0.0:50052
+EXPOSE 50052
+ENTRYPOINT ["gpt-worker"]
