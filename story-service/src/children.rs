@@ -41,6 +41,17 @@ pub trait WorldChild: Sized + Send + Unpin + 'static {
 
     /// The id, the last key of a list page.
     fn id(&self) -> &str;
+
+    /// More columns [`locate_with`] reads in the same query, after the child's own and
+    /// its world's (a story's links); none by default.
+    fn extra_columns() -> String {
+        String::new()
+    }
+
+    /// Reads the [`WorldChild::extra_columns`] starting at index `first` of `row`.
+    fn read_extra(&mut self, _row: &AnyRow, _first: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The etag and times of a row, read from its `version, create_time, update_time`.
@@ -99,10 +110,12 @@ pub async fn locate<T: WorldChild>(conn: &mut AnyConnection, caller: &Caller, id
 /// [`locate`], reading the child itself in the same query.
 pub async fn locate_with<T: WorldChild>(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<(Located, T)> {
     // The child's own columns come first, where `from_row` reads them.
+    let extra = T::extra_columns();
     let sql = format!(
-        "SELECT {}, t.world_id, t.version, {WORLD_ACCESS_COLUMNS} FROM {} t JOIN worlds w ON w.id = t.world_id\
+        "SELECT {}, t.world_id, t.version, {WORLD_ACCESS_COLUMNS}{}{extra} FROM {} t JOIN worlds w ON w.id = t.world_id\
          {WORLD_ACCESS_JOIN} WHERE t.id = $1",
         T::COLUMNS,
+        if extra.is_empty() { "" } else { ", " },
         T::TABLE
     );
     let first = T::COLUMNS.split(',').count();
@@ -116,7 +129,9 @@ pub async fn locate_with<T: WorldChild>(conn: &mut AnyConnection, caller: &Calle
     let world_id = Uuid::try_parse(&world_id)
         .map_err(|_| crate::error::Error::Internal(format!("bad world id {world_id} of {} {id}", T::NOUN)))?;
     let access = access_from_row(&row, first + 2, caller, world_id)?;
-    Ok((Located { noun: T::NOUN, version: row.try_get(first + 1)?, access }, T::from_row(&row)?))
+    let mut child = T::from_row(&row)?;
+    child.read_extra(&row, first + 5)?;
+    Ok((Located { noun: T::NOUN, version: row.try_get(first + 1)?, access }, child))
 }
 
 /// Child `id`, when the caller may read it.

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use fabula_proto::errors::FieldViolations;
-use sqlx::{Any, AnyConnection, Executor, Row};
+use sqlx::{Any, AnyConnection, Executor, Row, any::AnyRow};
 use uuid::Uuid;
 
 use crate::{
@@ -357,6 +357,31 @@ pub async fn attach<'e, T: Linkable>(
             let ids = found.remove(&(item.id().to_owned(), link.table().to_owned())).unwrap_or_default();
             *item.link_ids(link.target()) = ids;
         }
+    }
+    Ok(())
+}
+
+/// Columns (on an owner row aliased `t`) that carry its links as comma-separated ids
+/// in order: entities, then locations. Read them back with [`fill_from_columns`].
+/// `string_agg` is both PostgreSQL's and (since 3.44) SQLite's.
+pub fn aggregated_columns(owner: Owner) -> String {
+    owner
+        .links()
+        .map(|link| {
+            format!(
+                "(SELECT string_agg(l.target_id, ',' ORDER BY l.position) FROM {} l WHERE l.{} = t.id)",
+                link.table(),
+                owner.column()
+            )
+        })
+        .join(", ")
+}
+
+/// Fills the links of `item` from the [`aggregated_columns`] read at index `first` of `row`.
+pub fn fill_from_columns<T: Linkable>(item: &mut T, row: &AnyRow, first: usize) -> Result<()> {
+    for (i, link) in T::OWNER.links().into_iter().enumerate() {
+        let ids: Option<String> = row.try_get(first + i)?;
+        *item.link_ids(link.target()) = ids.map(|ids| ids.split(',').map(str::to_owned).collect()).unwrap_or_default();
     }
     Ok(())
 }

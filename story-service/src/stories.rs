@@ -62,7 +62,7 @@ impl WorldChild for Story {
     const COLUMNS: &'static str = "t.id, t.world_id, t.owner_id, t.title, t.content, t.format, t.genre, \
                                    t.visibility, t.sort_order, t.version, t.create_time, t.update_time, t.summary";
 
-    /// The story without its links: see [`links::attach`].
+    /// The story without its links: see [`links::attach`] and [`WorldChild::read_extra`].
     fn from_row(row: &AnyRow) -> Result<Self> {
         let Stamps { etag, create_time, update_time } = Stamps::read(row, 9)?;
         Ok(Story {
@@ -86,6 +86,14 @@ impl WorldChild for Story {
 
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn extra_columns() -> String {
+        links::aggregated_columns(Owner::Story)
+    }
+
+    fn read_extra(&mut self, row: &AnyRow, first: usize) -> Result<()> {
+        links::fill_from_columns(self, row, first)
     }
 }
 
@@ -341,7 +349,7 @@ impl StoriesApi {
     async fn get(&self, caller: &Caller, id: Uuid) -> Result<Story> {
         let mut conn = self.0.db.reader.acquire().await?;
         let (_, story) = readable(&mut conn, caller, id).await?;
-        links::attach_one(&mut *conn, story).await
+        Ok(story)
     }
 
     async fn list(&self, caller: &Caller, request: ListStoriesRequest) -> Result<ListStoriesResponse> {
