@@ -1,0 +1,193 @@
+//! A load generator for gpt-worker's benchmark (see BENCHMARKS.md and
+//! bench/gpt-worker.sh).
+//!
+//! It signs in an administrator, registers a user with model access, then submits
+//! `--jobs` jobs of one kind with `--concurrency` submissions in flight, spread over
+//! the `--worker` addresses, waits for every job to finish, and reports jobs per
+//! second and the submit → RUNNING latency (each job's start time minus its create
+//! time, both stamped by the worker).
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use fabula_proto::pb::{
+    accounts::{LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient},
+    jobs::{
+        AnalyzeStory, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest, job_service_client::JobServiceClient,
+        job_spec::Kind,
+    },
+    story::{CreateStoryRequest, CreateWorldRequest, Story, World, story_service_client::StoryServiceClient, world_service_client::WorldServiceClient},
+};
+use prost_types::FieldMask;
+use tonic::{Request, transport::Channel};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum JobKind {
+    Paraphrase,
+    AnalyzeStory,
+}
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    story: String,
+    /// A worker's address; repeat for several processes sharing one queue.
+    #[arg(long = "worker", default_value = "http://127.0.0.1:50052")]
+    workers: Vec<String>,
+    #[arg(long, default_value = "bench-admin")]
+    admin: String,
+    #[arg(long, default_value = "bench-admin-password")]
+    admin_password: String,
+    #[arg(long, value_enum, default_value = "paraphrase")]
+    kind: JobKind,
+    #[arg(long, default_value_t = 2000)]
+    jobs: usize,
+    /// Submissions in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let story = Channel::from_shared(args.story.clone())?.connect().await?;
+    let token = user_with_model_access(&story, &args).await?;
+    let spec = spec_for(args.kind, &story, &token).await?;
+    let mut workers = Vec::new();
+    for url in &args.workers {
+        workers.push(JobServiceClient::new(Channel::from_shared(url.clone())?.connect().await?));
+    }
+    let started = Instant::now();
+    let jobs = submit_all(&workers, &token, &spec, args.jobs, args.concurrency).await?;
+    let submitted = started.elapsed();
+    let finished = wait_all(&workers[0], &token, jobs).await?;
+    let elapsed = started.elapsed();
+    report(&finished, submitted, elapsed);
+    Ok(())
+}
+
+/// A fresh user with model access, granted by the administrator.
+async fn user_with_model_access(story: &Channel, args: &Args) -> anyhow::Result<String> {
+    let mut accounts = AccountServiceClient::new(story.clone());
+    let admin = accounts
+        .login(LoginRequest { login: args.admin.clone(), password: args.admin_password.clone() })
+        .await?
+        .into_inner()
+        .access_token;
+    let name = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let registered = accounts
+        .register(RegisterRequest { username: name.clone(), email: format!("{name}@bench.test"), password: "benchmark-password".into() })
+        .await?
+        .into_inner();
+    let user = User { id: registered.user.map(|u| u.id).unwrap_or_default(), gpt_enabled: true, ..Default::default() };
+    let grant = UpdateUserRequest { user: Some(user), update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }) };
+    accounts.update_user(authed(grant, &admin)).await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // statuses are cached for a second
+    Ok(registered.access_token)
+}
+
+async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result<JobSpec> {
+    let kind = match kind {
+        JobKind::Paraphrase => Kind::Paraphrase(Paraphrase { text: "The dragon slept under the mountain.".into(), mode: "vivid".into() }),
+        JobKind::AnalyzeStory => {
+            let world = World { name: "Bench".into(), ..Default::default() };
+            let world = WorldServiceClient::new(story.clone())
+                .create_world(authed(CreateWorldRequest { world: Some(world), request_id: String::new() }, token))
+                .await?
+                .into_inner();
+            let content = "Aria met Borin in Eldoria. They rode to Kestrel Keep, where Cael waited.".repeat(5);
+            let story = StoryServiceClient::new(story.clone())
+                .create_story(authed(
+                    CreateStoryRequest { world_id: world.id, story: Some(Story { title: "Bench".into(), content, ..Default::default() }), request_id: String::new() },
+                    token,
+                ))
+                .await?
+                .into_inner();
+            Kind::AnalyzeStory(AnalyzeStory { story_id: story.id })
+        }
+    };
+    Ok(JobSpec { kind: Some(kind) })
+}
+
+/// Submits `count` jobs, `concurrency` at a time, round-robin over the workers.
+async fn submit_all(
+    workers: &[JobServiceClient<Channel>],
+    token: &str,
+    spec: &JobSpec,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let per_task = count.div_ceil(concurrency);
+    for t in 0..concurrency {
+        let mut client = workers[t % workers.len()].clone();
+        let (token, spec) = (token.to_owned(), spec.clone());
+        let n = per_task.min(count.saturating_sub(t * per_task));
+        tasks.spawn(async move {
+            let mut ids = Vec::with_capacity(n);
+            for _ in 0..n {
+                let request = CreateJobRequest { spec: Some(spec.clone()), request_id: String::new() };
+                ids.push(client.create_job(authed(request, &token)).await?.into_inner().id);
+            }
+            Ok::<_, tonic::Status>(ids)
+        });
+    }
+    let mut ids = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        ids.extend(done??);
+    }
+    Ok(ids)
+}
+
+/// Every job, finished.
+async fn wait_all(worker: &JobServiceClient<Channel>, token: &str, ids: Vec<String>) -> anyhow::Result<Vec<Job>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
+        let (mut client, token, chunk) = (worker.clone(), token.to_owned(), chunk.to_vec());
+        tasks.spawn(async move {
+            let mut jobs = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let timeout = Some(prost_types::Duration { seconds: 120, nanos: 0 });
+                jobs.push(client.wait_job(authed(WaitJobRequest { id, timeout }, &token)).await?.into_inner());
+            }
+            Ok::<_, tonic::Status>(jobs)
+        });
+    }
+    let mut jobs = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        jobs.extend(done??);
+    }
+    Ok(jobs)
+}
+
+fn report(jobs: &[Job], submitted: Duration, elapsed: Duration) {
+    let succeeded = jobs.iter().filter(|j| j.state == JobState::Succeeded as i32).count();
+    let mut latencies: Vec<f64> = jobs
+        .iter()
+        .filter_map(|j| Some(micros(j.start_time.as_ref()?) - micros(j.create_time.as_ref()?)))
+        .map(|us| us as f64 / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    println!(
+        "{} jobs, {} succeeded: submitted in {:.2} s, all finished in {:.2} s: {:.0} jobs/s; submit → RUNNING p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        jobs.len(),
+        succeeded,
+        submitted.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        jobs.len() as f64 / elapsed.as_secs_f64(),
+        at(0.50),
+        at(0.99),
+        latencies.last().copied().unwrap_or(0.0),
+    );
+}
+
+fn micros(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
+}
+
+fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header value"));
+    request
+}
