@@ -13,10 +13,13 @@ use clap::{Parser, ValueEnum};
 use fabula_proto::pb::{
     accounts::{LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient},
     jobs::{
-        AnalyzeStory, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest, job_service_client::JobServiceClient,
-        job_spec::Kind,
+        AnalyzeStory, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest,
+        job_service_client::JobServiceClient, job_spec::Kind,
     },
-    story::{CreateStoryRequest, CreateWorldRequest, Story, World, story_service_client::StoryServiceClient, world_service_client::WorldServiceClient},
+    story::{
+        CreateStoryRequest, CreateWorldRequest, Story, World, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
+    },
 };
 use prost_types::FieldMask;
 use tonic::{Request, transport::Channel};
@@ -76,11 +79,16 @@ async fn user_with_model_access(story: &Channel, args: &Args) -> anyhow::Result<
         .access_token;
     let name = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let registered = accounts
-        .register(RegisterRequest { username: name.clone(), email: format!("{name}@bench.test"), password: "benchmark-password".into() })
+        .register(RegisterRequest {
+            username: name.clone(),
+            email: format!("{name}@bench.test"),
+            password: "benchmark-password".into(),
+        })
         .await?
         .into_inner();
     let user = User { id: registered.user.map(|u| u.id).unwrap_or_default(), gpt_enabled: true, ..Default::default() };
-    let grant = UpdateUserRequest { user: Some(user), update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }) };
+    let grant =
+        UpdateUserRequest { user: Some(user), update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }) };
     accounts.update_user(authed(grant, &admin)).await?;
     tokio::time::sleep(Duration::from_millis(1100)).await; // statuses are cached for a second
     Ok(registered.access_token)
@@ -88,7 +96,9 @@ async fn user_with_model_access(story: &Channel, args: &Args) -> anyhow::Result<
 
 async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result<JobSpec> {
     let kind = match kind {
-        JobKind::Paraphrase => Kind::Paraphrase(Paraphrase { text: "The dragon slept under the mountain.".into(), mode: "vivid".into() }),
+        JobKind::Paraphrase => {
+            Kind::Paraphrase(Paraphrase { text: "The dragon slept under the mountain.".into(), mode: "vivid".into() })
+        }
         JobKind::AnalyzeStory => {
             let world = World { name: "Bench".into(), ..Default::default() };
             let world = WorldServiceClient::new(story.clone())
@@ -98,7 +108,11 @@ async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result
             let content = "Aria met Borin in Eldoria. They rode to Kestrel Keep, where Cael waited.".repeat(5);
             let story = StoryServiceClient::new(story.clone())
                 .create_story(authed(
-                    CreateStoryRequest { world_id: world.id, story: Some(Story { title: "Bench".into(), content, ..Default::default() }), request_id: String::new() },
+                    CreateStoryRequest {
+                        world_id: world.id,
+                        story: Some(Story { title: "Bench".into(), content, ..Default::default() }),
+                        request_id: String::new(),
+                    },
                     token,
                 ))
                 .await?
@@ -168,7 +182,12 @@ fn report(jobs: &[Job], submitted: Duration, elapsed: Duration) {
         .map(|us| us as f64 / 1000.0)
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let at = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     println!(
         "{} jobs, {} succeeded: submitted in {:.2} s, all finished in {:.2} s: {:.0} jobs/s; submit → RUNNING p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         jobs.len(),

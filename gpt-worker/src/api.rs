@@ -16,6 +16,7 @@ use fabula_proto::{
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
@@ -36,6 +37,9 @@ pub struct JobsApi {
     pub worker: Arc<Worker>,
     /// Hears the id of every job whose change was just committed.
     pub applied: broadcast::Sender<Uuid>,
+    /// Cancelled when the worker shuts down: open watches and waits end then, so they
+    /// do not hold the server up; their clients ask another replica.
+    pub stopping: CancellationToken,
 }
 
 impl JobsApi {
@@ -112,10 +116,18 @@ impl JobsApi {
             if is_finished(&job) || tokio::time::Instant::now() >= deadline {
                 return Ok(job);
             }
-            let _ =
-                tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + WATCH_POLL), applied.recv()).await;
+            let next_look = deadline.min(tokio::time::Instant::now() + WATCH_POLL);
+            tokio::select! {
+                () = self.stopping.cancelled() => return Err(shutting_down().into()),
+                _ = tokio::time::timeout_at(next_look, applied.recv()) => {}
+            }
         }
     }
+}
+
+/// UNAVAILABLE for a watch or wait cut short by shutdown.
+fn shutting_down() -> Status {
+    errors::status(Code::Unavailable, "SHUTTING_DOWN", "this worker is shutting down; ask again")
 }
 
 fn is_finished(job: &Job) -> bool {
@@ -216,6 +228,7 @@ impl JobService for JobsApi {
         let watch = Watch {
             db: self.db.clone(),
             applied: self.applied.subscribe(),
+            stopping: self.stopping.clone(),
             job_id: job.id.parse().unwrap_or_default(),
         };
         tokio::spawn(watch.forward(request.after_seq, sender));
@@ -229,10 +242,13 @@ impl JobService for JobsApi {
 }
 
 /// One watcher of one job: the stored updates after a number, then new ones as they
-/// are committed (woken locally, or by polling for other processes' writes).
+/// are committed (woken locally, or by polling for other processes' writes). A watch
+/// that starts after the final update, or whose job is deleted, ends there; one open
+/// at shutdown ends with UNAVAILABLE, to be resumed elsewhere.
 struct Watch {
     db: Db,
     applied: broadcast::Receiver<Uuid>,
+    stopping: CancellationToken,
     job_id: Uuid,
 }
 
@@ -240,13 +256,15 @@ impl Watch {
     /// Sends updates until the final one, or until the watcher goes away.
     async fn forward(mut self, mut after_seq: i64, sender: mpsc::Sender<Result<JobUpdate, Status>>) {
         loop {
-            let updates = match store::updates_after(&self.db, self.job_id, after_seq, 100).await {
-                Ok(updates) => updates,
-                Err(error) => {
-                    let _ = sender.send(Err(error.into())).await;
+            let Some(mut updates) = self.read(after_seq, &sender).await else { return };
+            if updates.is_empty() && !self.may_change(&sender).await {
+                // It ended before this second read, which sees every update it has.
+                let Some(last) = self.read(after_seq, &sender).await else { return };
+                if last.is_empty() {
                     return;
                 }
-            };
+                updates = last;
+            }
             for update in updates {
                 after_seq = update.seq;
                 let last = matches!(update.kind, Some(job_update::Kind::Finished(_)));
@@ -260,6 +278,33 @@ impl Watch {
         }
     }
 
+    /// The stored updates after `after_seq`; `None` after telling the watcher of an error.
+    async fn read(&self, after_seq: i64, sender: &mpsc::Sender<Result<JobUpdate, Status>>) -> Option<Vec<JobUpdate>> {
+        match store::updates_after(&self.db, self.job_id, after_seq, 100).await {
+            Ok(updates) => Some(updates),
+            Err(error) => {
+                let _ = sender.send(Err(error.into())).await;
+                None
+            }
+        }
+    }
+
+    /// Whether the job may still change: false once it is finished, or gone (the
+    /// watcher is then told NOT_FOUND).
+    async fn may_change(&self, sender: &mpsc::Sender<Result<JobUpdate, Status>>) -> bool {
+        match store::fetch(&self.db.reader, self.job_id).await {
+            Ok(Some(job)) => !is_finished(&job),
+            Ok(None) => {
+                let _ = sender.send(Err(not_found("job").into())).await;
+                false
+            }
+            Err(error) => {
+                let _ = sender.send(Err(error.into())).await;
+                false
+            }
+        }
+    }
+
     /// Waits for a change of this job; false when the watcher went away.
     async fn next_change(&mut self, sender: &mpsc::Sender<Result<JobUpdate, Status>>) -> bool {
         let poll = tokio::time::sleep(WATCH_POLL);
@@ -267,6 +312,10 @@ impl Watch {
         loop {
             tokio::select! {
                 () = sender.closed() => return false,
+                () = self.stopping.cancelled() => {
+                    let _ = sender.send(Err(shutting_down())).await;
+                    return false;
+                }
                 () = &mut poll => return true,
                 woken = self.applied.recv() => match woken {
                     Ok(id) if id == self.job_id => return true,

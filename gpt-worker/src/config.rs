@@ -3,16 +3,21 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use fabula_proto::config::{Secret, parse_duration};
+use fabula_proto::{
+    config::{Secret, parse_duration},
+    keys,
+};
 
 #[derive(clap::Args, Clone, Debug)]
+#[group(id = "worker")]
 pub struct Settings {
     /// Address the gRPC server listens on (port 0 picks a free one).
-    #[arg(long = "worker-listen", env = "WORKER_LISTEN", default_value = "127.0.0.1:50052")]
+    #[arg(id = "worker_listen", long = "worker-listen", env = "WORKER_LISTEN", default_value = "127.0.0.1:50052")]
     pub listen: SocketAddr,
 
     /// Database URL of the job queue: `sqlite://path?mode=rwc` or `postgres://…`.
     #[arg(
+        id = "worker_database_url",
         long = "worker-database-url",
         env = "WORKER_DATABASE_URL",
         default_value = "sqlite://data/worker.db?mode=rwc"
@@ -20,27 +25,36 @@ pub struct Settings {
     pub database_url: String,
 
     /// Most database connections the worker opens.
-    #[arg(long = "worker-database-connections", env = "WORKER_DATABASE_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        id = "worker_database_connections",
+        long = "worker-database-connections",
+        env = "WORKER_DATABASE_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub database_connections: u32,
 
     /// story-service's gRPC address.
     #[arg(long = "story-service-url", env = "STORY_SERVICE_URL", default_value = "http://127.0.0.1:50051")]
     pub story_service_url: String,
 
-    /// Directory of the development keys (story-service's public key, the worker's own key).
-    #[arg(long = "data-dir", env = "FABULA_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-
-    /// PEM file with story-service's Ed25519 public key, to verify access tokens.
-    /// Default: the development key story-service keeps in the data directory.
-    #[arg(long = "token-public-key-file", env = "WORKER_TOKEN_PUBLIC_KEY_FILE")]
-    pub token_public_key_file: Option<PathBuf>,
+    /// PEM file with story-service's Ed25519 public key, to verify access tokens. The
+    /// default is the development key story-service keeps in its data directory.
+    #[arg(
+        long = "token-public-key-file",
+        env = "WORKER_TOKEN_PUBLIC_KEY_FILE",
+        default_value = "data/token-ed25519.pub.pem"
+    )]
+    pub token_public_key_file: PathBuf,
 
     /// PEM file with the worker's own Ed25519 private key, which signs the delegated
     /// tokens it acts for job owners with; story-service must trust its public half.
-    /// Default: a development key generated once in the data directory.
-    #[arg(long = "worker-private-key-file", env = "WORKER_PRIVATE_KEY_FILE")]
-    pub private_key_file: Option<PathBuf>,
+    /// The default is the development key story-service generates beside its own.
+    #[arg(
+        long = "worker-private-key-file",
+        env = "WORKER_PRIVATE_KEY_FILE",
+        default_value = "data/worker-ed25519.pem"
+    )]
+    pub private_key_file: PathBuf,
 
     #[command(flatten)]
     pub llm: LlmSettings,
@@ -110,16 +124,15 @@ impl Settings {
     pub fn for_tests(
         database_url: impl Into<String>,
         story_service_url: impl Into<String>,
-        data_dir: impl Into<PathBuf>,
+        data_dir: &std::path::Path,
     ) -> Self {
         Self {
             listen: "127.0.0.1:0".parse().expect("a socket address"),
             database_url: database_url.into(),
             database_connections: 8,
             story_service_url: story_service_url.into(),
-            data_dir: data_dir.into(),
-            token_public_key_file: None,
-            private_key_file: None,
+            token_public_key_file: data_dir.join(keys::ACCOUNTS_PUBLIC_KEY_FILE),
+            private_key_file: data_dir.join(keys::WORKER_KEY_FILE),
             llm: LlmSettings {
                 base_url: None,
                 api_key: None,

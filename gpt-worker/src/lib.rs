@@ -67,17 +67,10 @@ pub struct App {
     settings: Settings,
 }
 
-/// Builds the worker with its keys read from the configured files (or the
-/// development keys in the data directory).
+/// Builds the worker with its keys read from the configured files.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
-    let token_key = match &settings.token_public_key_file {
-        Some(path) => keys::read_verifying_key(path)?,
-        None => keys::read_verifying_key(&settings.data_dir.join(keys::ACCOUNTS_PUBLIC_KEY_FILE))?,
-    };
-    let worker_key = match &settings.private_key_file {
-        Some(path) => keys::read_signing_key(path)?,
-        None => keys::development_key(&settings.data_dir, keys::WORKER_KEY_FILE)?,
-    };
+    let token_key = keys::read_verifying_key(&settings.token_public_key_file)?;
+    let worker_key = keys::read_signing_key(&settings.private_key_file)?;
     build_with_keys(settings, token_key, worker_key).await
 }
 
@@ -99,7 +92,8 @@ pub async fn build_with_keys(
     let worker = Arc::new(Worker::new(db.clone(), writer, worker_id, settings.queue.clone(), llm, story.clone()));
     let authn = Arc::new(WorkerAuthenticator::new(TokenVerifier::new([token_key]), story));
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
-    let api = JobsApi { db: db.clone(), limits: settings.queue.clone(), authn, worker, applied };
+    let stopping = CancellationToken::new();
+    let api = JobsApi { db: db.clone(), limits: settings.queue.clone(), authn, worker, applied, stopping };
     Ok(App { listener, db, api, settings })
 }
 
@@ -115,7 +109,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
         let Self { listener, db, api, settings } = self;
-        let stop = CancellationToken::new();
+        let stop = api.stopping.clone();
         tokio::spawn({
             let stop = stop.clone();
             async move {
@@ -132,7 +126,7 @@ impl App {
         db.spawn_checkpoints();
         let (health_reporter, health) = server::health();
         health_reporter.set_service_status("fabula.jobs.v1.JobService", tonic_health::ServingStatus::Serving).await;
-        let (reflection_v1, reflection_v1alpha) = server::reflection();
+        let (reflection_v1, reflection_v1alpha) = server::reflection(&["fabula.jobs.v1.JobService"]);
         tracing::info!(addr = ?listener.local_addr().ok(), "gpt-worker listening");
         let served = server::builder(api.authn.clone())
             .add_service(health)

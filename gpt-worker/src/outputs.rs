@@ -17,6 +17,8 @@ pub const MAX_ENTITY_TYPE_CHARS: usize = 50;
 pub const MAX_ERA_CHARS: usize = 100;
 /// Descriptions and suggestions.
 pub const MAX_TEXT_CHARS: usize = 10_000;
+/// A story's summary.
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
 /// The entity type given to entities the model did not type.
 pub const DEFAULT_ENTITY_TYPE: &str = "character";
 /// How many suggestions a paraphrase gives.
@@ -90,6 +92,12 @@ pub struct Suggestions {
 /// A description: trimmed, not empty, at most [`MAX_TEXT_CHARS`] characters.
 pub fn parse_description(reply: &str) -> Result<String, OutputError> {
     let text = clip(reply, MAX_TEXT_CHARS);
+    if text.is_empty() { Err(OutputError::Empty) } else { Ok(text) }
+}
+
+/// A story's summary: a description of at most [`MAX_SUMMARY_CHARS`] characters.
+pub fn parse_summary(reply: &str) -> Result<String, OutputError> {
+    let text = clip(reply, MAX_SUMMARY_CHARS);
     if text.is_empty() { Err(OutputError::Empty) } else { Ok(text) }
 }
 
@@ -290,8 +298,10 @@ fn clean_names(names: &[String]) -> Vec<String> {
     dedupe(names.iter().filter_map(|name| clean_name(Some(name))), |name| name.to_lowercase())
 }
 
-/// Trimmed and cut to at most `max` characters.
+/// Without NUL characters (story-service refuses them), trimmed and cut to at most
+/// `max` characters.
 fn clip(text: &str, max: usize) -> String {
+    let text = text.replace('\0', "");
     let text = text.trim();
     match text.char_indices().nth(max) {
         Some((cut, _)) => text[..cut].trim_end().to_owned(),
@@ -381,6 +391,11 @@ mod tests {
         assert_eq!(parse_description("  A quiet world.\n").unwrap(), "A quiet world.");
         assert_eq!(parse_description(&"w".repeat(MAX_TEXT_CHARS + 1)).unwrap().len(), MAX_TEXT_CHARS);
         assert_eq!(parse_description(" \n\t "), Err(OutputError::Empty));
+        assert_eq!(
+            parse_summary(&"w".repeat(MAX_TEXT_CHARS)).unwrap().len(),
+            MAX_SUMMARY_CHARS,
+            "a summary fits a story"
+        );
     }
 
     #[test]

@@ -60,14 +60,23 @@ pub async fn claim(db: &Db, worker_id: &str, limit: usize, lease: Duration) -> R
         .collect()
 }
 
-/// Extends the leases of every job `worker_id` runs, and returns those whose owner
-/// asked to cancel them.
-pub async fn renew_leases(db: &Db, worker_id: &str, lease: Duration) -> Result<Vec<Uuid>> {
-    sqlx::query("UPDATE jobs SET lease_expires = $1 WHERE lease_owner = $2 AND state = 'RUNNING'")
-        .bind(now_micros() + lease.as_micros() as i64)
-        .bind(worker_id)
-        .execute(&db.writer)
-        .await?;
+/// Extends the leases `worker_id` holds on `running`, the jobs it is running now, and
+/// returns those whose owner asked to cancel them. A job it holds but no longer runs
+/// (its end could not be recorded) keeps its lease only until it expires; then any
+/// worker takes it over.
+pub async fn renew_leases(db: &Db, worker_id: &str, running: &[Uuid], lease: Duration) -> Result<Vec<Uuid>> {
+    if let Some((first, rest)) = running.split_first() {
+        let mut sql = Sql::new("UPDATE jobs SET lease_expires = ");
+        sql.bind(Bind::Int(now_micros() + lease.as_micros() as i64))
+            .push(" WHERE lease_owner = ")
+            .bind(Bind::Text(worker_id.to_owned()))
+            .push(" AND state = 'RUNNING' AND id IN (")
+            .bind(Bind::Text(first.to_string()));
+        for id in rest {
+            sql.push(", ").bind(Bind::Text(id.to_string()));
+        }
+        sql.push(")").query().execute(&db.writer).await?;
+    }
     cancel_requests(db, worker_id).await
 }
 

@@ -50,17 +50,19 @@ impl Recorder {
         push(&mut pending, Kind::Progress(progress));
     }
 
-    /// The model wrote `delta`; consecutive deltas share one update until a flush.
+    /// The model wrote `delta`; consecutive deltas share one update until a flush. NUL
+    /// characters are dropped: PostgreSQL cannot store them in text.
     pub fn output(&self, delta: &str) {
+        let delta = delta.replace('\0', "");
         if delta.is_empty() {
             return;
         }
         let mut pending = self.pending.lock().expect("recorder");
-        pending.output.push_str(delta);
+        pending.output.push_str(&delta);
         if let Some(JobUpdate { kind: Some(Kind::OutputDelta(last)), .. }) = pending.updates.last_mut() {
-            last.push_str(delta);
+            last.push_str(&delta);
         } else {
-            push(&mut pending, Kind::OutputDelta(delta.to_owned()));
+            push(&mut pending, Kind::OutputDelta(delta));
         }
     }
 

@@ -65,7 +65,7 @@ pub struct Worker {
     running: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Cancelled when the grace period after shutdown is over.
     stopping: CancellationToken,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 impl Worker {
@@ -87,7 +87,7 @@ impl Worker {
             story,
             running: Mutex::default(),
             stopping: CancellationToken::new(),
-            wake: Notify::new(),
+            wake: Arc::default(),
         }
     }
 
@@ -141,6 +141,7 @@ impl Worker {
             }
             Attempt::Done(Err(failure)) => self.fail(&recorder, failure, attempts).await,
             Attempt::Stopped if self.stopping.is_cancelled() => {
+                recorder.state(JobState::Queued);
                 self.end(&recorder, End::Release, Outcome::Released).await
             }
             Attempt::Stopped => {
@@ -191,7 +192,9 @@ impl Worker {
                 );
                 let error = JobError { code: code.into(), message };
                 let end = End::Retry { run_after: now_micros() + delay.as_micros() as i64, error };
-                self.end(recorder, end, Outcome::Retrying).await
+                let outcome = self.end(recorder, end, Outcome::Retrying).await;
+                self.wake_after(delay);
+                outcome
             }
             Failure::Transient { code, message, .. } | Failure::Permanent { code, message } => {
                 tracing::info!(job = %recorder.job_id(), code, "job failed");
@@ -199,6 +202,15 @@ impl Worker {
                 self.end(recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await
             }
         }
+    }
+
+    /// Looks at the queue again once `delay` is over, when a retry falls due.
+    fn wake_after(&self, delay: Duration) {
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            wake.notify_one();
+        });
     }
 
     async fn end(&self, recorder: &Recorder, end: End, outcome: Outcome) -> Result<Outcome> {
@@ -274,7 +286,8 @@ impl Worker {
             tick.tick().await;
             let cancels = if renewed.elapsed() >= renew_every {
                 renewed = Instant::now();
-                queue::renew_leases(&self.db, &self.id, self.settings.lease).await
+                let running: Vec<Uuid> = self.running.lock().expect("running jobs").keys().copied().collect();
+                queue::renew_leases(&self.db, &self.id, &running, self.settings.lease).await
             } else {
                 queue::cancel_requests(&self.db, &self.id).await
             };

@@ -134,25 +134,16 @@ async fn find_by_request(
     row.as_ref().map(job_from_row).transpose()
 }
 
-/// RESOURCE_EXHAUSTED when `owner` has too many active jobs or made too many today.
-/// Locks the owner's row first, so concurrent creates are counted one at a time.
+/// RESOURCE_EXHAUSTED when `owner` has too many active jobs or made too many in their
+/// current 24-hour window; otherwise counts this create. Locks the owner's row first,
+/// so concurrent creates are counted one at a time.
 async fn check_limits(tx: &mut sqlx::Transaction<'static, Any>, limits: &QueueSettings, owner: Uuid) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO job_owners (owner_id, creates) VALUES ($1, 1) \
-         ON CONFLICT (owner_id) DO UPDATE SET creates = job_owners.creates + 1",
-    )
-    .bind(owner.to_string())
-    .execute(&mut **tx)
-    .await?;
-    let row = sqlx::query(
-        "SELECT COALESCE(SUM(CASE WHEN state IN ('QUEUED', 'RUNNING') THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN create_time > $2 THEN 1 ELSE 0 END), 0) FROM jobs WHERE owner_id = $1",
-    )
-    .bind(owner.to_string())
-    .bind(now_micros() - 86_400_000_000)
-    .fetch_one(&mut **tx)
-    .await?;
-    let (active, today): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let today = creates_in_window(tx, owner).await?;
+    let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE owner_id = $1 AND state IN ('QUEUED', 'RUNNING')")
+        .bind(owner.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    let active: i64 = row.try_get(0)?;
     if active >= limits.active_jobs_per_user {
         let message = format!("you have {active} jobs queued or running; wait for one to finish or cancel one");
         return Err(errors::status(Code::ResourceExhausted, "TOO_MANY_ACTIVE_JOBS", message).into());
@@ -161,7 +152,30 @@ async fn check_limits(tx: &mut sqlx::Transaction<'static, Any>, limits: &QueueSe
         let message = format!("you have made {today} jobs in the last 24 hours, the most allowed");
         return Err(errors::status(Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", message).into());
     }
+    sqlx::query("UPDATE job_owners SET creates = creates + 1 WHERE owner_id = $1")
+        .bind(owner.to_string())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// The jobs `owner` made in their current 24-hour window, which starts anew when the
+/// last one is over. Deleted jobs still count.
+async fn creates_in_window(tx: &mut sqlx::Transaction<'static, Any>, owner: Uuid) -> Result<i64> {
+    let now = now_micros();
+    let row = sqlx::query(
+        "INSERT INTO job_owners (owner_id, creates, window_start) VALUES ($1, 0, $2) \
+         ON CONFLICT (owner_id) DO UPDATE SET \
+         creates = CASE WHEN job_owners.window_start <= $3 THEN 0 ELSE job_owners.creates END, \
+         window_start = CASE WHEN job_owners.window_start <= $3 THEN $2 ELSE job_owners.window_start END \
+         RETURNING creates",
+    )
+    .bind(owner.to_string())
+    .bind(now)
+    .bind(now - 86_400_000_000)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// A page of jobs, newest first: `owner`'s, or everyone's when `owner` is `None`.
@@ -173,7 +187,7 @@ pub async fn list(db: &Db, owner: Option<Uuid>, page: &Page, filter_text: &str) 
     filter::apply(filter_text, FILTERS, &mut condition)?;
     let count = Sql::select("SELECT COUNT(*) FROM jobs", &condition);
     let mut select = Sql::select(&format!("SELECT {COLUMNS} FROM jobs"), &condition);
-    if let Some(Key::Text(after)) = page.after.as_ref().and_then(|keys| keys.first()) {
+    if let Some([Key::Text(after)]) = page.after_like(&[Key::Text(String::new())])? {
         select.push(" AND id < ").bind(Bind::Text(after.clone()));
     }
     select.push(" ORDER BY id DESC LIMIT ").bind(Bind::Int(page.fetch_limit()));

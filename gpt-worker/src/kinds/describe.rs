@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, Purpose},
-    outputs::parse_description,
+    outputs::{parse_description, parse_summary},
 };
 
 pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, Failure> {
@@ -27,11 +27,9 @@ pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, F
         .await?
         .into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
-    let prompt = format!(
-        "Write a vivid description of this world in two or three paragraphs, consistent with what is known.\n\n{}",
-        context::describe(&world, &facts, None)
-    );
-    let text = write(ctx, Purpose::DescribeWorld, prompt).await?;
+    let instruction =
+        "Write a vivid description of this world in two or three paragraphs, consistent with what is known of it.";
+    let text = write(ctx, Purpose::DescribeWorld, instruction.into(), context::describe(&world, &facts, None)).await?;
     ctx.recorder.progress(90, "applying the description");
     let update = UpdateWorldRequest {
         world: Some(World {
@@ -61,13 +59,13 @@ pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, F
         .await?
         .into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
-    let prompt = format!(
-        "Write a short summary (one paragraph) of this story for its table of contents.\n\n{}\n\nStory \"{}\":\n{}",
-        context::describe(&world, &facts, Some(&story)),
+    let instruction = format!(
+        "Write a short summary (one paragraph) of the story \"{}\" for its table of contents.\n\n\
+         What is known of its world:\n{}",
         story.title,
-        context::clip(&story.content, CONTENT_BUDGET)
+        context::describe(&world, &facts, Some(&story))
     );
-    let text = write(ctx, Purpose::DescribeStory, prompt).await?;
+    let text = write(ctx, Purpose::DescribeStory, instruction, context::clip(&story.content, CONTENT_BUDGET)).await?;
     ctx.recorder.progress(90, "applying the summary");
     let update = UpdateStoryRequest {
         story: Some(Story {
@@ -82,9 +80,11 @@ pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, F
     Ok(finish(ctx, text, applied))
 }
 
-/// Streams the model's text for `prompt` and returns it, validated.
-async fn write(ctx: &JobContext<'_>, purpose: Purpose, prompt: String) -> Result<String, Failure> {
+/// Streams the model's text, following `instruction`, about `source` (the only user
+/// message, as the prompt convention of [`crate::llm`] asks), and returns it validated.
+async fn write(ctx: &JobContext<'_>, purpose: Purpose, instruction: String, source: String) -> Result<String, Failure> {
     ctx.recorder.progress(20, "writing");
+    let parse = if purpose == Purpose::DescribeStory { parse_summary } else { parse_description };
     let request = ChatRequest {
         purpose,
         messages: vec![
@@ -92,13 +92,14 @@ async fn write(ctx: &JobContext<'_>, purpose: Purpose, prompt: String) -> Result
                 role: ChatRole::System,
                 content: "You are a co-writer for a fiction author. Write in plain prose.".into(),
             },
-            ChatMessage { role: ChatRole::User, content: prompt },
+            ChatMessage { role: ChatRole::System, content: instruction },
+            ChatMessage { role: ChatRole::User, content: source },
         ],
         json: false,
         max_tokens: 800,
         temperature: 0.7,
     };
-    ask(ctx, request, parse_description).await
+    ask(ctx, request, parse).await
 }
 
 /// Whether an etag-checked update went through: ABORTED means a human edit won.

@@ -1,9 +1,14 @@
 //! A fake OpenAI-compatible server on loopback for the provider's tests. It is a raw TCP server so
 //! it can misbehave precisely: each connection's request is recorded, then a scripted [`Reply`] is
 //! played step by step (bytes written and flushed one step at a time, pauses, a hang), and the
-//! server reports when the client closes a connection it was hanging on.
+//! server reports when the client closes a connection it was hanging on. A script of replies
+//! answers each new connection with the next one. Every response closes its connection, so each
+//! call of the client meets the reply meant for it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,7 +43,7 @@ impl Reply {
     /// `200 OK` for an event stream (chunked), with no events yet.
     pub fn event_stream() -> Self {
         Self::default().write(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".as_bytes(),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".as_bytes(),
         )
     }
 
@@ -49,7 +54,7 @@ impl Reply {
 
     /// A complete response with a status, extra headers and a JSON body.
     pub fn status(code: u16, headers: &[(&str, &str)], body: &str) -> Self {
-        let mut head = format!("HTTP/1.1 {code} Status\r\ncontent-type: application/json\r\n");
+        let mut head = format!("HTTP/1.1 {code} Status\r\ncontent-type: application/json\r\nconnection: close\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -120,18 +125,44 @@ pub struct FakeOpenAi {
 impl FakeOpenAi {
     /// Starts the server on 127.0.0.1, port 0; every connection gets `reply`.
     pub async fn start(reply: Reply) -> Self {
+        Self::start_script(vec![reply]).await
+    }
+
+    /// Starts the server on 127.0.0.1, port 0; the nth connection gets the nth reply, and
+    /// those after the last get the last.
+    pub async fn start_script(replies: Vec<Reply>) -> Self {
+        assert!(!replies.is_empty(), "a script needs a reply");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake server");
         let base_url = format!("http://{}/v1", listener.local_addr().expect("its address"));
         let (requests_tx, requests) = mpsc::unbounded_channel();
         let (closed_tx, closed) = mpsc::unbounded_channel();
+        let served = Arc::new(AtomicUsize::new(0));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let connection =
-                    Connection { reply: reply.clone(), requests: requests_tx.clone(), closed: closed_tx.clone() };
+                let next = served.fetch_add(1, Ordering::SeqCst).min(replies.len() - 1);
+                let connection = Connection {
+                    reply: replies[next].clone(),
+                    requests: requests_tx.clone(),
+                    closed: closed_tx.clone(),
+                };
                 tokio::spawn(connection.serve(stream));
             }
         });
         Self { base_url, requests, closed }
+    }
+
+    /// The next request the server received, waiting at most `timeout` for it.
+    pub async fn request_within(&mut self, timeout: Duration) -> RecordedRequest {
+        tokio::time::timeout(timeout, self.request()).await.expect("the server received a request in time")
+    }
+
+    /// How many requests arrived that no one has taken with [`FakeOpenAi::request`] yet.
+    pub fn unread_requests(&mut self) -> usize {
+        let mut count = 0;
+        while self.requests.try_recv().is_ok() {
+            count += 1;
+        }
+        count
     }
 
     /// The next request the server received.

@@ -1,0 +1,658 @@
+//! The integration-test harness: starts a real story-service (on SQLite) and one or
+//! more gpt-workers on loopback, each worker on a job database of the test's own (a
+//! new SQLite file, or a new PostgreSQL database named by a UUID), and hands out
+//! typed gRPC clients, users with model access, worlds and stories.
+//!
+//! Write each test as `async fn name(backend: Backend)` and list it in
+//! [`both_databases!`], which makes a `sqlite::name` and a `postgres::name` test of it.
+//! The PostgreSQL variants need `FABULA_TEST_POSTGRES_URL` (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`); without it they say so loudly and pass.
+#![allow(dead_code)]
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    sync::mpsc as std_mpsc,
+    thread::JoinHandle as ThreadHandle,
+    time::{Duration, Instant},
+};
+
+use fabula_proto::{
+    config::Secret,
+    pb::{
+        accounts::{
+            LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient,
+        },
+        jobs::{
+            CreateJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate, Paraphrase, WaitJobRequest,
+            WatchJobRequest, job_service_client::JobServiceClient, job_spec::Kind, job_update,
+        },
+        story::{
+            CreateStoryRequest, CreateWorldRequest, Story, Visibility, World,
+            entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
+            location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
+            world_service_client::WorldServiceClient,
+        },
+    },
+};
+use gpt_worker::Settings;
+use prost_types::FieldMask;
+use sqlx::{AnyPool, Connection, Row};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// The environment variable naming the PostgreSQL admin URL.
+pub const POSTGRES_URL_VAR: &str = "FABULA_TEST_POSTGRES_URL";
+pub const ADMIN_USERNAME: &str = "root_admin";
+pub const ADMIN_PASSWORD: &str = "admin password 123";
+/// The password of every registered test user.
+pub const PASSWORD: &str = "correct horse battery";
+/// The longest a test waits for a job to finish.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The database the workers' queue runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Makes `sqlite::<test>` and `postgres::<test>` of each `async fn <test>(Backend)`.
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                        return;
+                    }
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The PostgreSQL admin URL, when configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.trim().is_empty())
+}
+
+/// True (after a loud warning that the test harness does not capture) when
+/// PostgreSQL is not configured and the test cannot run on it.
+pub fn skip_without_postgres(test: &str) -> bool {
+    if postgres_url().is_some() {
+        return false;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! WARNING: {test} did NOT run on PostgreSQL: {POSTGRES_URL_VAR} is not set \
+         (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres) !!!"
+    );
+    true
+}
+
+/// A database created for one test and dropped with it.
+struct PostgresDb {
+    admin_url: String,
+    name: String,
+}
+
+impl PostgresDb {
+    async fn create(admin_url: String) -> Self {
+        let name = format!("fabula_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the PostgreSQL admin URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Self { admin_url, name }
+    }
+
+    /// The URL of this database: the admin URL with its database name replaced.
+    fn url(&self) -> String {
+        let (scheme, rest) = self.admin_url.split_once("://").expect("a URL with a scheme");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+        format!("{scheme}://{authority}/{}{query}", self.name)
+    }
+}
+
+impl Drop for PostgresDb {
+    /// Drops the database on a thread of its own with its own runtime: this may run
+    /// inside the test's runtime, which cannot be blocked on.
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(std::io::stderr(), "warning: could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A server running on the test's runtime until told to stop.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Runs `serve` with a shutdown future that resolves when this is stopped or dropped.
+    fn spawn<F, Fut>(serve: F) -> Self
+    where
+        F: FnOnce(oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        Self { stop: Some(stop), task: Some(tokio::spawn(serve(stopped))) }
+    }
+
+    fn signal(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Signals shutdown and waits until the server has stopped.
+    async fn stop(&mut self) {
+        self.signal();
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.signal();
+    }
+}
+
+/// A running gpt-worker.
+pub struct WorkerHandle {
+    pub addr: SocketAddr,
+    channel: Channel,
+    running: Running,
+}
+
+impl WorkerHandle {
+    pub fn jobs(&self) -> JobServiceClient<Channel> {
+        JobServiceClient::new(self.channel.clone())
+    }
+
+    /// Resolves the worker's shutdown future (SIGTERM) and waits until it has stopped.
+    pub async fn shutdown(mut self) {
+        self.running.stop().await;
+    }
+}
+
+/// A gpt-worker on a runtime of its own in a thread of its own, as if in another
+/// process: [`CrashableWorker::kill`] drops the runtime, and with it every task and
+/// connection, writing nothing more — the worker dies holding its leases.
+pub struct CrashableWorker {
+    pub addr: SocketAddr,
+    channel: Channel,
+    kill: Option<std_mpsc::Sender<()>>,
+    thread: Option<ThreadHandle<()>>,
+}
+
+impl CrashableWorker {
+    pub fn jobs(&self) -> JobServiceClient<Channel> {
+        JobServiceClient::new(self.channel.clone())
+    }
+
+    pub fn kill(mut self) {
+        self.stop_thread();
+    }
+
+    fn stop_thread(&mut self) {
+        drop(self.kill.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the worker's thread ends");
+        }
+    }
+}
+
+impl Drop for CrashableWorker {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// story-service and gpt-workers sharing one data directory (and so the development
+/// keys), the workers sharing one job database. Dropping it stops them all and
+/// removes the databases.
+pub struct Stack {
+    pub backend: Backend,
+    /// The URL of the workers' job database.
+    pub jobs_database_url: String,
+    pub story_addr: SocketAddr,
+    story_channel: Channel,
+    /// The first worker, if the stack started one; tests may start more with
+    /// [`Stack::spawn_worker`].
+    worker: Option<WorkerHandle>,
+    jobs_pool: tokio::sync::OnceCell<AnyPool>,
+    story: Running,
+    // Dropped after the servers are told to stop, in this order.
+    postgres: Option<PostgresDb>,
+    dir: TempDir,
+}
+
+/// Starts story-service and one worker on `backend` with the test settings.
+pub async fn spawn_stack(backend: Backend) -> Stack {
+    spawn_stack_with(backend, |_| {}).await
+}
+
+/// Starts story-service and one worker on `backend`, the worker's settings changed by `configure`.
+pub async fn spawn_stack_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Stack {
+    let mut stack = spawn_services(backend).await;
+    stack.worker = Some(stack.spawn_worker(configure).await);
+    stack
+}
+
+/// Starts story-service and makes the job database on `backend`, but starts no worker.
+pub async fn spawn_services(backend: Backend) -> Stack {
+    if let Ok(filter) = std::env::var("FABULA_TEST_LOG") {
+        // The services' own logs, for a failing test: FABULA_TEST_LOG=gpt_worker=debug.
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (story_addr, story) = spawn_story_service(&dir).await;
+    let postgres = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
+            Some(PostgresDb::create(admin_url).await)
+        }
+    };
+    let jobs_database_url = match &postgres {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}/worker.db?mode=rwc", dir.path().display()),
+    };
+    Stack {
+        backend,
+        jobs_database_url,
+        story_addr,
+        story_channel: connect(story_addr).await,
+        worker: None,
+        jobs_pool: tokio::sync::OnceCell::new(),
+        story,
+        postgres,
+        dir,
+    }
+}
+
+/// The test settings of a worker on `jobs_database_url` beside the story-service at
+/// `story_addr`, sharing its data directory, changed by `configure`.
+fn worker_settings(
+    jobs_database_url: &str,
+    story_addr: SocketAddr,
+    dir: &TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> Settings {
+    let mut settings = Settings::for_tests(jobs_database_url, format!("http://{story_addr}"), dir.path());
+    configure(&mut settings);
+    settings
+}
+
+/// Builds and runs a worker on the test's runtime.
+async fn start_worker(settings: Settings) -> WorkerHandle {
+    let app = gpt_worker::build(settings).await.expect("gpt-worker builds");
+    let addr = app.local_addr();
+    let running = Running::spawn(|stopped| async move {
+        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
+            let _ = writeln!(std::io::stderr(), "gpt-worker failed: {error}");
+        }
+    });
+    WorkerHandle { addr, channel: connect(addr).await, running }
+}
+
+/// Starts story-service on a new SQLite database in `dir`, with the development keys there.
+async fn spawn_story_service(dir: &TempDir) -> (SocketAddr, Running) {
+    let database_url = format!("sqlite://{}/story.db?mode=rwc", dir.path().display());
+    let mut settings = story_service::Settings::for_tests(database_url, dir.path());
+    settings.admin_username = Some(ADMIN_USERNAME.into());
+    settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    let app = story_service::build(settings).await.expect("story-service builds");
+    let addr = app.local_addr();
+    let running = Running::spawn(|stopped| async move {
+        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
+            let _ = writeln!(std::io::stderr(), "story-service failed: {error}");
+        }
+    });
+    (addr, running)
+}
+
+/// A new HTTP/2 connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect to the service")
+}
+
+impl Stack {
+    /// The settings of another worker of this stack: the test settings, changed by `configure`.
+    pub fn worker_settings(&self, configure: impl FnOnce(&mut Settings)) -> Settings {
+        worker_settings(&self.jobs_database_url, self.story_addr, &self.dir, configure)
+    }
+
+    /// Starts another worker on the same job database.
+    pub async fn spawn_worker(&self, configure: impl FnOnce(&mut Settings)) -> WorkerHandle {
+        start_worker(self.worker_settings(configure)).await
+    }
+
+    /// Starts a worker on the same job database in a runtime of its own, to be killed.
+    pub async fn spawn_crashable_worker(&self, configure: impl FnOnce(&mut Settings)) -> CrashableWorker {
+        let settings = self.worker_settings(configure);
+        let (started, addr) = oneshot::channel();
+        let (kill, killed) = std_mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+            let app = runtime.block_on(gpt_worker::build(settings)).expect("gpt-worker builds");
+            let _ = started.send(app.local_addr());
+            runtime.spawn(app.run_until_stopped(std::future::pending()));
+            let _ = killed.recv();
+            drop(runtime);
+        });
+        let addr = addr.await.expect("the crashable worker starts");
+        CrashableWorker { addr, channel: connect(addr).await, kill: Some(kill), thread: Some(thread) }
+    }
+
+    /// A JobService client of the first worker.
+    pub fn jobs(&self) -> JobServiceClient<Channel> {
+        self.worker.as_ref().expect("the stack started a worker").jobs()
+    }
+
+    /// The first worker, to stop it.
+    pub fn take_worker(&mut self) -> WorkerHandle {
+        self.worker.take().expect("the stack started a worker")
+    }
+
+    pub fn accounts(&self) -> AccountServiceClient<Channel> {
+        AccountServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn worlds(&self) -> WorldServiceClient<Channel> {
+        WorldServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn stories(&self) -> StoryServiceClient<Channel> {
+        StoryServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn entities(&self) -> EntityServiceClient<Channel> {
+        EntityServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn locations(&self) -> LocationServiceClient<Channel> {
+        LocationServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.story_channel.clone())
+    }
+
+    /// A direct connection to the job database, to check rows.
+    pub async fn jobs_db(&self) -> &AnyPool {
+        self.jobs_pool
+            .get_or_init(|| async {
+                sqlx::any::install_default_drivers();
+                sqlx::any::AnyPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&self.jobs_database_url)
+                    .await
+                    .expect("connect to the job database")
+            })
+            .await
+    }
+
+    /// Every stored update of job `id`, decoded, in order.
+    pub async fn stored_updates(&self, id: &str) -> Vec<JobUpdate> {
+        let rows = sqlx::query("SELECT payload FROM job_updates WHERE job_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(self.jobs_db().await)
+            .await
+            .expect("read the job's updates");
+        rows.iter()
+            .map(|row| gpt_worker::store::decode(&row.try_get::<String, _>(0).expect("a payload")).expect("an update"))
+            .collect()
+    }
+
+    /// Registers `username` (email `<username>@example.test`, password [`PASSWORD`]).
+    pub async fn register(&self, username: &str) -> TestUser {
+        let email = format!("{}@example.test", username.to_lowercase());
+        let request = RegisterRequest { username: username.into(), email, password: PASSWORD.into() };
+        let response = self.accounts().register(request).await.expect("register").into_inner();
+        let user = response.user.expect("Register returns the user");
+        TestUser { id: user.id, username: user.username, token: response.access_token }
+    }
+
+    /// Registers `username` and has the administrator grant them model access.
+    pub async fn register_with_model_access(&self, username: &str) -> TestUser {
+        let user = self.register(username).await;
+        self.set_model_access(&user, true).await;
+        user
+    }
+
+    /// Signs in the administrator the stack was started with.
+    pub async fn admin(&self) -> TestUser {
+        let request = LoginRequest { login: ADMIN_USERNAME.into(), password: ADMIN_PASSWORD.into() };
+        let response = self.accounts().login(request).await.expect("the administrator signs in").into_inner();
+        let user = response.user.expect("Login returns the user");
+        TestUser { id: user.id, username: user.username, token: response.access_token }
+    }
+
+    /// The administrator grants or revokes `user`'s model access (UpdateUser, mask `gpt_enabled`).
+    pub async fn set_model_access(&self, user: &TestUser, enabled: bool) {
+        let admin = self.admin().await;
+        let request = UpdateUserRequest {
+            user: Some(User { id: user.id.clone(), gpt_enabled: enabled, ..User::default() }),
+            update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }),
+        };
+        let updated = self.accounts().update_user(authed(request, &admin.token)).await.expect("update the user");
+        assert_eq!(updated.into_inner().gpt_enabled, enabled, "the administrator set model access");
+    }
+
+    /// Creates a private world of `owner` with `description`.
+    pub async fn create_world(&self, owner: &TestUser, name: &str, description: &str) -> World {
+        let world = World {
+            name: name.into(),
+            description: description.into(),
+            visibility: Visibility::Private.into(),
+            ..World::default()
+        };
+        let request = CreateWorldRequest { world: Some(world), request_id: String::new() };
+        self.worlds().create_world(authed(request, &owner.token)).await.expect("create a world").into_inner()
+    }
+
+    /// Creates a private story of `author` in `world_id` with `content`.
+    pub async fn create_story(&self, author: &TestUser, world_id: &str, title: &str, content: &str) -> Story {
+        let story = Story {
+            title: title.into(),
+            content: content.into(),
+            visibility: Visibility::Private.into(),
+            ..Story::default()
+        };
+        let request = CreateStoryRequest { world_id: world_id.into(), story: Some(story), request_id: String::new() };
+        self.stories().create_story(authed(request, &author.token)).await.expect("create a story").into_inner()
+    }
+
+    /// Submits `kind` as `user` through the first worker.
+    pub async fn submit(&self, user: &TestUser, kind: Kind) -> Job {
+        submit_to(&mut self.jobs(), user, kind).await
+    }
+
+    /// Job `id` once it is finished, as `user` sees it through the first worker.
+    pub async fn wait(&self, user: &TestUser, id: &str) -> Job {
+        wait_for(&mut self.jobs(), user, id).await
+    }
+
+    /// Submits `kind` and waits until it is finished.
+    pub async fn run_job(&self, user: &TestUser, kind: Kind) -> Job {
+        let job = self.submit(user, kind).await;
+        self.wait(user, &job.id).await
+    }
+
+    /// Job `id` as `user` sees it now.
+    pub async fn get(&self, user: &TestUser, id: &str) -> Job {
+        self.jobs()
+            .get_job(authed(GetJobRequest { id: id.into() }, &user.token))
+            .await
+            .expect("get the job")
+            .into_inner()
+    }
+
+    /// Waits until job `id` is RUNNING (its runner wrote so).
+    pub async fn wait_until_running(&self, user: &TestUser, id: &str) {
+        let running = |kind: &job_update::Kind| *kind == job_update::Kind::State(JobState::Running.into());
+        self.watch_until(user, id, "run", running).await;
+    }
+
+    /// Waits until job `id` is RUNNING and has written output: its model is streaming.
+    pub async fn wait_until_streaming(&self, user: &TestUser, id: &str) {
+        self.watch_until(user, id, "stream", |kind| matches!(kind, job_update::Kind::OutputDelta(_))).await;
+    }
+
+    /// Watches job `id` until an update `matches`; panics if it finishes first.
+    async fn watch_until(&self, user: &TestUser, id: &str, what: &str, matches: impl Fn(&job_update::Kind) -> bool) {
+        let request = WatchJobRequest { id: id.into(), after_seq: 0 };
+        let mut updates =
+            self.jobs().watch_job(authed(request, &user.token)).await.expect("watch the job").into_inner();
+        let watch = async {
+            loop {
+                match updates.message().await.expect("the watch goes on").and_then(|u| u.kind) {
+                    Some(kind) if matches(&kind) => return,
+                    Some(job_update::Kind::Finished(job)) => panic!("job {id} finished before it did {what}: {job:?}"),
+                    Some(_) => {}
+                    None => panic!("the watch of job {id} ended before it did {what}"),
+                }
+            }
+        };
+        tokio::time::timeout(JOB_TIMEOUT, watch).await.unwrap_or_else(|_| panic!("job {id} did not {what} in time"));
+    }
+}
+
+/// Submits `kind` as `user` through `jobs`.
+pub async fn submit_to(jobs: &mut JobServiceClient<Channel>, user: &TestUser, kind: Kind) -> Job {
+    let request = CreateJobRequest { spec: Some(JobSpec { kind: Some(kind) }), request_id: String::new() };
+    let job = jobs.create_job(authed(request, &user.token)).await.expect("create the job").into_inner();
+    assert_eq!(job.state(), JobState::Queued, "a new job is QUEUED");
+    job
+}
+
+/// Job `id` once finished, through `jobs` (WaitJob, re-asked until the job ends).
+pub async fn wait_for(jobs: &mut JobServiceClient<Channel>, user: &TestUser, id: &str) -> Job {
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let request = WaitJobRequest { id: id.into(), timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }) };
+        let job = jobs.wait_job(authed(request, &user.token)).await.expect("wait for the job").into_inner();
+        if is_finished(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not finish within {JOB_TIMEOUT:?}: {job:?}");
+    }
+}
+
+pub fn is_finished(job: &Job) -> bool {
+    matches!(job.state(), JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+}
+
+/// A Paraphrase of `text`.
+pub fn paraphrase(text: &str) -> Kind {
+    Kind::Paraphrase(Paraphrase { text: text.into(), mode: String::new() })
+}
+
+/// A registered user and their access token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
+    request
+}
+
+/// `message` as `token`'s holder, or anonymous when `None`.
+pub fn as_caller<T>(message: T, token: Option<&str>) -> Request<T> {
+    match token {
+        Some(token) => authed(message, token),
+        None => Request::new(message),
+    }
+}
+
+/// The `ErrorInfo.reason` of `status`, if it has one.
+pub fn reason(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+/// The fields a `BadRequest` of `status` names.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The error of `result`, after checking it has `code`; `context` says what was tried.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, context: &str) -> Status {
+    match result {
+        Ok(value) => panic!("{context}: expected {code:?}, got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
+            status
+        }
+    }
+}
+
+/// Checks `result` has `code` and the ErrorInfo `reason`.
+#[track_caller]
+pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
+    let status = expect_code(result, code, context);
+    assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
+    status
+}
+
+/// Checks `result` is INVALID_ARGUMENT with a `BadRequest` naming `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::InvalidArgument, context);
+    let fields = bad_fields(&status);
+    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
+    status
+}
