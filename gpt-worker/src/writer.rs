@@ -78,29 +78,51 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        match apply_all(&db, &worker_id, &batch).await {
+        let changes: Vec<&Change> = batch.iter().map(|(change, _)| change).collect();
+        let outcome = apply_all(&db, &worker_id, &changes).await;
+        drop(changes);
+        match outcome {
             Ok(outcomes) => {
                 for ((change, ack), applied_one) in batch.drain(..).zip(outcomes) {
-                    if applied_one {
-                        let _ = applied.send(change.job_id);
-                    }
-                    let _ = ack.send(Ok(applied_one));
+                    acknowledge(change.job_id, ack, Ok(applied_one), &applied);
+                }
+            }
+            // One bad change must not sink the others: apply them one by one.
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, changes = batch.len(), "a batch of job changes failed; applying them one by one");
+                for (change, ack) in batch.drain(..) {
+                    let outcome = apply_all(&db, &worker_id, &[&change]).await;
+                    let _ = outcome.as_ref().map_err(|error| tracing::warn!(%error, "a job change was not written"));
+                    acknowledge(change.job_id, ack, outcome.map(|o| o[0]), &applied);
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, changes = batch.len(), "job changes were not written");
-                for (_, ack) in batch.drain(..) {
-                    let _ = ack.send(Err(Error::Internal("job changes were not written".into())));
+                tracing::warn!(%error, "a job change was not written");
+                for (change, ack) in batch.drain(..) {
+                    acknowledge(change.job_id, ack, Err(error_for_runner()), &applied);
                 }
             }
         }
     }
 }
 
-async fn apply_all(db: &Db, worker_id: &str, batch: &[(Change, Ack)]) -> Result<Vec<bool>> {
+fn error_for_runner() -> Error {
+    Error::Internal("job changes were not written".into())
+}
+
+/// Tells the runner how its change went, and the watchers of the job when it was written.
+fn acknowledge(job_id: Uuid, ack: Ack, outcome: Result<bool>, applied: &broadcast::Sender<Uuid>) {
+    if matches!(outcome, Ok(true)) {
+        let _ = applied.send(job_id);
+    }
+    let _ = ack.send(outcome.map_err(|_| error_for_runner()));
+}
+
+/// Applies `changes` in one transaction: whether each found its lease still held.
+async fn apply_all(db: &Db, worker_id: &str, changes: &[&Change]) -> Result<Vec<bool>> {
     let mut tx = db.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (change, _) in batch {
+    let mut outcomes = Vec::new();
+    for change in changes {
         outcomes.push(apply(&mut tx, worker_id, change).await?);
     }
     tx.commit().await?;
