@@ -5,7 +5,6 @@
 
 use std::{env, fmt::Write as _, fs, path::PathBuf};
 
-use prost::Message;
 use prost_reflect::{DescriptorPool, Value};
 
 const PROTO_ROOT: &str = "proto";
@@ -20,8 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.open_files(&files)?;
 
     let out = PathBuf::from(env::var("OUT_DIR")?);
+    // Encoded by the compiler itself: a `prost_types` round trip would drop the
+    // extension options (`google.api.http`, the auth policy) the gateway reads.
+    fs::write(out.join("fabula_descriptor.bin"), compiler.encode_file_descriptor_set())?;
     let fds = compiler.file_descriptor_set();
-    fs::write(out.join("fabula_descriptor.bin"), fds.encode_to_vec())?;
     fs::write(out.join("auth_policies.rs"), policy_table(&compiler.descriptor_pool())?)?;
 
     tonic_prost_build::configure()

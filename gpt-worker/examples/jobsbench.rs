@@ -1,11 +1,12 @@
 //! A load generator for gpt-worker's benchmark (see BENCHMARKS.md and
 //! bench/gpt-worker.sh).
 //!
-//! It signs in an administrator, registers a user with model access, then submits
-//! `--jobs` jobs of one kind with `--concurrency` submissions in flight, spread over
-//! the `--worker` addresses, waits for every job to finish, and reports jobs per
-//! second and the submit → RUNNING latency (each job's start time minus its create
-//! time, both stamped by the worker).
+//! It signs in an administrator, registers `--concurrency` users with model access
+//! (one per submission stream: a user's creates are serialised to count their
+//! limits), then submits `--jobs` jobs of one kind, spread over the `--worker`
+//! addresses, waits for every job to finish, and reports jobs per second and the
+//! submit → RUNNING latency (each job's start time minus its create time, both
+//! stamped by the worker).
 
 use std::time::{Duration, Instant};
 
@@ -54,16 +55,21 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let story = Channel::from_shared(args.story.clone())?.connect().await?;
-    let token = user_with_model_access(&story, &args).await?;
-    let spec = spec_for(args.kind, &story, &token).await?;
+    let mut users = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        let token = user_with_model_access(&story, &args).await?;
+        let spec = spec_for(args.kind, &story, &token).await?;
+        users.push((token, spec));
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await; // statuses are cached for a second
     let mut workers = Vec::new();
     for url in &args.workers {
         workers.push(JobServiceClient::new(Channel::from_shared(url.clone())?.connect().await?));
     }
     let started = Instant::now();
-    let jobs = submit_all(&workers, &token, &spec, args.jobs, args.concurrency).await?;
+    let jobs = submit_all(&workers, &users, args.jobs).await?;
     let submitted = started.elapsed();
-    let finished = wait_all(&workers[0], &token, jobs).await?;
+    let finished = wait_all(&workers[0], jobs).await?;
     let elapsed = started.elapsed();
     report(&finished, submitted, elapsed);
     Ok(())
@@ -90,7 +96,6 @@ async fn user_with_model_access(story: &Channel, args: &Args) -> anyhow::Result<
     let grant =
         UpdateUserRequest { user: Some(user), update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }) };
     accounts.update_user(authed(grant, &admin)).await?;
-    tokio::time::sleep(Duration::from_millis(1100)).await; // statuses are cached for a second
     Ok(registered.access_token)
 }
 
@@ -123,25 +128,24 @@ async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result
     Ok(JobSpec { kind: Some(kind) })
 }
 
-/// Submits `count` jobs, `concurrency` at a time, round-robin over the workers.
+/// Submits `count` jobs, one stream per user, round-robin over the workers; returns
+/// each job's id with its owner's token.
 async fn submit_all(
     workers: &[JobServiceClient<Channel>],
-    token: &str,
-    spec: &JobSpec,
+    users: &[(String, JobSpec)],
     count: usize,
-    concurrency: usize,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut tasks = tokio::task::JoinSet::new();
-    let per_task = count.div_ceil(concurrency);
-    for t in 0..concurrency {
-        let mut client = workers[t % workers.len()].clone();
-        let (token, spec) = (token.to_owned(), spec.clone());
-        let n = per_task.min(count.saturating_sub(t * per_task));
+    let per_user = count.div_ceil(users.len());
+    for (i, (token, spec)) in users.iter().enumerate() {
+        let mut client = workers[i % workers.len()].clone();
+        let (token, spec) = (token.clone(), spec.clone());
+        let n = per_user.min(count.saturating_sub(i * per_user));
         tasks.spawn(async move {
             let mut ids = Vec::with_capacity(n);
             for _ in 0..n {
                 let request = CreateJobRequest { spec: Some(spec.clone()), request_id: String::new() };
-                ids.push(client.create_job(authed(request, &token)).await?.into_inner().id);
+                ids.push((client.create_job(authed(request, &token)).await?.into_inner().id, token.clone()));
             }
             Ok::<_, tonic::Status>(ids)
         });
@@ -154,13 +158,13 @@ async fn submit_all(
 }
 
 /// Every job, finished.
-async fn wait_all(worker: &JobServiceClient<Channel>, token: &str, ids: Vec<String>) -> anyhow::Result<Vec<Job>> {
+async fn wait_all(worker: &JobServiceClient<Channel>, ids: Vec<(String, String)>) -> anyhow::Result<Vec<Job>> {
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
-        let (mut client, token, chunk) = (worker.clone(), token.to_owned(), chunk.to_vec());
+        let (mut client, chunk) = (worker.clone(), chunk.to_vec());
         tasks.spawn(async move {
             let mut jobs = Vec::with_capacity(chunk.len());
-            for id in chunk {
+            for (id, token) in chunk {
                 let timeout = Some(prost_types::Duration { seconds: 120, nanos: 0 });
                 jobs.push(client.wait_job(authed(WaitJobRequest { id, timeout }, &token)).await?.into_inner());
             }

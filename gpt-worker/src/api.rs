@@ -12,7 +12,7 @@ use fabula_proto::{
         ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
         job_service_server::JobService, job_spec::Kind, job_update,
     },
-    store::{Backend, Db, Page, Result, error::not_found},
+    store::{Db, Page, Result, error::not_found},
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -68,18 +68,9 @@ impl JobsApi {
         }
         let request_id = (!request.request_id.is_empty()).then_some(request.request_id.as_str());
         let job = store::create(&self.db, &self.limits, principal.user_id, spec, request_id).await?;
-        self.announce_new_job().await;
-        Ok(job)
-    }
-
-    /// Wakes a runner here at once, and on PostgreSQL the workers of other processes.
-    async fn announce_new_job(&self) {
+        // A runner here wakes at once; on PostgreSQL, the create notified the others.
         self.worker.wake();
-        if self.db.backend == Backend::Postgres
-            && let Err(error) = sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&self.db.writer).await
-        {
-            tracing::warn!(%error, "cannot notify other workers");
-        }
+        Ok(job)
     }
 
     async fn list(&self, caller: Caller, request: ListJobsRequest) -> Result<ListJobsResponse> {
@@ -117,10 +108,22 @@ impl JobsApi {
                 return Ok(job);
             }
             let next_look = deadline.min(tokio::time::Instant::now() + WATCH_POLL);
+            let id = job.id.parse().unwrap_or_default();
             tokio::select! {
                 () = self.stopping.cancelled() => return Err(shutting_down().into()),
-                _ = tokio::time::timeout_at(next_look, applied.recv()) => {}
+                _ = tokio::time::timeout_at(next_look, changed(&mut applied, id)) => {}
             }
+        }
+    }
+}
+
+/// Resolves when job `id` changes here, or when changes were missed; other jobs'
+/// changes are skipped without reading the database.
+async fn changed(applied: &mut broadcast::Receiver<Uuid>, id: Uuid) {
+    loop {
+        match applied.recv().await {
+            Ok(changed) if changed != id => continue,
+            _ => return,
         }
     }
 }

@@ -35,6 +35,8 @@ use crate::{
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// How often the heartbeat looks for cancel requests made through other processes.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
+/// How long a wake-up waits for others when some runners are busy (see `gather_wake_ups`).
+const GATHER_FOR: Duration = Duration::from_millis(2);
 /// How often the dispatcher looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
@@ -231,12 +233,21 @@ impl Worker {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => self.gather_wake_ups().await,
                 () = tokio::time::sleep(POLL_EVERY) => {}
             }
         }
         self.drain().await;
         heartbeat.abort();
+    }
+
+    /// After a wake-up while other jobs run, waits a moment for more slots to free up
+    /// and more jobs to arrive, so that one claim takes several jobs: each claim is a
+    /// durable commit, and short jobs would otherwise cost one claim each.
+    async fn gather_wake_ups(&self) {
+        if self.slots.available_permits() < self.settings.runners.max(1) {
+            tokio::time::sleep(GATHER_FOR).await;
+        }
     }
 
     /// Claims up to `free` jobs and starts each on a task; returns how many.

@@ -6,7 +6,7 @@ use fabula_proto::{
     errors,
     pb::jobs::{Job, JobError, JobResult, JobSpec, JobState, JobUpdate, Progress, job_spec::Kind, job_update},
     store::{
-        Bind, Db, Error, Key, Page, Result, Sql,
+        Backend, Bind, Db, Error, Key, Page, Result, Sql,
         error::{invalid, not_found},
         filter::{self, Field},
         now_micros, timestamp,
@@ -116,6 +116,10 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     let job = fetch(&mut *tx, id).await?.ok_or_else(|| Error::Internal("a job vanished".into()))?;
+    if db.backend == Backend::Postgres {
+        // Delivered with the commit: every worker process listening wakes at once.
+        sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(job)
 }

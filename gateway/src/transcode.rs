@@ -1,0 +1,291 @@
+//! JSON ⇄ protobuf by the proto3 canonical mapping (prost-reflect's serde support):
+//! a request message assembled from the path variables, the query and the body as
+//! its route says, and a response message written as lowerCamelCase JSON.
+
+use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
+use serde_json::{Map, Value};
+
+use crate::{
+    errors::ApiError,
+    routes::{BodyRule, Route, field_path},
+};
+
+/// The well-known types written as one JSON string, which a query value may set.
+const STRING_MESSAGES: [&str; 3] =
+    ["google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"];
+
+/// The request message of `route` from its path variables, query string and body.
+pub fn request_message(
+    route: &Route,
+    vars: &[(String, String)],
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<DynamicMessage, ApiError> {
+    let input = route.method.input();
+    let mut root = body_json(&route.body, body)?;
+    for (path, text) in vars {
+        set_from_path(&mut root, &input, path, text)?;
+    }
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        apply_query(&mut root, &input, &route.body, query)?;
+    }
+    deserialize(input, Value::Object(root))
+}
+
+/// The body as the start of the request's JSON object.
+fn body_json(rule: &BodyRule, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    if blank {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "MALFORMED_JSON",
+            format!("the body is not valid JSON at line {} column {}: {e}", e.line(), e.column()),
+        )
+    })?;
+    match rule {
+        BodyRule::None => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
+        BodyRule::Whole => match value {
+            Value::Object(map) => Ok(map),
+            _ => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
+        },
+        BodyRule::Field(field) => Ok(Map::from_iter([(field.name().to_owned(), value)])),
+    }
+}
+
+/// Sets the field at the dotted `path` from a path variable; a body that set it
+/// otherwise is a collision.
+fn set_from_path(
+    root: &mut Map<String, Value>,
+    input: &MessageDescriptor,
+    path: &str,
+    text: &str,
+) -> Result<(), ApiError> {
+    let fields = field_path(input, path).map_err(|e| ApiError::bad_field(path, e))?;
+    let value = scalar(fields.last().ok_or_else(|| ApiError::bad_field(path, "empty path"))?, text, path)?;
+    let names: Vec<&str> = path.split('.').collect();
+    let (parent, key) = entry(root, &fields, &names, path)?;
+    match parent.get(&key) {
+        Some(existing) if *existing != value => {
+            Err(ApiError::bad_field(path, "the path and the body disagree on this field; leave it out of the body"))
+        }
+        _ => {
+            parent.insert(key, value);
+            Ok(())
+        }
+    }
+}
+
+/// Applies `a.b=1&c=x&c=y` to the request, each key a field path of proto or JSON names.
+fn apply_query(
+    root: &mut Map<String, Value>,
+    input: &MessageDescriptor,
+    body: &BodyRule,
+    query: &str,
+) -> Result<(), ApiError> {
+    for (key, text) in form_urlencoded::parse(query.as_bytes()) {
+        let fields = query_field(input, &key).ok_or_else(|| unknown_parameter(&key))?;
+        let first = fields.first().ok_or_else(|| unknown_parameter(&key))?;
+        let in_body = match body {
+            BodyRule::Whole => true,
+            BodyRule::Field(field) => field == first,
+            BodyRule::None => false,
+        };
+        if in_body {
+            return Err(ApiError::bad_field(&key, "this field goes in the body, not the query"));
+        }
+        let last = fields.last().ok_or_else(|| unknown_parameter(&key))?;
+        let value = scalar(last, &text, &key)?;
+        let names: Vec<&str> = key.split('.').collect();
+        let (parent, name) = entry(root, &fields, &names, &key)?;
+        match (parent.get_mut(&name), last.is_list()) {
+            (None, true) => drop(parent.insert(name, Value::Array(vec![value]))),
+            (None, false) => drop(parent.insert(name, value)),
+            (Some(Value::Array(items)), true) => items.push(value),
+            (Some(_), _) => return Err(ApiError::bad_field(&key, "given twice, or also by the path")),
+        }
+    }
+    Ok(())
+}
+
+fn unknown_parameter(key: &str) -> ApiError {
+    ApiError::bad_field(key, "unknown query parameter")
+}
+
+/// The fields along a query key, each part a proto or JSON name, ending on a field a
+/// string can set.
+fn query_field(input: &MessageDescriptor, key: &str) -> Option<Vec<FieldDescriptor>> {
+    let mut fields = Vec::new();
+    let mut current = Some(input.clone());
+    for part in key.split('.') {
+        let message = current.take()?;
+        let field = message.get_field_by_name(part).or_else(|| message.get_field_by_json_name(part))?;
+        if field.is_map() {
+            return None;
+        }
+        if let Kind::Message(inner) = field.kind()
+            && !STRING_MESSAGES.contains(&inner.full_name())
+        {
+            current = Some(inner);
+        }
+        fields.push(field);
+    }
+    current.is_none().then_some(fields)
+}
+
+/// The object holding the last field of `fields`, made on the way, and that field's
+/// key; `names` are the client's spelling of each, used for keys not there yet.
+fn entry<'a>(
+    root: &'a mut Map<String, Value>,
+    fields: &[FieldDescriptor],
+    names: &[&str],
+    path: &str,
+) -> Result<(&'a mut Map<String, Value>, String), ApiError> {
+    let (last, parents) = fields.split_last().ok_or_else(|| ApiError::bad_field(path, "empty path"))?;
+    let mut current = root;
+    for (field, name) in parents.iter().zip(names) {
+        let key = existing_key(current, field, name);
+        let slot = current.entry(key).or_insert_with(|| Value::Object(Map::new()));
+        current = slot.as_object_mut().ok_or_else(|| ApiError::bad_field(path, "must be an object"))?;
+    }
+    let key = existing_key(current, last, names.last().copied().unwrap_or(last.name()));
+    Ok((current, key))
+}
+
+/// The key a body already used for `field` (its JSON or proto name), else `name`.
+fn existing_key(map: &Map<String, Value>, field: &FieldDescriptor, name: &str) -> String {
+    [field.json_name(), field.name()].into_iter().find(|k| map.contains_key(*k)).unwrap_or(name).to_owned()
+}
+
+/// A path or query string as the JSON value of `field`.
+fn scalar(field: &FieldDescriptor, text: &str, name: &str) -> Result<Value, ApiError> {
+    match field.kind() {
+        Kind::Bool => match text {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(ApiError::bad_field(name, "must be true or false")),
+        },
+        Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => Ok(Value::String(camel_mask(text))),
+        Kind::Message(m) if !STRING_MESSAGES.contains(&m.full_name()) => {
+            Err(ApiError::bad_field(name, "a message cannot be set from a string"))
+        }
+        _ => Ok(Value::String(text.to_owned())),
+    }
+}
+
+/// A field mask with snake_case paths written lowerCamelCase, as its JSON form wants.
+fn camel_mask(mask: &str) -> String {
+    let mut out = String::with_capacity(mask.len());
+    let mut upper = false;
+    for ch in mask.chars() {
+        match ch {
+            '_' => upper = true,
+            _ if upper => {
+                out.push(ch.to_ascii_uppercase());
+                upper = false;
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The message from its JSON, each error naming the field it is about.
+fn deserialize(input: MessageDescriptor, json: Value) -> Result<DynamicMessage, ApiError> {
+    let mut track = serde_path_to_error::Track::new();
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
+    DynamicMessage::deserialize_with_options(input, deserializer, &options).map_err(|error| {
+        let path = track.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::bad_field(&field, error.to_string())
+    })
+}
+
+/// A message as canonical JSON: lowerCamelCase, enums by name, 64-bit integers as strings.
+pub fn response_json(message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    message.serialize_with_options(&mut serializer, &SerializeOptions::new())?;
+    Ok(out)
+}
+
+/// A string field of `message` at the dotted `path`, for a `Location`.
+pub fn string_at(message: &DynamicMessage, path: &str) -> Option<String> {
+    let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
+    let value = message.get_field_by_name(head)?;
+    match (rest, value.as_ref()) {
+        (None, prost_reflect::Value::String(s)) => Some(s.clone()),
+        (Some(rest), prost_reflect::Value::Message(inner)) => string_at(inner, rest),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::Method;
+    use prost_reflect::DescriptorPool;
+
+    use super::*;
+    use crate::{
+        config::Settings,
+        routes::{Found, RouteTable},
+    };
+
+    fn table() -> RouteTable {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap()
+    }
+
+    fn find(table: &RouteTable, method: Method, path: &str) -> (Arc<Route>, Vec<(String, String)>) {
+        match table.find(&method, path) {
+            Found::Route(route, vars) => (route.clone(), vars),
+            _ => panic!("no route for {path}"),
+        }
+    }
+
+    fn json_of(message: &DynamicMessage) -> Value {
+        serde_json::from_slice(&response_json(message).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn path_query_and_body_make_one_message() {
+        let table = table();
+        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/s1");
+        let body = br#"{"title": "T", "entity_ids": ["a"], "order": "7"}"#;
+        let message = request_message(&route, &vars, Some("update_mask=title,entity_ids"), body).unwrap();
+        let json = json_of(&message);
+        assert_eq!(json["story"]["id"], "s1");
+        assert_eq!(json["story"]["entityIds"][0], "a");
+        assert_eq!(json["story"]["order"], "7");
+        assert_eq!(json["updateMask"], "title,entityIds");
+    }
+
+    #[test]
+    fn repeated_and_nested_query_parameters() {
+        let table = table();
+        let (route, vars) = find(&table, Method::GET, "/v1/jobs/j1/watch");
+        let message = request_message(&route, &vars, Some("afterSeq=5"), b"").unwrap();
+        assert_eq!(json_of(&message)["afterSeq"], "5");
+        let (route, vars) = find(&table, Method::GET, "/v1/worlds");
+        for (query, field) in
+            [("nope=1", "nope"), ("page_size=x", "page_size"), ("page_size=1&page_size=2", "page_size")]
+        {
+            let error = request_message(&route, &vars, Some(query), b"").unwrap_err();
+            assert_eq!(error.http, 400, "{query}");
+            assert!(error.message.contains(field), "{query}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn a_collision_between_path_and_body_is_refused() {
+        let table = table();
+        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/s1");
+        assert!(request_message(&route, &vars, None, br#"{"id": "s1"}"#).is_ok());
+        let error = request_message(&route, &vars, None, br#"{"id": "s2"}"#).unwrap_err();
+        assert!(error.message.contains("story.id"), "{}", error.message);
+    }
+}

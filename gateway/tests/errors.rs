@@ -1,0 +1,316 @@
+//! The error model through the gateway: real service errors mapped to HTTP, the
+//! bad-input table, and auth at the edge — each case with its reason.
+
+mod common;
+
+use common::{reason, spawn};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// (why, method, path, token, body, HTTP status, gRPC status name)
+type ServiceCase<'a> = (&'a str, Method, String, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+/// (why, method, URL, content type, body, HTTP status, words the message must hold)
+type InputCase<'a> = (&'a str, Method, String, &'a str, String, StatusCode, &'a str);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_errors_map_to_http_with_the_google_error_shape() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let bob = stack.register("bob").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let unknown = "0190f1f0-0000-7000-8000-000000000000";
+    let register_ada = json!({"username": "ada", "email": "other@example.test", "password": common::PASSWORD});
+    let cases: Vec<ServiceCase> = vec![
+        (
+            "a bad id in the path",
+            Method::GET,
+            "/v1/worlds/not-an-id".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "an unknown world",
+            Method::GET,
+            format!("/v1/worlds/{unknown}"),
+            Some(&ada.token),
+            None,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            "a name taken",
+            Method::POST,
+            "/v1/auth/register".into(),
+            None,
+            Some(register_ada),
+            StatusCode::CONFLICT,
+            "ALREADY_EXISTS",
+        ),
+        (
+            "a share of someone else's world",
+            Method::GET,
+            format!("/v1/worlds/{world}/shares"),
+            Some(&bob.token),
+            None,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            "a wrong password",
+            Method::POST,
+            "/v1/auth/login".into(),
+            None,
+            Some(json!({"login": "ada", "password": "wrong password!"})),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+        ),
+        (
+            "model access not granted",
+            Method::POST,
+            "/v1/jobs".into(),
+            Some(&ada.token),
+            Some(json!({"paraphrase": {"text": "x"}})),
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+        ),
+    ];
+    for (why, method, path, token, body, status, name) in cases {
+        let answer = stack.call(method, &path, token, body).await;
+        assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
+        assert_eq!(answer.body["error"]["code"], status.as_u16(), "{why}");
+        assert_eq!(answer.body["error"]["status"], name, "{why}");
+        assert!(answer.body["error"]["message"].is_string(), "{why}");
+        assert!(reason(&answer.body).is_some(), "{why}: an ErrorInfo with a reason: {:?}", answer.body);
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(answer.headers["www-authenticate"], "Bearer", "{why}");
+        }
+    }
+    let bad = stack.call(Method::GET, "/v1/worlds/not-an-id", None, None).await;
+    let violation = bad.body["error"]["details"].as_array().unwrap().iter().find(|d| d["fieldViolations"].is_array());
+    assert_eq!(violation.unwrap()["fieldViolations"][0]["field"], "id", "BadRequest as JSON: {:?}", bad.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_at_the_edge() {
+    let stack = spawn_with_small_limits().await;
+    let ada = stack.register("ada").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let stories = format!("{}/v1/worlds/{world}/stories", stack.base);
+    let worlds = format!("{}/v1/worlds", stack.base);
+    let big = "x".repeat(1500);
+    let cases: Vec<InputCase> = vec![
+        (
+            "malformed JSON says where",
+            Method::POST,
+            worlds.clone(),
+            "application/json",
+            "{\"name\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "line 1 column",
+        ),
+        (
+            "an unknown field is named",
+            Method::POST,
+            worlds.clone(),
+            "application/json",
+            r#"{"name": "W", "colour": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        (
+            "a wrong type names the field",
+            Method::POST,
+            worlds.clone(),
+            "application/json",
+            r#"{"name": 5}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            "an unknown enum name",
+            Method::POST,
+            worlds.clone(),
+            "application/json",
+            r#"{"name": "W", "worldType": "SPACE"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "worldType",
+        ),
+        (
+            "not JSON",
+            Method::POST,
+            worlds.clone(),
+            "text/plain",
+            "name=W".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/json",
+        ),
+        (
+            "a body over the limit",
+            Method::POST,
+            worlds.clone(),
+            "application/json",
+            format!(r#"{{"name": "{big}"}}"#),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limit",
+        ),
+        (
+            "a story may be larger",
+            Method::POST,
+            stories.clone(),
+            "application/json",
+            format!(r#"{{"title": "T", "content": "{big}"}}"#),
+            StatusCode::CREATED,
+            "",
+        ),
+        (
+            "a story over its limit",
+            Method::POST,
+            stories.clone(),
+            "application/json",
+            format!(r#"{{"title": "T", "content": "{big}{big}"}}"#),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limit",
+        ),
+        (
+            "an unknown query parameter",
+            Method::GET,
+            format!("{worlds}?colour=red"),
+            "",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        (
+            "a query parameter of the wrong type",
+            Method::GET,
+            format!("{worlds}?pageSize=many"),
+            "",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "pageSize",
+        ),
+        (
+            "a field the body owns, in the query",
+            Method::POST,
+            format!("{stories}?story.title=x"),
+            "application/json",
+            r#"{"title": "T"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "story.title",
+        ),
+        (
+            "the path and the body disagree",
+            Method::PATCH,
+            format!("{worlds}/{world}"),
+            "application/json",
+            r#"{"id": "other"}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "world.id",
+        ),
+        (
+            "a body where none is taken",
+            Method::GET,
+            format!("{worlds}/{world}"),
+            "application/json",
+            "{}".into(),
+            StatusCode::BAD_REQUEST,
+            "no body",
+        ),
+        ("a wrong method", Method::PUT, worlds.clone(), "", String::new(), StatusCode::METHOD_NOT_ALLOWED, ""),
+        (
+            "no such route",
+            Method::GET,
+            format!("{}/v1/nothing", stack.base),
+            "",
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            "a bad Grpc-Timeout",
+            Method::GET,
+            format!("{worlds}/{world}"),
+            "grpc-timeout",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "Grpc-Timeout",
+        ),
+    ];
+    for (why, method, url, content_type, body, status, words) in cases {
+        let mut request = stack.http.request(method, &url).bearer_auth(&ada.token);
+        match content_type {
+            "" => {}
+            "grpc-timeout" => request = request.header("grpc-timeout", "soon"),
+            _ => request = request.header("content-type", content_type).body(body),
+        }
+        let answer = common::answer(request.send().await.unwrap()).await;
+        assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
+        if !status.is_success() {
+            assert_eq!(answer.body["error"]["code"], status.as_u16(), "{why}: the error shape: {:?}", answer.body);
+            let message = answer.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(words), "{why}: {message:?} does not say {words:?}");
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert_eq!(answer.headers["allow"], "GET, POST", "{why}");
+        }
+    }
+}
+
+/// A well-formed token for `user` signed by a key nobody trusts.
+fn forged_token(user: &str) -> String {
+    use fabula_proto::token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now};
+    let now = unix_now();
+    let claims = Claims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: user.into(),
+        iat: now,
+        nbf: now,
+        exp: now + 600,
+        typ: ACCESS.into(),
+        role: "USER".into(),
+        jti: "forged".into(),
+    };
+    SigningKey::generate().sign(&claims)
+}
+
+async fn spawn_with_small_limits() -> common::Stack {
+    common::spawn_with(|settings| {
+        settings.body_limit = 1024;
+        settings.story_body_limit = 2048;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_is_checked_at_the_edge() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let forged = forged_token(&ada.id);
+    // (why, path, token, status, reason)
+    let cases: Vec<(&str, &str, Option<&str>, StatusCode, &str)> = vec![
+        ("no token on a USER route", "/v1/users/me", None, StatusCode::UNAUTHORIZED, "TOKEN_MISSING"),
+        ("a bad signature", "/v1/users/me", Some(&forged), StatusCode::UNAUTHORIZED, "TOKEN_INVALID"),
+        ("garbage", "/v1/users/me", Some("garbage"), StatusCode::UNAUTHORIZED, "TOKEN_MALFORMED"),
+        (
+            "a bad token on an OPTIONAL route",
+            "/v1/worlds",
+            Some("garbage"),
+            StatusCode::UNAUTHORIZED,
+            "TOKEN_MALFORMED",
+        ),
+        ("no token on an OPTIONAL route", "/v1/worlds", None, StatusCode::OK, ""),
+        ("a user on an ADMIN route", "/v1/admin/users", Some(&ada.token), StatusCode::FORBIDDEN, "ADMIN_ONLY"),
+    ];
+    for (why, path, token, status, want) in cases {
+        let answer = stack.call(Method::GET, path, token, None).await;
+        assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
+        if !want.is_empty() {
+            assert_eq!(reason(&answer.body).as_deref(), Some(want), "{why}: {:?}", answer.body);
+        }
+    }
+    let basic = stack.http.get(format!("{}/v1/users/me", stack.base)).header("authorization", "Basic abc").send().await;
+    assert_eq!(basic.unwrap().status(), StatusCode::UNAUTHORIZED, "not a bearer token");
+}

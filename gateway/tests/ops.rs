@@ -1,0 +1,98 @@
+//! Operations: health, readiness, metrics; an upstream that is down (503, then
+//! recovery by itself); CORS preflight; rate limits.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let stack = common::spawn().await;
+    assert_eq!(stack.call(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
+    let ready = stack.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
+    stack.call(Method::GET, "/v1/worlds", None, None).await;
+    let metrics = stack.http.get(format!("{}/metrics", stack.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"gateway_requests_total{route="GET /v1/worlds",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"gateway_request_duration_seconds_count{route="GET /v1/worlds"} 1"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_down_is_503_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on yet; story-service starts there later.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // The gateway needs story-service's public key: make it as story-service would.
+    fabula_proto::keys::development_key(dir.path(), fabula_proto::keys::ACCOUNTS_KEY_FILE).unwrap();
+    let url = format!("http://{addr}");
+    let (gateway_addr, _gateway) = common::start_gateway(dir.path(), &url, &url, |_| {}).await;
+    let http = common::client();
+    let worlds = format!("http://{gateway_addr}/v1/worlds");
+
+    let started = Instant::now();
+    let down = common::answer(http.get(&worlds).send().await.unwrap()).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", down.body);
+    assert_eq!(down.body["error"]["status"], "UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(3), "within the connect timeout: {:?}", started.elapsed());
+    let ready = http.get(format!("http://{gateway_addr}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let (_, _story) = common::start_story_service(dir.path(), addr).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = http.get(&worlds).send().await.unwrap().status();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not recover: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_for_allowed_origins_only() {
+    let stack = common::spawn_with(|s| s.cors_origins = vec!["https://app.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        stack
+            .http
+            .request(Method::OPTIONS, format!("{}/v1/worlds", stack.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(allowed.headers()["access-control-max-age"], "600");
+    let methods = allowed.headers()["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after() {
+    let stack = common::spawn_with(|s| {
+        s.rate_limits.off = false;
+        // The auth bucket's burst is its rate when that is below the general burst.
+        s.rate_limits.auth_per_minute = 3;
+    })
+    .await;
+    let login = json!({"login": "nobody", "password": "wrong password"});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(stack.call(Method::POST, "/v1/auth/login", None, Some(login.clone())).await);
+    }
+    assert!(statuses[..3].iter().all(|a| a.status == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    let limited = &statuses[3];
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", limited.body);
+    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(common::reason(&limited.body).as_deref(), Some("RATE_LIMITED"));
+    // Other routes draw on the per-IP bucket only, which still has room.
+    assert_eq!(stack.call(Method::GET, "/v1/worlds", None, None).await.status, StatusCode::OK);
+}
