@@ -243,15 +243,39 @@ pub async fn cancel(db: &Db, id: Uuid) -> Result<Cancelled> {
 
 /// Records one numbered update of job `id`; a number recorded already is kept as it was.
 pub async fn insert_update(tx: &mut sqlx::Transaction<'static, Any>, id: Uuid, update: &JobUpdate) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO job_updates (job_id, seq, payload) VALUES ($1, $2, $3) ON CONFLICT (job_id, seq) DO NOTHING",
-    )
-    .bind(id.to_string())
-    .bind(update.seq)
-    .bind(encode(update))
-    .execute(&mut **tx)
-    .await?;
+    insert_updates(tx, &[(id, update)]).await
+}
+
+/// Rows of updates one INSERT carries at most (three values each).
+const UPDATES_PER_INSERT: usize = 300;
+
+/// Records numbered updates of jobs, many rows per statement; a number recorded
+/// already is kept as it was.
+pub async fn insert_updates(tx: &mut sqlx::Transaction<'static, Any>, updates: &[(Uuid, &JobUpdate)]) -> Result<()> {
+    for chunk in updates.chunks(UPDATES_PER_INSERT) {
+        let mut sql = Sql::new("INSERT INTO job_updates (job_id, seq, payload) VALUES ");
+        for (i, (id, update)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Bind::Text(id.to_string())).push(", ").bind(Bind::Int(update.seq)).push(", ");
+            sql.bind(Bind::Text(encode(*update))).push(")");
+        }
+        sql.push(" ON CONFLICT (job_id, seq) DO NOTHING");
+        sql.query().execute(&mut **tx).await?;
+    }
     Ok(())
+}
+
+/// Jobs `ids` as stored, in no particular order.
+pub async fn fetch_many(tx: &mut sqlx::Transaction<'static, Any>, ids: &[Uuid]) -> Result<Vec<Job>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM jobs WHERE id IN ("));
+    for (i, id) in ids.iter().enumerate() {
+        sql.push(if i == 0 { "" } else { ", " }).bind(Bind::Text(id.to_string()));
+    }
+    sql.push(")");
+    sql.query().fetch_all(&mut **tx).await?.iter().map(job_from_row).collect()
 }
 
 /// The updates of job `id` numbered after `after_seq`, in order, at most `limit`.

@@ -119,42 +119,57 @@ fn acknowledge(job_id: Uuid, ack: Ack, outcome: Result<bool>, applied: &broadcas
 }
 
 /// Applies `changes` in one transaction: whether each found its lease still held.
+/// Each job's row is one statement; the updates of all of them, and the final job
+/// of those that finished, are written with a few multi-row statements.
 async fn apply_all(db: &Db, worker_id: &str, changes: &[&Change]) -> Result<Vec<bool>> {
     let mut tx = db.begin().await?;
-    let mut outcomes = Vec::new();
+    let mut held = Vec::with_capacity(changes.len());
     for change in changes {
-        outcomes.push(apply(&mut tx, worker_id, change).await?);
+        held.push(apply_to_row(&mut tx, worker_id, change).await?);
     }
+    let kept: Vec<&Change> = changes.iter().zip(&held).filter(|(_, held)| **held).map(|(change, _)| *change).collect();
+    let finals = final_updates(&mut tx, &kept).await?;
+    let mut updates: Vec<(Uuid, &JobUpdate)> =
+        kept.iter().flat_map(|change| change.updates.iter().map(|update| (change.job_id, update))).collect();
+    updates.extend(finals.iter().map(|(id, update)| (*id, update)));
+    store::insert_updates(&mut tx, &updates).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(held)
 }
 
-/// Writes one change if the lease is still ours: the job row first, then its updates.
-async fn apply(tx: &mut Transaction<'static, Any>, worker_id: &str, change: &Change) -> Result<bool> {
+/// Writes one change to its job's row if the lease is still ours.
+async fn apply_to_row(tx: &mut Transaction<'static, Any>, worker_id: &str, change: &Change) -> Result<bool> {
     let last_seq = change.updates.last().map(|u| u.seq);
-    let held = match &change.end {
-        None => record_progress(tx, worker_id, change, last_seq).await?,
+    match &change.end {
+        None => record_progress(tx, worker_id, change, last_seq).await,
         Some(End::Finished { state, result, error, seq }) => {
-            finish(tx, worker_id, change, *state, result.as_ref(), error.as_ref(), *seq).await?
+            finish(tx, worker_id, change, *state, result.as_ref(), error.as_ref(), *seq).await
         }
         Some(End::Retry { run_after, error }) => {
-            requeue(tx, worker_id, change, *run_after, Some(error), last_seq, true).await?
+            requeue(tx, worker_id, change, *run_after, Some(error), last_seq, true).await
         }
-        Some(End::Release) => requeue(tx, worker_id, change, now_micros(), None, last_seq, false).await?,
-    };
-    if held {
-        for update in &change.updates {
-            store::insert_update(tx, change.job_id, update).await?;
-        }
-        if let Some(End::Finished { seq, .. }) = &change.end {
-            let job = store::fetch(&mut **tx, change.job_id)
-                .await?
-                .ok_or_else(|| Error::Internal("a job vanished".into()))?;
-            let last = JobUpdate { seq: *seq, kind: Some(job_update::Kind::Finished(Box::new(job))) };
-            store::insert_update(tx, change.job_id, &last).await?;
-        }
+        Some(End::Release) => requeue(tx, worker_id, change, now_micros(), None, last_seq, false).await,
     }
-    Ok(held)
+}
+
+/// The last update of each finished job among `changes`: the job as it ended.
+async fn final_updates(tx: &mut Transaction<'static, Any>, changes: &[&Change]) -> Result<Vec<(Uuid, JobUpdate)>> {
+    let finished: Vec<(Uuid, i64)> = changes
+        .iter()
+        .filter_map(|change| match &change.end {
+            Some(End::Finished { seq, .. }) => Some((change.job_id, *seq)),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<Uuid> = finished.iter().map(|(id, _)| *id).collect();
+    let jobs = store::fetch_many(tx, &ids).await?;
+    let mut finals = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let id: Uuid = job.id.parse().map_err(|_| Error::Internal("bad job id".into()))?;
+        let seq = finished.iter().find(|(job_id, _)| *job_id == id).map(|(_, seq)| *seq).unwrap_or_default();
+        finals.push((id, JobUpdate { seq, kind: Some(job_update::Kind::Finished(Box::new(job))) }));
+    }
+    Ok(finals)
 }
 
 async fn record_progress(
