@@ -5,6 +5,7 @@
 #
 #   bash bench/gpt-worker.sh                 # every scenario, Paraphrase
 #   KIND=analyze-story JOBS=500 bash bench/gpt-worker.sh
+#   RATE=500 bash bench/gpt-worker.sh        # latency below capacity
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ SCENARIOS=${SCENARIOS:-"sqlite:1 postgres:1 postgres:2"}
 KIND=${KIND:-paraphrase}
 JOBS=${JOBS:-2000}
 CONCURRENCY=${CONCURRENCY:-32}
+RATE=${RATE:-0}
 RUNNERS=${RUNNERS:-16}
 
 cargo build --release -q -p story-service --bin story-service -p gpt-worker --bin gpt-worker --example jobsbench
@@ -43,8 +45,8 @@ for scenario in $SCENARIOS; do
     wait_port $port
     targets+=(--worker "http://127.0.0.1:$port")
   done
-  echo "== $backend, $workers worker process(es), $KIND × $JOBS, $CONCURRENCY submissions in flight"
-  "$bin/examples/jobsbench" --story http://127.0.0.1:50251 "${targets[@]}" --kind "$KIND" --jobs "$JOBS" --concurrency "$CONCURRENCY"
+  echo "== $backend, $workers worker process(es), $KIND × $JOBS, $CONCURRENCY submitters, rate ${RATE}/s (0: unpaced)"
+  "$bin/examples/jobsbench" --story http://127.0.0.1:50251 "${targets[@]}" --kind "$KIND" --jobs "$JOBS" --concurrency "$CONCURRENCY" --rate "$RATE"
   kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   [ "$backend" = postgres ] && psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db WITH (FORCE)"
   rm -rf "$dir"

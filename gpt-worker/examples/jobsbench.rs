@@ -46,9 +46,13 @@ struct Args {
     kind: JobKind,
     #[arg(long, default_value_t = 2000)]
     jobs: usize,
-    /// Submissions in flight at once.
+    /// Submissions in flight at once, one user each.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Jobs submitted per second at most, all streams together; 0 for as fast as
+    /// possible. Latency is meaningful below the workers' capacity.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
 }
 
 #[tokio::main]
@@ -67,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
         workers.push(JobServiceClient::new(Channel::from_shared(url.clone())?.connect().await?));
     }
     let started = Instant::now();
-    let jobs = submit_all(&workers, &users, args.jobs).await?;
+    let pace = (args.rate > 0).then(|| Duration::from_secs_f64(args.concurrency as f64 / f64::from(args.rate)));
+    let jobs = submit_all(&workers, &users, args.jobs, pace).await?;
     let submitted = started.elapsed();
     let finished = wait_all(&workers[0], jobs).await?;
     let elapsed = started.elapsed();
@@ -134,6 +139,7 @@ async fn submit_all(
     workers: &[JobServiceClient<Channel>],
     users: &[(String, JobSpec)],
     count: usize,
+    pace: Option<Duration>,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut tasks = tokio::task::JoinSet::new();
     let per_user = count.div_ceil(users.len());
@@ -143,7 +149,11 @@ async fn submit_all(
         let n = per_user.min(count.saturating_sub(i * per_user));
         tasks.spawn(async move {
             let mut ids = Vec::with_capacity(n);
+            let mut tick = pace.map(tokio::time::interval);
             for _ in 0..n {
+                if let Some(tick) = tick.as_mut() {
+                    tick.tick().await;
+                }
                 let request = CreateJobRequest { spec: Some(spec.clone()), request_id: String::new() };
                 ids.push((client.create_job(authed(request, &token)).await?.into_inner().id, token.clone()));
             }
