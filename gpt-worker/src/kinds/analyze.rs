@@ -184,7 +184,12 @@ async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -
             Err(status) => return Err(status.into()),
         }
     }
-    Err(Failure::permanent("EDIT_CONFLICT", "the story kept changing while its links were being added"))
+    // Busy, not wrong: the job runs again later, and its creates are idempotent.
+    Err(Failure::Transient {
+        code: "EDIT_CONFLICT",
+        message: "the story kept changing while its links were being added".into(),
+        retry_after: None,
+    })
 }
 
 /// `existing` followed by the ids of `added` it lacks.
