@@ -18,6 +18,8 @@ pub mod shutdown;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 /// Every file of Fabula's contracts with its imports, as an encoded `FileDescriptorSet`.

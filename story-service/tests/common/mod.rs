@@ -23,7 +23,7 @@ use fabula_proto::{
     },
     token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now},
 };
-use sqlx::{AnyPool, Connection, Row};
+use sqlx::{AnyPool, Row};
 use story_service::Settings;
 use tempfile::TempDir;
 use tokio::sync::{OnceCell, oneshot};
@@ -31,8 +31,6 @@ use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-/// The environment variable naming the PostgreSQL admin URL.
-pub const POSTGRES_URL_VAR: &str = "FABULA_TEST_POSTGRES_URL";
 /// The administrator every test app is started with.
 pub const ADMIN_USERNAME: &str = "root_admin";
 pub const ADMIN_PASSWORD: &str = "admin password 123";
@@ -42,105 +40,13 @@ pub const PASSWORD: &str = "correct horse battery";
 /// server's limit is what a test meets.
 const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
-/// The database a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use fabula_proto::testing::{Backend, POSTGRES_URL_VAR, PostgresDb, postgres_url};
 
-/// Makes `sqlite::<test>` and `postgres::<test>` of each `async fn <test>(Backend)`.
+/// `fabula_proto::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if $crate::common::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
-                        return;
-                    }
-                    super::$name($crate::common::Backend::Postgres).await;
-                }
-            )*
-        }
+    ($($tests:tt)*) => {
+        fabula_proto::both_databases!($($tests)*);
     };
-}
-
-/// The PostgreSQL admin URL, when configured.
-pub fn postgres_url() -> Option<String> {
-    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.trim().is_empty())
-}
-
-/// True (after a loud warning that the test harness does not capture) when
-/// PostgreSQL is not configured and the test cannot run on it.
-pub fn skip_without_postgres(test: &str) -> bool {
-    if postgres_url().is_some() {
-        return false;
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! WARNING: {test} did NOT run on PostgreSQL: {POSTGRES_URL_VAR} is not set \
-         (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres) !!!"
-    );
-    true
-}
-
-/// A database created for one test and dropped with it.
-struct PostgresDb {
-    admin_url: String,
-    name: String,
-}
-
-impl PostgresDb {
-    async fn create(admin_url: String) -> Self {
-        let name = format!("fabula_test_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the PostgreSQL admin URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        let _ = admin.close().await;
-        Self { admin_url, name }
-    }
-
-    /// The URL of this database: the admin URL with its database name replaced.
-    fn url(&self) -> String {
-        let (scheme, rest) = self.admin_url.split_once("://").expect("a URL with a scheme");
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-        format!("{scheme}://{authority}/{}{query}", self.name)
-    }
-}
-
-impl Drop for PostgresDb {
-    /// Drops the database on a thread of its own with its own runtime: this may run
-    /// inside the test's runtime, which cannot be blocked on.
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            let _ = writeln!(std::io::stderr(), "warning: could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
 }
 
 /// A running story-service. Dropping it stops the server and removes its database.
