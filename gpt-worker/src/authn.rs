@@ -4,14 +4,8 @@
 //! token) and trusted for at most a second, so a disabled user's tokens stop
 //! working here within a second too.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
-
 use fabula_proto::{
-    auth::{Authenticator, Principal, unauthenticated},
+    auth::{Authenticator, Principal, UserStatuses, unauthenticated},
     errors,
     pb::accounts::{GetMeRequest, Role},
     token::TokenVerifier,
@@ -20,9 +14,6 @@ use tonic::{Code, Status};
 use uuid::Uuid;
 
 use crate::story::StoryClient;
-
-/// How long what story-service said of a user is trusted.
-const STATUS_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct UserStatus {
@@ -33,20 +24,18 @@ pub struct UserStatus {
 pub struct WorkerAuthenticator {
     verifier: TokenVerifier,
     story: StoryClient,
-    statuses: Mutex<HashMap<Uuid, (Instant, UserStatus)>>,
+    statuses: UserStatuses<UserStatus>,
 }
 
 impl WorkerAuthenticator {
     pub fn new(verifier: TokenVerifier, story: StoryClient) -> Self {
-        Self { verifier, story, statuses: Mutex::default() }
+        Self { verifier, story, statuses: UserStatuses::default() }
     }
 
     /// The user's current role and model access, from story-service.
     pub async fn status(&self, user_id: Uuid) -> Result<UserStatus, Status> {
-        if let Some((fetched, status)) = self.statuses.lock().expect("status cache").get(&user_id)
-            && fetched.elapsed() < STATUS_TTL
-        {
-            return Ok(*status);
+        if let Some(status) = self.statuses.fresh(user_id) {
+            return Ok(status);
         }
         let request = self.story.as_user(user_id, GetMeRequest {});
         let user = self.story.accounts().get_me(request).await.map_err(|status| match status.code() {
@@ -65,11 +54,7 @@ impl WorkerAuthenticator {
         let user = user.into_inner();
         let status =
             UserStatus { role: Role::try_from(user.role).unwrap_or(Role::User), gpt_enabled: user.gpt_enabled };
-        let mut statuses = self.statuses.lock().expect("status cache");
-        if statuses.len() > 100_000 {
-            statuses.retain(|_, (fetched, _)| fetched.elapsed() < STATUS_TTL);
-        }
-        statuses.insert(user_id, (Instant::now(), status));
+        self.statuses.remember(user_id, status);
         Ok(status)
     }
 

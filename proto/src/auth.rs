@@ -3,10 +3,12 @@
 //! handler runs. Handlers never read headers; they call [`caller`].
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use http::{HeaderValue, Request, Response};
@@ -209,9 +211,60 @@ where
     }
 }
 
+/// What a service last learnt of each user (whether they exist, their role, whether
+/// they are disabled…), trusted for [`UserStatuses::TTL`] and then asked again: a
+/// disabled user's tokens stop working everywhere within that time.
+pub struct UserStatuses<V> {
+    entries: Mutex<HashMap<Uuid, (Instant, V)>>,
+}
+
+impl<V: Copy> Default for UserStatuses<V> {
+    fn default() -> Self {
+        Self { entries: Mutex::default() }
+    }
+}
+
+impl<V: Copy> UserStatuses<V> {
+    /// How long a status is trusted.
+    pub const TTL: Duration = Duration::from_secs(1);
+    /// Statuses kept at most before stale ones are dropped.
+    const CAPACITY: usize = 100_000;
+
+    /// The status of `user_id`, if learnt less than [`UserStatuses::TTL`] ago.
+    pub fn fresh(&self, user_id: Uuid) -> Option<V> {
+        let entries = self.entries.lock().expect("user statuses");
+        entries.get(&user_id).filter(|(learnt, _)| learnt.elapsed() < Self::TTL).map(|(_, status)| *status)
+    }
+
+    /// Remembers `status` of `user_id`, learnt now.
+    pub fn remember(&self, user_id: Uuid, status: V) {
+        let mut entries = self.entries.lock().expect("user statuses");
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (learnt, _)| learnt.elapsed() < Self::TTL);
+        }
+        entries.insert(user_id, (Instant::now(), status));
+    }
+
+    /// Forgets `user_id`, after a change to their account.
+    pub fn forget(&self, user_id: Uuid) {
+        self.entries.lock().expect("user statuses").remove(&user_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_is_trusted_until_forgotten() {
+        let statuses = UserStatuses::default();
+        let user = Uuid::now_v7();
+        assert_eq!(statuses.fresh(user), None);
+        statuses.remember(user, 7);
+        assert_eq!(statuses.fresh(user), Some(7));
+        statuses.forget(user);
+        assert_eq!(statuses.fresh(user), None);
+    }
 
     #[test]
     fn every_method_has_a_policy_and_unknown_paths_have_none() {

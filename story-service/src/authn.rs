@@ -3,14 +3,8 @@
 //! token was issued. User status is cached for at most a second, so a disabled
 //! user's tokens stop working within a second.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
-
 use fabula_proto::{
-    auth::{Authenticator, Principal, unauthenticated},
+    auth::{Authenticator, Principal, UserStatuses, unauthenticated},
     pb::accounts::Role,
     token::TokenVerifier,
 };
@@ -19,9 +13,6 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::{db::Db, error::Error};
-
-/// How long a user's status is trusted before it is read again.
-const STATUS_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 struct UserStatus {
@@ -34,24 +25,23 @@ struct UserStatus {
 pub struct StoryAuthenticator {
     verifier: TokenVerifier,
     db: Db,
-    statuses: Mutex<HashMap<Uuid, (Instant, Option<UserStatus>)>>,
+    /// `None` for a user who does not exist.
+    statuses: UserStatuses<Option<UserStatus>>,
 }
 
 impl StoryAuthenticator {
     pub fn new(verifier: TokenVerifier, db: Db) -> Self {
-        Self { verifier, db, statuses: Mutex::default() }
+        Self { verifier, db, statuses: UserStatuses::default() }
     }
 
     /// Drops what is cached of `user_id`, after a change to their account.
     pub fn forget(&self, user_id: Uuid) {
-        self.statuses.lock().expect("status cache").remove(&user_id);
+        self.statuses.forget(user_id);
     }
 
     async fn status(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
-        if let Some((fetched, status)) = self.statuses.lock().expect("status cache").get(&user_id)
-            && fetched.elapsed() < STATUS_TTL
-        {
-            return Ok(*status);
+        if let Some(status) = self.statuses.fresh(user_id) {
+            return Ok(status);
         }
         let row = sqlx::query("SELECT role, disabled, tokens_valid_after FROM users WHERE id = $1")
             .bind(user_id.to_string())
@@ -65,11 +55,7 @@ impl StoryAuthenticator {
             }),
             None => None,
         };
-        let mut statuses = self.statuses.lock().expect("status cache");
-        if statuses.len() > 100_000 {
-            statuses.retain(|_, (fetched, _)| fetched.elapsed() < STATUS_TTL);
-        }
-        statuses.insert(user_id, (Instant::now(), status));
+        self.statuses.remember(user_id, status);
         Ok(status)
     }
 
