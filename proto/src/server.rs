@@ -54,3 +54,18 @@ pub fn health()
 pub fn incoming(listener: tokio::net::TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
+
+/// Whether the server at `addr` answers SERVING for `service` ("" for the whole
+/// process) within `timeout`: the binaries' `--health-check`, for container probes.
+pub async fn is_serving(addr: std::net::SocketAddr, service: &str, timeout: Duration) -> bool {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let host = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let url = format!("http://{}", std::net::SocketAddr::new(host, addr.port()));
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(url).ok()?.connect().await.ok()?;
+        let request = HealthCheckRequest { service: service.to_owned() };
+        let response = HealthClient::new(channel).check(request).await.ok()?;
+        Some(response.into_inner().status == ServingStatus::Serving as i32)
+    };
+    tokio::time::timeout(timeout, check).await.ok().flatten().unwrap_or(false)
+}

@@ -1,20 +1,30 @@
 //! The story-service binary: settings from flags and environment, telemetry, and
 //! the shutdown signal; everything else is the library.
 
+use std::{process::ExitCode, time::Duration};
+
 use clap::Parser;
 
 #[derive(Parser)]
 #[command(version, about = "Fabula story-service: accounts, worlds, stories, entities, locations and events over gRPC")]
 struct Cli {
+    /// Ask the service already running at the listen address whether it is SERVING,
+    /// and exit 0 if so, 1 if not (a container health check).
+    #[arg(long)]
+    health_check: bool,
     #[command(flatten)]
     settings: story_service::Settings,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if cli.health_check {
+        let serving = fabula_proto::server::is_serving(cli.settings.listen, "", Duration::from_secs(3)).await;
+        return Ok(if serving { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     fabula_proto::telemetry::init();
-    let settings = Cli::parse().settings;
-    let app = story_service::build(settings).await?;
+    let app = story_service::build(cli.settings).await?;
     app.run_until_stopped(fabula_proto::shutdown::signal()).await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
