@@ -15,7 +15,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 cargo build --release -q -p fabula --bin fabula && cargo build --release -q -p story-service --example loadgen
 dir=$(mktemp -d)
 (cd "$dir" && RUST_LOG=warn GATEWAY_RATE_LIMITS_OFF=true GATEWAY_LISTEN=127.0.0.1:18080 \
-  STORY_LISTEN=127.0.0.1:50351 WORKER_LISTEN=127.0.0.1:50352 "$OLDPWD/target/release/fabula" > stack.log 2>&1) &
+  STORY_LISTEN=127.0.0.1:50351 WORKER_LISTEN=127.0.0.1:50352 exec "$OLDPWD/target/release/fabula" > stack.log 2>&1) &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz > /dev/null && break; sleep 0.1; done
