@@ -4,13 +4,16 @@
 //! `google.api.http` bindings of the contracts) → [`auth`] (the method's declared
 //! policy) → [`limits`] → [`transcode`] (JSON → protobuf) → [`upstream`] (gRPC) →
 //! back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for streams.
-//! [`ops`] serves health and metrics. [`build`] binds the listener and reads the
+//! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes
+//! and [`docs`] the reference page that reads it. [`build`] binds the listener and reads the
 //! contracts; [`App::run_until_stopped`] serves until shutdown.
 
 pub mod auth;
 pub mod config;
+pub mod docs;
 pub mod errors;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod proxy;
 pub mod routes;
@@ -107,6 +110,8 @@ pub async fn build_with_key(settings: Settings, key: VerifyingKey) -> Result<App
 /// The gateway's own pages, and every other path to the transcoder.
 fn router(gateway: Arc<Gateway>, cors: Option<CorsLayer>) -> Router {
     let router = Router::new()
+        .route("/openapi.json", openapi::route(&gateway.table))
+        .route("/docs", get(docs::page))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,598 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every route, generated at start-up
+//! from the same route table and descriptors the gateway serves with, and kept as bytes.
+//!
+//! Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase
+//! properties, 64-bit integers as strings, enums by name, the well-known types in
+//! their JSON forms. Summaries and descriptions are the contracts' comments;
+//! `google.api.field_behavior` gives `required` (REQUIRED) and `readOnly` (OUTPUT_ONLY);
+//! each method's auth policy gives its security.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
+use fabula_proto::auth::AuthPolicy;
+use http::{StatusCode, header};
+use prost_reflect::{
+    ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Value as ProtoValue,
+};
+use serde_json::{Map, Value, json};
+use tonic::Code;
+
+use crate::{
+    errors::mapping,
+    routes::{BodyRule, Route, RouteTable, Segment, Template},
+};
+
+/// The extension that carries a field's behaviour.
+const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
+/// `google.api.FieldBehavior` numbers the document uses.
+const REQUIRED: i32 = 2;
+const OUTPUT_ONLY: i32 = 3;
+/// How deep nested request fields are flattened into query parameters.
+const MAX_QUERY_DEPTH: usize = 3;
+/// Error statuses every operation documents, beside `default`.
+const ERROR_STATUSES: [(u16, &str); 6] = [
+    (400, "The request is invalid: a field, the JSON or a precondition."),
+    (401, "The access token is missing, malformed or expired."),
+    (403, "The caller may not do this."),
+    (404, "The resource does not exist, or the caller may not see it."),
+    (429, "Too many requests; `Retry-After` says when to come back."),
+    (503, "A service is unavailable; try again."),
+];
+
+/// `GET /openapi.json`, the document built once from `table`.
+pub fn route<S: Clone + Send + Sync + 'static>(table: &RouteTable) -> MethodRouter<S> {
+    let body = Bytes::from(document(table).to_string());
+    get(move || {
+        let body = body.clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+    })
+}
+
+/// The OpenAPI document of every route of `table`.
+pub fn document(table: &RouteTable) -> Value {
+    let mut builder = Builder::new(table);
+    let mut paths = BTreeMap::<String, Map<String, Value>>::new();
+    let mut ids = HashSet::new();
+    for route in &table.routes {
+        let operation = builder.operation(route, &mut ids);
+        let method = route.http_method.as_str().to_ascii_lowercase();
+        paths.entry(openapi_path(&route.template)).or_default().insert(method, operation);
+    }
+    paths.insert("/v1/auth/watch-cookie".into(), watch_cookie_path());
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Fabula API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Fabula's REST/JSON API, transcoded by the gateway to the gRPC services. \
+                Bodies use the proto3 JSON mapping; errors are `{\"error\": {code, status, message, details}}`.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": builder.tags(table),
+        "paths": paths,
+        "components": builder.components(),
+    })
+}
+
+/// The document's path of `template`: each variable named by its last part, so that
+/// `/v1/stories/{story.id}` and `/v1/stories/{id}` are the one path OpenAPI wants.
+pub fn openapi_path(template: &Template) -> String {
+    let parts = template.segments.iter().map(|segment| match segment {
+        Segment::Literal(literal) => literal.clone(),
+        Segment::Variable(path) => format!("{{{}}}", parameter_name(path)),
+    });
+    parts.fold(String::new(), |path, part| path + "/" + &part)
+}
+
+/// A path variable's name in the document: the last part of its field path.
+fn parameter_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// `POST /v1/auth/watch-cookie`, the one route the gateway answers itself.
+fn watch_cookie_path() -> Map<String, Value> {
+    let operation = json!({
+        "operationId": "CreateWatchCookie",
+        "tags": ["Gateway"],
+        "summary": "Puts the caller's access token in the HttpOnly cookie event streams accept.",
+        "description": "Browsers cannot send an `Authorization` header with an `EventSource`; \
+            the `fabula_watch` cookie, limited to `/v1/jobs/`, carries the token instead.",
+        "security": [{"bearer": []}],
+        "responses": {
+            "204": {"description": "The cookie is set.", "headers": {"Set-Cookie": {"schema": {"type": "string"}}}},
+            "400": {"$ref": "#/components/responses/400"},
+            "401": {"$ref": "#/components/responses/401"},
+            "default": {"$ref": "#/components/responses/default"},
+        },
+    });
+    Map::from_iter([("post".to_owned(), operation)])
+}
+
+/// Walks the descriptors, collecting the component schemas the operations refer to.
+struct Builder {
+    behavior: Option<ExtensionDescriptor>,
+    schemas: BTreeMap<String, Value>,
+    pending: Vec<MessageDescriptor>,
+}
+
+impl Builder {
+    fn new(table: &RouteTable) -> Self {
+        Self { behavior: table.pool.get_extension_by_name(FIELD_BEHAVIOR), schemas: BTreeMap::new(), pending: vec![] }
+    }
+
+    /// One operation: its names, parameters, body, responses and security.
+    fn operation(&mut self, route: &Route, ids: &mut HashSet<String>) -> Value {
+        let method = &route.method;
+        let (summary, description) = summary_and_description(comments(&method.parent_file(), method.path()));
+        let mut operation = json!({
+            "operationId": unique_id(method.name(), ids),
+            "tags": [method.parent_service().name()],
+            "summary": summary.unwrap_or_else(|| method.name().to_owned()),
+            "parameters": self.parameters(route),
+            "responses": self.responses(route),
+            "security": security(route.policy),
+        });
+        if let Some(description) = description {
+            operation["description"] = description.into();
+        }
+        if let Some(body) = self.request_body(route) {
+            operation["requestBody"] = body;
+        }
+        operation
+    }
+
+    /// The path variables, then the query parameters.
+    fn parameters(&mut self, route: &Route) -> Vec<Value> {
+        let input = route.method.input();
+        let mut parameters = Vec::new();
+        let mut bound = HashSet::new();
+        for segment in &route.template.segments {
+            let Segment::Variable(path) = segment else { continue };
+            let Ok(fields) = crate::routes::field_path(&input, path) else { continue };
+            let Some(field) = fields.last() else { continue };
+            let name = parameter_name(path);
+            let mut parameter =
+                json!({"name": name, "in": "path", "required": true, "schema": self.field_schema(field)});
+            if let Some(text) = field_comment(field) {
+                parameter["description"] = text.into();
+            }
+            parameters.push(parameter);
+            bound.insert(path.clone());
+        }
+        if let BodyRule::Whole = route.body {
+            return parameters;
+        }
+        if let BodyRule::Field(field) = &route.body {
+            bound.insert(field.name().to_owned());
+        }
+        self.query_parameters(&input, ("", ""), &bound, 0, &mut parameters);
+        parameters
+    }
+
+    /// The fields of `message` a query string can set, flattened with dots; `prefix`
+    /// is the (proto, JSON) path of `message` within the request.
+    fn query_parameters(
+        &mut self,
+        message: &MessageDescriptor,
+        prefix: (&str, &str),
+        bound: &HashSet<String>,
+        depth: usize,
+        out: &mut Vec<Value>,
+    ) {
+        for field in message.fields() {
+            let proto = format!("{}{}", prefix.0, field.name());
+            let name = format!("{}{}", prefix.1, field.json_name());
+            if bound.contains(&proto) || field.is_map() || self.has_behavior(&field, OUTPUT_ONLY) {
+                continue;
+            }
+            match field.kind() {
+                Kind::Message(inner) if !is_string_message(&inner) => {
+                    if depth < MAX_QUERY_DEPTH && !field.is_list() {
+                        let prefix = (format!("{proto}."), format!("{name}."));
+                        self.query_parameters(&inner, (&prefix.0, &prefix.1), bound, depth + 1, out);
+                    }
+                }
+                _ => out.push(self.query_parameter(&field, name)),
+            }
+        }
+    }
+
+    fn query_parameter(&mut self, field: &FieldDescriptor, name: String) -> Value {
+        let required = self.has_behavior(field, REQUIRED);
+        let mut parameter =
+            json!({"name": name, "in": "query", "required": required, "schema": self.field_schema(field)});
+        if field.is_list() {
+            parameter["style"] = "form".into();
+            parameter["explode"] = true.into();
+        }
+        if let Some(text) = field_comment(field) {
+            parameter["description"] = text.into();
+        }
+        parameter
+    }
+
+    /// The body field's schema, or the request without its path fields for `body: "*"`.
+    fn request_body(&mut self, route: &Route) -> Option<Value> {
+        let schema = match &route.body {
+            BodyRule::None => return None,
+            BodyRule::Field(field) => self.field_schema(field),
+            BodyRule::Whole => self.whole_body_schema(route),
+        };
+        Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}))
+    }
+
+    fn whole_body_schema(&mut self, route: &Route) -> Value {
+        let mut schema = self.message_schema(&route.method.input());
+        for segment in &route.template.segments {
+            let Segment::Variable(path) = segment else { continue };
+            let Some(field) = route.method.input().get_field_by_name(path) else { continue };
+            if let Some(properties) = schema["properties"].as_object_mut() {
+                properties.remove(field.json_name());
+            }
+            if let Some(required) = schema["required"].as_array_mut() {
+                required.retain(|name| name != field.json_name());
+            }
+        }
+        if schema["required"].as_array().is_some_and(Vec::is_empty) {
+            schema.as_object_mut().map(|o| o.remove("required"));
+        }
+        schema
+    }
+
+    /// The success answer as the gateway gives it, and the error answers.
+    fn responses(&mut self, route: &Route) -> Value {
+        let mut responses = Map::new();
+        responses.insert(route.success.as_str().to_owned(), self.success(route));
+        for (status, _) in ERROR_STATUSES {
+            if route.policy != AuthPolicy::Public || !matches!(status, 401 | 403) {
+                responses.insert(status.to_string(), json!({"$ref": format!("#/components/responses/{status}")}));
+            }
+        }
+        responses.insert("default".into(), json!({"$ref": "#/components/responses/default"}));
+        Value::Object(responses)
+    }
+
+    fn success(&mut self, route: &Route) -> Value {
+        let output = self.message_ref(&route.method.output());
+        if route.success == StatusCode::NO_CONTENT {
+            return json!({"description": "Done; nothing to return."});
+        }
+        if route.method.is_server_streaming() {
+            return stream_response(output);
+        }
+        let mut response = json!({
+            "description": reason_phrase(route.success),
+            "content": {"application/json": {"schema": output}},
+        });
+        if route.location.is_some() {
+            let location = json!({"description": "The path of the created resource.", "schema": {"type": "string"}});
+            response["headers"] = json!({"Location": location});
+        }
+        response
+    }
+
+    /// The schema of a field's JSON value: a map, a list or one value.
+    fn field_schema(&mut self, field: &FieldDescriptor) -> Value {
+        if let Kind::Message(entry) = field.kind()
+            && field.is_map()
+        {
+            let value = self.kind_schema(&entry.map_entry_value_field().kind());
+            return json!({"type": "object", "additionalProperties": value});
+        }
+        let item = self.kind_schema(&field.kind());
+        if field.is_list() { json!({"type": "array", "items": item}) } else { item }
+    }
+
+    fn kind_schema(&mut self, kind: &Kind) -> Value {
+        match kind {
+            Kind::Double | Kind::Float => json!({"type": "number"}),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+                json!({"type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX})
+            }
+            Kind::Uint32 | Kind::Fixed32 => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+                json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,18}$"})
+            }
+            Kind::Uint64 | Kind::Fixed64 => json!({"type": "string", "format": "uint64", "pattern": "^[0-9]{1,19}$"}),
+            Kind::Bool => json!({"type": "boolean"}),
+            Kind::String => json!({"type": "string"}),
+            Kind::Bytes => json!({"type": "string", "contentEncoding": "base64"}),
+            Kind::Enum(e) => {
+                let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+                let mut schema = json!({"type": "string", "enum": names});
+                if let Some(text) = comments(&e.parent_file(), e.path()) {
+                    schema["description"] = text.into();
+                }
+                schema
+            }
+            Kind::Message(message) => self.message_ref(message),
+        }
+    }
+
+    /// A well-known type inline, any other message by reference (built later).
+    fn message_ref(&mut self, message: &MessageDescriptor) -> Value {
+        if let Some(schema) = well_known(message) {
+            return schema;
+        }
+        let name = message.full_name().to_owned();
+        if !self.schemas.contains_key(&name) && !self.pending.iter().any(|m| m.full_name() == name) {
+            self.pending.push(message.clone());
+        }
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// An object with a property per field; oneof members are optional like the rest.
+    fn message_schema(&mut self, message: &MessageDescriptor) -> Value {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for field in message.fields() {
+            let mut schema = self.field_schema(&field);
+            let output_only = self.has_behavior(&field, OUTPUT_ONLY);
+            if output_only {
+                schema["readOnly"] = true.into();
+            } else if self.has_behavior(&field, REQUIRED) {
+                required.push(field.json_name().to_owned());
+            }
+            if let Some(text) = field_comment(&field) {
+                schema["description"] = text.into();
+            }
+            properties.insert(field.json_name().to_owned(), schema);
+        }
+        let mut schema = json!({"type": "object", "properties": properties});
+        if !required.is_empty() {
+            schema["required"] = required.into();
+        }
+        if let Some(text) = comments(&message.parent_file(), message.path()) {
+            schema["description"] = text.into();
+        }
+        schema
+    }
+
+    /// Whether `field` declares the `google.api.field_behavior` numbered `behavior`.
+    fn has_behavior(&self, field: &FieldDescriptor, behavior: i32) -> bool {
+        let Some(extension) = &self.behavior else { return false };
+        let options = field.options();
+        if !options.has_extension(extension) {
+            return false;
+        }
+        match options.get_extension(extension).as_ref() {
+            ProtoValue::List(values) => values.iter().any(|v| v.as_enum_number() == Some(behavior)),
+            ProtoValue::EnumNumber(n) => *n == behavior,
+            _ => false,
+        }
+    }
+
+    /// Each service as a tag described by its comment, and the gateway's own.
+    fn tags(&self, table: &RouteTable) -> Vec<Value> {
+        let mut seen = HashSet::new();
+        let mut tags: Vec<Value> = table
+            .routes
+            .iter()
+            .map(|r| r.method.parent_service())
+            .filter(|s| seen.insert(s.full_name().to_owned()))
+            .map(|s| {
+                let mut tag = json!({"name": s.name()});
+                if let Some(text) = comments(&s.parent_file(), s.path()) {
+                    tag["description"] = text.into();
+                }
+                tag
+            })
+            .collect();
+        tags.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        tags.push(json!({"name": "Gateway", "description": "Routes the gateway answers itself."}));
+        tags
+    }
+
+    /// Every message schema referred to, the error schemas and responses, and the
+    /// bearer scheme.
+    fn components(mut self) -> Value {
+        while let Some(message) = self.pending.pop() {
+            let schema = self.message_schema(&message);
+            self.schemas.insert(message.full_name().to_owned(), schema);
+        }
+        self.schemas.insert("Error".into(), error_schema());
+        self.schemas.insert("Status".into(), status_schema());
+        let mut responses: Map<String, Value> =
+            ERROR_STATUSES.iter().map(|(status, text)| (status.to_string(), error_response(text))).collect();
+        responses.insert("default".into(), error_response("Any other error, in the same shape."));
+        json!({
+            "schemas": self.schemas,
+            "responses": responses,
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An access token from `/v1/auth/register`, `/v1/auth/login` or `/v1/auth/refresh`.",
+            }},
+        })
+    }
+}
+
+/// `name`, or `name2`, `name3`… when another binding of the method took it.
+fn unique_id(name: &str, ids: &mut HashSet<String>) -> String {
+    let id = (1..).map(|n| if n == 1 { name.to_owned() } else { format!("{name}{n}") }).find(|id| !ids.contains(id));
+    let id = id.unwrap_or_else(|| name.to_owned());
+    ids.insert(id.clone());
+    id
+}
+
+/// PUBLIC: none; OPTIONAL: none or bearer; USER and ADMIN: bearer.
+fn security(policy: AuthPolicy) -> Value {
+    match policy {
+        AuthPolicy::Public => json!([]),
+        AuthPolicy::Optional => json!([{}, {"bearer": []}]),
+        _ => json!([{"bearer": []}]),
+    }
+}
+
+/// A server-streaming answer: Server-Sent Events, or NDJSON lines of `{"result": …}`
+/// or an error.
+fn stream_response(update: Value) -> Value {
+    json!({
+        "description": "The updates as they happen. With `Accept: text/event-stream`, Server-Sent Events: \
+            `update` events whose data is an update and whose id resumes the stream (`Last-Event-ID`), \
+            and an `error` event ending it. Otherwise NDJSON: a line per update, `{\"result\": …}`, \
+            or an error line.",
+        "content": {
+            "text/event-stream": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {
+                "type": "object",
+                "properties": {"result": update, "error": {"$ref": "#/components/schemas/Status"}},
+            }},
+        },
+    })
+}
+
+fn reason_phrase(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Success").to_owned()
+}
+
+/// The JSON schema of a well-known type, which the JSON mapping writes specially.
+fn well_known(message: &MessageDescriptor) -> Option<Value> {
+    let schema = match message.full_name() {
+        "google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),
+        "google.protobuf.Duration" => json!({"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,9})?s$"}),
+        "google.protobuf.FieldMask" => json!({"type": "string", "description": "Comma-separated field paths."}),
+        "google.protobuf.Empty" => json!({"type": "object"}),
+        "google.protobuf.Struct" => json!({"type": "object", "additionalProperties": true}),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({"type": "array"}),
+        "google.protobuf.Any" => {
+            json!({"type": "object", "required": ["@type"], "properties": {"@type": {"type": "string"}}})
+        }
+        name if name.starts_with("google.protobuf.") && name.ends_with("Value") => {
+            let value = message.get_field_by_name("value")?;
+            let mut schema = Builder::scalar_only(&value.kind())?;
+            schema["type"] = json!([schema["type"].clone(), "null"]);
+            schema
+        }
+        _ => return None,
+    };
+    Some(schema)
+}
+
+impl Builder {
+    /// The schema of a scalar kind, without a builder (for the wrapper types).
+    fn scalar_only(kind: &Kind) -> Option<Value> {
+        if matches!(kind, Kind::Message(_) | Kind::Enum(_)) {
+            return None;
+        }
+        let mut builder = Self { behavior: None, schemas: BTreeMap::new(), pending: vec![] };
+        Some(builder.kind_schema(kind))
+    }
+}
+
+/// Timestamps, durations and field masks: messages written as one JSON string.
+fn is_string_message(message: &MessageDescriptor) -> bool {
+    matches!(
+        message.full_name(),
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask"
+    )
+}
+
+/// The error body every failure answers with.
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/Status"}},
+    })
+}
+
+/// The inside of an error body: `google.rpc.Status` as the gateway writes it.
+fn status_schema() -> Value {
+    let names: Vec<&str> = (0..=16).map(|n| mapping(Code::from_i32(n)).1).collect();
+    json!({
+        "type": "object",
+        "required": ["code", "status", "message"],
+        "properties": {
+            "code": {"type": "integer", "description": "The HTTP status."},
+            "status": {"type": "string", "enum": names, "description": "The gRPC status name."},
+            "message": {"type": "string"},
+            "details": {"type": "array", "items": {
+                "type": "object",
+                "required": ["@type"],
+                "properties": {"@type": {"type": "string"}},
+                "description": "A google.rpc detail: ErrorInfo, BadRequest, RetryInfo…",
+            }},
+        },
+    })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    })
+}
+
+/// The leading comment of a field, for its description.
+fn field_comment(field: &FieldDescriptor) -> Option<String> {
+    comments(&field.parent_file(), field.path())
+}
+
+/// The leading comment of the element at `path` of `file`, its lines trimmed.
+fn comments(file: &FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|l| l.path == path)?;
+    let text = location.leading_comments.as_deref()?;
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let text = lines.join("\n").trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A comment's first sentence as the summary, the whole of it as the description.
+fn summary_and_description(comment: Option<String>) -> (Option<String>, Option<String>) {
+    let Some(text) = comment else { return (None, None) };
+    let flat = text.replace('\n', " ");
+    let summary = match flat.find(". ") {
+        Some(end) => flat[..=end].to_owned(),
+        None => flat.clone(),
+    };
+    (Some(summary), Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use prost_reflect::DescriptorPool;
+
+    use super::*;
+    use crate::config::Settings;
+
+    fn doc() -> Value {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let table = RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap();
+        document(&table)
+    }
+
+    #[test]
+    fn fields_follow_the_json_mapping() {
+        let doc = doc();
+        let story = &doc["components"]["schemas"]["fabula.story.v1.Story"];
+        assert_eq!(story["properties"]["createTime"]["format"], "date-time");
+        assert_eq!(story["properties"]["createTime"]["readOnly"], true);
+        assert_eq!(story["properties"]["order"]["type"], "string", "int64 as a string: {story}");
+        assert!(story["required"].as_array().unwrap().contains(&json!("title")));
+        let entity = &doc["components"]["schemas"]["fabula.story.v1.Entity"];
+        assert_eq!(entity["properties"]["attributes"]["additionalProperties"]["type"], "string");
+    }
+
+    #[test]
+    fn operations_carry_their_policy_and_success_status() {
+        let doc = doc();
+        let create = &doc["paths"]["/v1/worlds"]["post"];
+        assert_eq!(create["operationId"], "CreateWorld");
+        assert_eq!(create["security"], json!([{"bearer": []}]));
+        assert!(create["responses"]["201"]["headers"]["Location"].is_object());
+        let job = &doc["paths"]["/v1/jobs"]["post"];
+        assert!(job["responses"]["202"]["headers"]["Location"].is_object());
+        let watch = &doc["paths"]["/v1/jobs/{id}/watch"]["get"]["responses"]["200"]["content"];
+        assert!(watch["text/event-stream"].is_object() && watch["application/x-ndjson"].is_object());
+        let register = &doc["paths"]["/v1/auth/register"]["post"];
+        assert_eq!(register["security"], json!([]));
+        assert!(register["responses"]["401"].is_null());
+    }
+}

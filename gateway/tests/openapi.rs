@@ -1,0 +1,177 @@
+//! `/openapi.json` and `/docs` against the real stack: the document covers every
+//! route, every `$ref` resolves and operation ids are unique; `openapi-spec-validator`
+//! accepts it as OpenAPI 3.1; and schemathesis, run against the live gateway, finds no
+//! 5xx and no response that breaks the document. The two Python tools run when they
+//! are installed (`.ci/run` installs them) and are skipped loudly when they are not.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::spawn;
+use gateway::{Settings, openapi::openapi_path, routes::RouteTable};
+use prost_reflect::DescriptorPool;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The pinned schemathesis of `.ci/run`, and how long it may take here.
+const SCHEMATHESIS: &str = "schemathesis";
+const SCHEMATHESIS_BUDGET: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_covers_every_route_and_every_ref_resolves() {
+    let stack = spawn().await;
+    let answer = stack.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["content-type"], "application/json");
+    let doc = answer.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/");
+
+    for route in &route_table().routes {
+        let verb = route.http_method.as_str().to_ascii_lowercase();
+        let operation = &doc["paths"][&openapi_path(&route.template)][&verb];
+        assert!(operation.is_object(), "{} is missing", route.name);
+        assert_eq!(operation["tags"][0], route.method.parent_service().name(), "{}", route.name);
+        assert!(operation["responses"][route.success.as_str()].is_object(), "{}", route.name);
+    }
+    let shapes: HashSet<String> = doc["paths"].as_object().unwrap().keys().map(|path| shape(path)).collect();
+    assert_eq!(shapes.len(), doc["paths"].as_object().unwrap().len(), "two paths differ only in variable names");
+    let mut ids = HashSet::new();
+    for operation in doc["paths"].as_object().unwrap().values().flat_map(|item| item.as_object().unwrap().values()) {
+        let id = operation["operationId"].as_str().expect("an operationId");
+        assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+    }
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(refs.len() > 50, "{} refs", refs.len());
+    for reference in refs {
+        let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("{reference} is not local"));
+        assert!(doc.pointer(pointer).is_some(), "{reference} does not resolve");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_is_self_contained() {
+    let stack = spawn().await;
+    let answer = stack.call(Method::GET, "/docs", None, None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = answer.body.as_str().expect("an HTML page");
+    assert!(page.contains("/openapi.json") && page.contains("<h1>"));
+    for external in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import"] {
+        assert!(!page.contains(external), "the page loads something from elsewhere: {external}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_spec_validator_accepts_the_document() {
+    if !python_module_available("openapi_spec_validator") {
+        loudly("openapi-spec-validator is not installed (pip install openapi-spec-validator): NOT VALIDATED");
+        return;
+    }
+    let stack = spawn().await;
+    let doc = stack.call(Method::GET, "/openapi.json", None, None).await.body;
+    let file = stack.dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let output = Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "openapi-spec-validator:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
+    if Command::new(SCHEMATHESIS).arg("--version").output().is_err() {
+        loudly("schemathesis is not installed (see .ci/run for the pinned version): NOT RUN");
+        return;
+    }
+    let stack = spawn().await;
+    let user = stack.register("fuzzer").await;
+    let mut command = schemathesis_command(&stack.base, &user.token);
+    command.current_dir(stack.dir.path());
+    let (success, text) = tokio::task::spawn_blocking(move || run_with_budget(command, SCHEMATHESIS_BUDGET))
+        .await
+        .expect("schemathesis ran");
+    let _ = writeln!(std::io::stderr(), "{text}");
+    assert!(success, "schemathesis found problems (its output is above)");
+}
+
+/// `schemathesis run` against the gateway at `base`, as the user of `token`, bounded.
+fn schemathesis_command(base: &str, token: &str) -> Command {
+    let mut command = Command::new(SCHEMATHESIS);
+    command
+        .args(["run", &format!("{base}/openapi.json"), "--url", base])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--max-examples", "15", "--max-time", "120", "--workers", "2", "--request-timeout", "10"])
+        .args(["--generation-database", "none", "--seed", "7", "--no-color"])
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` for at most `budget`, killing it past that; whether it succeeded
+/// and what it printed.
+fn run_with_budget(mut command: Command, budget: Duration) -> (bool, String) {
+    let out = tempfile::NamedTempFile::new().expect("a temporary file");
+    let mut child = command
+        .stdout(out.reopen().expect("reopen"))
+        .stderr(out.reopen().expect("reopen"))
+        .spawn()
+        .expect("schemathesis starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for schemathesis") {
+            break Some(status);
+        }
+        if started.elapsed() > budget {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+    match status {
+        Some(status) => (status.success(), text),
+        None => (false, format!("{text}\nschemathesis did not finish within {budget:?}")),
+    }
+}
+
+fn route_table() -> RouteTable {
+    let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+    RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap()
+}
+
+/// A path with its variables' names left out: `/v1/stories/{}`.
+fn shape(path: &str) -> String {
+    let parts = path.split('/').map(|part| if part.starts_with('{') { "{}" } else { part });
+    parts.collect::<Vec<_>>().join("/")
+}
+
+/// Every `$ref` in `value`.
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                out.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+fn python_module_available(module: &str) -> bool {
+    Command::new("python3").args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// A skipped check, said so nobody mistakes it for a pass.
+fn loudly(message: &str) {
+    let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+}
