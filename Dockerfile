@@ -1,6 +1,7 @@
 # One image per binary, from one multi-stage build:
 #   docker build --target story-service -t fabula/story-service .
 #   docker build --target gpt-worker -t fabula/gpt-worker .
+#   docker build --target gateway -t fabula/gateway .
 # Dependencies are cached in their own layer: sources change far more often.
 
 FROM rust:1.95-slim-bookworm AS build
@@ -14,12 +15,13 @@ COPY gpt-worker/Cargo.toml gpt-worker/
 COPY gateway/Cargo.toml gateway/
 RUN for c in proto story-service gpt-worker gateway; do mkdir -p $c/src && echo '' > $c/src/lib.rs; done \
  && echo 'fn main() {}' > src.rs && mkdir -p src && mv src.rs src/main.rs \
- && for c in story-service gpt-worker; do echo 'fn main() {}' > $c/src/main.rs; done \
- && cargo build --release --locked -p story-service -p gpt-worker || true
+ && for c in story-service gpt-worker gateway; do echo 'fn main() {}' > $c/src/main.rs; done \
+ && cargo build --release --locked -p story-service -p gpt-worker -p gateway || true
 # 2. The real sources.
 COPY . .
-RUN touch proto/src/lib.rs story-service/src/*.rs gpt-worker/src/*.rs \
- && cargo build --release --locked -p story-service --bin story-service -p gpt-worker --bin gpt-worker
+RUN touch proto/src/lib.rs story-service/src/*.rs gpt-worker/src/*.rs gateway/src/*.rs \
+ && cargo build --release --locked -p story-service --bin story-service -p gpt-worker --bin gpt-worker \
+      -p gateway --bin gateway
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
@@ -38,3 +40,9 @@ COPY --from=build /src/target/release/gpt-worker /usr/local/bin/gpt-worker
 ENV WORKER_LISTEN=0.0.0.0:50052
 EXPOSE 50052
 ENTRYPOINT ["gpt-worker"]
+
+FROM runtime AS gateway
+COPY --from=build /src/target/release/gateway /usr/local/bin/gateway
+ENV GATEWAY_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["gateway"]

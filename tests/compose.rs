@@ -49,6 +49,7 @@ fn every_variable_compose_sets_is_one_its_service_reads() {
     let services = [
         ("story-service", variables_read_by::<story_service::Settings>()),
         ("gpt-worker", variables_read_by::<gpt_worker::Settings>()),
+        ("gateway", variables_read_by::<gateway::Settings>()),
     ];
     for (service, read) in services {
         let unknown: Vec<_> = variables_given_to(service).into_iter().filter(|name| !read.contains(name)).collect();
