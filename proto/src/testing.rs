@@ -6,6 +6,8 @@
 use std::io::Write;
 
 use sqlx::Connection;
+use tonic::{Request, Status};
+use tonic_types::StatusExt;
 use uuid::Uuid;
 
 /// The environment variable naming the PostgreSQL admin URL.
@@ -112,4 +114,34 @@ impl Drop for PostgresDb {
             let _ = writeln!(std::io::stderr(), "warning: could not drop test database {}: {dropped:?}", self.name);
         }
     }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
+    request
+}
+
+/// `message` as `token`'s holder, or anonymous when `None`.
+pub fn as_caller<T>(message: T, token: Option<&str>) -> Request<T> {
+    match token {
+        Some(token) => authed(message, token),
+        None => Request::new(message),
+    }
+}
+
+/// The `ErrorInfo.reason` of `status`, if it has one.
+pub fn reason(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+/// The fields a `BadRequest` of `status` names.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
 }

@@ -40,8 +40,7 @@ use prost_types::FieldMask;
 use sqlx::{AnyPool, Row};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{Code, Request, Status, transport::Channel};
-use tonic_types::StatusExt;
+use tonic::{Code, Status, transport::Channel};
 
 pub const ADMIN_USERNAME: &str = "root_admin";
 pub const ADMIN_PASSWORD: &str = "admin password 123";
@@ -50,7 +49,11 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The longest a test waits for a job to finish.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub use fabula_proto::testing::{Backend, POSTGRES_URL_VAR, PostgresDb, postgres_url};
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use fabula_proto::testing::{
+    Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason,
+};
 
 /// `fabula_proto::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
@@ -501,36 +504,6 @@ pub struct TestUser {
     pub id: String,
     pub username: String,
     pub token: String,
-}
-
-/// `message` with `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
-    request
-}
-
-/// `message` as `token`'s holder, or anonymous when `None`.
-pub fn as_caller<T>(message: T, token: Option<&str>) -> Request<T> {
-    match token {
-        Some(token) => authed(message, token),
-        None => Request::new(message),
-    }
-}
-
-/// The `ErrorInfo.reason` of `status`, if it has one.
-pub fn reason(status: &Status) -> Option<String> {
-    status.get_details_error_info().map(|info| info.reason)
-}
-
-/// The fields a `BadRequest` of `status` names.
-pub fn bad_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 /// The error of `result`, after checking it has `code`; `context` says what was tried.

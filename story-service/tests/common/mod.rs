@@ -27,8 +27,7 @@ use sqlx::{AnyPool, Row};
 use story_service::Settings;
 use tempfile::TempDir;
 use tokio::sync::{OnceCell, oneshot};
-use tonic::{Code, Request, Status, transport::Channel};
-use tonic_types::StatusExt;
+use tonic::{Code, Status, transport::Channel};
 use uuid::Uuid;
 
 /// The administrator every test app is started with.
@@ -40,7 +39,11 @@ pub const PASSWORD: &str = "correct horse battery";
 /// server's limit is what a test meets.
 const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
-pub use fabula_proto::testing::{Backend, POSTGRES_URL_VAR, PostgresDb, postgres_url};
+// Each test binary uses its own part of these.
+#[allow(unused_imports)]
+pub use fabula_proto::testing::{
+    Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason,
+};
 
 /// `fabula_proto::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
@@ -294,36 +297,6 @@ pub fn stories_client(channel: Channel) -> StoryServiceClient<Channel> {
     StoryServiceClient::new(channel)
         .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
         .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
-}
-
-/// `message` with `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
-    request
-}
-
-/// `message` as `token`'s holder, or anonymous when `None`.
-pub fn as_caller<T>(message: T, token: Option<&str>) -> Request<T> {
-    match token {
-        Some(token) => authed(message, token),
-        None => Request::new(message),
-    }
-}
-
-/// The `ErrorInfo.reason` of `status`, if it has one.
-pub fn reason(status: &Status) -> Option<String> {
-    status.get_details_error_info().map(|info| info.reason)
-}
-
-/// The fields a `BadRequest` of `status` names.
-pub fn bad_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 /// The error of `result`, after checking it has `code`; `context` says what was tried.
