@@ -2,9 +2,8 @@
 //! lets running jobs finish within the grace period, and hands back to the queue
 //! those that do not, for another worker to complete.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

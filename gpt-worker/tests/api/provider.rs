@@ -2,9 +2,8 @@
 //! streamed deltas in the job's output, retries of transient failures (429 with
 //! Retry-After, 500, a hang), permanent failures at once, and output that stays invalid.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! EntityService and LocationService: every method's happy path and each error it
 //! returns, and what deleting one does to the stories and events that link it.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

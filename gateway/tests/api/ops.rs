@@ -1,7 +1,7 @@
 //! Operations: health, readiness, metrics; an upstream that is down (503, then
 //! recovery by itself); CORS preflight; rate limits.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! StoryService: every method's happy path and each error it returns, and what
 //! deleting a world does to its children.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,6 @@
 //! WorldService: every method's happy path and each error it returns.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

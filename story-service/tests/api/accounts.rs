@@ -1,8 +1,7 @@
 //! AccountService: registration, sign-in, refresh tokens, profiles and their
 //! administration; every method's happy path and each error it returns.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::{collections::HashSet, time::Duration};
 

@@ -1,7 +1,7 @@
 //! WatchJob through the gateway: Server-Sent Events from start to end, a resume
 //! with `Last-Event-ID`, NDJSON for other clients, and the watch cookie.
 
-mod common;
+use crate::common;
 
 use common::{Stack, User, spawn};
 use reqwest::{Method, StatusCode};

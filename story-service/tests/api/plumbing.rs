@@ -1,8 +1,7 @@
 //! What the service has besides its own methods: reflection (v1 and v1alpha),
 //! health, request ids, deadlines and message size limits.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::{collections::HashSet, time::Duration};
 

@@ -8,8 +8,7 @@
 //! Anonymous callers of a method that needs a user are UNAUTHENTICATED. "list" says
 //! whether the item appears in the list of its kind.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::*;
 use fabula_proto::pb::story::{

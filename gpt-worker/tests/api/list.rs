@@ -1,7 +1,6 @@
 //! ListJobs: the caller's jobs, newest first, filtered by state and kind, in pages.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, authed, expect_invalid, paraphrase, spawn_stack};
 use fabula_proto::pb::jobs::{DescribeWorld, JobState, ListJobsRequest, job_spec::Kind};

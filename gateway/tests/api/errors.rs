@@ -1,7 +1,7 @@
 //! The error model through the gateway: real service errors mapped to HTTP, the
 //! bad-input table, and auth at the edge — each case with its reason.
 
-mod common;
+use crate::common;
 
 use common::{reason, spawn};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The OpenAI-compatible provider against a fake server on loopback: streaming, the request it
 //! sends, how each failure is classified, timeouts, and cancellation by dropping the call.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -2,9 +2,8 @@
 //! Once the lease expires another worker takes the job over and completes it, and
 //! what the dead worker had written already is not written twice.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::Duration;
 

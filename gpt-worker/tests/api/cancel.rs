@@ -2,9 +2,8 @@
 //! its model request aborted and nothing more written to story-service, whichever
 //! worker process the cancel reaches.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

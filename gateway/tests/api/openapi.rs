@@ -4,7 +4,7 @@
 //! 5xx and no response that breaks the document. The two Python tools run when they
 //! are installed (`.ci/run` installs them) and are skipped loudly when they are not.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashSet,

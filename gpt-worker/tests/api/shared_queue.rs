@@ -1,8 +1,7 @@
 //! Two worker processes sharing one queue: every job of a burst runs to completion
 //! exactly once — one attempt, one final update — whichever worker took it.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Backend, paraphrase, spawn_services, submit_to, wait_for};
 use fabula_proto::pb::jobs::{JobState, job_update::Kind};

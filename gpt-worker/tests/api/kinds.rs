@@ -1,9 +1,8 @@
 //! Every job kind end to end with the offline model: submitted over gRPC, run by a
 //! real worker, its results read back through story-service.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::Duration;
 

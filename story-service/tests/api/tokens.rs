@@ -2,8 +2,7 @@
 //! `AccountService/GetMe` (policy USER). A token forged correctly with the service's
 //! own key is accepted first, so each refusal is down to the one thing changed.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,8 +1,7 @@
 //! EventService: every method's happy path and each error it returns, the timeline,
 //! and what deleting an event, a story or a world does to events.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::*;
 use fabula_proto::pb::story::{

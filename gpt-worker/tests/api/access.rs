@@ -2,9 +2,8 @@
 //! on active and daily jobs, another user's job as NOT_FOUND, anonymous callers,
 //! and specs that name the field they get wrong.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Every REST route family through the gateway against the real services: success
 //! codes, `Location`, the canonical JSON mapping and the forwarded headers.
 
-mod common;
+use crate::common;
 
 use common::{Stack, spawn};
 use reqwest::{Method, StatusCode};

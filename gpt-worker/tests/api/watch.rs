@@ -1,9 +1,8 @@
 //! Following a job: WatchJob's numbered updates (state, progress, output deltas, then
 //! the finished job), a reconnect that misses nothing, and WaitJob.
 
-#[macro_use]
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! No lost writes under concurrency, and pagination walks that see each item once.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

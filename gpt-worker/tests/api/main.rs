@@ -1,0 +1,17 @@
+//! gpt-worker's integration tests: real story-service and workers on loopback, a fake OpenAI server, on SQLite and PostgreSQL.
+//! One test binary per crate: one link, and the tests share its threads.
+
+#[macro_use]
+mod common;
+mod support;
+
+mod access;
+mod cancel;
+mod kinds;
+mod list;
+mod llm_openai;
+mod provider;
+mod recovery;
+mod shared_queue;
+mod shutdown;
+mod watch;

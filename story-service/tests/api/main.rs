@@ -1,0 +1,15 @@
+//! story-service's integration tests: the gRPC API against a real server on loopback, on SQLite and PostgreSQL.
+//! One test binary per crate: one link, and the tests share its threads.
+
+#[macro_use]
+mod common;
+
+mod accounts;
+mod authorization;
+mod concurrency;
+mod entities_locations;
+mod events;
+mod plumbing;
+mod stories;
+mod tokens;
+mod worlds;

@@ -1,0 +1,123 @@
+//! Starts the whole stack the way `cargo run` does: the command line parsed into
+//! [`fabula::Settings`], then [`fabula::build`] and [`fabula::Stack::run_until_stopped`],
+//! every port chosen by the system, on SQLite files in a temporary directory or on two
+//! fresh PostgreSQL databases (one per service), with the offline model.
+
+use std::{path::Path, time::Duration};
+
+use clap::Parser;
+use fabula::Addresses;
+use fabula_proto::testing::{Backend, PostgresDb, postgres_url};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The administrator every test stack is started with.
+pub const ADMIN_USERNAME: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "the administrator's password";
+
+/// A running stack; stopped (and its databases dropped) when dropped.
+pub struct Running {
+    pub addresses: Addresses,
+    stop: CancellationToken,
+    served: Option<JoinHandle<anyhow::Result<()>>>,
+    _data: TempDir,
+    _databases: Vec<PostgresDb>,
+}
+
+/// Starts a stack on `backend`.
+pub async fn start(backend: Backend) -> Running {
+    start_with(backend, &[]).await
+}
+
+/// Starts a stack on `backend` with `extra` command-line flags after the test's own.
+pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let (story_url, worker_url, databases) = match backend {
+        Backend::Sqlite => (sqlite_url(data.path(), "story.db"), sqlite_url(data.path(), "worker.db"), Vec::new()),
+        Backend::Postgres => {
+            let admin = postgres_url().expect("the PostgreSQL variants run only when it is configured");
+            let story = PostgresDb::create(admin.clone()).await;
+            let worker = PostgresDb::create(admin).await;
+            (story.url(), worker.url(), vec![story, worker])
+        }
+    };
+    let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
+    let public_key = data.path().join(fabula_proto::keys::ACCOUNTS_PUBLIC_KEY_FILE);
+    let public_key = public_key.to_str().expect("a UTF-8 temporary path");
+    let mut args = vec![
+        "fabula",
+        "--data-dir",
+        data_dir,
+        "--story-listen",
+        "127.0.0.1:0",
+        "--worker-listen",
+        "127.0.0.1:0",
+        "--gateway-listen",
+        "127.0.0.1:0",
+        "--story-database-url",
+        &story_url,
+        "--worker-database-url",
+        &worker_url,
+        "--token-public-key-file",
+        public_key,
+        "--gateway-token-public-key-file",
+        public_key,
+        "--admin-username",
+        ADMIN_USERNAME,
+        "--admin-password",
+        ADMIN_PASSWORD,
+        "--worker-retry-base",
+        "50ms",
+        "--gateway-rate-limits-off",
+    ];
+    args.extend_from_slice(extra);
+    let settings = fabula::Settings::try_parse_from(args).expect("the test's flags parse");
+    let stack = fabula::build(settings).await.expect("the stack starts");
+    let addresses = stack.addresses();
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(stack.run_until_stopped(stop.clone().cancelled_owned()));
+    Running { addresses, stop, served: Some(served), _data: data, _databases: databases }
+}
+
+/// An HTTP client for the gateway. reqwest is built without a TLS crypto provider of
+/// its own and wants one installed even for plain HTTP.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client")
+}
+
+fn sqlite_url(dir: &Path, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(file).display())
+}
+
+impl Running {
+    /// The gateway's base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addresses.gateway)
+    }
+
+    /// The `http://` URL of story-service's gRPC port.
+    pub fn story_url(&self) -> String {
+        format!("http://{}", self.addresses.story)
+    }
+
+    /// The `http://` URL of gpt-worker's gRPC port.
+    pub fn worker_url(&self) -> String {
+        format!("http://{}", self.addresses.worker)
+    }
+
+    /// Stops the stack as Ctrl-C would and asserts that every part stopped cleanly.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        let served = self.served.take().expect("stopped once");
+        let stopped = tokio::time::timeout(Duration::from_secs(30), served).await;
+        stopped.expect("the stack stops within 30 s").expect("the stack's task").expect("the stack stops cleanly");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
