@@ -4,9 +4,10 @@
 //! `google.api.http` bindings of the contracts) → [`auth`] (the method's declared
 //! policy) → [`limits`] → [`transcode`] (JSON → protobuf) → [`upstream`] (gRPC) →
 //! back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for streams.
-//! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes
-//! and [`docs`] the reference page that reads it. [`build`] binds the listener and reads the
-//! contracts; [`App::run_until_stopped`] serves until shutdown.
+//! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes,
+//! [`docs`] the reference page that reads it and [`web`] the web page at `/`. [`build`]
+//! binds the listener and reads the contracts; [`App::run_until_stopped`] serves until
+//! shutdown.
 
 pub mod auth;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod sse;
 pub mod transcode;
 pub mod upstream;
+pub mod web;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -116,6 +118,7 @@ fn router(gateway: Arc<Gateway>, cors: Option<CorsLayer>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/auth/watch-cookie", post(sse::watch_cookie))
+        .merge(web::routes())
         .fallback(proxy::handle)
         .with_state(gateway);
     match cors {

@@ -9,3 +9,4 @@ mod openapi;
 mod ops;
 mod rest;
 mod streams;
+mod web;

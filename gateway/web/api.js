@@ -1,0 +1,175 @@
+// The REST API, as the page uses it: the session's tokens, requests that refresh an
+// expired access token once and retry, and the API's errors as readable messages.
+//
+// Where the tokens live:
+// - the access token (15 minutes) only in this module's memory: nothing a script
+//   injected later could read from storage, and gone with the tab;
+// - the refresh token in sessionStorage, so a reload keeps the user signed in. Not
+//   localStorage: refresh tokens work once and reusing one revokes the whole family,
+//   so two tabs sharing one would race each other into a sign-out. Each tab has its
+//   own session instead, and closing the tab forgets it.
+
+const REFRESH_KEY = "fabula.refreshToken";
+
+let accessToken = null;
+let refreshing = null;
+let sessionEnded = () => {};
+
+/** An error answered by the API: `{"error": {code, status, message, details}}`. */
+export class ApiError extends Error {
+  constructor(httpStatus, body) {
+    const error = body?.error ?? {};
+    super(error.message || `the server answered ${httpStatus}`);
+    this.name = "ApiError";
+    this.httpStatus = httpStatus;
+    this.status = error.status ?? "UNKNOWN";
+    const details = Array.isArray(error.details) ? error.details : [];
+    const info = details.find((d) => String(d["@type"]).endsWith("google.rpc.ErrorInfo"));
+    this.reason = info?.reason ?? "";
+    const badRequest = details.find((d) => String(d["@type"]).endsWith("google.rpc.BadRequest"));
+    this.violations = badRequest?.fieldViolations ?? [];
+  }
+
+  /** The message with each field violation, for people. */
+  describe() {
+    const fields = this.violations.map((v) => `${v.field}: ${v.description}`);
+    return fields.length ? `${this.message} (${fields.join("; ")})` : this.message;
+  }
+}
+
+/** Called with a message when the session cannot be renewed any more. */
+export function onSessionEnded(callback) {
+  sessionEnded = callback;
+}
+
+export function hasSession() {
+  return Boolean(sessionStorage.getItem(REFRESH_KEY));
+}
+
+function keep(auth) {
+  accessToken = auth.accessToken;
+  sessionStorage.setItem(REFRESH_KEY, auth.refreshToken);
+  return auth.user;
+}
+
+function forget() {
+  accessToken = null;
+  sessionStorage.removeItem(REFRESH_KEY);
+}
+
+/** `method path` with an optional JSON body and query; the answer's JSON, or null for 204. */
+export async function call(method, path, { body, query } = {}) {
+  const url = query ? `${path}?${new URLSearchParams(query)}` : path;
+  let response = await send(method, url, body);
+  if (response.status === 401 && hasSession()) {
+    if (await refresh()) {
+      response = await send(method, url, body);
+    }
+  }
+  return read(response);
+}
+
+async function send(method, url, body) {
+  const headers = { Accept: "application/json" };
+  if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  try {
+    return await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, { error: { status: "UNAVAILABLE", message: "cannot reach the server; check your connection" } });
+  }
+}
+
+async function read(response) {
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
+}
+
+/**
+ * Trades the refresh token for new tokens; true when it worked. Calls that fail
+ * together share one refresh, since each refresh token works only once.
+ */
+export function refresh() {
+  refreshing ??= (async () => {
+    const refreshToken = sessionStorage.getItem(REFRESH_KEY);
+    if (!refreshToken) return false;
+    try {
+      const auth = await read(await send("POST", "/v1/auth/refresh", { refreshToken }));
+      keep(auth);
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && error.httpStatus !== 0) {
+        forget();
+        sessionEnded("Your session has ended. Please log in again.");
+      }
+      return false;
+    }
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+/** The signed-in user after a reload, or null. */
+export async function resume() {
+  if (!hasSession() || !(await refresh())) return null;
+  return call("GET", "/v1/users/me");
+}
+
+export async function register(username, email, password) {
+  forget();
+  return keep(await call("POST", "/v1/auth/register", { body: { username, email, password } }));
+}
+
+export async function login(loginName, password) {
+  forget();
+  return keep(await call("POST", "/v1/auth/login", { body: { login: loginName, password } }));
+}
+
+/** Revokes the refresh token's family; the session is forgotten here whatever happens. */
+export async function logout() {
+  const refreshToken = sessionStorage.getItem(REFRESH_KEY);
+  forget();
+  if (refreshToken) {
+    await call("POST", "/v1/auth/logout", { body: { refreshToken } });
+  }
+}
+
+/**
+ * Puts the access token in the HttpOnly cookie an EventSource sends to
+ * `/v1/jobs/{id}/watch` (it cannot send an Authorization header, and a token in the
+ * URL would land in logs).
+ */
+export function setWatchCookie() {
+  return call("POST", "/v1/auth/watch-cookie");
+}
+
+/** Every item of a paged list: `items` is the response's list field. */
+export async function listAll(path, items, query = {}) {
+  const all = [];
+  let pageToken = "";
+  do {
+    const page = await call("GET", path, { query: { ...query, pageSize: "200", ...(pageToken ? { pageToken } : {}) } });
+    all.push(...(page?.[items] ?? []));
+    pageToken = page?.nextPageToken ?? "";
+  } while (pageToken);
+  return all;
+}
+
+/** `PATCH path?updateMask=…` with `fields` (and the etag that was read) as the body. */
+export function update(path, fields, mask) {
+  return call("PATCH", path, { body: fields, query: { updateMask: mask.join(",") } });
+}

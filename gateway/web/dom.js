@@ -1,0 +1,107 @@
+// Building the page's elements: text always goes in as text, never as HTML, so nothing
+// a user wrote can run as code.
+
+let lastId = 0;
+
+/** A new id for pairing a label with its control. */
+export function uid(prefix = "f") {
+  lastId += 1;
+  return `${prefix}-${lastId}`;
+}
+
+/**
+ * An element: `h("button", { type: "button", onclick }, "Save")`. Props named on… are
+ * listeners; `value`, `checked`, `disabled`, `selected` and `hidden` are set as
+ * properties (after the children, so a select's value finds its option); `false` and
+ * `null` props are left out; everything else is an attribute.
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (["value", "checked", "disabled", "selected", "hidden"].includes(key)) {
+      el[key] = value;
+    } else if (key === "class") {
+      el.className = value;
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  return el;
+}
+
+/** Replaces the children of `el`. */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** A labelled control: `field("Title", h("input", { name: "title" }))`. */
+export function field(label, control, hint) {
+  const id = control.id || uid(control.name || "f");
+  control.id = id;
+  let hintEl = null;
+  if (hint) {
+    hintEl = h("small", { id: `${id}-hint`, class: "hint" }, hint);
+    control.setAttribute("aria-describedby", hintEl.id);
+  }
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
+}
+
+/** `<select>` of `[value, text]` pairs with `selected` chosen. */
+export function select(name, options, selected) {
+  return h(
+    "select",
+    { name },
+    options.map(([value, text]) => h("option", { value, selected: value === selected }, text)),
+  );
+}
+
+/** A form whose submit runs `onSubmit(values, form)`, its button busy meanwhile. */
+export function form(props, onSubmit, ...children) {
+  const el = h("form", props, ...children);
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const buttons = [...el.querySelectorAll("button")];
+    buttons.forEach((b) => (b.disabled = true));
+    el.setAttribute("aria-busy", "true");
+    try {
+      await onSubmit(Object.fromEntries(new FormData(el)), el);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+      el.removeAttribute("aria-busy");
+    }
+  });
+  return el;
+}
+
+/** A button that runs `action` and is disabled while it does. */
+export function button(text, action, props = {}) {
+  const el = h("button", { type: "button", ...props }, text);
+  el.addEventListener("click", async () => {
+    el.disabled = true;
+    try {
+      await action(el);
+    } finally {
+      if (el.isConnected) el.disabled = false;
+    }
+  });
+  return el;
+}
+
+/** A date and time the reader's way, from an RFC 3339 timestamp. */
+export function when(timestamp) {
+  if (!timestamp) return "";
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime()) ? timestamp : date.toLocaleString();
+}
+
+/** `DRAFT` → `Draft`, `SCI_FI` → `Sci fi`. */
+export function words(name) {
+  if (!name) return "";
+  const lower = String(name).toLowerCase().replaceAll("_", " ");
+  return lower.charAt(0).toUpperCase() + lower.slice(1);
+}
