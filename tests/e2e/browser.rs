@@ -1,0 +1,90 @@
+//! The web page in a real browser: `tests/browser/journey.mjs` drives headless
+//! Chromium (Debian's `/usr/bin/chromium`, through npm's `playwright-core`) against a
+//! fresh stack: a writer registers, writes, gets model access from the administrator,
+//! runs AnalyzeStory and watches it, resolves an edit conflict, and logs out.
+//!
+//! `.ci/run` installs Chromium and the npm package; where either or node is missing the
+//! test says so loudly and does nothing.
+
+use std::{
+    fs::File,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fabula_proto::testing::Backend;
+
+use crate::stack;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Long enough for a slow CI machine; the script's own waits are shorter.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// What is missing to run the browser test, if anything.
+fn missing_tools() -> Option<String> {
+    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !node {
+        return Some("node is not installed".into());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        return Some(format!("{CHROMIUM} is missing (apt-get install chromium)"));
+    }
+    if !browser_dir().join("node_modules/playwright-core").is_dir() {
+        return Some("playwright-core is not installed (npm ci --prefix tests/browser)".into());
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_works_through_the_web_page_in_chromium() {
+    if let Some(missing) = missing_tools() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! WARNING: browser::a_writer_works_through_the_web_page_in_chromium did NOT run: {missing} !!!"
+        );
+        return;
+    }
+    let running = stack::start(Backend::Sqlite).await;
+    let (status, output) = run_journey(&running.base_url()).await;
+    let _ = writeln!(std::io::stderr(), "--- tests/browser/journey.mjs ---\n{output}--- end ---");
+    assert!(status.is_some_and(|s| s.success()), "the browser journey failed ({status:?}); its output is above");
+    running.stop().await;
+}
+
+/// Runs the script against `base_url`; its exit status (None when it timed out) and
+/// everything it printed.
+async fn run_journey(base_url: &str) -> (Option<std::process::ExitStatus>, String) {
+    let log_path = tempfile::NamedTempFile::new().expect("a temporary file").into_temp_path();
+    let log = File::create(&log_path).expect("open the log");
+    let mut child = Command::new("node")
+        .arg("journey.mjs")
+        .arg(base_url)
+        .current_dir(browser_dir())
+        .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
+        .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("share the log"))
+        .stderr(log)
+        .spawn()
+        .expect("start node");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll node") {
+            break Some(status);
+        }
+        if started.elapsed() > SCRIPT_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    (status, output)
+}
