@@ -1,0 +1,8 @@
+//! The end-to-end suite: the whole stack started as `cargo run` starts it, on SQLite
+//! and on PostgreSQL, driven from outside over real sockets: through the gateway's
+//! REST API as a browser meets it, and through gRPC as internal callers do.
+
+mod rest;
+mod stack;
+
+mod lifecycle;
