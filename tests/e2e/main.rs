@@ -5,4 +5,7 @@
 mod rest;
 mod stack;
 
+mod accounts;
 mod lifecycle;
+mod resources;
+mod sharing;
