@@ -6,6 +6,10 @@ mod rest;
 mod stack;
 
 mod accounts;
+mod browser;
+mod errors;
+mod grpc;
+mod jobs;
 mod lifecycle;
 mod resources;
 mod sharing;
