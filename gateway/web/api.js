@@ -8,10 +8,14 @@
 //   localStorage: refresh tokens work once and reusing one revokes the whole family,
 //   so two tabs sharing one would race each other into a sign-out. Each tab has its
 //   own session instead, and closing the tab forgets it.
+// The access token is renewed shortly before it expires (a fifth of its life early),
+// and, should a call still meet a 401, once more before that call is retried.
 
 const REFRESH_KEY = "fabula.refreshToken";
 
 let accessToken = null;
+/** When to renew the access token (ms since the epoch), from the server's `expiresIn`. */
+let renewAt = 0;
 let refreshing = null;
 let sessionEnded = () => {};
 
@@ -48,6 +52,7 @@ export function hasSession() {
 
 function keep(auth) {
   accessToken = auth.accessToken;
+  renewAt = Date.now() + Number(auth.expiresIn ?? 0) * 800;
   sessionStorage.setItem(REFRESH_KEY, auth.refreshToken);
   return auth.user;
 }
@@ -60,6 +65,7 @@ function forget() {
 /** `method path` with an optional JSON body and query; the answer's JSON, or null for 204. */
 export async function call(method, path, { body, query } = {}) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
+  if (accessToken && Date.now() >= renewAt && hasSession()) await refresh();
   let response = await send(method, url, body);
   if (response.status === 401 && hasSession()) {
     if (await refresh()) {

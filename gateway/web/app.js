@@ -13,6 +13,7 @@ const VISIBILITIES = [
   ["PRIVATE", "Private: you and those you share with"],
   ["PUBLIC", "Public: anyone may read it"],
 ];
+const ROLE_NAMES = { OWNER: "owner", CO_AUTHOR: "co-author", READER: "reader", VIEWER: "reader" };
 const SHARE_ROLES = [
   ["READER", "Reader (reads everything)"],
   ["CO_AUTHOR", "Co-author (also writes stories, entities, places, events)"],
@@ -64,6 +65,9 @@ function say(text, kind = "info") {
     ),
   );
 }
+
+/** An API message (they start in lower case) as a sentence. */
+const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
 
 function sayError(error) {
   say(error instanceof api.ApiError ? error.describe() : String(error?.message ?? error), "error");
@@ -198,6 +202,8 @@ async function renderWorlds() {
   const panel = h("div", { id: "world-panel", class: "world-panel" });
   fill(main, h("div", { class: "columns" }, h("aside", { class: "sidebar", "aria-labelledby": "worlds-title" }, h("h2", { id: "worlds-title" }, "Worlds"), list, newWorldForm()), panel));
   await attempt(loadWorlds);
+  // The create form starts open for a first world, folded away once the user has one.
+  main.querySelector(".new-world").open = !app.worlds.some((w) => w.ownerId === app.me.id);
   renderWorldList();
   renderWorldPanel();
 }
@@ -231,7 +237,7 @@ function renderWorldList() {
 function newWorldForm() {
   return h(
     "details",
-    { class: "new-world", open: true },
+    { class: "new-world" },
     h("summary", {}, "Create a world"),
     form(
       { "aria-label": "Create a world" },
@@ -258,12 +264,10 @@ function newWorldForm() {
 async function openWorld(id) {
   if (app.dirty && !confirm("Your story has changes that are not saved. Leave it?")) return;
   const ok = await attempt(async () => {
-    const world = await api.call("GET", `/v1/worlds/${id}`);
-    app.world = world;
+    await loadWorldContents(id);
     app.story = null;
     app.dirty = false;
     app.tab = "stories";
-    await loadWorldContents();
   });
   if (!ok) return;
   renderWorldList();
@@ -271,16 +275,16 @@ async function openWorld(id) {
   document.getElementById("world-title")?.focus();
 }
 
-/** The open world's stories, entities, places and shares, and the caller's role in it. */
-async function loadWorldContents() {
-  const id = app.world.id;
-  const [stories, entities, locations, shares] = await Promise.all([
+/** World `id` (the open one by default) with its stories, entities, places and shares, and the caller's role in it. */
+async function loadWorldContents(id = app.world.id) {
+  const [world, stories, entities, locations, shares] = await Promise.all([
+    api.call("GET", `/v1/worlds/${id}`),
     api.listAll(`/v1/worlds/${id}/stories`, "stories"),
     api.listAll(`/v1/worlds/${id}/entities`, "entities"),
     api.listAll(`/v1/worlds/${id}/locations`, "locations"),
     api.call("GET", `/v1/worlds/${id}/shares`).then((r) => r?.shares ?? [], () => []),
   ]);
-  Object.assign(app, { stories, entities, locations, shares });
+  Object.assign(app, { world, stories, entities, locations, shares });
   const share = shares.find((s) => s.userId === app.me.id);
   app.role = app.world.ownerId === app.me.id ? "OWNER" : share?.role ?? "VIEWER";
 }
@@ -329,7 +333,7 @@ function renderWorldPanel() {
     const next = TABS[(index + step + TABS.length) % TABS.length][0];
     switchTab(next).then(() => document.getElementById(`tab-${next}`)?.focus());
   });
-  const ownerNote = app.role === "OWNER" ? "yours" : `you are a ${words(app.role).toLowerCase()}`;
+  const ownerNote = app.role === "OWNER" ? "yours" : `you are a ${ROLE_NAMES[app.role]}`;
   fill(
     panel,
     h("h2", { id: "world-title", tabindex: "-1" }, world.name),
@@ -504,7 +508,6 @@ function editorValues(editor) {
 }
 
 const sameField = (a, b) => (a ?? "") === (b ?? "");
-const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
 
 /**
  * Saves the editor over the version it was opened from (its etag). When someone
@@ -980,6 +983,7 @@ class JobView {
   async finished(job) {
     this.job = job;
     this.setState(job.state);
+    refreshRecentJobs();
     if (job.progress) {
       this.bar.value = Number(job.progress.percent ?? 0);
       this.message.textContent = `${job.progress.percent ?? 0}% — ${job.progress.message ?? ""}`;
@@ -999,7 +1003,6 @@ class JobView {
       if (app.story && !app.dirty) await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
     }
     fill(this.result, resultView(job.result ?? {}));
-    refreshRecentJobs();
     // Show what changed, but never redraw an editor holding unsaved text.
     if (app.tab !== "jobs" && !(app.tab === "stories" && app.dirty)) renderWorldPanel();
   }
@@ -1058,7 +1061,7 @@ function settingsTab() {
       "tr",
       {},
       h("th", { scope: "row" }, s.username),
-      h("td", {}, words(s.role)),
+      h("td", {}, sentence(ROLE_NAMES[s.role] ?? s.role)),
       h("td", {}, when(s.createTime)),
       h("td", {}, owner ? button("Remove", () => unshare(s), { "aria-label": `Stop sharing with ${s.username}`, class: "quiet" }) : null),
     ),
@@ -1098,7 +1101,7 @@ function settingsTab() {
               attempt(async () => {
                 const share = await api.call("POST", `/v1/worlds/${world.id}/shares`, { body: { user: values.user, role: values.role } });
                 el.reset();
-                say(`Shared with ${share.username} as ${words(share.role).toLowerCase()}.`);
+                say(`Shared with ${share.username} as ${ROLE_NAMES[share.role] ?? share.role}.`);
                 await reloadAndRender();
               }),
             field("Share with (username)", h("input", { name: "user", required: true, autocomplete: "off" })),
