@@ -9,85 +9,19 @@
 // /tmp/fabula-browser-*.png. tests/e2e/browser.rs runs it against a fresh stack.
 
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { JOB_TIMEOUT, PASSWORD, createWorld, flashText, newUsername, register, rest, run, settings, waitForFlash } from "./lib.mjs";
 
-const base = process.argv[2];
-const adminUsername = process.env.FABULA_ADMIN_USERNAME;
-const adminPassword = process.env.FABULA_ADMIN_PASSWORD;
-if (!base || !adminUsername || !adminPassword) {
-  console.error("usage: FABULA_ADMIN_USERNAME=… FABULA_ADMIN_PASSWORD=… node journey.mjs <base URL>");
-  process.exit(2);
-}
-
-const SHOTS = "/tmp/fabula-browser";
-const TIMEOUT = 15_000;
-const JOB_TIMEOUT = 60_000;
-const username = `writer_${Date.now().toString(36)}`;
-const password = "a long enough password";
+const { base, admin } = settings("journey.mjs");
+const username = newUsername("writer");
+const password = PASSWORD;
 // The offline model takes capitalised runs as characters, and those after `from`, `to`,
 // `at`… as places.
 const STORY = "Mira Vale sailed from Port Sorrow to the Silver Lake. There she met Tomas Reed, a ferryman.";
 const CHARACTERS = ["Mira Vale", "Tomas Reed"];
 const PLACES = ["Port Sorrow", "Silver Lake"];
 
-let current = "starting";
-function step(name) {
-  current = name;
-  console.log(`• ${name}`);
-}
-
-/** The REST API directly, as another client would use it (behind the page's back). */
-async function rest(method, path, { token, body, query } = {}) {
-  const url = `${base}${path}${query ? `?${new URLSearchParams(query)}` : ""}`;
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-/** Fails the run on script errors and CSP violations in `page`. */
-function watchForErrors(page, label, problems) {
-  page.on("pageerror", (error) => problems.push(`${label}: uncaught ${error.message}`));
-  page.on("console", (message) => {
-    const text = message.text();
-    // Chromium logs every 4xx answer as a console error; the page expects some (the conflict).
-    if (message.type() === "error" && !text.startsWith("Failed to load resource")) problems.push(`${label}: console error: ${text}`);
-  });
-}
-
-async function flashText(page) {
-  return (await page.locator("#flash").textContent()) ?? "";
-}
-
-async function waitForFlash(page, pattern) {
-  await page.locator("#flash").getByText(pattern).waitFor({ timeout: TIMEOUT });
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-  ],
-});
-
-const problems = [];
-const writerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const page = await writerContext.newPage();
-page.setDefaultTimeout(TIMEOUT);
-watchForErrors(page, "writer", problems);
-page.on("dialog", (dialog) => dialog.accept());
-let adminPage = null;
-
-try {
+await run("the writer's journey", async ({ newPage, step, shot }) => {
+  const page = await newPage("writer");
   step("the page loads with its strict CSP and offers to log in or register");
   const response = await page.goto(base);
   assert.equal(response.status(), 200);
@@ -95,12 +29,7 @@ try {
   await page.getByRole("heading", { name: "Create an account" }).waitFor();
 
   step(`a new user ${username} registers`);
-  await page.getByLabel("Username", { exact: true }).fill(username);
-  await page.getByLabel("Email", { exact: true }).fill(`${username}@example.test`);
-  await page.getByLabel("Choose a password").fill(password);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await waitForFlash(page, `Welcome to Fabula, ${username}`);
-  await page.getByText(`Signed in as ${username}`).waitFor();
+  await register(page, base, username);
 
   step("an API error is shown with the API's message");
   await page.getByLabel("World name").fill(" ");
@@ -109,10 +38,8 @@ try {
   assert.match(await flashText(page), /Error: .*name/i, "the flash names the bad field");
 
   step("creates a world");
-  await page.getByLabel("World name").fill("Eldoria");
   await page.getByLabel("Description").fill("An archipelago of slow ferries.");
-  await page.getByRole("button", { name: "Create world" }).click();
-  await page.getByRole("heading", { name: "Eldoria", level: 2 }).waitFor();
+  await createWorld(page, "Eldoria");
 
   step("creates a story and writes it");
   await page.getByLabel("New story title").fill("The Crossing");
@@ -129,21 +56,17 @@ try {
   await page.getByRole("heading", { name: "Eldoria", level: 2 }).waitFor();
 
   step("the administrator, in a second browser, grants model access on the admin panel");
-  const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  adminPage = await adminContext.newPage();
-  adminPage.setDefaultTimeout(TIMEOUT);
-  watchForErrors(adminPage, "admin", problems);
+  const adminPage = await newPage("admin");
   await adminPage.goto(base);
-  await adminPage.getByLabel("Username or email").fill(adminUsername);
-  await adminPage.getByLabel("Password", { exact: true }).fill(adminPassword);
+  await adminPage.getByLabel("Username or email").fill(admin.username);
+  await adminPage.getByLabel("Password", { exact: true }).fill(admin.password);
   await adminPage.getByRole("button", { name: "Log in" }).click();
   await adminPage.getByRole("button", { name: "Admin" }).click();
   await adminPage.getByRole("button", { name: `Grant model access to ${username}` }).click();
   await adminPage.getByRole("button", { name: `Revoke model access from ${username}` }).waitFor();
   await waitForFlash(adminPage, `${username}: model access granted.`);
-  await adminPage.screenshot({ path: `${SHOTS}-admin.png`, fullPage: true });
-  await adminContext.close();
-  adminPage = null;
+  await shot(adminPage, "admin");
+  await adminPage.context().close();
 
   step("the writer runs AnalyzeStory and sees its progress stream in");
   await page.getByRole("tab", { name: "AI jobs" }).click();
@@ -173,9 +96,10 @@ try {
   assert.ok((await page.locator(".progress-log li").count()) >= 2, "several progress updates were listed");
   const output = await page.getByLabel("Model output").textContent();
   assert.match(output, /Mira Vale/, "the model's output streamed into the page");
+  await page.locator("section.job .result .analysis").waitFor();
   const result = await page.locator("section.job .result").textContent();
   for (const name of CHARACTERS) assert.ok(result.includes(name), `the result names ${name}: ${result}`);
-  await page.screenshot({ path: `${SHOTS}-job.png`, fullPage: true });
+  await shot(page, "job");
 
   step("the characters it found are listed in the world's entities, the places in its places");
   await page.getByRole("tab", { name: "Characters & things" }).click();
@@ -190,15 +114,15 @@ try {
   const mine = `${STORY}\n\nAt dusk the ferry turned back toward the harbour.`;
   await page.getByLabel("Story text").fill(mine);
   // The same user, from another client, saves a different text first.
-  const login = await rest("POST", "/v1/auth/login", { body: { login: username, password } });
+  const login = await rest(base, "POST", "/v1/auth/login", { body: { login: username, password } });
   assert.equal(login.status, 200);
   const token = login.body.accessToken;
-  const worlds = (await rest("GET", "/v1/worlds", { token })).body.worlds;
+  const worlds = (await rest(base, "GET", "/v1/worlds", { token })).body.worlds;
   const world = worlds.find((w) => w.name === "Eldoria" && w.ownerId === login.body.user.id);
-  const stories = (await rest("GET", `/v1/worlds/${world.id}/stories`, { token })).body.stories;
+  const stories = (await rest(base, "GET", `/v1/worlds/${world.id}/stories`, { token })).body.stories;
   const storyId = stories.find((s) => s.title === "The Crossing").id;
-  const before = await rest("GET", `/v1/stories/${storyId}`, { token });
-  const theirs = await rest("PATCH", `/v1/stories/${storyId}`, {
+  const before = await rest(base, "GET", `/v1/stories/${storyId}`, { token });
+  const theirs = await rest(base, "PATCH", `/v1/stories/${storyId}`, {
     token,
     query: { updateMask: "content" },
     body: { content: "Someone else's version.", etag: before.body.etag },
@@ -209,10 +133,10 @@ try {
   await conflict.waitFor();
   assert.match(await conflict.textContent(), /changed since you read it/, "the API's message is shown");
   assert.equal(await page.getByLabel("Story text").inputValue(), mine, "the typed text is still in the editor");
-  await page.screenshot({ path: `${SHOTS}-conflict.png`, fullPage: true });
+  await shot(page, "conflict");
   await conflict.getByRole("button", { name: "Overwrite with my version" }).click();
   await waitForFlash(page, "Story “The Crossing” saved.");
-  const saved = await rest("GET", `/v1/stories/${storyId}`, { token });
+  const saved = await rest(base, "GET", `/v1/stories/${storyId}`, { token });
   assert.equal(saved.body.content, mine, "the writer's text won, as they chose");
   assert.equal(saved.body.entityIds?.length, CHARACTERS.length, "the analysis's links were kept");
 
@@ -222,7 +146,7 @@ try {
   await page.getByRole("heading", { name: "Editing “Before the Crossing”" }).waitFor();
   await page.getByRole("button", { name: "Move “Before the Crossing” up" }).click();
   await page.locator(".story-list li").first().getByText("Before the Crossing").waitFor();
-  const order = (await rest("GET", `/v1/worlds/${saved.body.worldId}/stories`, { token })).body.stories.map((s) => s.title);
+  const order = (await rest(base, "GET", `/v1/worlds/${saved.body.worldId}/stories`, { token })).body.stories.map((s) => s.title);
   assert.deepEqual(order, ["Before the Crossing", "The Crossing"]);
 
   step("logs out: the refresh token is revoked and the page forgets it");
@@ -232,19 +156,7 @@ try {
   await waitForFlash(page, "You have logged out.");
   await page.getByRole("heading", { name: "Log in" }).waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem("fabula.refreshToken")), null);
-  const reuse = await rest("POST", "/v1/auth/refresh", { body: { refreshToken } });
+  const reuse = await rest(base, "POST", "/v1/auth/refresh", { body: { refreshToken } });
   assert.equal(reuse.status, 401, `the logged-out refresh token no longer works: ${JSON.stringify(reuse.body)}`);
-  await page.screenshot({ path: `${SHOTS}-end.png`, fullPage: true });
-
-  assert.deepEqual(problems, [], "no script errors or CSP violations");
-  console.log(`ok: every step passed; screenshots in ${SHOTS}-*.png`);
-} catch (error) {
-  console.error(`FAILED at "${current}": ${error.stack ?? error}`);
-  if (problems.length) console.error(`page problems:\n  ${problems.join("\n  ")}`);
-  console.error(`flash: ${await flashText(page).catch(() => "?")}`);
-  await page.screenshot({ path: `${SHOTS}-failure.png`, fullPage: true }).catch(() => {});
-  await adminPage?.screenshot({ path: `${SHOTS}-admin-failure.png`, fullPage: true }).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  await shot(page, "end");
+});

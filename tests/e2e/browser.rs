@@ -1,7 +1,8 @@
-//! The web page in a real browser: `tests/browser/journey.mjs` drives headless
-//! Chromium (Debian's `/usr/bin/chromium`, through npm's `playwright-core`) against a
-//! fresh stack: a writer registers, writes, gets model access from the administrator,
-//! runs AnalyzeStory and watches it, resolves an edit conflict, and logs out.
+//! The web page in a real browser: scripts in `tests/browser/` drive headless Chromium
+//! (Debian's `/usr/bin/chromium`, through npm's `playwright-core`) against a fresh
+//! stack. `journey.mjs`: a writer registers, writes, gets model access from the
+//! administrator, runs AnalyzeStory and watches it, resolves an edit conflict, and logs
+//! out. `cancel.mjs`: a job waiting on a model that never answers is cancelled.
 //!
 //! `.ci/run` installs Chromium and the npm package; where either or node is missing the
 //! test says so loudly and does nothing.
@@ -41,29 +42,59 @@ fn missing_tools() -> Option<String> {
     None
 }
 
+/// Whether the test cannot run here, after saying so loudly.
+fn skipped(test: &str) -> bool {
+    let Some(missing) = missing_tools() else { return false };
+    let _ = writeln!(std::io::stderr(), "\n!!! WARNING: browser::{test} did NOT run: {missing} !!!");
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_works_through_the_web_page_in_chromium() {
-    if let Some(missing) = missing_tools() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!! WARNING: browser::a_writer_works_through_the_web_page_in_chromium did NOT run: {missing} !!!"
-        );
+    if skipped("a_writer_works_through_the_web_page_in_chromium") {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    let (status, output) = run_journey(&running.base_url()).await;
-    let _ = writeln!(std::io::stderr(), "--- tests/browser/journey.mjs ---\n{output}--- end ---");
-    assert!(status.is_some_and(|s| s.success()), "the browser journey failed ({status:?}); its output is above");
+    run_scenario("journey.mjs", &running.base_url()).await;
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_is_cancelled_from_the_web_page() {
+    if skipped("a_running_job_is_cancelled_from_the_web_page") {
+        return;
+    }
+    // A model server that takes connections and never answers: jobs wait on it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the silent model");
+    let model_url = format!("http://{}/v1", silent.local_addr().expect("its address"));
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let running =
+        stack::start_with(Backend::Sqlite, &["--llm-base-url", &model_url, "--llm-api-key", "never-answers"]).await;
+    run_scenario("cancel.mjs", &running.base_url()).await;
+    running.stop().await;
+    holding.abort();
+}
+
+/// Runs `tests/browser/<script>` against `base_url`, prints what it printed, and
+/// asserts it passed.
+async fn run_scenario(script: &str, base_url: &str) {
+    let (status, output) = run_script(script, base_url).await;
+    let _ = writeln!(std::io::stderr(), "--- tests/browser/{script} ---\n{output}--- end ---");
+    assert!(status.is_some_and(|s| s.success()), "tests/browser/{script} failed ({status:?}); its output is above");
 }
 
 /// Runs the script against `base_url`; its exit status (None when it timed out) and
 /// everything it printed.
-async fn run_journey(base_url: &str) -> (Option<std::process::ExitStatus>, String) {
+async fn run_script(script: &str, base_url: &str) -> (Option<std::process::ExitStatus>, String) {
     let log_path = tempfile::NamedTempFile::new().expect("a temporary file").into_temp_path();
     let log = File::create(&log_path).expect("open the log");
     let mut child = Command::new("node")
-        .arg("journey.mjs")
+        .arg(script)
         .arg(base_url)
         .current_dir(browser_dir())
         .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
