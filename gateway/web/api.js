@@ -87,7 +87,9 @@ async function send(method, url, body) {
       credentials: "same-origin",
     });
   } catch {
-    throw new ApiError(0, { error: { status: "UNAVAILABLE", message: "cannot reach the server; check your connection" } });
+    throw new ApiError(0, {
+      error: { status: "UNAVAILABLE", message: "cannot reach the server; check your connection" },
+    });
   }
 }
 

@@ -107,7 +107,16 @@ function renderNav() {
     return;
   }
   const link = (text, view) =>
-    h("button", { type: "button", class: "nav-link", "aria-current": app.view === view ? "page" : null, onclick: () => show(view) }, text);
+    h(
+      "button",
+      {
+        type: "button",
+        class: "nav-link",
+        "aria-current": app.view === view ? "page" : null,
+        onclick: () => show(view),
+      },
+      text,
+    );
   fill(
     nav,
     link("Worlds", "worlds"),
@@ -126,7 +135,16 @@ function signedIn(user, greeting) {
 
 function forgetEverything() {
   app.job?.stopWatching();
-  Object.assign(app, { me: null, view: "worlds", worlds: [], world: null, role: null, story: null, dirty: false, job: null });
+  Object.assign(app, {
+    me: null,
+    view: "worlds",
+    worlds: [],
+    world: null,
+    role: null,
+    story: null,
+    dirty: false,
+    job: null,
+  });
 }
 
 async function logOut() {
@@ -160,7 +178,10 @@ function renderAuth() {
     { "aria-labelledby": "login-title" },
     (values) => attempt(async () => signedIn(await api.login(values.login, values.password), null)),
     field("Username or email", h("input", { name: "login", autocomplete: "username", required: true })),
-    field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    field(
+      "Password",
+      h("input", { name: "password", type: "password", autocomplete: "current-password", required: true }),
+    ),
     h("button", { type: "submit" }, "Log in"),
   );
   const registerForm = form(
@@ -200,7 +221,21 @@ function renderAuth() {
 async function renderWorlds() {
   const list = h("div", { id: "world-list" }, h("p", { class: "muted" }, "Loading worlds…"));
   const panel = h("div", { id: "world-panel", class: "world-panel" });
-  fill(main, h("div", { class: "columns" }, h("aside", { class: "sidebar", "aria-labelledby": "worlds-title" }, h("h2", { id: "worlds-title" }, "Worlds"), list, newWorldForm()), panel));
+  fill(
+    main,
+    h(
+      "div",
+      { class: "columns" },
+      h(
+        "aside",
+        { class: "sidebar", "aria-labelledby": "worlds-title" },
+        h("h2", { id: "worlds-title" }, "Worlds"),
+        list,
+        newWorldForm(),
+      ),
+      panel,
+    ),
+  );
   await attempt(loadWorlds);
   // The create form starts open for a first world, folded away once the user has one.
   main.querySelector(".new-world").open = !app.worlds.some((w) => w.ownerId === app.me.id);
@@ -219,19 +254,31 @@ function renderWorldList() {
     fill(list, h("p", { class: "muted" }, "No worlds yet. Create your first one below."));
     return;
   }
-  const mine = (w) => w.ownerId === app.me.id;
   const item = (w) =>
     h(
       "li",
       {},
       h(
         "button",
-        { type: "button", class: "world-link", "aria-current": app.world?.id === w.id ? "true" : null, onclick: () => openWorld(w.id) },
+        {
+          type: "button",
+          class: "world-link",
+          "aria-current": app.world?.id === w.id ? "true" : null,
+          onclick: () => openWorld(w.id),
+        },
         h("span", { class: "name" }, w.name),
-        h("span", { class: "meta" }, [words(w.worldType), words(w.visibility), mine(w) ? null : "not yours"].filter(Boolean).join(" · ")),
+        h("span", { class: "meta" }, `${words(w.worldType)} · ${words(w.visibility)}`),
       ),
     );
-  fill(list, h("ul", { class: "plain" }, app.worlds.map(item)));
+  const mine = app.worlds.filter((w) => w.ownerId === app.me.id);
+  const others = app.worlds.filter((w) => w.ownerId !== app.me.id);
+  fill(
+    list,
+    mine.length ? [h("h3", { class: "list-title" }, "Yours"), h("ul", { class: "plain" }, mine.map(item))] : null,
+    others.length
+      ? [h("h3", { class: "list-title" }, "Shared with you or public"), h("ul", { class: "plain" }, others.map(item))]
+      : null,
+  );
 }
 
 function newWorldForm() {
@@ -244,7 +291,12 @@ function newWorldForm() {
       (values, el) =>
         attempt(async () => {
           const world = await api.call("POST", "/v1/worlds", {
-            body: { name: values.name, worldType: values.worldType, visibility: values.visibility, description: values.description },
+            body: {
+              name: values.name,
+              worldType: values.worldType,
+              visibility: values.visibility,
+              description: values.description,
+            },
             query: once(),
           });
           el.reset();
@@ -282,11 +334,14 @@ async function loadWorldContents(id = app.world.id) {
     api.listAll(`/v1/worlds/${id}/stories`, "stories"),
     api.listAll(`/v1/worlds/${id}/entities`, "entities"),
     api.listAll(`/v1/worlds/${id}/locations`, "locations"),
-    api.call("GET", `/v1/worlds/${id}/shares`).then((r) => r?.shares ?? [], () => []),
+    api.call("GET", `/v1/worlds/${id}/shares`).then(
+      (r) => r?.shares ?? [],
+      () => [],
+    ),
   ]);
   Object.assign(app, { world, stories, entities, locations, shares });
   const share = shares.find((s) => s.userId === app.me.id);
-  app.role = app.world.ownerId === app.me.id ? "OWNER" : share?.role ?? "VIEWER";
+  app.role = app.world.ownerId === app.me.id ? "OWNER" : (share?.role ?? "VIEWER");
 }
 
 function canWrite() {
@@ -307,7 +362,15 @@ function renderWorldPanel() {
   if (!panel) return;
   const world = app.world;
   if (!world) {
-    fill(panel, h("div", { class: "empty" }, h("h2", {}, "Choose a world"), h("p", { class: "muted" }, "Pick a world on the left, or create one, to write its stories.")));
+    fill(
+      panel,
+      h(
+        "div",
+        { class: "empty" },
+        h("h2", {}, "Choose a world"),
+        h("p", { class: "muted" }, "Pick a world on the left, or create one, to write its stories."),
+      ),
+    );
     return;
   }
   const tabs = TABS.map(([key, text]) =>
@@ -340,12 +403,22 @@ function renderWorldPanel() {
     h("p", { class: "meta" }, `${words(world.worldType)} · ${words(world.visibility)} · ${ownerNote}`),
     world.description ? h("p", { class: "description" }, world.description) : null,
     tablist,
-    h("div", { role: "tabpanel", id: "tab-panel", "aria-labelledby": `tab-${app.tab}`, class: "tab-panel" }, renderTab()),
+    h(
+      "div",
+      { role: "tabpanel", id: "tab-panel", "aria-labelledby": `tab-${app.tab}`, class: "tab-panel" },
+      renderTab(),
+    ),
   );
 }
 
 async function switchTab(key) {
-  if (app.tab === "stories" && key !== "stories" && app.dirty && !confirm("Your story has changes that are not saved. Leave it?")) return;
+  if (
+    app.tab === "stories" &&
+    key !== "stories" &&
+    app.dirty &&
+    !confirm("Your story has changes that are not saved. Leave it?")
+  )
+    return;
   if (key !== "stories") {
     app.dirty = false;
   }
@@ -386,8 +459,16 @@ function storiesTab() {
         ? h(
             "span",
             { class: "order-buttons" },
-            button("↑", () => moveStory(index, -1), { "aria-label": `Move “${story.title}” up`, disabled: index === 0, class: "icon" }),
-            button("↓", () => moveStory(index, 1), { "aria-label": `Move “${story.title}” down`, disabled: index === stories.length - 1, class: "icon" }),
+            button("↑", () => moveStory(index, -1), {
+              "aria-label": `Move “${story.title}” up`,
+              disabled: index === 0,
+              class: "icon",
+            }),
+            button("↓", () => moveStory(index, 1), {
+              "aria-label": `Move “${story.title}” down`,
+              disabled: index === stories.length - 1,
+              class: "icon",
+            }),
           )
         : null,
     );
@@ -395,7 +476,9 @@ function storiesTab() {
     "div",
     { class: "stories" },
     h("h3", {}, "Stories, in reading order"),
-    stories.length ? h("ol", { class: "story-list" }, stories.map(row)) : h("p", { class: "muted" }, "No stories in this world yet."),
+    stories.length
+      ? h("ol", { class: "story-list" }, stories.map(row))
+      : h("p", { class: "muted" }, "No stories in this world yet."),
     canWrite() ? newStoryForm() : null,
     h("div", { id: "editor" }, app.story ? storyEditor() : null),
   );
@@ -465,13 +548,28 @@ function storyEditor() {
   const editor = form(
     { "aria-labelledby": "editor-title", class: "editor", id: "story-form" },
     () => attempt(() => saveStory(editor, conflict)),
-    field("Title", h("input", { name: "title", value: story.title ?? "", required: true, maxlength: 200, readonly: !writable })),
-    field("Story text", h("textarea", { id: "story-content", name: "content", rows: 14, value: story.content ?? "", readonly: !writable })),
+    field(
+      "Title",
+      h("input", { name: "title", value: story.title ?? "", required: true, maxlength: 200, readonly: !writable }),
+    ),
+    field(
+      "Story text",
+      h("textarea", {
+        id: "story-content",
+        name: "content",
+        rows: 14,
+        value: story.content ?? "",
+        readonly: !writable,
+      }),
+    ),
     h(
       "div",
       { class: "row" },
       field("Genre", h("input", { name: "genre", value: story.genre ?? "", maxlength: 50, readonly: !writable })),
-      field("Story visibility", select("visibility", VISIBILITIES, story.visibility ?? "DRAFT")),
+      field(
+        "Story visibility",
+        Object.assign(select("visibility", VISIBILITIES, story.visibility ?? "DRAFT"), { disabled: !writable }),
+      ),
     ),
     writable
       ? h(
@@ -488,8 +586,12 @@ function storyEditor() {
     editor.querySelector(".saved").textContent = "Unsaved changes";
   });
   const linked = (label, ids, list) =>
-    ids?.length ? h("p", { class: "linked" }, h("strong", {}, `${label}: `), ids.map((id) => nameOf(list, id)).join(", ")) : null;
-  editor.append(h("p", { class: "saved meta", "aria-live": "polite" }, story.updateTime ? `Saved ${when(story.updateTime)}` : ""));
+    ids?.length
+      ? h("p", { class: "linked" }, h("strong", {}, `${label}: `), ids.map((id) => nameOf(list, id)).join(", "))
+      : null;
+  editor.append(
+    h("p", { class: "saved meta", "aria-live": "polite" }, story.updateTime ? `Saved ${when(story.updateTime)}` : ""),
+  );
   return h(
     "section",
     { class: "card story-editor", "aria-labelledby": "editor-title" },
@@ -603,7 +705,13 @@ function entitiesTab() {
       h("th", { scope: "row" }, e.name),
       h("td", {}, e.entityType ?? ""),
       h("td", { class: "wrap" }, e.description ?? ""),
-      h("td", {}, canWrite() ? button("Delete", () => removeItem("entities", e), { "aria-label": `Delete ${e.name}`, class: "quiet" }) : null),
+      h(
+        "td",
+        {},
+        canWrite()
+          ? button("Delete", () => removeItem("entities", e), { "aria-label": `Delete ${e.name}`, class: "quiet" })
+          : null,
+      ),
     ),
   );
   return h(
@@ -615,7 +723,18 @@ function entitiesTab() {
           "table",
           { class: "grid", id: "entities-table" },
           h("caption", {}, `${app.entities.length} in this world`),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Type"), h("th", { scope: "col" }, "Description"), h("td"))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Name"),
+              h("th", { scope: "col" }, "Type"),
+              h("th", { scope: "col" }, "Description"),
+              h("td"),
+            ),
+          ),
           h("tbody", {}, rows),
         )
       : h("p", { class: "muted" }, "None yet. Add one below, or let an analysis find them in your stories."),
@@ -624,10 +743,12 @@ function entitiesTab() {
           { "aria-label": "Add a character or thing", class: "card" },
           (values, el) =>
             attempt(async () => {
-              await api.call("POST", `/v1/worlds/${app.world.id}/entities`, {
+              const entity = await api.call("POST", `/v1/worlds/${app.world.id}/entities`, {
                 body: { name: values.name, entityType: values.entityType, description: values.description },
+                query: once(),
               });
               el.reset();
+              say(`${entity.name} added.`);
               await reloadAndRender();
             }),
           h("h4", {}, "Add a character or thing"),
@@ -637,7 +758,11 @@ function entitiesTab() {
             field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
             field("Kind", h("input", { name: "entityType", list: "entity-types", maxlength: 50, value: "character" })),
           ),
-          h("datalist", { id: "entity-types" }, ["character", "faction", "item", "creature"].map((t) => h("option", { value: t }))),
+          h(
+            "datalist",
+            { id: "entity-types" },
+            ["character", "faction", "item", "creature"].map((t) => h("option", { value: t })),
+          ),
           field("Description", h("textarea", { name: "description", rows: 2 })),
           h("button", { type: "submit" }, "Add"),
         )
@@ -654,7 +779,13 @@ function placesTab() {
       h("th", { scope: "row" }, l.name),
       h("td", { class: "wrap" }, l.description ?? ""),
       h("td", {}, at(l)),
-      h("td", {}, canWrite() ? button("Delete", () => removeItem("locations", l), { "aria-label": `Delete ${l.name}`, class: "quiet" }) : null),
+      h(
+        "td",
+        {},
+        canWrite()
+          ? button("Delete", () => removeItem("locations", l), { "aria-label": `Delete ${l.name}`, class: "quiet" })
+          : null,
+      ),
     ),
   );
   return h(
@@ -666,7 +797,18 @@ function placesTab() {
           "table",
           { class: "grid", id: "places-table" },
           h("caption", {}, `${app.locations.length} in this world`),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Description"), h("th", { scope: "col" }, "On the map"), h("td"))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Name"),
+              h("th", { scope: "col" }, "Description"),
+              h("th", { scope: "col" }, "On the map"),
+              h("td"),
+            ),
+          ),
           h("tbody", {}, rows),
         )
       : h("p", { class: "muted" }, "No places yet."),
@@ -676,15 +818,22 @@ function placesTab() {
           (values, el) =>
             attempt(async () => {
               const body = { name: values.name, description: values.description };
-              if (values.x !== "" || values.y !== "") body.coordinates = { x: Number(values.x || 0), y: Number(values.y || 0) };
-              await api.call("POST", `/v1/worlds/${app.world.id}/locations`, { body });
+              if (values.x !== "" || values.y !== "")
+                body.coordinates = { x: Number(values.x || 0), y: Number(values.y || 0) };
+              const place = await api.call("POST", `/v1/worlds/${app.world.id}/locations`, { body, query: once() });
               el.reset();
+              say(`${place.name} added.`);
               await reloadAndRender();
             }),
           h("h4", {}, "Add a place"),
           field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
           field("Description", h("textarea", { name: "description", rows: 2 })),
-          h("div", { class: "row" }, field("Map x", h("input", { name: "x", type: "number", step: "any" })), field("Map y", h("input", { name: "y", type: "number", step: "any" }))),
+          h(
+            "div",
+            { class: "row" },
+            field("Map x", h("input", { name: "x", type: "number", step: "any" })),
+            field("Map y", h("input", { name: "y", type: "number", step: "any" })),
+          ),
           h("button", { type: "submit" }, "Add"),
         )
       : null,
@@ -720,15 +869,30 @@ function timelineTab() {
         {},
         h("span", { class: "year" }, `Year ${e.year ?? 0}`),
         h("strong", {}, e.title),
-        e.storyId ? h("span", { class: "meta" }, ` from “${app.stories.find((s) => s.id === e.storyId)?.title ?? "a story"}”`) : null,
+        e.storyId
+          ? h("span", { class: "meta" }, ` from “${app.stories.find((s) => s.id === e.storyId)?.title ?? "a story"}”`)
+          : null,
         e.description ? h("p", {}, e.description) : null,
-        canWrite() ? button("Delete", () => deleteEvent(e), { "aria-label": `Delete event ${e.title}`, class: "quiet" }) : null,
+        canWrite()
+          ? button("Delete", () => deleteEvent(e), { "aria-label": `Delete event ${e.title}`, class: "quiet" })
+          : null,
       );
     fill(
       box,
       eras.length
-        ? eras.map((era) => h("section", { class: "era" }, h("h4", {}, era.era || "Unnamed era"), h("ol", { class: "events" }, (era.events ?? []).map(event))))
-        : h("p", { class: "muted" }, "No events yet. Add one below, or extract them from your stories on the AI jobs tab."),
+        ? eras.map((era) =>
+            h(
+              "section",
+              { class: "era" },
+              h("h4", {}, era.era || "Unnamed era"),
+              h("ol", { class: "events" }, (era.events ?? []).map(event)),
+            ),
+          )
+        : h(
+            "p",
+            { class: "muted" },
+            "No events yet. Add one below, or extract them from your stories on the AI jobs tab.",
+          ),
     );
   });
   return h(
@@ -741,15 +905,31 @@ function timelineTab() {
           { "aria-label": "Add an event", class: "card" },
           (values, el) =>
             attempt(async () => {
-              const body = { title: values.title, year: values.year || "0", era: values.era, description: values.description };
+              const body = {
+                title: values.title,
+                year: values.year || "0",
+                era: values.era,
+                description: values.description,
+              };
               if (values.storyId) body.storyId = values.storyId;
-              await api.call("POST", `/v1/worlds/${app.world.id}/events`, { body });
+              const added = await api.call("POST", `/v1/worlds/${app.world.id}/events`, { body, query: once() });
               el.reset();
+              say(`Event “${added.title}” added to the timeline.`);
               renderWorldPanel();
             }),
           h("h4", {}, "Add an event"),
-          h("div", { class: "row" }, field("Event title", h("input", { name: "title", required: true, maxlength: 200 })), field("Year", h("input", { name: "year", type: "number", step: "1" }))),
-          h("div", { class: "row" }, field("Era", h("input", { name: "era", maxlength: 100 })), field("From story", select("storyId", [["", "(none)"], ...app.stories.map((s) => [s.id, s.title])], ""))),
+          h(
+            "div",
+            { class: "row" },
+            field("Event title", h("input", { name: "title", required: true, maxlength: 200 })),
+            field("Year", h("input", { name: "year", type: "number", step: "1" })),
+          ),
+          h(
+            "div",
+            { class: "row" },
+            field("Era", h("input", { name: "era", maxlength: 100 })),
+            field("From story", select("storyId", [["", "(none)"], ...app.stories.map((s) => [s.id, s.title])], "")),
+          ),
           field("What happens", h("textarea", { name: "description", rows: 2 })),
           h("button", { type: "submit" }, "Add event"),
         )
@@ -759,7 +939,8 @@ function timelineTab() {
 
 async function deleteEvent(event) {
   if (!confirm(`Delete the event “${event.title}”?`)) return;
-  if (await attempt(() => api.call("DELETE", `/v1/events/${event.id}`, { query: { etag: event.etag } }))) renderWorldPanel();
+  if (await attempt(() => api.call("DELETE", `/v1/events/${event.id}`, { query: { etag: event.etag } })))
+    renderWorldPanel();
 }
 
 // ---------------------------------------------------------------------------
@@ -781,9 +962,23 @@ function jobsTab() {
     { class: "jobs" },
     h("h3", {}, "AI jobs"),
     app.me.gptEnabled
-      ? h("p", { class: "muted" }, "Jobs run in the background; follow their progress here and cancel them at any time.")
-      : h("p", { class: "notice" }, "You do not have model access yet: an administrator can grant it on the Admin page."),
-    form({ "aria-label": "Start a job", class: "card" }, (values) => attempt(() => startJob(values)), field("Job", kind), inputs, h("button", { type: "submit" }, "Start job")),
+      ? h(
+          "p",
+          { class: "muted" },
+          "Jobs run in the background; follow their progress here and cancel them at any time.",
+        )
+      : h(
+          "p",
+          { class: "notice" },
+          "You do not have model access yet: an administrator can grant it on the Admin page.",
+        ),
+    form(
+      { "aria-label": "Start a job", class: "card" },
+      (values) => attempt(() => startJob(values)),
+      field("Job", kind),
+      inputs,
+      h("button", { type: "submit" }, "Start job"),
+    ),
     h("div", { id: "job-card" }, app.job?.element),
     h("h4", {}, "Your recent jobs"),
     recent,
@@ -812,17 +1007,44 @@ function jobInputs(kind) {
         h("legend", {}, "Stories to analyze (one to three)"),
         app.stories.map((s) => {
           const id = uid("batch");
-          return h("div", { class: "check" }, h("input", { type: "checkbox", id, name: `story:${s.id}`, value: s.id }), h("label", { for: id }, s.title));
+          return h(
+            "div",
+            { class: "check" },
+            h("input", { type: "checkbox", id, name: `story:${s.id}`, value: s.id }),
+            h("label", { for: id }, s.title),
+          );
         }),
       );
     case "extractEvents":
-      return h("div", {}, storyChoice("From", true), h("div", { class: "check" }, h("input", { type: "checkbox", id: "force", name: "force", value: "true" }), h("label", { for: "force" }, "Run again even if the text has not changed")));
+      return h(
+        "div",
+        {},
+        storyChoice("From", true),
+        h(
+          "div",
+          { class: "check" },
+          h("input", { type: "checkbox", id: "force", name: "force", value: "true" }),
+          h("label", { for: "force" }, "Run again even if the text has not changed"),
+        ),
+      );
     case "paraphrase":
       return h(
         "div",
         {},
         field("Text to paraphrase", h("textarea", { name: "text", rows: 4, required: true, maxlength: 5000 })),
-        field("Style", select("mode", [["", "Neutral"], ["formal", "Formal"], ["simpler", "Simpler"], ["vivid", "Vivid"]], "")),
+        field(
+          "Style",
+          select(
+            "mode",
+            [
+              ["", "Neutral"],
+              ["formal", "Formal"],
+              ["simpler", "Simpler"],
+              ["vivid", "Vivid"],
+            ],
+            "",
+          ),
+        ),
       );
     default:
       return null;
@@ -839,7 +1061,9 @@ function jobSpec(values) {
     case "describeWorld":
       return { describeWorld: { worldId: app.world.id } };
     case "batchAnalyze": {
-      const storyIds = Object.keys(values).filter((k) => k.startsWith("story:")).map((k) => values[k]);
+      const storyIds = Object.keys(values)
+        .filter((k) => k.startsWith("story:"))
+        .map((k) => values[k]);
       return { batchAnalyze: { worldId: app.world.id, storyIds } };
     }
     case "extractEvents": {
@@ -890,7 +1114,10 @@ function loadRecentJobs(box) {
                 {},
                 h("span", { class: `badge state-${job.state}` }, words(job.state)),
                 ` ${kindName(job.spec)} · ${when(job.createTime)} `,
-                button("Show", () => attempt(async () => follow(await api.call("GET", `/v1/jobs/${job.id}`))), { class: "quiet", "aria-label": `Show the ${kindName(job.spec)} job of ${when(job.createTime)}` }),
+                button("Show", () => attempt(async () => follow(await api.call("GET", `/v1/jobs/${job.id}`))), {
+                  class: "quiet",
+                  "aria-label": `Show the ${kindName(job.spec)} job of ${when(job.createTime)}`,
+                }),
               ),
             ),
           )
@@ -901,7 +1128,14 @@ function loadRecentJobs(box) {
 
 function kindName(spec) {
   const kind = Object.keys(spec ?? {})[0] ?? "";
-  const names = { describeWorld: "DescribeWorld", describeStory: "DescribeStory", analyzeStory: "AnalyzeStory", batchAnalyze: "BatchAnalyze", extractEvents: "ExtractEvents", paraphrase: "Paraphrase" };
+  const names = {
+    describeWorld: "DescribeWorld",
+    describeStory: "DescribeStory",
+    analyzeStory: "AnalyzeStory",
+    batchAnalyze: "BatchAnalyze",
+    extractEvents: "ExtractEvents",
+    paraphrase: "Paraphrase",
+  };
   return names[kind] ?? "Job";
 }
 
@@ -990,7 +1224,14 @@ class JobView {
     }
     if (job.output !== undefined) this.output.textContent = job.output;
     if (job.state === "FAILED") {
-      fill(this.result, h("p", { class: "error" }, `Failed: ${job.error?.message ?? "no reason given"}${job.error?.code ? ` (${job.error.code})` : ""}`));
+      fill(
+        this.result,
+        h(
+          "p",
+          { class: "error" },
+          `Failed: ${job.error?.message ?? "no reason given"}${job.error?.code ? ` (${job.error.code})` : ""}`,
+        ),
+      );
       return;
     }
     if (job.state === "CANCELLED") {
@@ -1000,7 +1241,8 @@ class JobView {
     // What the job wrote shows up in the world: read it again, then describe the result.
     if (app.world) {
       await attempt(loadWorldContents);
-      if (app.story && !app.dirty) await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
+      if (app.story && !app.dirty)
+        await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
     }
     fill(this.result, resultView(job.result ?? {}));
     // Show what changed, but never redraw an editor holding unsaved text.
@@ -1023,7 +1265,9 @@ function resultView(result) {
   const parts = [h("p", { class: "meta" }, `Written by the ${result.model ?? "unknown"} model.`)];
   if (result.description) {
     parts.push(h("p", {}, result.description.text ?? ""));
-    parts.push(h("p", { class: "meta" }, result.description.applied ? "Saved." : "Not saved: someone edited it meanwhile."));
+    parts.push(
+      h("p", { class: "meta" }, result.description.applied ? "Saved." : "Not saved: someone edited it meanwhile."),
+    );
   }
   for (const story of result.analyses?.stories ?? []) {
     const title = app.stories.find((s) => s.id === story.storyId)?.title ?? "the story";
@@ -1033,19 +1277,40 @@ function resultView(result) {
         "div",
         { class: "analysis" },
         h("h5", {}, `Found in “${title}”`),
-        h("p", {}, h("strong", {}, "Characters and things: "), names(story.linkedEntityIds, app.entities).join(", ") || "none"),
+        h(
+          "p",
+          {},
+          h("strong", {}, "Characters and things: "),
+          names(story.linkedEntityIds, app.entities).join(", ") || "none",
+        ),
         h("p", {}, h("strong", {}, "Places: "), names(story.linkedLocationIds, app.locations).join(", ") || "none"),
-        h("p", { class: "meta" }, `${(story.createdEntityIds ?? []).length} entities and ${(story.createdLocationIds ?? []).length} places were new.`),
+        h(
+          "p",
+          { class: "meta" },
+          `${(story.createdEntityIds ?? []).length} entities and ${(story.createdLocationIds ?? []).length} places were new.`,
+        ),
       ),
     );
   }
   if (result.events) {
     const created = result.events.createdEventIds?.length ?? 0;
     const cached = result.events.cachedStoryIds?.length ?? 0;
-    parts.push(h("p", {}, `${created} events added to the timeline${cached ? `; ${cached} stories had not changed since the last extraction` : ""}.`));
+    parts.push(
+      h(
+        "p",
+        {},
+        `${created} events added to the timeline${cached ? `; ${cached} stories had not changed since the last extraction` : ""}.`,
+      ),
+    );
   }
   if (result.suggestions) {
-    parts.push(h("ol", { class: "suggestions" }, (result.suggestions.suggestions ?? []).map((s) => h("li", {}, s))));
+    parts.push(
+      h(
+        "ol",
+        { class: "suggestions" },
+        (result.suggestions.suggestions ?? []).map((s) => h("li", {}, s)),
+      ),
+    );
   }
   return parts;
 }
@@ -1063,7 +1328,13 @@ function settingsTab() {
       h("th", { scope: "row" }, s.username),
       h("td", {}, sentence(ROLE_NAMES[s.role] ?? s.role)),
       h("td", {}, when(s.createTime)),
-      h("td", {}, owner ? button("Remove", () => unshare(s), { "aria-label": `Stop sharing with ${s.username}`, class: "quiet" }) : null),
+      h(
+        "td",
+        {},
+        owner
+          ? button("Remove", () => unshare(s), { "aria-label": `Stop sharing with ${s.username}`, class: "quiet" })
+          : null,
+      ),
     ),
   );
   const conflict = h("p", { class: "error", hidden: true, role: "alert" });
@@ -1077,9 +1348,19 @@ function settingsTab() {
           h("h3", {}, "World settings"),
           conflict,
           field("World name", h("input", { name: "name", value: world.name, required: true, maxlength: 200 })),
-          h("div", { class: "row" }, field("World type", select("worldType", WORLD_TYPES, world.worldType)), field("Visibility", select("visibility", VISIBILITIES, world.visibility ?? "DRAFT"))),
+          h(
+            "div",
+            { class: "row" },
+            field("World type", select("worldType", WORLD_TYPES, world.worldType)),
+            field("Visibility", select("visibility", VISIBILITIES, world.visibility ?? "DRAFT")),
+          ),
           field("Description", h("textarea", { name: "description", rows: 4, value: world.description ?? "" })),
-          h("div", { class: "actions" }, h("button", { type: "submit" }, "Save world"), button("Delete world", deleteWorld, { class: "danger" })),
+          h(
+            "div",
+            { class: "actions" },
+            h("button", { type: "submit" }, "Save world"),
+            button("Delete world", deleteWorld, { class: "danger" }),
+          ),
         )
       : h("p", { class: "muted" }, "Only the world's owner can change its settings and sharing."),
     h(
@@ -1090,7 +1371,18 @@ function settingsTab() {
         ? h(
             "table",
             { class: "grid" },
-            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Since"), h("td"))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", { scope: "col" }, "User"),
+                h("th", { scope: "col" }, "Role"),
+                h("th", { scope: "col" }, "Since"),
+                h("td"),
+              ),
+            ),
             h("tbody", {}, shareRows),
           )
         : h("p", { class: "muted" }, "Nobody yet."),
@@ -1099,7 +1391,9 @@ function settingsTab() {
             { "aria-label": "Share this world", class: "inline" },
             (values, el) =>
               attempt(async () => {
-                const share = await api.call("POST", `/v1/worlds/${world.id}/shares`, { body: { user: values.user, role: values.role } });
+                const share = await api.call("POST", `/v1/worlds/${world.id}/shares`, {
+                  body: { user: values.user, role: values.role },
+                });
                 el.reset();
                 say(`Shared with ${share.username} as ${ROLE_NAMES[share.role] ?? share.role}.`);
                 await reloadAndRender();
@@ -1115,16 +1409,32 @@ function settingsTab() {
 
 async function saveWorld(values, conflict) {
   const world = app.world;
-  const fields = { name: values.name, worldType: values.worldType, visibility: values.visibility, description: values.description };
+  const fields = {
+    name: values.name,
+    worldType: values.worldType,
+    visibility: values.visibility,
+    description: values.description,
+  };
   try {
-    app.world = await api.update(`/v1/worlds/${world.id}`, { ...fields, etag: world.etag }, ["name", "world_type", "visibility", "description"]);
+    app.world = await api.update(`/v1/worlds/${world.id}`, { ...fields, etag: world.etag }, [
+      "name",
+      "world_type",
+      "visibility",
+      "description",
+    ]);
   } catch (error) {
     if (error instanceof api.ApiError && error.reason === "ETAG_MISMATCH") {
       conflict.hidden = false;
-      fill(conflict, `${sentence(error.message)}. `, button("Load the current settings", () => attempt(async () => {
-        app.world = await api.call("GET", `/v1/worlds/${world.id}`);
-        renderWorldPanel();
-      })));
+      fill(
+        conflict,
+        `${sentence(error.message)}. `,
+        button("Load the current settings", () =>
+          attempt(async () => {
+            app.world = await api.call("GET", `/v1/worlds/${world.id}`);
+            renderWorldPanel();
+          }),
+        ),
+      );
       return;
     }
     throw error;
@@ -1158,7 +1468,20 @@ async function deleteWorld() {
 
 async function renderAdmin() {
   const box = h("div", {}, h("p", { class: "muted" }, "Loading users…"));
-  fill(main, h("section", { class: "admin", "aria-labelledby": "admin-title" }, h("h2", { id: "admin-title", tabindex: "-1" }, "Users"), h("p", { class: "muted" }, "Model access lets a user start AI jobs. A disabled user cannot sign in and their tokens stop working."), box));
+  fill(
+    main,
+    h(
+      "section",
+      { class: "admin", "aria-labelledby": "admin-title" },
+      h("h2", { id: "admin-title", tabindex: "-1" }, "Users"),
+      h(
+        "p",
+        { class: "muted" },
+        "Model access lets a user start AI jobs. A disabled user cannot sign in and their tokens stop working.",
+      ),
+      box,
+    ),
+  );
   let users = [];
   if (!(await attempt(async () => (users = await api.listAll("/v1/admin/users", "users"))))) return;
   const row = (user) => {
@@ -1173,20 +1496,28 @@ async function renderAdmin() {
         "td",
         { class: "toggle" },
         h("span", {}, user.gptEnabled ? "Yes" : "No"),
-        button(user.gptEnabled ? "Revoke model access" : "Grant model access", () => setUser(user, { gptEnabled: !user.gptEnabled }, "gpt_enabled"), {
-          "aria-label": `${user.gptEnabled ? "Revoke model access from" : "Grant model access to"} ${user.username}`,
-          class: user.gptEnabled ? "secondary" : null,
-        }),
+        button(
+          user.gptEnabled ? "Revoke model access" : "Grant model access",
+          () => setUser(user, { gptEnabled: !user.gptEnabled }, "gpt_enabled"),
+          {
+            "aria-label": `${user.gptEnabled ? "Revoke model access from" : "Grant model access to"} ${user.username}`,
+            class: user.gptEnabled ? "secondary" : null,
+          },
+        ),
       ),
       h(
         "td",
         {},
         self
           ? h("span", { class: "meta" }, "you")
-          : button(user.disabled ? "Enable account" : "Disable account", () => setUser(user, { disabled: !user.disabled }, "disabled"), {
-              "aria-label": `${user.disabled ? "Enable the account of" : "Disable the account of"} ${user.username}`,
-              class: user.disabled ? null : "quiet",
-            }),
+          : button(
+              user.disabled ? "Enable account" : "Disable account",
+              () => setUser(user, { disabled: !user.disabled }, "disabled"),
+              {
+                "aria-label": `${user.disabled ? "Enable the account of" : "Disable the account of"} ${user.username}`,
+                class: user.disabled ? null : "quiet",
+              },
+            ),
       ),
     );
   };
@@ -1199,7 +1530,11 @@ async function renderAdmin() {
       h(
         "thead",
         {},
-        h("tr", {}, ["Username", "Email", "Role", "Model access", "Account"].map((t) => h("th", { scope: "col" }, t))),
+        h(
+          "tr",
+          {},
+          ["Username", "Email", "Role", "Model access", "Account"].map((t) => h("th", { scope: "col" }, t)),
+        ),
       ),
       h("tbody", {}, users.map(row)),
     ),

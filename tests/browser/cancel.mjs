@@ -16,10 +16,12 @@ await run("cancelling a job", async ({ newPage, step, shot }) => {
   const page = await newPage("writer");
   step(`${username} registers and the administrator grants model access through the API`);
   await register(page, base, username);
-  const login = await rest(base, "POST", "/v1/auth/login", { body: { login: admin.username, password: admin.password } });
-  const me = (await rest(base, "GET", "/v1/admin/users", { token: login.body.accessToken, query: { pageSize: "200" } })).body.users.find(
-    (u) => u.username === username,
-  );
+  const login = await rest(base, "POST", "/v1/auth/login", {
+    body: { login: admin.username, password: admin.password },
+  });
+  const me = (
+    await rest(base, "GET", "/v1/admin/users", { token: login.body.accessToken, query: { pageSize: "200" } })
+  ).body.users.find((u) => u.username === username);
   const granted = await rest(base, "PATCH", `/v1/admin/users/${me.id}`, {
     token: login.body.accessToken,
     query: { updateMask: "gptEnabled" },

@@ -9,7 +9,18 @@
 // /tmp/fabula-browser-*.png. tests/e2e/browser.rs runs it against a fresh stack.
 
 import assert from "node:assert/strict";
-import { JOB_TIMEOUT, PASSWORD, createWorld, flashText, newUsername, register, rest, run, settings, waitForFlash } from "./lib.mjs";
+import {
+  JOB_TIMEOUT,
+  PASSWORD,
+  createWorld,
+  flashText,
+  newUsername,
+  register,
+  rest,
+  run,
+  settings,
+  waitForFlash,
+} from "./lib.mjs";
 
 const { base, admin } = settings("journey.mjs");
 const username = newUsername("writer");
@@ -146,7 +157,9 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   await page.getByRole("heading", { name: "Editing “Before the Crossing”" }).waitFor();
   await page.getByRole("button", { name: "Move “Before the Crossing” up" }).click();
   await page.locator(".story-list li").first().getByText("Before the Crossing").waitFor();
-  const order = (await rest(base, "GET", `/v1/worlds/${saved.body.worldId}/stories`, { token })).body.stories.map((s) => s.title);
+  const order = (await rest(base, "GET", `/v1/worlds/${saved.body.worldId}/stories`, { token })).body.stories.map(
+    (s) => s.title,
+  );
   assert.deepEqual(order, ["Before the Crossing", "The Crossing"]);
 
   step("logs out: the refresh token is revoked and the page forgets it");

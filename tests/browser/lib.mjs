@@ -87,7 +87,12 @@ export async function run(name, scenario) {
     return page;
   };
   try {
-    await scenario({ browser, newPage, step, shot: (page, what) => page.screenshot({ path: `${SHOTS}-${what}.png`, fullPage: true }) });
+    await scenario({
+      browser,
+      newPage,
+      step,
+      shot: (page, what) => page.screenshot({ path: `${SHOTS}-${what}.png`, fullPage: true }),
+    });
     if (problems.length) throw new Error(`the page had script errors or CSP violations:\n  ${problems.join("\n  ")}`);
     console.log(`ok: ${name}: every step passed; screenshots in ${SHOTS}-*.png`);
   } catch (error) {
