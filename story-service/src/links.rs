@@ -209,6 +209,21 @@ impl Links {
         Ok(())
     }
 
+    /// Links the new row `id` to the lists of its create, and sets them on `item`:
+    /// a new row has no links to replace, so an empty list costs no statement.
+    pub async fn save_new<T: Linkable>(&self, conn: &mut AnyConnection, id: Uuid, item: &mut T) -> Result<()> {
+        for link in self.owner.links() {
+            let Some(ids) = self.ids(link).filter(|ids| !ids.is_empty()) else { continue };
+            let rows: Vec<Vec<Bind>> = ids.iter().map(|target| vec![Bind::Text(target.to_string())]).collect();
+            insert_rows(link.table(), link.owner().column(), id, &["target_id"], &rows)
+                .query()
+                .execute(&mut *conn)
+                .await?;
+            *item.link_ids(link.target()) = ids.iter().map(Uuid::to_string).collect();
+        }
+        Ok(())
+    }
+
     /// Replaces the links of row `id` with the lists of this write, in their order.
     pub async fn save(&self, conn: &mut AnyConnection, id: Uuid) -> Result<()> {
         for link in self.owner.links() {

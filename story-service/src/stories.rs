@@ -226,12 +226,23 @@ async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64) -> Resu
     Ok(if requested == 0 { seq } else { requested })
 }
 
-/// Stores the new story `id` of `owner` in world `world_id`, at `fields.order`.
-async fn insert(conn: &mut AnyConnection, id: Uuid, world_id: Uuid, owner: Uuid, fields: &StoryFields) -> Result<()> {
-    sqlx::query(
+/// Stores the new story `id` of `owner` in world `world_id` at `order`, and returns it
+/// as stored (without links).
+async fn insert(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    world_id: Uuid,
+    owner: Uuid,
+    fields: &StoryFields,
+    order: i64,
+) -> Result<Story> {
+    // RETURNING cannot name the columns through a table alias.
+    let returning = Story::COLUMNS.replace("t.", "");
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
-         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11)",
-    )
+         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
+         RETURNING {returning}"
+    )))
     .bind(id.to_string())
     .bind(world_id.to_string())
     .bind(owner.to_string())
@@ -240,12 +251,12 @@ async fn insert(conn: &mut AnyConnection, id: Uuid, world_id: Uuid, owner: Uuid,
     .bind(fields.format.as_str_name())
     .bind(&fields.genre)
     .bind(fields.visibility.as_str_name())
-    .bind(fields.order)
+    .bind(order)
     .bind(now_micros())
     .bind(&fields.summary)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Story::from_row(&row)
 }
 
 /// Writes `fields` over story `id` if it is still at `version`; ABORTED otherwise.
@@ -328,20 +339,11 @@ impl StoriesApi {
         if fields.visibility == Visibility::Public {
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
         }
-        insert(&mut tx, id, world_id, owner.user_id, &fields).await?;
-        links.save(&mut tx, id).await?;
-        let story: Story = children::fetch(&mut *tx, id).await?;
-        let mut story = links::attach_one(&mut *tx, story).await?;
-        // Last: the world's row stays locked only until the commit right after, so
-        // creates in one world overlap everything but this.
-        story.order = place(&mut tx, world_id, fields.order).await?;
-        if story.order != fields.order {
-            sqlx::query("UPDATE stories SET sort_order = $1 WHERE id = $2")
-                .bind(story.order)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+        // The world's row stays locked from here to the commit: creates in one world
+        // wait for each other only over these last statements.
+        let order = place(&mut tx, world_id, fields.order).await?;
+        let mut story = insert(&mut tx, id, world_id, owner.user_id, &fields, order).await?;
+        links.save_new(&mut tx, id, &mut story).await?;
         tx.commit().await?;
         Ok(story)
     }
