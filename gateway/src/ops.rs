@@ -1,6 +1,7 @@
 //! Operations: `/healthz` (the process is up), `/readyz` (both services answer
-//! SERVING on `grpc.health.v1`) and `/metrics` (Prometheus text: requests by route
-//! and status, latency histograms, upstream errors), kept by hand in a few maps.
+//! SERVING on `grpc.health.v1`, each at one address at least) and `/metrics`
+//! (Prometheus text: requests by route and status, latency histograms, upstream
+//! errors), kept by hand in a few maps.
 
 use std::{
     collections::HashMap,
@@ -31,10 +32,18 @@ struct Histogram {
     sum: f64,
 }
 
+/// One route's counters.
+#[derive(Default)]
+struct RouteSeries {
+    by_status: HashMap<u16, u64>,
+    latency: Histogram,
+}
+
+/// Keyed by route name, so that a request looks its route up by `&str`: counting
+/// allocates only the first time a route is seen.
 #[derive(Default)]
 struct Series {
-    requests: HashMap<(String, u16), u64>,
-    latency: HashMap<String, Histogram>,
+    routes: HashMap<String, RouteSeries>,
     upstream_errors: HashMap<(String, &'static str), u64>,
 }
 
@@ -47,11 +56,12 @@ impl Metrics {
     pub fn observe(&self, route: &str, status: StatusCode, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut series = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *series.requests.entry((route.to_owned(), status.as_u16())).or_default() += 1;
-        let histogram = match series.latency.get_mut(route) {
-            Some(h) => h,
-            None => series.latency.entry(route.to_owned()).or_default(),
+        let counters = match series.routes.get_mut(route) {
+            Some(counters) => counters,
+            None => series.routes.entry(route.to_owned()).or_default(),
         };
+        *counters.by_status.entry(status.as_u16()).or_default() += 1;
+        let histogram = &mut counters.latency;
         histogram.count += 1;
         histogram.sum += seconds;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
@@ -72,11 +82,13 @@ impl Metrics {
         out.push_str(
             "# HELP gateway_requests_total Requests by route and HTTP status.\n# TYPE gateway_requests_total counter\n",
         );
-        for ((route, status), n) in &series.requests {
-            let _ = writeln!(out, "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+        for (route, counters) in &series.routes {
+            for (status, n) in &counters.by_status {
+                let _ = writeln!(out, "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+            }
         }
         out.push_str("# HELP gateway_request_duration_seconds Request latency by route.\n# TYPE gateway_request_duration_seconds histogram\n");
-        for (route, h) in &series.latency {
+        for (route, RouteSeries { latency: h, .. }) in &series.routes {
             let route = escape(route);
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
                 let _ =
@@ -113,14 +125,18 @@ pub async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     json_response(status, &json!({"story-service": word(story), "gpt-worker": word(worker)}))
 }
 
-/// Whether `upstream` answers SERVING within the connect timeout.
+/// Whether an address of `upstream` answers SERVING within the connect timeout.
 async fn serving(gateway: &Gateway, upstream: Upstream) -> bool {
-    let mut client = HealthClient::new(gateway.upstreams.channel(upstream));
-    let check = client.check(HealthCheckRequest { service: String::new() });
-    match tokio::time::timeout(gateway.settings.connect_timeout, check).await {
-        Ok(Ok(response)) => response.into_inner().status() == ServingStatus::Serving,
-        _ => false,
+    for channel in gateway.upstreams.channels(upstream) {
+        let mut client = HealthClient::new(channel);
+        let check = client.check(HealthCheckRequest { service: String::new() });
+        if let Ok(Ok(response)) = tokio::time::timeout(gateway.settings.connect_timeout, check).await
+            && response.into_inner().status() == ServingStatus::Serving
+        {
+            return true;
+        }
     }
+    false
 }
 
 /// `GET /metrics`.

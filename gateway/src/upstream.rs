@@ -1,8 +1,16 @@
 //! The channels to story-service and gpt-worker (lazy connect, reconnect, HTTP/2
 //! keepalive, several addresses balanced on the client side) and the codec that lets
 //! tonic's generic client call any method with `DynamicMessage`s.
+//!
+//! Each address of a service gets its own channel, taken in turn. One that cannot
+//! connect is left out for a while and the call goes to the next, so a replica that
+//! stops fails no request that another could serve.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
 
 use fabula_proto::server::MAX_MESSAGE_SIZE;
 use prost::Message;
@@ -74,43 +82,120 @@ pub struct UpstreamError {
     reason: String,
 }
 
+/// How long an address that could not connect is left out.
+const LEAVE_OUT: Duration = Duration::from_secs(2);
+
 /// The two upstream services.
-#[derive(Clone)]
 pub struct Upstreams {
-    story: Channel,
-    worker: Channel,
+    story: Replicas,
+    worker: Replicas,
     connect_timeout: Duration,
+}
+
+/// The channels to one service's addresses, taken in turn.
+struct Replicas {
+    replicas: Vec<Replica>,
+    next: AtomicUsize,
+}
+
+struct Replica {
+    url: String,
+    channel: Channel,
+    /// Until when it is left out, after it could not connect.
+    left_out: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Replica {
+    fn is_left_out(&self, now: Instant) -> bool {
+        self.left_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|until| now < until)
+    }
+
+    fn leave_out(&self, until: Option<Instant>) {
+        *self.left_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+    }
 }
 
 impl Upstreams {
     /// Channels to the configured services; nothing connects until the first call.
     pub fn new(settings: &Settings) -> Result<Self, UpstreamError> {
         Ok(Self {
-            story: channel(&settings.story_service_url, settings)?,
-            worker: channel(&settings.worker_service_url, settings)?,
+            story: replicas(&settings.story_service_url, settings)?,
+            worker: replicas(&settings.worker_service_url, settings)?,
             connect_timeout: settings.connect_timeout,
         })
     }
 
-    pub fn channel(&self, upstream: Upstream) -> Channel {
+    fn replicas(&self, upstream: Upstream) -> &Replicas {
         match upstream {
-            Upstream::Story => self.story.clone(),
-            Upstream::Worker => self.worker.clone(),
+            Upstream::Story => &self.story,
+            Upstream::Worker => &self.worker,
         }
     }
 
-    /// A client of `upstream` once it is ready, or UNAVAILABLE within the connect timeout.
-    async fn ready(&self, upstream: Upstream) -> Result<Grpc<Channel>, Status> {
-        let mut grpc = Grpc::new(self.channel(upstream))
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        match tokio::time::timeout(self.connect_timeout, grpc.ready()).await {
-            Ok(Ok(())) => Ok(grpc),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, ?upstream, "upstream not ready");
-                Err(Status::unavailable("the service is unavailable, try again"))
+    /// A channel to each address of `upstream`.
+    pub fn channels(&self, upstream: Upstream) -> impl Iterator<Item = Channel> + '_ {
+        self.replicas(upstream).replicas.iter().map(|replica| replica.channel.clone())
+    }
+
+    /// A client of `upstream` once one of its addresses is ready, trying each in turn
+    /// (those left out last), or UNAVAILABLE within the connect timeout.
+    async fn ready(&self, upstream: Upstream) -> Result<(Grpc<Channel>, &Replica), Status> {
+        let Replicas { replicas, next } = self.replicas(upstream);
+        let first = next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let (usable, left_out): (Vec<&Replica>, Vec<&Replica>) =
+            (0..replicas.len()).map(|k| &replicas[(first + k) % replicas.len()]).partition(|r| !r.is_left_out(now));
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let mut status = Status::unavailable("the service is unavailable, try again");
+        for replica in usable.into_iter().chain(left_out) {
+            let mut grpc = Grpc::new(replica.channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE);
+            match tokio::time::timeout_at(deadline, grpc.ready()).await {
+                Ok(Ok(())) => return Ok((grpc, replica)),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, ?upstream, url = %replica.url, "upstream not ready");
+                    replica.leave_out(Some(Instant::now() + LEAVE_OUT));
+                }
+                Err(_) => {
+                    status = Status::unavailable("the service did not answer in time, try again");
+                    break;
+                }
             }
-            Err(_) => Err(Status::unavailable("the service did not answer in time, try again")),
+        }
+        Err(status)
+    }
+
+    /// Makes `call` on a ready address of `upstream`. A call that could not connect was
+    /// never sent, so it goes to the next address, each tried once; the request is
+    /// copied for that only when the service has several.
+    async fn call<T, F>(
+        &self,
+        upstream: Upstream,
+        mut request: tonic::Request<DynamicMessage>,
+        call: impl Fn(Grpc<Channel>, tonic::Request<DynamicMessage>) -> F,
+    ) -> Result<T, Status>
+    where
+        F: Future<Output = Result<T, Status>>,
+    {
+        let mut left = self.replicas(upstream).replicas.len();
+        loop {
+            let (grpc, replica) = self.ready(upstream).await?;
+            left -= 1;
+            let again = (left > 0).then(|| copy(&request));
+            match (call(grpc, request).await, again) {
+                (Err(status), Some(again)) if never_sent(&status) => {
+                    tracing::warn!(?upstream, url = %replica.url, "upstream refused the connection, trying the next");
+                    replica.leave_out(Some(Instant::now() + LEAVE_OUT));
+                    request = again;
+                }
+                (result, _) => {
+                    if result.is_ok() {
+                        replica.leave_out(None);
+                    }
+                    return result;
+                }
+            }
         }
     }
 
@@ -120,9 +205,11 @@ impl Upstreams {
         route: &Route,
         request: tonic::Request<DynamicMessage>,
     ) -> Result<tonic::Response<DynamicMessage>, Status> {
-        let mut grpc = self.ready(route.upstream).await?;
-        let codec = DynamicCodec { response: route.method.output() };
-        grpc.unary(request, route.grpc_path.clone(), codec).await
+        self.call(route.upstream, request, |mut grpc, request| async move {
+            let codec = DynamicCodec { response: route.method.output() };
+            grpc.unary(request, route.grpc_path.clone(), codec).await
+        })
+        .await
     }
 
     /// Calls the server-streaming method of `route`.
@@ -131,25 +218,48 @@ impl Upstreams {
         route: &Route,
         request: tonic::Request<DynamicMessage>,
     ) -> Result<Streaming<DynamicMessage>, Status> {
-        let mut grpc = self.ready(route.upstream).await?;
-        let codec = DynamicCodec { response: route.method.output() };
-        Ok(grpc.server_streaming(request, route.grpc_path.clone(), codec).await?.into_inner())
+        self.call(route.upstream, request, |mut grpc, request| async move {
+            let codec = DynamicCodec { response: route.method.output() };
+            Ok(grpc.server_streaming(request, route.grpc_path.clone(), codec).await?.into_inner())
+        })
+        .await
     }
 }
 
-/// A channel to the comma-separated `urls`: lazy, keepalive on, balanced when several.
-fn channel(urls: &str, settings: &Settings) -> Result<Channel, UpstreamError> {
-    let endpoints = urls
+/// The same message with the same metadata (token, request id, deadline).
+fn copy(request: &tonic::Request<DynamicMessage>) -> tonic::Request<DynamicMessage> {
+    let mut copy = tonic::Request::new(request.get_ref().clone());
+    *copy.metadata_mut() = request.metadata().clone();
+    copy
+}
+
+/// Whether `status` says the connection could not be made: the call never left.
+fn never_sent(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// A lazy channel, keepalive on, to each of the comma-separated `urls`.
+fn replicas(urls: &str, settings: &Settings) -> Result<Replicas, UpstreamError> {
+    let replicas = urls
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .map(|url| endpoint(url, settings))
+        .map(|url| {
+            let channel = endpoint(url, settings)?.connect_lazy();
+            Ok(Replica { url: url.to_owned(), channel, left_out: std::sync::Mutex::new(None) })
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    match endpoints.as_slice() {
-        [] => Err(UpstreamError { url: urls.into(), reason: "no address".into() }),
-        [one] => Ok(one.connect_lazy()),
-        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+    if replicas.is_empty() {
+        return Err(UpstreamError { url: urls.into(), reason: "no address".into() });
     }
+    Ok(Replicas { replicas, next: AtomicUsize::new(0) })
 }
 
 fn endpoint(url: &str, settings: &Settings) -> Result<Endpoint, UpstreamError> {

@@ -96,3 +96,27 @@ async fn rate_limits_answer_429_with_retry_after() {
     // Other routes draw on the per-IP bucket only, which still has room.
     assert_eq!(stack.call(Method::GET, "/v1/worlds", None, None).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_balanced_and_one_going_down_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = || "127.0.0.1:0".parse().unwrap();
+    // Two story-service replicas on one database, as two containers on one PostgreSQL would be.
+    let (first_addr, first) = common::start_story_service(dir.path(), any()).await;
+    let (second_addr, _second) = common::start_story_service(dir.path(), any()).await;
+    let story = format!("http://{first_addr}, http://{second_addr}");
+    let (gateway_addr, _gateway) = common::start_gateway(dir.path(), &story, &story, |_| {}).await;
+    let http = common::client();
+    let worlds = format!("http://{gateway_addr}/v1/worlds");
+    for _ in 0..20 {
+        assert_eq!(http.get(&worlds).send().await.unwrap().status(), StatusCode::OK);
+    }
+
+    drop(first);
+    // The first replica's connection closes; the balancer leaves it out from then on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..40 {
+        let answer = common::answer(http.get(&worlds).send().await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK, "request {i} after one replica stopped: {:?}", answer.body);
+    }
+}
