@@ -41,18 +41,16 @@ pub async fn handle(
     let (parts, body) = request.into_parts();
     let (name, result) = match gateway.table.find(&parts.method, parts.uri.path()) {
         Found::Route(route, vars) => {
-            let route = route.clone();
-            let result = serve(&gateway, &route, &vars, &parts, body, &request_id, peer).await;
-            (route.name.as_str().to_owned(), result)
+            (route.name.as_str(), serve(&gateway, route, &vars, &parts, body, &request_id, peer).await)
         }
-        Found::WrongMethod(allow) => ("unmatched".to_owned(), Err(ApiError::method_not_allowed(allow))),
-        Found::Nothing => ("unmatched".to_owned(), Err(ApiError::no_route())),
+        Found::WrongMethod(allow) => ("unmatched", Err(ApiError::method_not_allowed(allow))),
+        Found::Nothing => ("unmatched", Err(ApiError::no_route())),
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    gateway.metrics.observe(&name, response.status(), started.elapsed());
+    gateway.metrics.observe(name, response.status(), started.elapsed());
     response
 }
 
