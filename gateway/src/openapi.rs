@@ -61,6 +61,7 @@ pub fn document(table: &RouteTable) -> Value {
         paths.entry(openapi_path(&route.template)).or_default().insert(method, operation);
     }
     paths.insert("/v1/auth/watch-cookie".into(), watch_cookie_path());
+    paths.extend(operations_paths());
     json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -109,6 +110,40 @@ fn watch_cookie_path() -> Map<String, Value> {
         },
     });
     Map::from_iter([("post".to_owned(), operation)])
+}
+
+/// `/healthz`, `/readyz` and `/metrics`, which the gateway answers itself.
+fn operations_paths() -> [(String, Map<String, Value>); 3] {
+    let get = |id: &str, summary: &str, responses: Value| {
+        let operation = json!({"operationId": id, "tags": ["Operations"], "summary": summary, "responses": responses});
+        Map::from_iter([("get".to_owned(), operation)])
+    };
+    let text = |description: &str| json!({"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}});
+    let upstreams = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let statuses =
+        |description: &str| json!({"description": description, "content": {"application/json": {"schema": upstreams}}});
+    [
+        (
+            "/healthz".into(),
+            get("Healthz", "Whether the gateway process is up.", json!({"200": statuses("The process is up.")})),
+        ),
+        (
+            "/readyz".into(),
+            get(
+                "Readyz",
+                "Whether story-service and gpt-worker answer SERVING on grpc.health.v1.",
+                json!({"200": statuses("Both services are ready."), "503": statuses("A service is not ready.")}),
+            ),
+        ),
+        (
+            "/metrics".into(),
+            get(
+                "Metrics",
+                "Requests, latencies and upstream errors in the Prometheus text format.",
+                json!({"200": text("The metrics.")}),
+            ),
+        ),
+    ]
 }
 
 /// Walks the descriptors, collecting the component schemas the operations refer to.
@@ -218,10 +253,25 @@ impl Builder {
     fn request_body(&mut self, route: &Route) -> Option<Value> {
         let schema = match &route.body {
             BodyRule::None => return None,
+            BodyRule::Field(field) if is_partial_update(route) => self.partial_schema(field),
             BodyRule::Field(field) => self.field_schema(field),
             BodyRule::Whole => self.whole_body_schema(route),
         };
         Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}))
+    }
+
+    /// The body of an update: the resource with none of its fields required, since
+    /// only those the update mask names (or, without one, those present) change.
+    fn partial_schema(&mut self, field: &FieldDescriptor) -> Value {
+        let Kind::Message(message) = field.kind() else { return self.field_schema(field) };
+        if well_known(&message).is_some() {
+            return self.field_schema(field);
+        }
+        let mut schema = self.message_schema(&message);
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("required");
+        }
+        schema
     }
 
     fn whole_body_schema(&mut self, route: &Route) -> Value {
@@ -383,6 +433,7 @@ impl Builder {
             .collect();
         tags.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         tags.push(json!({"name": "Gateway", "description": "Routes the gateway answers itself."}));
+        tags.push(json!({"name": "Operations", "description": "Health, readiness and metrics, for operators."}));
         tags
     }
 
@@ -409,6 +460,11 @@ impl Builder {
             }},
         })
     }
+}
+
+/// Whether `route` changes part of a resource: its request has an `update_mask`.
+fn is_partial_update(route: &Route) -> bool {
+    route.method.input().get_field_by_name("update_mask").is_some()
 }
 
 /// `name`, or `name2`, `name3`… when another binding of the method took it.
@@ -594,5 +650,26 @@ mod tests {
         let register = &doc["paths"]["/v1/auth/register"]["post"];
         assert_eq!(register["security"], json!([]));
         assert!(register["responses"]["401"].is_null());
+    }
+
+    #[test]
+    fn an_update_body_requires_nothing_a_create_body_requires() {
+        let doc = doc();
+        let body = |path: &str, method: &str| {
+            doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"].clone()
+        };
+        assert_eq!(body("/v1/worlds", "post"), json!({"$ref": "#/components/schemas/fabula.story.v1.World"}));
+        let update = body("/v1/worlds/{id}", "patch");
+        assert!(update["properties"]["name"].is_object(), "{update}");
+        assert!(update.get("required").is_none(), "a partial update requires nothing: {update}");
+    }
+
+    #[test]
+    fn the_gateways_own_operations_are_documented() {
+        let doc = doc();
+        for path in ["/healthz", "/readyz", "/metrics", "/v1/auth/watch-cookie"] {
+            assert!(doc["paths"][path].is_object(), "{path} is missing");
+        }
+        assert!(doc["paths"]["/readyz"]["get"]["responses"]["503"].is_object());
     }
 }
