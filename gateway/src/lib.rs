@@ -117,7 +117,7 @@ fn router(gateway: Arc<Gateway>, cors: Option<CorsLayer>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/v1/auth/watch-cookie", post(sse::watch_cookie))
+        .route("/v1/auth/watch-cookie", post(sse::watch_cookie).delete(sse::clear_watch_cookie))
         .merge(web::routes())
         .fallback(proxy::handle)
         .with_state(gateway);

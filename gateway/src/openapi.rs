@@ -93,7 +93,7 @@ fn parameter_name(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
 }
 
-/// `POST /v1/auth/watch-cookie`, the one route the gateway answers itself.
+/// `/v1/auth/watch-cookie`, which the gateway answers itself.
 fn watch_cookie_path() -> Map<String, Value> {
     let operation = json!({
         "operationId": "CreateWatchCookie",
@@ -109,7 +109,14 @@ fn watch_cookie_path() -> Map<String, Value> {
             "default": {"$ref": "#/components/responses/default"},
         },
     });
-    Map::from_iter([("post".to_owned(), operation)])
+    let delete = json!({
+        "operationId": "DeleteWatchCookie",
+        "tags": ["Gateway"],
+        "summary": "Removes the watch cookie, at sign-out.",
+        "security": [],
+        "responses": {"204": {"description": "The cookie is removed."}},
+    });
+    Map::from_iter([("post".to_owned(), operation), ("delete".to_owned(), delete)])
 }
 
 /// `/healthz`, `/readyz` and `/metrics`, which the gateway answers itself.

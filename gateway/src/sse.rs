@@ -36,6 +36,8 @@ use crate::{Gateway, auth::WATCH_COOKIE, errors::ApiError, routes::Route, transc
 const RESUME_FIELD: &str = "after_seq";
 /// The response field that numbers updates.
 const SEQ_FIELD: &str = "seq";
+/// The watch cookie's scope: sent to the streams only, never readable by scripts.
+const COOKIE_ATTRIBUTES: &str = "Path=/v1/jobs/; HttpOnly; Secure; SameSite=Strict";
 /// Messages buffered between the service and a slow client.
 const BUFFER: usize = 32;
 
@@ -142,6 +144,12 @@ fn json_text(message: &DynamicMessage) -> String {
     transcode::response_json(message).ok().and_then(|j| String::from_utf8(j).ok()).unwrap_or_else(|| "{}".into())
 }
 
+/// `DELETE /v1/auth/watch-cookie`: removes the watch cookie, at sign-out.
+pub async fn clear_watch_cookie() -> Response {
+    let cookie = format!("{WATCH_COOKIE}=; {COOKIE_ATTRIBUTES}; Max-Age=0");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
+
 /// `POST /v1/auth/watch-cookie`: puts the caller's access token in the HttpOnly watch
 /// cookie, for `EventSource`s, for as long as the token lives.
 pub async fn watch_cookie(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -155,8 +163,11 @@ fn cookie_for(gateway: &Gateway, headers: &HeaderMap) -> Result<HeaderValue, Api
     let token = crate::auth::TokenSource::of(headers, false)?.token();
     gateway.auth.caller(AuthPolicy::User, token)?;
     let token = token.unwrap_or_default();
-    let max_age = gateway.auth.seconds_left(token).unwrap_or(0);
-    let cookie =
-        format!("{WATCH_COOKIE}={token}; Path=/v1/jobs/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
+    // A token within the verifier's leeway past its expiry would make a cookie that
+    // lives no time at all: refuse it as expired instead.
+    let max_age = gateway.auth.seconds_left(token).filter(|seconds| *seconds > 0).ok_or_else(|| {
+        ApiError::new(tonic::Code::Unauthenticated, "the access token has expired").reason("TOKEN_EXPIRED")
+    })?;
+    let cookie = format!("{WATCH_COOKIE}={token}; {COOKIE_ATTRIBUTES}; Max-Age={max_age}");
     HeaderValue::from_str(&cookie).map_err(|_| ApiError::bad_request("TOKEN_MALFORMED", "the token is malformed"))
 }

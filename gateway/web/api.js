@@ -151,6 +151,8 @@ export async function login(loginName, password) {
 export async function logout() {
   const refreshToken = sessionStorage.getItem(REFRESH_KEY);
   forget();
+  // The watch cookie holds an access token; it goes with the session.
+  await fetch("/v1/auth/watch-cookie", { method: "DELETE" }).catch(() => {});
   if (refreshToken) {
     await call("POST", "/v1/auth/logout", { body: { refreshToken } });
   }

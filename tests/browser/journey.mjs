@@ -165,11 +165,15 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   step("logs out: the refresh token is revoked and the page forgets it");
   const refreshToken = await page.evaluate(() => sessionStorage.getItem("fabula.refreshToken"));
   assert.ok(refreshToken, "the session's refresh token was kept for reloads");
+  const watching = await page.context().cookies();
+  assert.ok(watching.some((c) => c.name === "fabula_watch"), "watching the job set the watch cookie");
   await page.getByRole("button", { name: "Log out" }).click();
   await waitForFlash(page, "You have logged out.");
   await page.getByRole("heading", { name: "Log in" }).waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem("fabula.refreshToken")), null);
   const reuse = await rest(base, "POST", "/v1/auth/refresh", { body: { refreshToken } });
   assert.equal(reuse.status, 401, `the logged-out refresh token no longer works: ${JSON.stringify(reuse.body)}`);
+  const cookies = await page.context().cookies();
+  assert.ok(!cookies.some((c) => c.name === "fabula_watch"), "the watch cookie, an access token, went with the session");
   await shot(page, "end");
 });

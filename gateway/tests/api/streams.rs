@@ -102,4 +102,11 @@ async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url() {
     // The cookie opens streams only.
     let job = stack.http.get(format!("{}/v1/jobs/{id}", stack.base)).header("cookie", &pair).send().await;
     assert_eq!(job.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // Signing out removes it.
+    let cleared = stack.http.delete(format!("{}/v1/auth/watch-cookie", stack.base)).send().await.unwrap();
+    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+    let cookie = cleared.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("fabula_watch=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(cookie.contains("Path=/v1/jobs/"), "the same path, or the browser keeps the cookie: {cookie}");
 }
