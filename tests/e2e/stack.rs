@@ -21,6 +21,8 @@ pub struct Running {
     pub addresses: Addresses,
     stop: CancellationToken,
     served: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The command line it was started with.
+    args: Vec<String>,
     _data: TempDir,
     _databases: Vec<PostgresDb>,
 }
@@ -72,12 +74,19 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
         "--gateway-rate-limits-off",
     ];
     args.extend_from_slice(extra);
+    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+    let (addresses, stop, served) = launch(&args).await;
+    Running { addresses, stop, served: Some(served), args, _data: data, _databases: databases }
+}
+
+/// Parses `args` as `cargo run` would and serves the stack they describe until `stop`.
+async fn launch(args: &[String]) -> (Addresses, CancellationToken, JoinHandle<anyhow::Result<()>>) {
     let settings = fabula::Settings::try_parse_from(args).expect("the test's flags parse");
     let stack = fabula::build(settings).await.expect("the stack starts");
     let addresses = stack.addresses();
     let stop = CancellationToken::new();
     let served = tokio::spawn(stack.run_until_stopped(stop.clone().cancelled_owned()));
-    Running { addresses, stop, served: Some(served), _data: data, _databases: databases }
+    (addresses, stop, served)
 }
 
 /// An HTTP client for the gateway. reqwest is built without a TLS crypto provider of
@@ -109,6 +118,18 @@ impl Running {
 
     /// Stops the stack as Ctrl-C would and asserts that every part stopped cleanly.
     pub async fn stop(mut self) {
+        self.stop_cleanly().await;
+    }
+
+    /// Stops the stack cleanly and starts it again with the same command line, on the
+    /// same files and databases: a second `cargo run`. It listens on new ports.
+    pub async fn restart(&mut self) {
+        self.stop_cleanly().await;
+        let (addresses, stop, served) = launch(&self.args).await;
+        (self.addresses, self.stop, self.served) = (addresses, stop, Some(served));
+    }
+
+    async fn stop_cleanly(&mut self) {
         self.stop.cancel();
         let served = self.served.take().expect("stopped once");
         let stopped = tokio::time::timeout(Duration::from_secs(30), served).await;
