@@ -4,8 +4,12 @@
 // answers is shown with its own message in the page's live region.
 
 import * as api from "/assets/api.js";
-import { button, field, fill, form, h, select, uid, when, words } from "/assets/dom.js";
+import { button, field, fill, form, h, select, table, uid, when, words } from "/assets/dom.js";
 import { JobWatch } from "/assets/watch.js";
+
+/** The headings of the entity and place tables; the last column holds actions. */
+const ENTITY_COLUMNS = ["Name", "Type", "Description", ""];
+const PLACE_COLUMNS = ["Name", "Description", "On the map", ""];
 
 const WORLD_TYPES = ["FANTASY", "SCI_FI", "MODERN", "HISTORICAL", "OTHER"].map((t) => [t, words(t)]);
 const VISIBILITIES = [
@@ -719,24 +723,7 @@ function entitiesTab() {
     {},
     h("h3", {}, "Characters & things"),
     app.entities.length
-      ? h(
-          "table",
-          { class: "grid", id: "entities-table" },
-          h("caption", {}, `${app.entities.length} in this world`),
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              h("th", { scope: "col" }, "Name"),
-              h("th", { scope: "col" }, "Type"),
-              h("th", { scope: "col" }, "Description"),
-              h("td"),
-            ),
-          ),
-          h("tbody", {}, rows),
-        )
+      ? table({ id: "entities-table" }, `${app.entities.length} in this world`, ENTITY_COLUMNS, rows)
       : h("p", { class: "muted" }, "None yet. Add one below, or let an analysis find them in your stories."),
     canWrite()
       ? form(
@@ -793,24 +780,7 @@ function placesTab() {
     {},
     h("h3", {}, "Places"),
     app.locations.length
-      ? h(
-          "table",
-          { class: "grid", id: "places-table" },
-          h("caption", {}, `${app.locations.length} in this world`),
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              h("th", { scope: "col" }, "Name"),
-              h("th", { scope: "col" }, "Description"),
-              h("th", { scope: "col" }, "On the map"),
-              h("td"),
-            ),
-          ),
-          h("tbody", {}, rows),
-        )
+      ? table({ id: "places-table" }, `${app.locations.length} in this world`, PLACE_COLUMNS, rows)
       : h("p", { class: "muted" }, "No places yet."),
     canWrite()
       ? form(
@@ -1368,23 +1338,7 @@ function settingsTab() {
       { class: "card", "aria-labelledby": "shares-title" },
       h("h3", { id: "shares-title" }, "Shared with"),
       app.shares.length
-        ? h(
-            "table",
-            { class: "grid" },
-            h(
-              "thead",
-              {},
-              h(
-                "tr",
-                {},
-                h("th", { scope: "col" }, "User"),
-                h("th", { scope: "col" }, "Role"),
-                h("th", { scope: "col" }, "Since"),
-                h("td"),
-              ),
-            ),
-            h("tbody", {}, shareRows),
-          )
+        ? table({}, null, ["User", "Role", "Since", ""], shareRows)
         : h("p", { class: "muted" }, "Nobody yet."),
       owner
         ? form(
@@ -1523,20 +1477,11 @@ async function renderAdmin() {
   };
   fill(
     box,
-    h(
-      "table",
-      { class: "grid", id: "users-table" },
-      h("caption", {}, `${users.length} accounts`),
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          ["Username", "Email", "Role", "Model access", "Account"].map((t) => h("th", { scope: "col" }, t)),
-        ),
-      ),
-      h("tbody", {}, users.map(row)),
+    table(
+      { id: "users-table" },
+      `${users.length} accounts`,
+      ["Username", "Email", "Role", "Model access", "Account"],
+      users.map(row),
     ),
   );
 }

@@ -78,6 +78,21 @@ export function form(props, onSubmit, ...children) {
   return el;
 }
 
+/**
+ * A data table with a header row: each of `columns` is a column's heading, or "" for
+ * an unlabelled column of actions; `caption` may be null.
+ */
+export function table(props, caption, columns, rows) {
+  const heading = columns.map((text) => (text ? h("th", { scope: "col" }, text) : h("td")));
+  return h(
+    "table",
+    { class: "grid", ...props },
+    caption ? h("caption", {}, caption) : null,
+    h("thead", {}, h("tr", {}, heading)),
+    h("tbody", {}, rows),
+  );
+}
+
 /** A button that runs `action` and is disabled while it does. */
 export function button(text, action, props = {}) {
   const el = h("button", { type: "button", ...props }, text);
