@@ -184,7 +184,8 @@ async fn describe_world_writes_the_description(ada: &User, world_id: &str) {
 
     let text = result["description"]["text"].as_str().expect("a description");
     assert!(text.starts_with("[offline] This world description was written by Fabula's offline model"), "{text}");
-    assert!(text.contains("It opens: \"World: Eldoria (A land of rivers and salt.)"), "about this world: {text}");
+    assert!(text.contains("\n\nEldoria: A land of rivers and salt. Its characters and things include"), "{text}");
+    assert!(text.ends_with(" Its timeline holds 2 events."), "the events extracted before: {text}");
     assert_eq!(result["description"]["applied"], true);
     assert_eq!(get(ada, &format!("/v1/worlds/{world_id}")).await["description"], text, "the description is set");
 }

@@ -67,24 +67,25 @@ pub fn describe(world: &World, facts: &WorldFacts, story: Option<&Story>) -> Str
     let relevant = |id: &str, name: &str, linked: &[String]| {
         story.is_none() || linked.iter().any(|l| l == id) || (!name.is_empty() && text.contains(&name.to_lowercase()))
     };
-    let mut lines = vec![format!("World: {} ({})", world.name, clip(&world.description, 1_000))];
+    let mut lines = vec![fact(format!("World: {}", world.name), &clip(&world.description, 1_000))];
     let (entity_links, location_links) = story.map_or((&[][..], &[][..]), |s| (&s.entity_ids[..], &s.location_ids[..]));
     for entity in facts.entities.iter().filter(|e| relevant(&e.id, &e.name, entity_links)) {
-        lines.push(format!(
-            "Character or thing: {} [{}] {}",
-            entity.name,
-            entity.entity_type,
-            clip(&entity.description, 200)
-        ));
+        let name = format!("Character or thing: {} [{}]", entity.name, entity.entity_type);
+        lines.push(fact(name, &clip(&entity.description, 200)));
     }
     for location in facts.locations.iter().filter(|l| relevant(&l.id, &l.name, location_links)) {
-        lines.push(format!("Place: {} {}", location.name, clip(&location.description, 200)));
+        lines.push(fact(format!("Place: {}", location.name), &clip(&location.description, 200)));
     }
     let story_id = story.map(|s| s.id.as_str());
     for event in facts.events.iter().filter(|e| story_id.is_none() || e.story_id.as_deref() == story_id) {
         lines.push(format!("Event: year {} ({}) {}", event.year, event.era, clip(&event.title, 200)));
     }
     within_budget(lines, CONTEXT_BUDGET)
+}
+
+/// One line of the context: what is named, then ` — ` and what is said of it, if anything.
+fn fact(named: String, said: &str) -> String {
+    if said.trim().is_empty() { named } else { format!("{named} — {said}") }
 }
 
 /// The lines, in order, that fit in `budget` characters.
@@ -132,6 +133,13 @@ mod tests {
         let context = describe(&world, &facts, Some(&story));
         assert!(context.contains("Aria") && context.contains("Borin"), "{context}");
         assert!(!context.contains("Cael"), "an unrelated entity was included: {context}");
+        assert!(context.starts_with("World: Eldoria — A land of rivers.\nCharacter or thing: Aria []\n"), "{context}");
+        let bare = describe(
+            &World { name: "Nowhere".into(), ..Default::default() },
+            &WorldFacts { entities: vec![], locations: vec![], events: vec![] },
+            None,
+        );
+        assert_eq!(bare, "World: Nowhere", "nothing said, nothing added");
         assert!(within_budget(vec!["x".repeat(10); 100], 55).len() <= 55);
     }
 

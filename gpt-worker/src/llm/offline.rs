@@ -61,7 +61,7 @@ impl Offline {
     pub fn answer(request: &ChatRequest) -> String {
         let source = request.source_text();
         match &request.purpose {
-            Purpose::DescribeWorld => describe("world", source),
+            Purpose::DescribeWorld => describe_world(source),
             Purpose::DescribeStory => describe("story", source),
             Purpose::AnalyzeStory => analyze(source),
             Purpose::ExtractEvents => extract_events(source),
@@ -110,12 +110,48 @@ fn deltas(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// The first words of every description the offline model writes.
+fn preface(subject: &str) -> String {
+    format!(
+        "{OFFLINE_MARKER} This {subject} description was written by Fabula's offline model; no language model was used.\n\n"
+    )
+}
+
+/// A world's description from the facts gpt-worker gives about it, one a line:
+/// `World: name — description`, `Character or thing: name [type] — …`, `Place: name — …`,
+/// `Event: …`.
+fn describe_world(source: &str) -> String {
+    let facts = |kind: &'static str| source.lines().filter_map(move |line| line.strip_prefix(kind));
+    let name_of = |fact: &str| {
+        fact.split(" — ").next().unwrap_or_default().split(" [").next().unwrap_or_default().trim().to_owned()
+    };
+    let mut text = preface("world");
+    let world = facts("World: ").next().unwrap_or_default();
+    match world.split_once(" — ") {
+        Some((name, said)) => text.push_str(&format!("{}: {}", name.trim(), said.trim())),
+        None if world.trim().is_empty() => text.push_str("This world has no name yet."),
+        None => text.push_str(&format!("{} has no description yet.", world.trim())),
+    }
+    let characters: Vec<String> = facts("Character or thing: ").map(name_of).collect();
+    if !characters.is_empty() {
+        text.push_str(&format!(" Its characters and things include {}.", list(&characters)));
+    }
+    let places: Vec<String> = facts("Place: ").map(name_of).collect();
+    if !places.is_empty() {
+        text.push_str(&format!(" Its places include {}.", list(&places)));
+    }
+    match facts("Event: ").count() {
+        0 => {}
+        1 => text.push_str(" Its timeline holds one event."),
+        n => text.push_str(&format!(" Its timeline holds {n} events.")),
+    }
+    text
+}
+
 fn describe(subject: &str, source: &str) -> String {
     let names = Names::find(source);
     let sentences = sentences(source);
-    let mut text = format!(
-        "{OFFLINE_MARKER} This {subject} description was written by Fabula's offline model; no language model was used.\n\n"
-    );
+    let mut text = preface(subject);
     if sentences.is_empty() {
         text.push_str(&format!("There is no text to describe yet, so this {subject} is still a blank page."));
         return text;
@@ -469,6 +505,18 @@ mod tests {
         assert_eq!(locations, ["Port Sorrow", "Silver Lake", "Kestrel Keep"]);
         assert!(analysis.entities.iter().all(|e| e.entity_type == "character"));
         assert!(analysis.entities[0].description.contains("Mira Vale sailed"));
+    }
+
+    #[tokio::test]
+    async fn a_world_is_described_from_its_facts() {
+        let facts = "World: Eldoria — A land of rivers and salt.\nCharacter or thing: Mira Vale [character] — A ferrywoman.\n\
+            Character or thing: The Lantern [item]\nPlace: Port Sorrow — A harbour.\nEvent: year 1204 (Age of Salt) Mira sails";
+        let (completion, _) = complete(Purpose::DescribeWorld, facts).await;
+        let expected = "Eldoria: A land of rivers and salt. Its characters and things include Mira Vale and The Lantern. \
+            Its places include Port Sorrow. Its timeline holds one event.";
+        assert_eq!(completion.text, preface("world") + expected);
+        let (bare, _) = complete(Purpose::DescribeWorld, "World: Nowhere").await;
+        assert!(bare.text.ends_with("\n\nNowhere has no description yet."), "{}", bare.text);
     }
 
     #[tokio::test]
