@@ -197,10 +197,22 @@ fn deserialize(input: MessageDescriptor, json: Value) -> Result<DynamicMessage, 
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(input, deserializer, &options).map_err(|error| {
-        let path = track.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::bad_field(&field, error.to_string())
+        let message = error.to_string();
+        // The path ends at the object that holds an unknown field: name the field itself.
+        let path = match (track.path().to_string(), unknown_field(&message)) {
+            (path, Some(name)) if path == "." => name.to_owned(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            (path, None) if path == "." => "body".to_owned(),
+            (path, None) => path,
+        };
+        ApiError::bad_field(&path, message)
     })
+}
+
+/// The name in prost-reflect's "unrecognized field name 'x'".
+fn unknown_field(message: &str) -> Option<&str> {
+    let quoted = message.strip_prefix("unrecognized field name '")?;
+    quoted.split_once('\'').map(|(name, _)| name)
 }
 
 /// A message as canonical JSON: lowerCamelCase, enums by name, 64-bit integers as strings.
@@ -277,6 +289,25 @@ mod tests {
             let error = request_message(&route, &vars, Some(query), b"").unwrap_err();
             assert_eq!(error.http, 400, "{query}");
             assert!(error.message.contains(field), "{query}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_by_its_whole_path() {
+        let table = table();
+        let cases: [(&str, &[u8], &str); 3] = [
+            ("/v1/worlds", br#"{"name": "W", "colour": 1}"#, "world.colour: "),
+            (
+                "/v1/worlds/w1/locations",
+                br#"{"name": "L", "coordinates": {"x": 1, "z": 2}}"#,
+                "location.coordinates.z: ",
+            ),
+            ("/v1/jobs", br#"{"spec": {}}"#, "spec.spec: "),
+        ];
+        for (path, body, starts) in cases {
+            let (route, vars) = find(&table, Method::POST, path);
+            let error = request_message(&route, &vars, None, body).unwrap_err();
+            assert!(error.message.starts_with(starts), "{path}: {}", error.message);
         }
     }
 

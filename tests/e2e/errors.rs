@@ -70,7 +70,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Back
             "line 1 column",
         ),
         Case::new("an unknown field", Method::POST, "/v1/worlds", JSON, r#"{"name": "W", "colour": 1}"#)
-            .bad_field("world", "colour"),
+            .bad_field("world.colour", "colour"),
         Case::new("a wrong type", Method::POST, "/v1/worlds", JSON, r#"{"name": 5}"#).bad_field("world.name", "string"),
         Case::new("an unknown enum value", Method::PATCH, &world_path, JSON, r#"{"visibility": "SECRET"}"#)
             .bad_field("world.visibility", "SECRET"),
