@@ -24,7 +24,8 @@ fn print_welcome(Addresses { story, worker, gateway }: Addresses) {
          grpcurl -plaintext {story} list\n  \
          grpcurl -plaintext -d '{{\"username\":\"ada\",\"email\":\"ada@example.com\",\"password\":\"correct horse battery\"}}' \
          {story} fabula.accounts.v1.AccountService/Register\n\n\
-         Set FABULA_ADMIN_USERNAME and FABULA_ADMIN_PASSWORD to create an administrator, who grants model access.\n\
+         Set FABULA_ADMIN_USERNAME and FABULA_ADMIN_PASSWORD to create an administrator: it may use the\n\
+         AI co-writer at once, and grants model access to other accounts.\n\
          Ctrl-C stops everything.\n"
     );
 }

@@ -172,7 +172,9 @@ async fn create_or_promote_admin(db: &Db, username: &str, password: &Secret, ema
         return Ok(());
     }
     let password_hash = passwords::hash(password.expose().to_owned()).await?;
-    let admin = NewAccount { username, email, password_hash: &password_hash, role: Role::Admin };
+    // The configured administrator may use the model from the start: with the one-command
+    // stack, that is how one tries the AI co-writer without granting anything first.
+    let admin = NewAccount { username, email, password_hash: &password_hash, role: Role::Admin, gpt_enabled: true };
     let mut tx = db.begin().await?;
     match users::insert_account(&mut tx, admin).await {
         Ok(account) => {

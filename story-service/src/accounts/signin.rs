@@ -38,8 +38,13 @@ impl AccountsApi {
         // Checked before hashing, so a taken name costs no hash; checked again on insert.
         users::check_unclaimed(&self.0.db.reader, Some(&username), Some(&email), None).await?;
         let password_hash = passwords::hash(request.password).await?;
-        let account =
-            NewAccount { username: &username, email: &email, password_hash: &password_hash, role: Role::User };
+        let account = NewAccount {
+            username: &username,
+            email: &email,
+            password_hash: &password_hash,
+            role: Role::User,
+            gpt_enabled: false,
+        };
         let mut tx = self.0.db.begin().await?;
         let account = users::insert_account(&mut tx, account).await?;
         let refresh_token = sessions::start(&mut tx, account.id, self.0.settings.refresh_token_ttl).await?;

@@ -52,6 +52,7 @@ pub struct NewAccount<'a> {
     pub email: &'a str,
     pub password_hash: &'a str,
     pub role: Role,
+    pub gpt_enabled: bool,
 }
 
 /// Reads the [`COLUMNS`] of a row.
@@ -139,7 +140,7 @@ pub async fn insert_account(tx: &mut Transaction<'static, Any>, account: NewAcco
     let (id, now) = (Uuid::now_v7(), now_micros());
     sqlx::query(
         "INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, role, \
-         create_time, update_time) VALUES ($1, $2, $3, $4, $5, $2, $6, $7, $8, $8)",
+         gpt_enabled, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $2, $6, $7, $8, $9, $9)",
     )
     .bind(id.to_string())
     .bind(account.username)
@@ -148,6 +149,7 @@ pub async fn insert_account(tx: &mut Transaction<'static, Any>, account: NewAcco
     .bind(key(account.email))
     .bind(account.password_hash)
     .bind(account.role.as_str_name())
+    .bind(i64::from(account.gpt_enabled))
     .bind(now)
     .execute(&mut **tx)
     .await

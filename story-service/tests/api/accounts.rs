@@ -406,6 +406,9 @@ async fn administrators_list_users(backend: Backend) {
 
     let admins = accounts.list_users(list(users(0, "", r#"role = "ADMIN""#))).await.unwrap().into_inner();
     assert_eq!(admins.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), vec![admin.id.as_str()]);
+    let with_model = accounts.list_users(list(users(0, "", "gpt_enabled = true"))).await.unwrap().into_inner();
+    let with_model: Vec<_> = with_model.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(with_model, [ADMIN_USERNAME], "the configured administrator may use the model at once; no one else");
     let disable = UpdateUserRequest {
         user: Some(User { id: bob.id.clone(), disabled: true, ..User::default() }),
         update_mask: None,
