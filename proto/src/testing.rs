@@ -116,6 +116,39 @@ impl Drop for PostgresDb {
     }
 }
 
+/// Runs `command` (stdin closed, stdout and stderr together) for at most `budget`,
+/// killing it past that: its exit status, `None` when it was killed, and all it printed.
+/// It polls without blocking the test's runtime, which may be serving what the command
+/// talks to.
+pub async fn run_within(
+    mut command: std::process::Command,
+    budget: std::time::Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    let log = std::env::temp_dir().join(format!("fabula-test-{}.log", Uuid::new_v4().simple()));
+    let file = std::fs::File::create(&log).expect("create the command's log");
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().expect("share the log"))
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the command") {
+            break Some(status);
+        }
+        if started.elapsed() > budget {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    (status, output)
+}
+
 /// `message` with `authorization: Bearer <token>`.
 pub fn authed<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);

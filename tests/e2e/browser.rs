@@ -8,14 +8,13 @@
 //! test says so loudly and does nothing.
 
 use std::{
-    fs::File,
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
+    time::Duration,
 };
 
-use fabula_proto::testing::Backend;
+use fabula_proto::testing::{Backend, run_within};
 
 use crate::stack;
 
@@ -91,31 +90,12 @@ async fn run_scenario(script: &str, base_url: &str) {
 /// Runs the script against `base_url`; its exit status (None when it timed out) and
 /// everything it printed.
 async fn run_script(script: &str, base_url: &str) -> (Option<std::process::ExitStatus>, String) {
-    let log_path = tempfile::NamedTempFile::new().expect("a temporary file").into_temp_path();
-    let log = File::create(&log_path).expect("open the log");
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(script)
         .arg(base_url)
         .current_dir(browser_dir())
         .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
-        .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("share the log"))
-        .stderr(log)
-        .spawn()
-        .expect("start node");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll node") {
-            break Some(status);
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    (status, output)
+        .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD);
+    run_within(command, SCRIPT_TIMEOUT).await
 }

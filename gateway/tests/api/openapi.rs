@@ -6,14 +6,10 @@
 
 use crate::common;
 
-use std::{
-    collections::HashSet,
-    io::Write,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, io::Write, process::Command, time::Duration};
 
 use common::spawn;
+use fabula_proto::testing::run_within;
 use gateway::{Settings, openapi::openapi_path, routes::RouteTable};
 use prost_reflect::DescriptorPool;
 use reqwest::{Method, StatusCode};
@@ -94,11 +90,10 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
     let user = stack.register("fuzzer").await;
     let mut command = schemathesis_command(&stack.base, &user.token);
     command.current_dir(stack.dir.path());
-    let (success, text) = tokio::task::spawn_blocking(move || run_with_budget(command, SCHEMATHESIS_BUDGET))
-        .await
-        .expect("schemathesis ran");
+    let (status, text) = run_within(command, SCHEMATHESIS_BUDGET).await;
     let _ = writeln!(std::io::stderr(), "{text}");
-    assert!(success, "schemathesis found problems (its output is above)");
+    assert!(status.is_some(), "schemathesis did not finish within {SCHEMATHESIS_BUDGET:?} (its output is above)");
+    assert!(status.is_some_and(|s| s.success()), "schemathesis found problems (its output is above)");
 }
 
 /// `schemathesis run` against the gateway at `base`, as the user of `token`, bounded.
@@ -109,37 +104,8 @@ fn schemathesis_command(base: &str, token: &str) -> Command {
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--max-examples", "15", "--max-time", "120", "--workers", "2", "--request-timeout", "10"])
-        .args(["--generation-database", "none", "--seed", "7", "--no-color"])
-        .stdin(Stdio::null());
+        .args(["--generation-database", "none", "--seed", "7", "--no-color"]);
     command
-}
-
-/// Runs `command` for at most `budget`, killing it past that; whether it succeeded
-/// and what it printed.
-fn run_with_budget(mut command: Command, budget: Duration) -> (bool, String) {
-    let out = tempfile::NamedTempFile::new().expect("a temporary file");
-    let mut child = command
-        .stdout(out.reopen().expect("reopen"))
-        .stderr(out.reopen().expect("reopen"))
-        .spawn()
-        .expect("schemathesis starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for schemathesis") {
-            break Some(status);
-        }
-        if started.elapsed() > budget {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
-    match status {
-        Some(status) => (status.success(), text),
-        None => (false, format!("{text}\nschemathesis did not finish within {budget:?}")),
-    }
 }
 
 fn route_table() -> RouteTable {
