@@ -520,15 +520,13 @@ async function openStory(id) {
   });
 }
 
-/** Swaps the story's place with its neighbour's. */
+/** Moves the story one place up or down, in one step (MoveStory). */
 async function moveStory(index, step) {
   const a = app.stories[index];
-  const b = app.stories[index + step];
-  if (!a || !b) return;
-  await attempt(async () => {
-    await api.update(`/v1/stories/${a.id}`, { order: b.order, etag: a.etag }, ["order"]);
-    await api.update(`/v1/stories/${b.id}`, { order: a.order, etag: b.etag }, ["order"]);
-  });
+  if (!a || !app.stories[index + step]) return;
+  // Up: in front of the one above. Down: in front of the one after the next, or last.
+  const before = app.stories[step < 0 ? index - 1 : index + 2];
+  await attempt(() => api.call("POST", `/v1/stories/${a.id}/move`, { body: { beforeId: before?.id ?? "", etag: a.etag } }));
   await refreshStories();
   renderWorldPanel();
   document.querySelector(`[aria-label="Move “${a.title}” ${step < 0 ? "up" : "down"}"]:not([disabled])`)?.focus();

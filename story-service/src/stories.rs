@@ -6,6 +6,8 @@
 //! transaction. That bump holds the world's row lock until commit, so concurrent
 //! creates in one world queue there on PostgreSQL (SQLite has a single writer) and
 //! never share an order. An explicit order is kept as sent and raises `story_seq`.
+//! MoveStory puts a story in front of another in one transaction, moving the
+//! stories from that place on one down.
 //!
 //! Who reads a story is [`crate::access`]'s decision (`can_read_story` one at a time,
 //! `push_readable_stories` for lists and neighbours): a story the caller may not
@@ -16,7 +18,7 @@ use fabula_proto::{
     errors::FieldViolations,
     pb::story::{
         CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
-        ListStoriesRequest, ListStoriesResponse, Story, StoryFormat, UpdateStoryRequest, Visibility,
+        ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
         story_service_server::StoryService,
     },
 };
@@ -224,6 +226,34 @@ async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64) -> Resu
     .await?
     .try_get(0)?;
     Ok(if requested == 0 { seq } else { requested })
+}
+
+/// Frees the place of story `before` in world `world_id` for story `moving`: `before`
+/// and every story after it move one down (their versions change with their order).
+/// Returns the freed place. The `story_seq` bump comes first, so it holds the world's
+/// row lock for the rest of the transaction, and stays past every order.
+async fn make_room(conn: &mut AnyConnection, world_id: Uuid, before: Uuid, moving: Uuid) -> Result<i64> {
+    sqlx::query("UPDATE worlds SET story_seq = story_seq + 1 WHERE id = $1")
+        .bind(world_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let place: Option<i64> = sqlx::query_scalar("SELECT sort_order FROM stories WHERE id = $1 AND world_id = $2")
+        .bind(before.to_string())
+        .bind(world_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let place = place.ok_or_else(|| invalid("before_id", "is not a story of this story's world"))?;
+    sqlx::query(
+        "UPDATE stories SET sort_order = sort_order + 1, version = version + 1, update_time = $1 \
+         WHERE world_id = $2 AND sort_order >= $3 AND id <> $4",
+    )
+    .bind(now_micros())
+    .bind(world_id.to_string())
+    .bind(place)
+    .bind(moving.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(place)
 }
 
 /// Stores the new story `id` of `owner` in world `world_id` at `order`, and returns it
@@ -437,6 +467,36 @@ impl StoriesApi {
         commit(tx, id).await
     }
 
+    async fn move_before(&self, caller: &Caller, request: MoveStoryRequest) -> Result<Story> {
+        let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
+        let before = match request.before_id.trim() {
+            "" => None,
+            text => Some(domain::id(text).map_err(|e| invalid("before_id", e))?),
+        };
+        if before == Some(id) {
+            return Err(invalid("before_id", "names the story being moved"));
+        }
+        let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
+        let world_id = located.access.world_id;
+        let order = match before {
+            Some(before) => make_room(&mut tx, world_id, before, id).await?,
+            None => place(&mut tx, world_id, 0).await?,
+        };
+        let moved = sqlx::query(
+            "UPDATE stories SET sort_order = $1, version = version + 1, update_time = $2 WHERE id = $3 AND version = $4",
+        )
+        .bind(order)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .bind(located.version)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Err(etag_mismatch("story"));
+        }
+        commit(tx, id).await
+    }
+
     async fn delete(&self, caller: &Caller, request: DeleteStoryRequest) -> Result<()> {
         let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
         let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
@@ -484,6 +544,11 @@ impl StoryService for StoriesApi {
         let caller = caller(&request);
         self.delete(&caller, request.into_inner()).await?;
         Ok(Response::new(()))
+    }
+
+    async fn move_story(&self, request: Request<MoveStoryRequest>) -> Result<Response<Story>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.move_before(&caller, request.into_inner()).await?))
     }
 
     async fn get_story_neighbors(

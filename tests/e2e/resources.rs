@@ -89,6 +89,15 @@ async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend
     let page = ada.api.get(&format!("{stories}?pageSize=2&pageToken={token}")).await.expect(StatusCode::OK, "page 2");
     assert_eq!((ids(&page["stories"]), next_page(&page)), (vec![noon.clone()], None), "the last page: {page}");
 
+    // MoveStory reorders in one step: to the end, then in front of another.
+    ada.api.post(&format!("/v1/stories/{dawn}/move"), json!({})).await.expect(StatusCode::OK, "move to the end");
+    let order = ids(&ada.api.get(&stories).await.expect(StatusCode::OK, "list")["stories"]);
+    assert_eq!(order, [dusk.clone(), noon.clone(), dawn.clone()]);
+    let back = json!({"beforeId": dusk});
+    ada.api.post(&format!("/v1/stories/{dawn}/move"), back).await.expect(StatusCode::OK, "move in front");
+    let order = ids(&ada.api.get(&stories).await.expect(StatusCode::OK, "list")["stories"]);
+    assert_eq!(order, [dawn.clone(), dusk.clone(), noon.clone()]);
+
     // A story's etag guards its delete too; deleted, it is gone.
     let story = ada.api.get(&format!("/v1/stories/{noon}")).await.expect(StatusCode::OK, "get");
     let title = ada.api.patch(&format!("/v1/stories/{noon}?updateMask=title"), json!({"title": "Midday"})).await;

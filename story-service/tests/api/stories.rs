@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use common::*;
 use fabula_proto::pb::story::{
     CreateEntityRequest, CreateLocationRequest, CreateStoryRequest, DeleteStoryRequest, DeleteWorldRequest, Entity,
-    GetStoryNeighborsRequest, GetStoryRequest, ListStoriesRequest, Location, ShareRole, Story, StoryFormat,
-    UpdateStoryRequest, Visibility,
+    GetStoryNeighborsRequest, GetStoryRequest, ListStoriesRequest, Location, MoveStoryRequest, ShareRole, Story,
+    StoryFormat, UpdateStoryRequest, Visibility,
 };
 use prost_types::FieldMask;
 use tonic::Code;
@@ -24,6 +24,7 @@ both_databases!(
     updates_follow_the_mask_and_the_etag,
     deletes_with_and_without_an_etag,
     neighbors_follow_the_order_and_skip_unreadable_stories,
+    moves_put_a_story_in_front_of_another_in_one_step,
     deleting_a_world_deletes_its_children,
 );
 
@@ -436,6 +437,66 @@ async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend
     );
     expect_code(stories.get_story_neighbors(neighbors(&unknown_id(), None)).await, Code::NotFound, "unknown story");
     expect_invalid(stories.get_story_neighbors(neighbors("zz", None)).await, "id", "a bad id");
+}
+
+async fn moves_put_a_story_in_front_of_another_in_one_step(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let reader = app.register("reader").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let other_world = app.create_world(&alice, "Elsewhere", Visibility::Private).await;
+    app.share(&alice, &world.id, &reader, ShareRole::Reader).await;
+    let mut made = Vec::new();
+    for title in ["A", "B", "C", "D"] {
+        made.push(app.create_story(&alice, &world.id, title, Visibility::Draft).await);
+    }
+    let elsewhere = app.create_story(&alice, &other_world.id, "Elsewhere", Visibility::Draft).await;
+    let mut stories = app.stories();
+    let by_title = |title: &str| made.iter().find(|s| s.title == title).expect("made").clone();
+    let request = |id: &str, before: &str, etag: &str| MoveStoryRequest {
+        id: id.into(),
+        before_id: before.into(),
+        etag: etag.into(),
+    };
+    let titles = |list: &[Story]| list.iter().map(|s| s.title.clone()).collect::<Vec<_>>();
+
+    // D in front of B: B and C move down, A stays.
+    let moved =
+        stories.move_story(authed(request(&by_title("D").id, &by_title("B").id, &by_title("D").etag), &alice.token));
+    let moved = moved.await.expect("move D before B").into_inner();
+    assert_eq!(moved.order, by_title("B").order, "D takes B's place");
+    let listed = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(titles(&listed.stories), ["A", "D", "B", "C"]);
+    let orders: HashSet<i64> = listed.stories.iter().map(|s| s.order).collect();
+    assert_eq!(orders.len(), 4, "no two stories share a place: {:?}", listed.stories);
+    let now = |title: &str| listed.stories.iter().find(|s| s.title == title).expect("listed").clone();
+    assert_eq!(now("A").etag, by_title("A").etag, "a story in front of the place is untouched");
+    assert_ne!(now("B").etag, by_title("B").etag, "a story that moved down has a new etag");
+
+    // To the end, with no story named; then a create still goes last.
+    stories.move_story(authed(request(&now("A").id, "", ""), &alice.token)).await.expect("move A to the end");
+    app.create_story(&alice, &world.id, "E", Visibility::Draft).await;
+    let listed = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(titles(&listed.stories), ["D", "B", "C", "A", "E"]);
+
+    let b = now("B");
+    let cases = [
+        (request(&b.id, &b.id, ""), Code::InvalidArgument, "in front of itself"),
+        (request(&b.id, &elsewhere.id, ""), Code::InvalidArgument, "in front of a story of another world"),
+        (request(&b.id, "zz", ""), Code::InvalidArgument, "a bad before_id"),
+        (request(&b.id, "", &by_title("B").etag), Code::Aborted, "a stale etag"),
+        (request(&unknown_id(), "", ""), Code::NotFound, "an unknown story"),
+    ];
+    for (move_request, code, why) in cases {
+        expect_code(stories.move_story(authed(move_request, &alice.token)).await, code, why);
+    }
+    expect_code(
+        stories.move_story(authed(request(&b.id, "", ""), &reader.token)).await,
+        Code::PermissionDenied,
+        "a reader cannot reorder",
+    );
+    let unchanged = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    assert_eq!(titles(&unchanged.stories), ["D", "B", "C", "A", "E"], "refused moves changed nothing");
 }
 
 async fn deleting_a_world_deletes_its_children(backend: Backend) {
