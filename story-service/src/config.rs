@@ -53,7 +53,7 @@ pub struct Settings {
     #[arg(long = "refresh-token-ttl", env = "STORY_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
 
-    /// Username of an administrator created at start when missing.
+    /// Username of an administrator created at start when missing, with model access.
     #[arg(long = "admin-username", env = "FABULA_ADMIN_USERNAME", requires = "admin_password")]
     pub admin_username: Option<String>,
 
