@@ -1,6 +1,8 @@
 //! docker-compose.yml cannot be run here (there is no Docker engine), so it is checked
 //! against the binaries instead: every environment variable it gives a Fabula service
-//! must be one that service reads, or the setting would be silently ignored.
+//! must be one that service reads, or the setting would be silently ignored; every
+//! image it builds must be a stage of the Dockerfile, whose build context leaves out
+//! what building and running leave behind.
 
 use std::collections::BTreeSet;
 
@@ -62,5 +64,40 @@ fn the_scan_sees_every_variable_of_a_service() {
     let given = variables_given_to("gpt-worker");
     for name in ["WORKER_DATABASE_URL", "STORY_SERVICE_URL", "LLM_BASE_URL", "RUST_LOG"] {
         assert!(given.contains(name), "{name} was not read from docker-compose.yml: {given:?}");
+    }
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn every_image_compose_builds_is_a_stage_of_the_dockerfile() {
+    let dockerfile = read("Dockerfile");
+    let stages: BTreeSet<&str> = dockerfile
+        .lines()
+        .filter(|line| line.starts_with("FROM "))
+        .filter_map(|line| line.split_once(" AS ").map(|(_, stage)| stage.trim()))
+        .collect();
+    let compose = read("docker-compose.yml");
+    let targets: Vec<&str> = compose.lines().filter_map(|line| line.trim().strip_prefix("target: ")).collect();
+    assert_eq!(targets.len(), 3, "story-service, gpt-worker and gateway are built: {targets:?}");
+    for target in targets {
+        assert!(stages.contains(target), "docker-compose.yml builds {target}, which the Dockerfile lacks: {stages:?}");
+    }
+}
+
+#[test]
+fn the_build_context_leaves_out_what_building_and_running_leave_behind() {
+    // `COPY . .` would otherwise send gigabytes of target/ to the engine and put the
+    // host's build over the image's cached one.
+    let ignored: BTreeSet<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    for entry in ["target/", "data/", ".git/", "**/node_modules/"] {
+        assert!(ignored.contains(entry), ".dockerignore lacks {entry}: {ignored:?}");
     }
 }
