@@ -225,6 +225,7 @@ function renderAuth() {
 async function renderWorlds() {
   const list = h("div", { id: "world-list" }, h("p", { class: "muted" }, "Loading worlds…"));
   const panel = h("div", { id: "world-panel", class: "world-panel" });
+  const createForm = newWorldForm();
   fill(
     main,
     h(
@@ -235,14 +236,16 @@ async function renderWorlds() {
         { class: "sidebar", "aria-labelledby": "worlds-title" },
         h("h2", { id: "worlds-title" }, "Worlds"),
         list,
-        newWorldForm(),
+        createForm,
       ),
       panel,
     ),
   );
   await attempt(loadWorlds);
+  // The user may have gone to another view while the worlds loaded.
+  if (!createForm.isConnected) return;
   // The create form starts open for a first world, folded away once the user has one.
-  main.querySelector(".new-world").open = !app.worlds.some((w) => w.ownerId === app.me.id);
+  createForm.open = !app.worlds.some((w) => w.ownerId === app.me.id);
   renderWorldList();
   renderWorldPanel();
 }
