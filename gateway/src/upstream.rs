@@ -143,11 +143,12 @@ impl Upstreams {
         let Replicas { replicas, next } = self.replicas(upstream);
         let first = next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let (usable, left_out): (Vec<&Replica>, Vec<&Replica>) =
-            (0..replicas.len()).map(|k| &replicas[(first + k) % replicas.len()]).partition(|r| !r.is_left_out(now));
+        let turn = || (0..replicas.len()).map(|k| &replicas[(first + k) % replicas.len()]);
+        let usable = turn().filter(|r| !r.is_left_out(now));
+        let left_out = turn().filter(|r| r.is_left_out(now));
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let mut status = Status::unavailable("the service is unavailable, try again");
-        for replica in usable.into_iter().chain(left_out) {
+        for replica in usable.chain(left_out) {
             let mut grpc = Grpc::new(replica.channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE);

@@ -22,6 +22,8 @@ use fabula_proto::{
         story_service_server::StoryService,
     },
 };
+use std::sync::LazyLock;
+
 use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -256,6 +258,17 @@ async fn make_room(conn: &mut AnyConnection, world_id: Uuid, before: Uuid, movin
     Ok(place)
 }
 
+/// The insert of a new story, returning its columns; written once. RETURNING cannot
+/// name the columns through a table alias, so they lose their `t.`.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
+         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
+         RETURNING {}",
+        Story::COLUMNS.replace("t.", "")
+    )
+});
+
 /// Stores the new story `id` of `owner` in world `world_id` at `order`, and returns it
 /// as stored (without links).
 async fn insert(
@@ -266,26 +279,20 @@ async fn insert(
     fields: &StoryFields,
     order: i64,
 ) -> Result<Story> {
-    // RETURNING cannot name the columns through a table alias.
-    let returning = Story::COLUMNS.replace("t.", "");
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
-         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
-         RETURNING {returning}"
-    )))
-    .bind(id.to_string())
-    .bind(world_id.to_string())
-    .bind(owner.to_string())
-    .bind(&fields.title)
-    .bind(&fields.content)
-    .bind(fields.format.as_str_name())
-    .bind(&fields.genre)
-    .bind(fields.visibility.as_str_name())
-    .bind(order)
-    .bind(now_micros())
-    .bind(&fields.summary)
-    .fetch_one(conn)
-    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str()))
+        .bind(id.to_string())
+        .bind(world_id.to_string())
+        .bind(owner.to_string())
+        .bind(&fields.title)
+        .bind(&fields.content)
+        .bind(fields.format.as_str_name())
+        .bind(&fields.genre)
+        .bind(fields.visibility.as_str_name())
+        .bind(order)
+        .bind(now_micros())
+        .bind(&fields.summary)
+        .fetch_one(conn)
+        .await?;
     Story::from_row(&row)
 }
 
