@@ -49,7 +49,10 @@ pub struct Claims {
     pub aud: String,
     /// The user's id.
     pub sub: String,
-    pub iat: i64,
+    /// Seconds since the Unix epoch, to the millisecond (a JWT NumericDate may be
+    /// fractional), so a token issued just before a password change is told apart
+    /// from one issued just after it.
+    pub iat: f64,
     pub nbf: i64,
     pub exp: i64,
     pub typ: String,
@@ -193,12 +196,13 @@ impl TokenIssuer {
 
     /// An access token for `user_id` with `role`, valid from now for the configured time.
     pub fn issue(&self, user_id: Uuid, role: Role) -> IssuedToken {
-        let now = unix_now();
+        let now_ms = unix_now_millis();
+        let now = now_ms / 1000;
         let claims = Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: user_id.to_string(),
-            iat: now,
+            iat: now_ms as f64 / 1000.0,
             nbf: now,
             exp: now + self.ttl.as_secs() as i64,
             typ: ACCESS.into(),
@@ -237,7 +241,7 @@ impl DelegationIssuer {
             iss: self.issuer.clone(),
             aud: AUDIENCE.into(),
             sub: user_id.to_string(),
-            iat: now,
+            iat: now as f64,
             nbf: now,
             exp: now + DELEGATED_TTL_SECONDS,
             typ: DELEGATED.into(),
@@ -256,8 +260,8 @@ pub struct VerifiedToken {
     pub role: Role,
     /// Whether a trusted service signed it to act for the user.
     pub delegated: bool,
-    /// Seconds since the Unix epoch.
-    pub issued_at: i64,
+    /// Milliseconds since the Unix epoch.
+    pub issued_at_ms: i64,
     pub expires_at: i64,
 }
 
@@ -338,7 +342,7 @@ impl TokenVerifier {
             Signer::Service(issuer) if claims.iss == *issuer && claims.typ == DELEGATED => (Role::Unspecified, true),
             _ => return Err(TokenError::Invalid),
         };
-        Ok(VerifiedToken { user_id, role, delegated, issued_at: claims.iat, expires_at: claims.exp })
+        Ok(VerifiedToken { user_id, role, delegated, issued_at_ms: (claims.iat * 1000.0).round() as i64, expires_at: claims.exp })
     }
 
     fn remember(&self, token: &str, verified: VerifiedToken, now: i64) {
@@ -359,7 +363,12 @@ fn decoding_key(key: &VerifyingKey) -> DecodingKey {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    unix_now_millis() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use crate::{db::Db, error::Error};
 struct UserStatus {
     role: Role,
     disabled: bool,
-    /// Tokens issued before this second are refused.
-    tokens_valid_after: i64,
+    /// Tokens issued before this instant (Unix milliseconds) are refused.
+    tokens_valid_after_ms: i64,
 }
 
 pub struct StoryAuthenticator {
@@ -43,7 +43,7 @@ impl StoryAuthenticator {
         if let Some(status) = self.statuses.fresh(user_id) {
             return Ok(status);
         }
-        let row = sqlx::query("SELECT role, disabled, tokens_valid_after FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT role, disabled, tokens_valid_after_ms FROM users WHERE id = $1")
             .bind(user_id.to_string())
             .fetch_optional(&self.db.reader)
             .await?;
@@ -51,7 +51,7 @@ impl StoryAuthenticator {
             Some(row) => Some(UserStatus {
                 role: Role::from_str_name(&row.try_get::<String, _>(0)?).unwrap_or(Role::User),
                 disabled: row.try_get::<i64, _>(1)? != 0,
-                tokens_valid_after: row.try_get(2)?,
+                tokens_valid_after_ms: row.try_get(2)?,
             }),
             None => None,
         };
@@ -65,7 +65,7 @@ impl StoryAuthenticator {
         match status {
             None => Err(unauthenticated("USER_NOT_FOUND", "the account of this token no longer exists")),
             Some(s) if s.disabled => Err(unauthenticated("USER_DISABLED", "this account is disabled")),
-            Some(s) if verified.issued_at < s.tokens_valid_after => {
+            Some(s) if verified.issued_at_ms < s.tokens_valid_after_ms => {
                 Err(unauthenticated("TOKEN_REVOKED", "this token was revoked; sign in again"))
             }
             Some(s) => Ok(Principal { user_id: verified.user_id, role: s.role }),

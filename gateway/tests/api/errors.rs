@@ -266,7 +266,7 @@ fn forged_token(user: &str) -> String {
         iss: ISSUER.into(),
         aud: AUDIENCE.into(),
         sub: user.into(),
-        iat: now,
+        iat: now as f64,
         nbf: now,
         exp: now + 600,
         typ: ACCESS.into(),

@@ -257,7 +257,7 @@ impl TestApp {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: sub.into(),
-            iat: now,
+            iat: now as f64,
             nbf: now,
             exp: now + 900,
             typ: ACCESS.into(),
