@@ -51,10 +51,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Stack> {
     };
     let story = story_service::build(story).await?;
     worker.story_service_url = format!("http://{}", story.local_addr());
-    let worker = gpt_worker::build_with_keys(worker, story.verifying_key(), worker_key).await?;
+    let worker = gpt_worker::build_with_keys(worker, story.token_verifying_keys(), worker_key).await?;
     gateway.story_service_url = format!("http://{}", story.local_addr());
     gateway.worker_service_url = format!("http://{}", worker.local_addr());
-    let gateway = gateway::build_with_key(gateway, story.verifying_key()).await?;
+    let gateway = gateway::build_with_keys(gateway, story.token_verifying_keys()).await?;
     Ok(Stack { story, worker, gateway })
 }
 

@@ -31,7 +31,8 @@ pub struct Settings {
     )]
     pub worker_service_url: String,
 
-    /// PEM file with story-service's Ed25519 public key, to check tokens at the edge.
+    /// PEM file with story-service's Ed25519 public key, to check tokens at the edge;
+    /// during a key rotation, the new key and the retired one (one PEM block each).
     #[arg(
         id = "gateway_token_public_key_file",
         long = "gateway-token-public-key-file",

@@ -82,22 +82,22 @@ pub struct App {
     gateway: Arc<Gateway>,
 }
 
-/// [`build_with_key`] with story-service's public key read from its configured file.
+/// [`build_with_keys`] with story-service's public keys read from their configured file.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
-    let key = keys::read_verifying_key(&settings.token_public_key_file)?;
-    build_with_key(settings, key).await
+    let keys = keys::read_verifying_keys(&settings.token_public_key_file)?;
+    build_with_keys(settings, keys).await
 }
 
 /// Reads the contracts into the route table, prepares the (lazy) upstream channels,
-/// and binds the listener; tokens are checked with `key`, story-service's public key.
-pub async fn build_with_key(settings: Settings, key: VerifyingKey) -> Result<App, BuildError> {
+/// and binds the listener; tokens are checked with `keys`, story-service's public keys.
+pub async fn build_with_keys(settings: Settings, keys: Vec<VerifyingKey>) -> Result<App, BuildError> {
     let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).map_err(RouteError::from)?;
     let table = RouteTable::from_pool(pool, &settings)?;
     let cors = cors(&settings)?;
     let gateway = Arc::new(Gateway {
         table,
         upstreams: Upstreams::new(&settings)?,
-        auth: EdgeAuth::new(TokenVerifier::new([key])),
+        auth: EdgeAuth::new(TokenVerifier::new(keys)),
         limits: Limits::new(&settings.rate_limits),
         metrics: Metrics::default(),
         stop: CancellationToken::new(),

@@ -37,7 +37,8 @@ pub struct Settings {
     #[arg(long = "story-service-url", env = "STORY_SERVICE_URL", default_value = "http://127.0.0.1:50051")]
     pub story_service_url: String,
 
-    /// PEM file with story-service's Ed25519 public key, to verify access tokens. The
+    /// PEM file with story-service's Ed25519 public key, to verify access tokens; during
+    /// a key rotation, the new key and the retired one (one PEM block each). The
     /// default is the development key story-service keeps in its data directory.
     #[arg(
         long = "token-public-key-file",

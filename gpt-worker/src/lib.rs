@@ -69,16 +69,16 @@ pub struct App {
 
 /// Builds the worker with its keys read from the configured files.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
-    let token_key = keys::read_verifying_key(&settings.token_public_key_file)?;
+    let token_keys = keys::read_verifying_keys(&settings.token_public_key_file)?;
     let worker_key = keys::read_signing_key(&settings.private_key_file)?;
-    build_with_keys(settings, token_key, worker_key).await
+    build_with_keys(settings, token_keys, worker_key).await
 }
 
-/// Builds the worker with the key that verifies access tokens and its own key, which
+/// Builds the worker with the keys that verify access tokens and its own key, which
 /// signs the tokens it acts for job owners with.
 pub async fn build_with_keys(
     settings: Settings,
-    token_key: VerifyingKey,
+    token_keys: Vec<VerifyingKey>,
     worker_key: SigningKey,
 ) -> Result<App, BuildError> {
     let db = Db::connect(&settings.database_url, settings.database_connections, &MIGRATOR).await?;
@@ -90,7 +90,7 @@ pub async fn build_with_keys(
     let (applied, _) = broadcast::channel(1024);
     let writer = Writer::spawn(db.clone(), worker_id.clone(), applied.clone());
     let worker = Arc::new(Worker::new(db.clone(), writer, worker_id, settings.queue.clone(), llm, story.clone()));
-    let authn = Arc::new(WorkerAuthenticator::new(TokenVerifier::new([token_key]), story));
+    let authn = Arc::new(WorkerAuthenticator::new(TokenVerifier::new(token_keys), story));
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
     let stopping = CancellationToken::new();
     let api = JobsApi { db: db.clone(), limits: settings.queue.clone(), authn, worker, applied, stopping };

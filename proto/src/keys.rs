@@ -38,10 +38,32 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
     SigningKey::from_pem(&pem).map_err(|e| KeyFileError::new(path, e))
 }
 
-pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, KeyFileError> {
+/// The public keys in `path`: one PEM block or several, so that during a key
+/// rotation one file names both the new key and the one being retired.
+pub fn read_verifying_keys(path: &Path) -> Result<Vec<VerifyingKey>, KeyFileError> {
     let pem = fs::read_to_string(path)
         .map_err(|e| KeyFileError::new(path, format!("{e} (start story-service once, or name the key file)")))?;
-    VerifyingKey::from_pem(&pem).map_err(|e| KeyFileError::new(path, e))
+    let keys = pem_blocks(&pem)
+        .map(|block| VerifyingKey::from_pem(block).map_err(|e| KeyFileError::new(path, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(KeyFileError::new(path, "no PEM public key in the file"));
+    }
+    Ok(keys)
+}
+
+/// Each `-----BEGIN …-----` … `-----END …-----` block of `pem`, markers included.
+fn pem_blocks(pem: &str) -> impl Iterator<Item = &str> {
+    const END: &str = "-----END ";
+    let mut rest = pem;
+    std::iter::from_fn(move || {
+        let start = rest.find("-----BEGIN ")?;
+        let end_marker = start + rest[start..].find(END)?;
+        let end = end_marker + END.len() + rest[end_marker + END.len()..].find("-----")? + "-----".len();
+        let block = &rest[start..end];
+        rest = &rest[end..];
+        Some(block)
+    })
 }
 
 /// The development key `file` in `dir`, generated (with its public half beside it,
@@ -84,8 +106,26 @@ mod tests {
         let first = development_key(dir.path(), WORKER_KEY_FILE).unwrap();
         let again = development_key(dir.path(), WORKER_KEY_FILE).unwrap();
         assert_eq!(first.verifying_key(), again.verifying_key());
-        let public = read_verifying_key(&dir.path().join(WORKER_PUBLIC_KEY_FILE)).unwrap();
-        assert_eq!(public, first.verifying_key());
+        let public = read_verifying_keys(&dir.path().join(WORKER_PUBLIC_KEY_FILE)).unwrap();
+        assert_eq!(public, [first.verifying_key()]);
         assert!(read_signing_key(&dir.path().join("missing.pem")).is_err());
+    }
+
+    #[test]
+    fn a_public_key_file_may_hold_several_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new, old) = (SigningKey::generate().verifying_key(), SigningKey::generate().verifying_key());
+        let path = dir.path().join("keys.pub.pem");
+        fs::write(&path, format!("# the new key\n{}\n# retired on 2026-11-25\n{}", new.to_pem(), old.to_pem()))
+            .unwrap();
+        assert_eq!(read_verifying_keys(&path).unwrap(), [new, old]);
+
+        for (contents, why) in [("", "an empty file"), ("not a key", "no PEM block"), (
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            "a block that is no key",
+        )] {
+            fs::write(&path, contents).unwrap();
+            assert!(read_verifying_keys(&path).is_err(), "{why}");
+        }
     }
 }

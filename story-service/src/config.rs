@@ -39,9 +39,16 @@ pub struct Settings {
     #[arg(long = "token-private-key-file", env = "STORY_TOKEN_PRIVATE_KEY_FILE")]
     pub token_private_key_file: Option<PathBuf>,
 
-    /// PEM file with gpt-worker's Ed25519 public key: story-service accepts the tokens
-    /// it signs to act for job owners. When absent, the development worker key in the
-    /// data directory (generated once) is trusted.
+    /// PEM file with the public halves of token keys that were replaced: tokens they
+    /// signed are still accepted (until they expire), so a key rotation logs nobody
+    /// out. One PEM block per key.
+    #[arg(long = "token-retired-public-keys-file", env = "STORY_TOKEN_RETIRED_PUBLIC_KEYS_FILE")]
+    pub token_retired_public_keys_file: Option<PathBuf>,
+
+    /// PEM file with gpt-worker's Ed25519 public key (or several, during a rotation of
+    /// the worker's key): story-service accepts the tokens it signs to act for job
+    /// owners. When absent, the development worker key in the data directory
+    /// (generated once) is trusted.
     #[arg(long = "trusted-worker-key-file", env = "STORY_TRUSTED_WORKER_KEY_FILE")]
     pub trusted_worker_key_file: Option<PathBuf>,
 
@@ -100,6 +107,7 @@ impl Settings {
             database_connections: 8,
             data_dir: data_dir.into(),
             token_private_key_file: None,
+            token_retired_public_keys_file: None,
             trusted_worker_key_file: None,
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 86_400),

@@ -74,6 +74,8 @@ macro_rules! limited {
 pub struct App {
     listener: TcpListener,
     state: State,
+    /// The keys this service accepts its own tokens by: the signing key's, then retired ones.
+    token_keys: Vec<VerifyingKey>,
 }
 
 /// Opens the database, runs migrations, loads the signing key, creates the first
@@ -84,17 +86,23 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
         Some(path) => keys::read_signing_key(path)?,
         None => keys::development_key(&settings.data_dir, keys::ACCOUNTS_KEY_FILE)?,
     };
-    let worker_key = match &settings.trusted_worker_key_file {
-        Some(path) => keys::read_verifying_key(path)?,
-        None => keys::development_key(&settings.data_dir, keys::WORKER_KEY_FILE)?.verifying_key(),
+    let mut token_keys = vec![key.verifying_key()];
+    if let Some(path) = &settings.token_retired_public_keys_file {
+        token_keys.extend(keys::read_verifying_keys(path)?);
+    }
+    let worker_keys = match &settings.trusted_worker_key_file {
+        Some(path) => keys::read_verifying_keys(path)?,
+        None => vec![keys::development_key(&settings.data_dir, keys::WORKER_KEY_FILE)?.verifying_key()],
     };
-    let verifier = TokenVerifier::new([key.verifying_key()]).trust_service(token::WORKER_SERVICE, &worker_key);
+    let verifier = worker_keys
+        .iter()
+        .fold(TokenVerifier::new(token_keys.clone()), |verifier, key| verifier.trust_service(token::WORKER_SERVICE, key));
     let issuer = Arc::new(TokenIssuer::new(key, settings.access_token_ttl));
     let authn = Arc::new(StoryAuthenticator::new(verifier, db.clone()));
     accounts::ensure_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
     let state = State { db, issuer, authn, settings: Arc::new(settings) };
-    Ok(App { listener, state })
+    Ok(App { listener, state, token_keys })
 }
 
 impl App {
@@ -108,12 +116,17 @@ impl App {
         self.state.issuer.verifying_key()
     }
 
+    /// Every public key its tokens may be signed with: the current one, then retired ones.
+    pub fn token_verifying_keys(&self) -> Vec<VerifyingKey> {
+        self.token_keys.clone()
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight calls and closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let Self { listener, state } = self;
+        let Self { listener, state, .. } = self;
         let addr = listener.local_addr().ok();
         let (health_reporter, health) = server::health();
         let (reflection_v1, reflection_v1alpha) = server::reflection(&SERVICE_NAMES[1..]);

@@ -16,7 +16,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use prost_types::FieldMask;
 use tonic::{Code, Request};
 
-both_databases!(every_bad_token_is_unauthenticated, a_disabled_users_tokens_stop_working_within_a_second);
+both_databases!(
+    every_bad_token_is_unauthenticated,
+    a_disabled_users_tokens_stop_working_within_a_second,
+    tokens_of_a_retired_key_are_accepted_while_it_is_listed,
+);
 
 /// `header.payload` of a JWT, base64url, with `header` as given.
 fn signing_input(header: &serde_json::Value, claims: &Claims) -> String {
@@ -90,7 +94,7 @@ async fn every_bad_token_is_unauthenticated(backend: Backend) {
         (bearer(alg_none(&app, &valid())), &["TOKEN_INVALID", "TOKEN_MALFORMED"], "alg: none, unsigned"),
         (bearer(hs256_with_public_key(&app, &valid())), &["TOKEN_INVALID", "TOKEN_MALFORMED"],
             "HS256 keyed with the public key (algorithm confusion)"),
-        (as_alice(&with(&|c| { c.iat = now - 7200; c.nbf = now - 7200; c.exp = now - 3600; })), &["TOKEN_EXPIRED"],
+        (as_alice(&with(&|c| { c.iat = (now - 7200) as f64; c.nbf = now - 7200; c.exp = now - 3600; })), &["TOKEN_EXPIRED"],
             "expired an hour ago"),
         (as_alice(&with(&|c| c.nbf = now + 3600)), &["TOKEN_INVALID"], "not valid for another hour (nbf)"),
         (as_alice(&with(&|c| c.iss = "someone-else".into())), &["TOKEN_INVALID"], "a wrong issuer"),
@@ -114,6 +118,27 @@ async fn every_bad_token_is_unauthenticated(backend: Backend) {
     let claims_admin = with(&|c| c.role = Role::Admin.as_str_name().into());
     let listed = app.accounts().list_users(authed(Default::default(), &app.sign(&claims_admin))).await;
     expect_code(listed, Code::PermissionDenied, "a USER's token claiming ADMIN");
+}
+
+/// A key rotation: the service signs with a new key, and tokens signed with the old
+/// one work for as long as the old public key is listed as retired.
+async fn tokens_of_a_retired_key_are_accepted_while_it_is_listed(backend: Backend) {
+    let retired = SigningKey::generate();
+    let keys_dir = tempfile::tempdir().expect("a temporary directory");
+    let retired_file = keys_dir.path().join("retired.pub.pem");
+    std::fs::write(&retired_file, retired.verifying_key().to_pem()).expect("write the retired key");
+    let app = spawn_app_with(backend, |s| s.token_retired_public_keys_file = Some(retired_file)).await;
+    let alice = app.register("alice").await;
+    let mut accounts = app.accounts();
+    let old_token = format!("Bearer {}", retired.sign(&app.claims(&alice.id)));
+    let me = accounts.get_me(get_me(Some(&old_token))).await.expect("a token of the retired key");
+    assert_eq!(me.into_inner().id, alice.id);
+    let new_token = format!("Bearer {}", alice.token);
+    accounts.get_me(get_me(Some(&new_token))).await.expect("a token of the current key");
+
+    let unlisted = format!("Bearer {}", SigningKey::generate().sign(&app.claims(&alice.id)));
+    let status = expect_code(accounts.get_me(get_me(Some(&unlisted))).await, Code::Unauthenticated, "an unknown key");
+    assert_eq!(reason(&status).as_deref(), Some("TOKEN_INVALID"));
 }
 
 async fn a_disabled_users_tokens_stop_working_within_a_second(backend: Backend) {
