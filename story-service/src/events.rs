@@ -34,7 +34,7 @@ use crate::{
     filter::{self, Field, Kind},
     links::{self, Linkable, Links, Owner, Scope, Target},
     pagination::{Bind, Key, Page, Sql},
-    update::Mask,
+    update::{self, Mask},
 };
 
 const MAX_DESCRIPTION: usize = 10_000;
@@ -397,8 +397,8 @@ impl EventsApi {
 
     async fn update(&self, caller: &Caller, request: UpdateEventRequest) -> Result<Event> {
         let sent = request.event.ok_or_else(|| invalid("event", "is required"))?;
-        let id = domain::id(&sent.id).map_err(|e| invalid("event.id", e))?;
-        let mask = Mask::parse(request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) =
+            update::target(&sent.id, "event.id", request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
         let (mut tx, version) = children::begin_change::<Event>(&self.0.db, caller, id, &sent.etag).await?;
         if mask.is_empty() {
             return commit(tx, id).await;
@@ -539,8 +539,8 @@ mod tests {
             Some(&prost_types::FieldMask { paths: vec!["year".into(), "story_id".into()] }),
             UPDATABLE,
             |_| false,
-        )
-        .unwrap();
+            &mut FieldViolations::new(),
+        );
         let merged = merge(sent, current, &mask);
         assert_eq!((merged.title.as_str(), merged.year, merged.story_id), ("Old", 40, None));
         assert_eq!(merged.entity_ids, vec!["e".to_owned()]);

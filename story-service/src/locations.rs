@@ -24,7 +24,7 @@ use crate::{
     domain,
     error::{Result, invalid},
     filter::{Field, Kind},
-    update::Mask,
+    update::{self, Mask},
 };
 
 /// The longest description.
@@ -172,8 +172,9 @@ impl LocationsApi {
 
     async fn update(&self, caller: Caller, request: UpdateLocationRequest) -> Result<Location> {
         let sent = request.location.ok_or_else(|| invalid("location", "is required"))?;
-        let id = domain::id(&sent.id).map_err(|e| invalid("location.id", e))?;
-        let mask = Mask::parse(request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) = update::target(&sent.id, "location.id", request.update_mask.as_ref(), UPDATABLE, |path| {
+            populated(&sent, path)
+        })?;
         let (mut tx, version) = children::begin_change::<Location>(&self.0.db, &caller, id, &sent.etag).await?;
         let current: Location = children::fetch(&mut *tx, id).await?;
         if mask.is_empty() {

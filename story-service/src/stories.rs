@@ -39,7 +39,7 @@ use crate::{
     links::{self, Linkable, Links, Owner, Scope, Target},
     pagination::{Bind, Key, Page, Sql},
     quotas::{self, Public},
-    update::{Mask, check_etag},
+    update::{self, Mask, check_etag},
 };
 
 /// The most content a story holds: 1 MiB of UTF-8.
@@ -447,8 +447,8 @@ impl StoriesApi {
 
     async fn update(&self, caller: &Caller, request: UpdateStoryRequest) -> Result<Story> {
         let sent = request.story.ok_or_else(|| invalid("story", "is required"))?;
-        let id = domain::id(&sent.id).map_err(|e| invalid("story.id", e))?;
-        let mask = Mask::parse(request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) =
+            update::target(&sent.id, "story.id", request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
         let (mut tx, located, current) = self.begin_change(caller, id, &sent.etag).await?;
         if mask.is_empty() {
             return commit(tx, id).await;
@@ -616,7 +616,7 @@ mod tests {
     fn an_update_takes_the_masked_fields_only() {
         let current = Story { title: "Old".into(), genre: "saga".into(), order: 4, ..valid() };
         let sent = Story { title: "New".into(), genre: String::new(), order: 0, ..Story::default() };
-        let mask = Mask::parse(None, UPDATABLE, |path| populated(&sent, path)).unwrap();
+        let mask = Mask::parse(None, UPDATABLE, |path| populated(&sent, path), &mut FieldViolations::new());
         let merged = merge(sent, current, &mask);
         assert_eq!((merged.title.as_str(), merged.genre.as_str(), merged.order), ("New", "saga", 4));
     }

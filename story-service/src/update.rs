@@ -1,8 +1,13 @@
 //! What updates and deletes share: field masks (AIP-134) and etags (AIP-154).
 
+use fabula_proto::errors::FieldViolations;
 use prost_types::FieldMask;
+use uuid::Uuid;
 
-use crate::error::{Result, etag_mismatch, invalid};
+use crate::{
+    domain,
+    error::{Result, etag_mismatch},
+};
 
 /// The fields an update changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,24 +15,28 @@ pub struct Mask(Vec<String>);
 
 impl Mask {
     /// The paths of `mask`, each one of `allowed`; `*` means all of them. A missing or
-    /// empty mask means every field for which `populated` is true.
-    pub fn parse(mask: Option<&FieldMask>, allowed: &[&str], populated: impl Fn(&str) -> bool) -> Result<Self> {
+    /// empty mask means every field for which `populated` is true. Paths that cannot
+    /// be updated are filed in `violations` under `update_mask`.
+    pub fn parse(
+        mask: Option<&FieldMask>,
+        allowed: &[&str],
+        populated: impl Fn(&str) -> bool,
+        violations: &mut FieldViolations,
+    ) -> Self {
         let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
         if paths.is_empty() {
-            return Ok(Self(allowed.iter().filter(|p| populated(p)).map(|p| (*p).to_owned()).collect()));
+            return Self(allowed.iter().filter(|p| populated(p)).map(|p| (*p).to_owned()).collect());
         }
         if paths.iter().any(|p| p == "*") {
-            return Ok(Self(allowed.iter().map(|p| (*p).to_owned()).collect()));
+            return Self(allowed.iter().map(|p| (*p).to_owned()).collect());
         }
-        for path in paths {
-            if !allowed.contains(&path.as_str()) {
-                return Err(invalid(
-                    "update_mask",
-                    format!("{path:?} cannot be updated; the fields that can are {}", allowed.join(", ")),
-                ));
-            }
+        for path in paths.iter().filter(|p| !allowed.contains(&p.as_str())) {
+            violations.add(
+                "update_mask",
+                format!("{path:?} cannot be updated; the fields that can are {}", allowed.join(", ")),
+            );
         }
-        Ok(Self(paths.to_vec()))
+        Self(paths.iter().filter(|p| allowed.contains(&p.as_str())).cloned().collect())
     }
 
     pub fn has(&self, path: &str) -> bool {
@@ -37,6 +46,22 @@ impl Mask {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// What an update names: the resource's id (filed under `id_field`) and its mask,
+/// checked together so that one INVALID_ARGUMENT names both when both are wrong.
+pub fn target(
+    id: &str,
+    id_field: &str,
+    mask: Option<&FieldMask>,
+    allowed: &[&str],
+    populated: impl Fn(&str) -> bool,
+) -> Result<(Uuid, Mask)> {
+    let mut violations = FieldViolations::new();
+    let id = violations.check(id_field, domain::id(id));
+    let mask = Mask::parse(mask, allowed, populated, &mut violations);
+    violations.finish()?;
+    Ok((id.unwrap_or_default(), mask))
 }
 
 /// The etag of a row at `version`.
@@ -57,16 +82,34 @@ mod tests {
 
     #[test]
     fn an_empty_mask_takes_the_populated_fields() {
-        let mask = Mask::parse(None, ALLOWED, |p| p == "name").unwrap();
+        let mut violations = FieldViolations::new();
+        let mask = Mask::parse(None, ALLOWED, |p| p == "name", &mut violations);
         assert!(mask.has("name") && !mask.has("description"));
-        let star = Mask::parse(Some(&FieldMask { paths: vec!["*".into()] }), ALLOWED, |_| false).unwrap();
+        let star = Mask::parse(Some(&FieldMask { paths: vec!["*".into()] }), ALLOWED, |_| false, &mut violations);
         assert!(star.has("description"));
+        assert!(violations.is_empty());
     }
 
     #[test]
     fn unknown_paths_are_refused() {
         let mask = FieldMask { paths: vec!["owner_id".into()] };
-        assert!(Mask::parse(Some(&mask), ALLOWED, |_| true).is_err());
+        let mut violations = FieldViolations::new();
+        Mask::parse(Some(&mask), ALLOWED, |_| true, &mut violations);
+        assert!(!violations.is_empty());
+    }
+
+    #[test]
+    fn a_bad_id_and_a_bad_mask_are_named_together() {
+        let mask = FieldMask { paths: vec!["owner_id".into()] };
+        let status = target("nope", "world.id", Some(&mask), ALLOWED, |_| true).unwrap_err();
+        let status = tonic::Status::from(status);
+        let fields: Vec<_> = tonic_types::StatusExt::get_details_bad_request(&status)
+            .expect("a BadRequest")
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["world.id", "update_mask"]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::{
     idempotency::{self, Claim},
     pagination::{Bind, Key, Page, Sql},
     quotas::{self, Public},
-    update::{Mask, check_etag, etag},
+    update::{self, check_etag, etag},
 };
 
 /// The longest world description.
@@ -48,9 +48,8 @@ struct WorldFields {
 }
 
 impl WorldFields {
-    /// Validates every field of `world`, reporting all problems at once.
-    fn parse(world: &World, prefix: &str) -> Result<Self> {
-        let mut violations = FieldViolations::new();
+    /// Validates every field of `world`, filing each problem in `violations`.
+    fn check(world: &World, prefix: &str, violations: &mut FieldViolations) -> Self {
         let name = violations.check(&format!("{prefix}name"), domain::name(&world.name));
         let description =
             violations.check(&format!("{prefix}description"), domain::body(&world.description, MAX_DESCRIPTION));
@@ -58,13 +57,20 @@ impl WorldFields {
             violations.check(&format!("{prefix}world_type"), domain::enumeration(world.world_type, WorldType::Other));
         let visibility =
             violations.check(&format!("{prefix}visibility"), domain::enumeration(world.visibility, Visibility::Draft));
-        violations.finish()?;
-        Ok(Self {
+        Self {
             name: name.unwrap_or_default(),
             description: description.unwrap_or_default(),
             world_type: world_type.unwrap_or(WorldType::Other),
             visibility: visibility.unwrap_or(Visibility::Draft),
-        })
+        }
+    }
+
+    /// [`Self::check`] alone: INVALID_ARGUMENT naming every bad field.
+    fn parse(world: &World, prefix: &str) -> Result<Self> {
+        let mut violations = FieldViolations::new();
+        let fields = Self::check(world, prefix, &mut violations);
+        violations.finish()?;
+        Ok(fields)
     }
 }
 
@@ -93,8 +99,10 @@ impl WorldsApi {
     async fn create(&self, caller: Caller, request: CreateWorldRequest) -> Result<World> {
         let owner = *caller.require_user()?;
         let world = request.world.ok_or_else(|| invalid("world", "is required"))?;
-        let fields = WorldFields::parse(&world, "world.")?;
-        let request_id = domain::request_id(&request.request_id).map_err(|e| invalid("request_id", e))?;
+        let mut violations = FieldViolations::new();
+        let fields = WorldFields::check(&world, "world.", &mut violations);
+        let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
+        violations.finish()?;
         let id = Uuid::now_v7();
         let mut tx = self.0.db.begin().await?;
         if let Claim::Replay(first) =
@@ -154,13 +162,14 @@ impl WorldsApi {
     async fn update(&self, caller: Caller, request: UpdateWorldRequest) -> Result<World> {
         caller.require_user()?;
         let world = request.world.ok_or_else(|| invalid("world", "is required"))?;
-        let id = domain::id(&world.id).map_err(|e| invalid("world.id", e))?;
-        let mask = Mask::parse(request.update_mask.as_ref(), UPDATABLE, |path| match path {
-            "name" => !world.name.is_empty(),
-            "description" => !world.description.is_empty(),
-            "world_type" => world.world_type != 0,
-            "visibility" => world.visibility != 0,
-            _ => false,
+        let (id, mask) = update::target(&world.id, "world.id", request.update_mask.as_ref(), UPDATABLE, |path| {
+            match path {
+                "name" => !world.name.is_empty(),
+                "description" => !world.description.is_empty(),
+                "world_type" => world.world_type != 0,
+                "visibility" => world.visibility != 0,
+                _ => false,
+            }
         })?;
         let mut tx = self.0.db.begin().await?;
         let access = world_access(&mut *tx, &caller, id).await?;

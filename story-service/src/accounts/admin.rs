@@ -109,14 +109,19 @@ impl StandingChange {
         // With no mask, the populated fields change, and a proto3 `false` is not
         // populated: enabling a user again or taking model access away needs a mask
         // naming `disabled` or `gpt_enabled`.
-        let mask = Mask::parse(request.update_mask.as_ref(), STANDING_FIELDS, |path| match path {
-            "role" => user.role != Role::Unspecified as i32,
-            "gpt_enabled" => user.gpt_enabled,
-            "disabled" => user.disabled,
-            _ => false,
-        })?;
         let mut violations = FieldViolations::new();
         let id = violations.check("user.id", domain::id(&user.id));
+        let mask = Mask::parse(
+            request.update_mask.as_ref(),
+            STANDING_FIELDS,
+            |path| match path {
+                "role" => user.role != Role::Unspecified as i32,
+                "gpt_enabled" => user.gpt_enabled,
+                "disabled" => user.disabled,
+                _ => false,
+            },
+            &mut violations,
+        );
         let role = mask.has("role").then(|| violations.check("user.role", validate::role(user.role))).flatten();
         violations.finish()?;
         Ok(Self {

@@ -31,12 +31,17 @@ impl AccountsApi {
     pub(super) async fn update_profile(&self, caller: Caller, request: UpdateMeRequest) -> Result<User> {
         let me = caller.require_user()?.user_id;
         let user = request.user.ok_or_else(|| invalid("user", "is required"))?;
-        let mask = Mask::parse(request.update_mask.as_ref(), PROFILE_FIELDS, |path| match path {
-            "display_name" => !user.display_name.is_empty(),
-            "email" => !user.email.is_empty(),
-            _ => false,
-        })?;
         let mut violations = FieldViolations::new();
+        let mask = Mask::parse(
+            request.update_mask.as_ref(),
+            PROFILE_FIELDS,
+            |path| match path {
+                "display_name" => !user.display_name.is_empty(),
+                "email" => !user.email.is_empty(),
+                _ => false,
+            },
+            &mut violations,
+        );
         let display_name = mask
             .has("display_name")
             .then(|| violations.check("user.display_name", validate::display_name(&user.display_name)))
