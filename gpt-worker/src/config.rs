@@ -64,7 +64,8 @@ pub struct Settings {
     pub queue: QueueSettings,
 }
 
-/// The language model. Without a base URL or key, the offline model runs.
+/// The language model. With neither a base URL nor a key, the offline model runs; a
+/// key alone means OpenAI's API.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LlmSettings {
     /// OpenAI-compatible API base, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.

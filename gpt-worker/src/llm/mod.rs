@@ -162,11 +162,26 @@ pub trait LanguageModel: Send + Sync {
     ) -> Result<Completion, LlmError>;
 }
 
-/// The model the settings name: the OpenAI-compatible server at `LLM_BASE_URL`, or the
-/// offline model when no base URL is set.
+/// Where an API key goes when no base URL is given: OpenAI's own API.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// The server the settings name: `LLM_BASE_URL` (with or without a key: local servers
+/// such as Ollama need none), OpenAI's API when only a key is set, or `None` for the
+/// offline model when neither is.
+fn server_url(settings: &crate::config::LlmSettings) -> Option<String> {
+    let set = |value: Option<&str>| value.is_some_and(|v| !v.trim().is_empty());
+    match (&settings.base_url, set(settings.api_key.as_ref().map(|k| k.expose()))) {
+        (Some(url), _) if set(Some(url)) => Some(url.clone()),
+        (_, true) => Some(OPENAI_BASE_URL.to_owned()),
+        _ => None,
+    }
+}
+
+/// The model the settings name: an OpenAI-compatible server (see [`server_url`]), or
+/// the offline model when neither a base URL nor a key is set.
 pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<std::sync::Arc<dyn LanguageModel>, String> {
-    let Some(base_url) = settings.base_url.clone().filter(|url| !url.trim().is_empty()) else {
-        tracing::info!("no LLM_BASE_URL: using the offline model");
+    let Some(base_url) = server_url(settings) else {
+        tracing::info!("no LLM_BASE_URL or LLM_API_KEY: using the offline model");
         return Ok(std::sync::Arc::new(offline::Offline::new()));
     };
     let client = openai::OpenAi::new(openai::OpenAiSettings {
@@ -179,4 +194,30 @@ pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<std::sync:
     })
     .map_err(|e| e.to_string())?;
     Ok(std::sync::Arc::new(client))
+}
+
+#[cfg(test)]
+mod tests {
+    use fabula_proto::config::Secret;
+
+    use super::*;
+
+    #[test]
+    fn the_offline_model_runs_only_when_neither_a_base_url_nor_a_key_is_set() {
+        let local = "http://127.0.0.1:11434/v1";
+        #[rustfmt::skip]
+        let cases = [
+            (None, None, None, "nothing set"),
+            (Some(" "), Some(""), None, "blank values"),
+            (Some(local), None, Some(local), "a local server needs no key"),
+            (Some(local), Some("sk-test"), Some(local), "a base URL and a key"),
+            (None, Some("sk-test"), Some(OPENAI_BASE_URL), "a key alone means OpenAI"),
+        ];
+        for (base_url, api_key, expected, why) in cases {
+            let mut settings = crate::config::Settings::for_tests("sqlite::memory:", "http://127.0.0.1:1", std::path::Path::new("data")).llm;
+            settings.base_url = base_url.map(Into::into);
+            settings.api_key = api_key.map(Secret::new);
+            assert_eq!(server_url(&settings).as_deref(), expected, "{why}");
+        }
+    }
 }
