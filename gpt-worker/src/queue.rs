@@ -90,7 +90,8 @@ pub async fn cancel_requests(db: &Db, worker_id: &str) -> Result<Vec<Uuid>> {
 }
 
 /// The delay before attempt `attempt + 1` after a transient failure: exponential from
-/// `base`, capped at `max`, with full jitter, and never less than the upstream's
+/// `base`, capped at `max`, with "equal" jitter (a random half to all of it, so
+/// retries spread out yet keep backing off), and never less than the upstream's
 /// `retry_after`.
 pub fn backoff(attempt: u32, base: Duration, max: Duration, retry_after: Option<Duration>) -> Duration {
     let exponential = base.saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1))).min(max);
