@@ -1,8 +1,9 @@
 //! What each job kind expects back from the model, and the validators that turn the model's text
 //! into it. JSON replies may be wrapped in ```json fences or in a sentence of prose; values are
 //! trimmed and clipped to story-service's limits, empty names dropped, duplicates (ignoring case)
-//! removed and lists cut to [`MAX_ITEMS`]. What cannot be repaired that way is an [`OutputError`]
-//! whose message is meant to be shown to the model in one repair attempt.
+//! removed and lists cut to [`MAX_ITEMS`]. What cannot be repaired that way is an [`OutputError`],
+//! told in detail to the model in one repair attempt, and without the model's words to the job's
+//! owner.
 //!
 //! The `*_SHAPE` constants are examples of each shape, for prompts to quote.
 
@@ -28,17 +29,43 @@ pub const ANALYSIS_SHAPE: &str = r#"{"entities": [{"name": "Mira Vale", "entity_
 pub const EVENTS_SHAPE: &str = r#"{"events": [{"title": "Mira leaves Port Sorrow", "description": "Mira sails north.", "year": 1204, "era": "Age of Embers", "entities": ["Mira Vale"], "locations": ["Port Sorrow"], "story_position": 1}]}"#;
 pub const SUGGESTIONS_SHAPE: &str = r#"{"suggestions": ["First rewording.", "Second rewording.", "Third rewording."]}"#;
 
-/// Why a reply could not be used.
+/// What an analysis reply must be.
+const ANALYSIS_EXPECTED: &str = "a JSON object with `entities` and `locations` lists";
+/// What an events reply must be.
+const EVENTS_EXPECTED: &str = "a JSON object with an `events` list of objects";
+/// What a suggestions reply must be.
+const SUGGESTIONS_EXPECTED: &str = "a JSON object with a `suggestions` list of strings";
+
+/// Why a reply could not be used. Its `Display` is the detail told to the model in the repair
+/// request, and may quote the reply; [`OutputError::for_owner`] says what is wrong without quoting
+/// it, for the job's error message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutputError {
     #[error("the reply is empty")]
     Empty,
-    #[error("the reply is not valid JSON: {0}")]
-    NotJson(String),
-    #[error("the reply does not have the expected JSON shape: {0}")]
-    WrongShape(String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error("the reply holds no JSON object")]
+    NoJson,
+    /// A JSON syntax error at `line` and `column`.
+    #[error("the reply is not valid JSON: {detail}")]
+    NotJson { detail: String, line: usize, column: usize },
+    /// JSON that is not what was `expected`.
+    #[error("the reply does not have the expected JSON shape: {detail}")]
+    WrongShape { expected: &'static str, detail: String },
+    /// A value that cannot be used: `problem` says which, `detail` may quote the reply.
+    #[error("{detail}")]
+    Invalid { problem: String, detail: String },
+}
+
+impl OutputError {
+    /// What is wrong with the reply, quoting none of it: safe to show the job's owner.
+    pub fn for_owner(&self) -> String {
+        match self {
+            Self::Empty | Self::NoJson => self.to_string(),
+            Self::NotJson { line, column, .. } => format!("the reply is not valid JSON (line {line}, column {column})"),
+            Self::WrongShape { expected, .. } => format!("the reply is not {expected}"),
+            Self::Invalid { problem, .. } => problem.clone(),
+        }
+    }
 }
 
 /// The characters, other entities and locations found in a story.
@@ -103,9 +130,10 @@ pub fn parse_summary(reply: &str) -> Result<String, OutputError> {
 
 /// An analysis: `{"entities": [...], "locations": [...]}`; one of the two lists may be missing.
 pub fn parse_analysis(reply: &str) -> Result<Analysis, OutputError> {
-    let raw: RawAnalysis = parse_json(reply)?;
+    let raw: RawAnalysis = parse_json(reply, ANALYSIS_EXPECTED)?;
     if raw.entities.is_none() && raw.locations.is_none() {
-        return Err(OutputError::WrongShape("expected an object with `entities` and `locations` lists".into()));
+        let detail = format!("expected {ANALYSIS_EXPECTED}");
+        return Err(OutputError::WrongShape { expected: ANALYSIS_EXPECTED, detail });
     }
     let entities = raw.entities.unwrap_or_default().into_iter().filter_map(RawEntity::clean);
     let locations = raw.locations.unwrap_or_default().into_iter().filter_map(RawLocation::clean);
@@ -117,7 +145,7 @@ pub fn parse_analysis(reply: &str) -> Result<Analysis, OutputError> {
 
 /// Events: `{"events": [...]}`; every event needs a title and a year.
 pub fn parse_events(reply: &str) -> Result<ExtractedEvents, OutputError> {
-    let raw: RawEvents = parse_json(reply)?;
+    let raw: RawEvents = parse_json(reply, EVENTS_EXPECTED)?;
     let mut events = Vec::new();
     for (index, event) in raw.events.into_iter().enumerate() {
         if let Some(event) = event.clean(index)? {
@@ -129,17 +157,15 @@ pub fn parse_events(reply: &str) -> Result<ExtractedEvents, OutputError> {
 
 /// Suggestions: `{"suggestions": [...]}` or a bare list; the first three distinct ones are kept.
 pub fn parse_suggestions(reply: &str) -> Result<Suggestions, OutputError> {
-    let raw: RawSuggestions = parse_json(reply)?;
+    let raw: RawSuggestions = parse_json(reply, SUGGESTIONS_EXPECTED)?;
     let list = match raw {
         RawSuggestions::Object { suggestions } | RawSuggestions::List(suggestions) => suggestions,
     };
     let cleaned = list.iter().map(|s| clip(s, MAX_TEXT_CHARS)).filter(|s| !s.is_empty());
     let mut suggestions = dedupe(cleaned, |s| s.to_lowercase());
     if suggestions.len() < SUGGESTION_COUNT {
-        return Err(OutputError::Invalid(format!(
-            "expected {SUGGESTION_COUNT} distinct, non-empty suggestions, got {}",
-            suggestions.len()
-        )));
+        let problem = format!("expected {SUGGESTION_COUNT} distinct, non-empty suggestions, got {}", suggestions.len());
+        return Err(OutputError::Invalid { detail: problem.clone(), problem });
     }
     suggestions.truncate(SUGGESTION_COUNT);
     Ok(Suggestions { suggestions })
@@ -233,8 +259,9 @@ impl RawEvent {
     /// The event, `None` when it has no title, or an error when it has no usable year.
     fn clean(self, index: usize) -> Result<Option<FoundEvent>, OutputError> {
         let Some(title) = clean_name(self.title.as_deref()) else { return Ok(None) };
-        let year = self.year.as_ref().and_then(RawNumber::value).ok_or_else(|| {
-            OutputError::Invalid(format!("event {} ({title:?}) needs a whole-number `year`", index + 1))
+        let year = self.year.as_ref().and_then(RawNumber::value).ok_or_else(|| OutputError::Invalid {
+            problem: format!("event {} needs a whole-number `year`", index + 1),
+            detail: format!("event {} ({title:?}) needs a whole-number `year`", index + 1),
         })?;
         let position = self.story_position.as_ref().and_then(RawNumber::value);
         Ok(Some(FoundEvent {
@@ -256,12 +283,12 @@ enum RawSuggestions {
     List(Vec<String>),
 }
 
-/// Deserializes the JSON value of a reply.
-fn parse_json<T: DeserializeOwned>(reply: &str) -> Result<T, OutputError> {
+/// Deserializes the JSON value of a reply, which should be `expected`.
+fn parse_json<T: DeserializeOwned>(reply: &str, expected: &'static str) -> Result<T, OutputError> {
     let json = json_text(reply)?;
     serde_json::from_str(json).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => OutputError::WrongShape(error.to_string()),
-        _ => OutputError::NotJson(error.to_string()),
+        serde_json::error::Category::Data => OutputError::WrongShape { expected, detail: error.to_string() },
+        _ => OutputError::NotJson { detail: error.to_string(), line: error.line(), column: error.column() },
     })
 }
 
@@ -277,7 +304,7 @@ fn json_text(reply: &str) -> Result<&str, OutputError> {
     }
     match (text.find('{'), text.rfind('}')) {
         (Some(start), Some(end)) if start < end => Ok(&text[start..=end]),
-        _ => Err(OutputError::NotJson("no JSON object found".into())),
+        _ => Err(OutputError::NoJson),
     }
 }
 
@@ -422,5 +449,29 @@ mod tests {
             let error = parse(reply).expect_err(reason);
             assert!(error.to_string().contains(expected), "{reason}: {error}");
         }
+    }
+
+    #[test]
+    fn messages_for_the_owner_never_quote_the_reply() {
+        type Parser = fn(&str) -> Result<(), OutputError>;
+        let analysis: Parser = |reply| parse_analysis(reply).map(drop);
+        let events: Parser = |reply| parse_events(reply).map(drop);
+        let suggestions: Parser = |reply| parse_suggestions(reply).map(drop);
+        let cases: [(Parser, &str, &str); 6] = [
+            (analysis, r#"{"entities": "Secret Mira"}"#, "the reply is not a JSON object with `entities`"),
+            (analysis, r#"{"entities": [{"name": "Secret"#, "not valid JSON (line 1, column "),
+            (analysis, "Secret words, no JSON.", "the reply holds no JSON object"),
+            (events, r#"{"events": [{"title": "Secret Fall"}]}"#, "event 1 needs a whole-number `year`"),
+            (events, r#"{"events": "Secret"}"#, "the reply is not a JSON object with an `events` list"),
+            (suggestions, r#"{"suggestions": ["Secret", "secret"]}"#, "got 1"),
+        ];
+        for (parse, reply, expected) in cases {
+            let error = parse(reply).expect_err(reply);
+            let message = error.for_owner();
+            assert!(message.contains(expected), "{reply}: {message}");
+            assert!(!message.to_lowercase().contains("secret"), "{reply}: the message quotes it: {message}");
+        }
+        let detail = parse_events(r#"{"events": [{"title": "Secret Fall"}]}"#).expect_err("no year").to_string();
+        assert!(detail.contains("Secret Fall"), "the model is told which event: {detail}");
     }
 }

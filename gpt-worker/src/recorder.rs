@@ -1,7 +1,8 @@
 //! A running job's updates: numbered as they happen, output deltas coalesced between
 //! flushes, and handed to the [`Writer`] in one change per flush (or with the end
-//! of the attempt). A job's kind only calls [`Recorder::progress`] and
-//! [`Recorder::output`]; the runner flushes and ends.
+//! of the attempt). A job's kind calls [`Recorder::progress`], [`Recorder::note`],
+//! [`Recorder::output`] and [`Recorder::save_answer`]; the runner flushes and ends.
+//! Every change names the attempt the run claimed, so a stale run writes nothing.
 
 use std::sync::Mutex;
 
@@ -11,10 +12,11 @@ use fabula_proto::{
 };
 use uuid::Uuid;
 
-use crate::writer::{Change, End, Writer};
+use crate::writer::{Answer, Change, End, Writer};
 
 pub struct Recorder {
     job_id: Uuid,
+    attempt: i64,
     writer: Writer,
     pending: Mutex<Pending>,
 }
@@ -26,12 +28,15 @@ struct Pending {
     updates: Vec<JobUpdate>,
     output: String,
     progress: Option<Progress>,
+    /// The percent of the last progress made, kept by notes.
+    percent: i32,
 }
 
 impl Recorder {
-    /// A recorder for job `job_id`, whose last stored update is `last_seq`.
-    pub fn new(job_id: Uuid, last_seq: i64, writer: Writer) -> Self {
-        Self { job_id, writer, pending: Mutex::new(Pending { seq: last_seq, ..Pending::default() }) }
+    /// A recorder for the run of job `job_id` at `attempt`, whose last stored update
+    /// is `last_seq`.
+    pub fn new(job_id: Uuid, attempt: i64, last_seq: i64, writer: Writer) -> Self {
+        Self { job_id, attempt, writer, pending: Mutex::new(Pending { seq: last_seq, ..Pending::default() }) }
     }
 
     pub fn job_id(&self) -> Uuid {
@@ -46,8 +51,15 @@ impl Recorder {
     pub fn progress(&self, percent: i32, message: impl Into<String>) {
         let progress = Progress { percent: percent.clamp(0, 100), message: message.into() };
         let mut pending = self.pending.lock().expect("recorder");
+        pending.percent = progress.percent;
         pending.progress = Some(progress.clone());
         push(&mut pending, Kind::Progress(progress));
+    }
+
+    /// Progress with a message only: the percent stays as it was.
+    pub fn note(&self, message: impl Into<String>) {
+        let percent = self.pending.lock().expect("recorder").percent;
+        self.progress(percent, message);
     }
 
     /// The model wrote `delta`; consecutive deltas share one update until a flush. NUL
@@ -79,6 +91,14 @@ impl Recorder {
         self.writer.write(change).await
     }
 
+    /// Saves the model's answer for `step` with what is pending, and returns once it
+    /// is committed; `Ok(false)` when the lease was lost and nothing was saved.
+    pub async fn save_answer(&self, step: &str, text: String) -> Result<bool> {
+        let mut change = self.take(None);
+        change.answer = Some(Answer { step: step.to_owned(), text });
+        self.writer.write(change).await
+    }
+
     /// Ends the attempt: what is pending, then `end`.
     pub async fn end(&self, end: End) -> Result<bool> {
         self.writer.write(self.take(Some(end))).await
@@ -101,9 +121,11 @@ impl Recorder {
         let mut pending = self.pending.lock().expect("recorder");
         Change {
             job_id: self.job_id,
+            attempt: self.attempt,
             updates: std::mem::take(&mut pending.updates),
             output: std::mem::take(&mut pending.output),
             progress: pending.progress.take(),
+            answer: None,
             end,
         }
     }

@@ -64,7 +64,8 @@ pub struct Worker {
     llm: Arc<dyn LanguageModel>,
     story: StoryClient,
     slots: Arc<Semaphore>,
-    running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// The runs on this worker: each job's attempt and what stops it.
+    running: Mutex<HashMap<Uuid, (i32, CancellationToken)>>,
     /// Cancelled when the grace period after shutdown is over.
     stopping: CancellationToken,
     wake: Arc<Notify>,
@@ -105,7 +106,7 @@ impl Worker {
 
     /// Stops job `id` at once if it runs here; true when it did.
     pub fn cancel_here(&self, id: Uuid) -> bool {
-        self.running.lock().expect("running jobs").get(&id).map(CancellationToken::cancel).is_some()
+        self.running.lock().expect("running jobs").get(&id).map(|(_, stop)| stop.cancel()).is_some()
     }
 
     /// Claims one due job and runs one attempt of it.
@@ -119,7 +120,7 @@ impl Worker {
 
     /// Runs one attempt of a job this worker holds, and records how it ended.
     async fn run_claimed(&self, claimed: Claimed) -> Result<Outcome> {
-        let recorder = Recorder::new(claimed.id, claimed.last_seq, self.writer.clone());
+        let recorder = Recorder::new(claimed.id, claimed.job.attempts.into(), claimed.last_seq, self.writer.clone());
         let attempts = u32::try_from(claimed.job.attempts).unwrap_or(u32::MAX);
         if claimed.cancel_requested {
             return self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await;
@@ -132,10 +133,9 @@ impl Worker {
             return self.end(&recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await;
         }
         recorder.state(JobState::Running);
-        let stop = self.stopping.child_token();
-        self.running.lock().expect("running jobs").insert(claimed.id, stop.clone());
+        let stop = self.start_run(&claimed);
         let ended = self.attempt(&claimed, &recorder, &stop).await;
-        self.running.lock().expect("running jobs").remove(&claimed.id);
+        self.end_run(&claimed);
         match ended {
             Attempt::Done(Ok(result)) => {
                 self.end(&recorder, recorder.finished(JobState::Succeeded, Some(result), None), Outcome::Succeeded)
@@ -153,10 +153,32 @@ impl Worker {
         }
     }
 
+    /// Registers a run of `claimed` and returns what stops it. A run of an earlier
+    /// attempt still here lost its lease (this worker claimed the job again after it
+    /// expired): it is stopped, and writes nothing more.
+    fn start_run(&self, claimed: &Claimed) -> CancellationToken {
+        let stop = self.stopping.child_token();
+        let run = (claimed.job.attempts, stop.clone());
+        if let Some((_, stale)) = self.running.lock().expect("running jobs").insert(claimed.id, run) {
+            stale.cancel();
+        }
+        stop
+    }
+
+    /// Forgets the run of `claimed`, unless a later run of the job replaced it.
+    fn end_run(&self, claimed: &Claimed) {
+        let mut running = self.running.lock().expect("running jobs");
+        if running.get(&claimed.id).is_some_and(|(attempt, _)| *attempt == claimed.job.attempts) {
+            running.remove(&claimed.id);
+        }
+    }
+
     /// Runs the job's kind until it ends or is stopped, writing output as it streams.
     async fn attempt(&self, claimed: &Claimed, recorder: &Recorder, stop: &CancellationToken) -> Attempt {
         let ctx = JobContext {
             job_id: claimed.id,
+            // A run saves answers only with its updates: none stored, no earlier run.
+            resumed: claimed.last_seq > 0,
             owner: owner_of(claimed),
             llm: &self.llm,
             story: &self.story,

@@ -1,5 +1,6 @@
 //! Job rows: how a job is stored, read back and listed, and the changes a caller
-//! asks for (create within the owner's limits, cancel, delete).
+//! asks for (create within the owner's limits, cancel, delete); a job's numbered
+//! updates and the model answers its runs saved.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use fabula_proto::{
@@ -265,6 +266,35 @@ pub async fn insert_updates(tx: &mut sqlx::Transaction<'static, Any>, updates: &
     Ok(())
 }
 
+/// The answer a run of job `id` saved for `step`, if any.
+pub async fn saved_answer(db: &Db, id: Uuid, step: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT answer FROM job_answers WHERE job_id = $1 AND step = $2")
+        .bind(id.to_string())
+        .bind(step)
+        .fetch_optional(&db.reader)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored: String = row.try_get(0)?;
+    serde_json::from_str(&stored).map(Some).map_err(|e| Error::Internal(format!("stored answer: {e}")))
+}
+
+/// Saves `answer` as job `id`'s answer for `step`, replacing one saved before. It is
+/// stored as a JSON string, exactly as the model wrote it: PostgreSQL's text cannot
+/// hold the NUL characters a model may write, their JSON escapes it can.
+pub async fn save_answer(tx: &mut sqlx::Transaction<'static, Any>, id: Uuid, step: &str, answer: &str) -> Result<()> {
+    let stored = serde_json::to_string(answer).map_err(|e| Error::Internal(format!("answer: {e}")))?;
+    sqlx::query(
+        "INSERT INTO job_answers (job_id, step, answer) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id, step) DO UPDATE SET answer = excluded.answer",
+    )
+    .bind(id.to_string())
+    .bind(step)
+    .bind(stored)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Jobs `ids` as stored, in no particular order.
 pub async fn fetch_many(tx: &mut sqlx::Transaction<'static, Any>, ids: &[Uuid]) -> Result<Vec<Job>> {
     if ids.is_empty() {
@@ -289,7 +319,7 @@ pub async fn updates_after(db: &Db, id: Uuid, after_seq: i64, limit: i64) -> Res
     rows.iter().map(|row| decode::<JobUpdate>(&row.try_get::<String, _>(0)?)).collect()
 }
 
-/// Deletes finished job `id` and its updates.
+/// Deletes finished job `id`, its updates and its saved answers (by cascade).
 pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM jobs WHERE id = $1 AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')")
         .bind(id.to_string())
@@ -307,7 +337,8 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Removes jobs that finished before `cutoff` (micros); returns how many.
+/// Removes jobs that finished before `cutoff` (micros), with their updates and saved
+/// answers; returns how many.
 pub async fn remove_finished_before(db: &Db, cutoff: i64) -> Result<u64> {
     let removed = sqlx::query("DELETE FROM jobs WHERE end_time < $1 AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')")
         .bind(cutoff)

@@ -4,8 +4,13 @@
 //! On PostgreSQL a durable commit costs about a third of a millisecond; batching
 //! keeps a thousand short jobs a second from needing a thousand commits.
 //!
-//! A change applies only while this worker still holds the job's lease: a worker
-//! whose lease expired (and whose job another worker took over) writes nothing.
+//! A change applies only while the run that makes it still holds the job's lease:
+//! the lease is this worker's and the job is at the attempt the run claimed. A run
+//! whose lease expired writes nothing, whether another worker took the job over or
+//! this one claimed it again for a new run.
+//!
+//! A change may carry a model answer to save ([`Answer`]); it is committed, under the
+//! same check, before the runner hears that the change was written.
 
 use std::sync::Arc;
 
@@ -26,12 +31,24 @@ const BATCH: usize = 256;
 #[derive(Debug)]
 pub struct Change {
     pub job_id: Uuid,
+    /// The attempt the run claimed; the change applies only while the job is at it.
+    pub attempt: i64,
     /// Updates numbered since the last change, in order.
     pub updates: Vec<JobUpdate>,
     /// Output written since the last change.
     pub output: String,
     pub progress: Option<Progress>,
+    /// A model answer to save for later runs of the job.
+    pub answer: Option<Answer>,
     pub end: Option<End>,
+}
+
+/// A valid answer of the model for one step of a job.
+#[derive(Debug)]
+pub struct Answer {
+    /// Names the model call within the job, the same on every run.
+    pub step: String,
+    pub text: String,
 }
 
 /// How an attempt ended.
@@ -128,6 +145,11 @@ async fn apply_all(db: &Db, worker_id: &str, changes: &[&Change]) -> Result<Vec<
         held.push(apply_to_row(&mut tx, worker_id, change).await?);
     }
     let kept: Vec<&Change> = changes.iter().zip(&held).filter(|(_, held)| **held).map(|(change, _)| *change).collect();
+    for change in &kept {
+        if let Some(answer) = &change.answer {
+            store::save_answer(&mut tx, change.job_id, &answer.step, &answer.text).await?;
+        }
+    }
     let finals = final_updates(&mut tx, &kept).await?;
     let mut updates: Vec<(Uuid, &JobUpdate)> =
         kept.iter().flat_map(|change| change.updates.iter().map(|update| (change.job_id, update))).collect();
@@ -137,7 +159,7 @@ async fn apply_all(db: &Db, worker_id: &str, changes: &[&Change]) -> Result<Vec<
     Ok(held)
 }
 
-/// Writes one change to its job's row if the lease is still ours.
+/// Writes one change to its job's row if its run still holds the lease.
 async fn apply_to_row(tx: &mut Transaction<'static, Any>, worker_id: &str, change: &Change) -> Result<bool> {
     let last_seq = change.updates.last().map(|u| u.seq);
     match &change.end {
@@ -182,7 +204,7 @@ async fn record_progress(
     let updated = sqlx::query(
         "UPDATE jobs SET output = output || $1, last_seq = COALESCE($2, last_seq), \
          progress_percent = COALESCE($3, progress_percent), progress_message = COALESCE($4, progress_message) \
-         WHERE id = $5 AND lease_owner = $6 AND state = 'RUNNING'",
+         WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND state = 'RUNNING'",
     )
     .bind(change.output.as_str())
     .bind(last_seq)
@@ -190,6 +212,7 @@ async fn record_progress(
     .bind(message)
     .bind(change.job_id.to_string())
     .bind(worker_id)
+    .bind(change.attempt)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -209,7 +232,7 @@ async fn finish(
         "UPDATE jobs SET state = $1, output = output || $2, last_seq = $3, \
          progress_percent = COALESCE($4, progress_percent), progress_message = COALESCE($5, progress_message), \
          result = $6, error_code = $7, error_message = $8, end_time = $9, lease_owner = NULL, lease_expires = NULL \
-         WHERE id = $10 AND lease_owner = $11 AND state = 'RUNNING'",
+         WHERE id = $10 AND lease_owner = $11 AND attempts = $12 AND state = 'RUNNING'",
     )
     .bind(state.as_str_name())
     .bind(change.output.as_str())
@@ -222,6 +245,7 @@ async fn finish(
     .bind(now_micros())
     .bind(change.job_id.to_string())
     .bind(worker_id)
+    .bind(change.attempt)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -243,7 +267,8 @@ async fn requeue(
         "UPDATE jobs SET state = 'QUEUED', output = '', run_after = $1, lease_owner = NULL, lease_expires = NULL, \
          attempts = attempts - $2, error_code = COALESCE($3, error_code), error_message = COALESCE($4, error_message), \
          last_seq = COALESCE($5, last_seq), progress_percent = COALESCE($6, progress_percent), \
-         progress_message = COALESCE($7, progress_message) WHERE id = $8 AND lease_owner = $9 AND state = 'RUNNING'",
+         progress_message = COALESCE($7, progress_message) \
+         WHERE id = $8 AND lease_owner = $9 AND attempts = $10 AND state = 'RUNNING'",
     )
     .bind(run_after)
     .bind(if counts { 0_i64 } else { 1 })
@@ -254,6 +279,7 @@ async fn requeue(
     .bind(message)
     .bind(change.job_id.to_string())
     .bind(worker_id)
+    .bind(change.attempt)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)

@@ -1,7 +1,8 @@
 //! AnalyzeStory and BatchAnalyze: the model names a story's characters, other
 //! entities and places; the missing ones are created in the world and all of them
 //! linked to the story. Every create carries a request id derived from the job and
-//! the item, so a job re-run after a crash creates nothing twice.
+//! the item's name in the model's answer, which a re-run of the job gets back from
+//! [`ask`] unchanged, so a job re-run after a crash creates nothing twice.
 
 use fabula_proto::pb::{
     jobs::{AnalysesResult, AnalysisResult, AnalyzeStory, BatchAnalyze, job_result::Kind},
@@ -71,7 +72,8 @@ async fn analyze(
         .into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
     ctx.recorder.progress(at(20), format!("asking the model about \"{}\"", story.title));
-    let analysis = ask(ctx, request(&context::describe(&world, &facts, Some(&story)), &story), parse_analysis).await?;
+    let request = request(&context::describe(&world, &facts, Some(&story)), &story);
+    let analysis = ask(ctx, &format!("analyze:{}", story.id), request, parse_analysis).await?;
     ctx.recorder.progress(
         at(70),
         format!("recording {} entities and {} places", analysis.entities.len(), analysis.locations.len()),

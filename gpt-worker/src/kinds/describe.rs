@@ -99,7 +99,7 @@ async fn write(ctx: &JobContext<'_>, purpose: Purpose, instruction: String, sour
         max_tokens: 800,
         temperature: 0.7,
     };
-    ask(ctx, request, parse).await
+    ask(ctx, "describe", request, parse).await
 }
 
 /// Whether an etag-checked update went through: ABORTED means a human edit won.

@@ -1,7 +1,8 @@
 //! ExtractEvents: timeline events from a story, or from every story of a world.
 //! Each story's extraction is cached by a hash of its content: it runs again only
 //! when the content changed or `force` is set, and then replaces the events the
-//! previous extraction made.
+//! previous extraction made. An extraction the same job made in an earlier run is
+//! kept as it is: that run finished the story.
 
 use fabula_proto::{
     pb::{
@@ -16,6 +17,7 @@ use fabula_proto::{
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::Code;
+use uuid::Uuid;
 
 use super::{
     Failure, JobContext,
@@ -57,16 +59,21 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
     for (i, story) in stories.iter().enumerate() {
         let percent = 5 + 95 * i as i32 / count;
         let hash = content_hash(&story.content);
-        let cached = cached_extraction(ctx, &story.id).await.map_err(internal)?;
-        if !spec.force && cached.as_ref().is_some_and(|(h, _)| *h == hash) {
+        let cached = cached_extraction(ctx, &story.id).await.map_err(Failure::storage)?;
+        if let Some(done) = cached.as_ref().filter(|c| c.made_by(ctx.job_id)) {
+            ctx.recorder.progress(percent, format!("\"{}\" was done by an earlier attempt", story.title));
+            result.created_event_ids.extend(done.event_ids.iter().cloned());
+            continue;
+        }
+        if !spec.force && cached.as_ref().is_some_and(|c| c.content_hash == hash) {
             ctx.recorder.progress(percent, format!("\"{}\" has not changed: keeping its events", story.title));
             result.cached_story_ids.push(story.id.clone());
             continue;
         }
         ctx.recorder.progress(percent, format!("extracting events from \"{}\"", story.title));
-        remove_previous(ctx, cached.map(|(_, ids)| ids).unwrap_or_default()).await?;
+        remove_previous(ctx, cached.map(|c| c.event_ids).unwrap_or_default()).await?;
         let created = extract_story(ctx, &world, &facts, story).await?;
-        remember_extraction(ctx, &story.id, &hash, &created).await.map_err(internal)?;
+        remember_extraction(ctx, &story.id, &hash, &created).await.map_err(Failure::storage)?;
         result.created_event_ids.extend(created);
     }
     ctx.recorder.progress(100, format!("{} events created", result.created_event_ids.len()));
@@ -115,7 +122,7 @@ async fn extract_story(
         max_tokens: 3_000,
         temperature: 0.2,
     };
-    let extracted: ExtractedEvents = ask(ctx, request, parse_events).await?;
+    let extracted: ExtractedEvents = ask(ctx, &format!("events:{}", story.id), request, parse_events).await?;
     let mut created = Vec::with_capacity(extracted.events.len());
     for (index, found) in extracted.events.iter().enumerate() {
         let event = Event {
@@ -167,14 +174,30 @@ fn content_hash(content: &str) -> String {
     Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn cached_extraction(ctx: &JobContext<'_>, story_id: &str) -> StoreResult<Option<(String, Vec<String>)>> {
-    let row = sqlx::query("SELECT content_hash, event_ids FROM extraction_cache WHERE story_id = $1")
+/// The last extraction of a story: of which content, what it created and which job made it.
+struct Extraction {
+    content_hash: String,
+    event_ids: Vec<String>,
+    job_id: Option<String>,
+}
+
+impl Extraction {
+    fn made_by(&self, job_id: Uuid) -> bool {
+        self.job_id.as_deref() == Some(job_id.to_string().as_str())
+    }
+}
+
+async fn cached_extraction(ctx: &JobContext<'_>, story_id: &str) -> StoreResult<Option<Extraction>> {
+    let row = sqlx::query("SELECT content_hash, event_ids, job_id FROM extraction_cache WHERE story_id = $1")
         .bind(story_id)
         .fetch_optional(&ctx.db.reader)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let ids: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(1)?).unwrap_or_default();
-    Ok(Some((row.try_get(0)?, ids)))
+    Ok(Some(Extraction {
+        content_hash: row.try_get(0)?,
+        event_ids: serde_json::from_str(&row.try_get::<String, _>(1)?).unwrap_or_default(),
+        job_id: row.try_get(2)?,
+    }))
 }
 
 async fn remember_extraction(
@@ -184,22 +207,18 @@ async fn remember_extraction(
     event_ids: &[String],
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO extraction_cache (story_id, content_hash, event_ids, update_time) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (story_id) DO UPDATE SET content_hash = excluded.content_hash, event_ids = excluded.event_ids, \
-         update_time = excluded.update_time",
+        "INSERT INTO extraction_cache (story_id, content_hash, event_ids, update_time, job_id) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (story_id) DO UPDATE SET content_hash = excluded.content_hash, \
+         event_ids = excluded.event_ids, update_time = excluded.update_time, job_id = excluded.job_id",
     )
     .bind(story_id)
     .bind(hash)
     .bind(serde_json::to_string(event_ids).unwrap_or_else(|_| "[]".into()))
     .bind(now_micros())
+    .bind(ctx.job_id.to_string())
     .execute(&ctx.db.writer)
     .await?;
     Ok(())
-}
-
-fn internal(error: fabula_proto::store::Error) -> Failure {
-    tracing::error!(%error, "extraction cache");
-    Failure::Transient { code: "WORKER_STORAGE", message: "the worker's storage failed".into(), retry_after: None }
 }
 
 #[cfg(test)]

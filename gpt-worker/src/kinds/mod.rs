@@ -4,6 +4,11 @@
 //! A kind reports progress and output through the job's [`Recorder`], reads and
 //! writes story-service as the job's owner, and ends with a result or a
 //! [`Failure`] that says whether trying again could help.
+//!
+//! Every model call goes through [`ask`], which saves each valid answer before the
+//! kind writes anything from it. A job run again (after a crash, a retry or a
+//! shutdown) gets the saved answers back instead of new ones, so what it derives from
+//! them, the request ids of its creates above all, is what the earlier run derived.
 
 mod analyze;
 mod context;
@@ -15,20 +20,24 @@ use std::{sync::Arc, time::Duration};
 
 use fabula_proto::{
     pb::jobs::{JobResult, JobSpec, job_spec::Kind},
-    store::Db,
+    store::{Db, Error as StoreError},
 };
 use tonic::{Code, Status};
 use uuid::Uuid;
 
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, LanguageModel, LlmError},
+    outputs::OutputError,
     recorder::Recorder,
+    store,
     story::StoryClient,
 };
 
 /// What a kind may use while it runs.
 pub struct JobContext<'a> {
     pub job_id: Uuid,
+    /// Whether an earlier run of the job may have saved answers.
+    pub resumed: bool,
     pub owner: Uuid,
     pub llm: &'a Arc<dyn LanguageModel>,
     pub story: &'a StoryClient,
@@ -49,6 +58,12 @@ pub enum Failure {
 impl Failure {
     pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
         Self::Permanent { code, message: message.into() }
+    }
+
+    /// The worker's own database failed; logged here, shown without its text.
+    pub fn storage(error: StoreError) -> Self {
+        tracing::error!(%error, "the worker's storage failed");
+        Self::Transient { code: "WORKER_STORAGE", message: "the worker's storage failed".into(), retry_after: None }
     }
 }
 
@@ -98,28 +113,84 @@ pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, Fail
     Ok(JobResult { model, kind: Some(kind) })
 }
 
-/// Asks the model and parses its answer with `parse`; when the answer does not parse,
-/// asks once more with the error, then gives up (INVALID_MODEL_OUTPUT).
+/// The answer to the model call named `step` (unique and stable within the job),
+/// parsed with `parse`: the one an earlier run saved, or else the model's, saved
+/// before it is returned.
 pub async fn ask<T>(
     ctx: &JobContext<'_>,
-    mut request: ChatRequest,
-    parse: impl Fn(&str) -> Result<T, crate::outputs::OutputError>,
+    step: &str,
+    request: ChatRequest,
+    parse: impl Fn(&str) -> Result<T, OutputError>,
 ) -> Result<T, Failure> {
+    if let Some(parsed) = saved_answer(ctx, step, &parse).await? {
+        return Ok(parsed);
+    }
+    let (text, parsed) = ask_model(ctx, request, &parse).await?;
+    match ctx.recorder.save_answer(step, text).await {
+        Ok(true) => Ok(parsed),
+        // The runner finds the lease lost when it records the end, and stops there.
+        Ok(false) => Err(Failure::Transient {
+            code: "LEASE_LOST",
+            message: "another run of the job took it over".into(),
+            retry_after: None,
+        }),
+        Err(error) => Err(Failure::storage(error)),
+    }
+}
+
+/// The answer an earlier run saved for `step`, parsed; `None` when there is none, or
+/// when it no longer parses (the model is asked again).
+async fn saved_answer<T>(
+    ctx: &JobContext<'_>,
+    step: &str,
+    parse: impl Fn(&str) -> Result<T, OutputError>,
+) -> Result<Option<T>, Failure> {
+    if !ctx.resumed {
+        return Ok(None);
+    }
+    let Some(text) = store::saved_answer(ctx.db, ctx.job_id, step).await.map_err(Failure::storage)? else {
+        return Ok(None);
+    };
+    match parse(&text) {
+        Ok(parsed) => {
+            ctx.recorder.note("reusing the model's answer from an earlier attempt");
+            ctx.recorder.output(&text);
+            Ok(Some(parsed))
+        }
+        Err(error) => {
+            tracing::warn!(job = %ctx.job_id, step, %error, "a saved answer no longer parses; asking again");
+            Ok(None)
+        }
+    }
+}
+
+/// Asks the model and parses its answer with `parse`; when the answer does not parse,
+/// asks once more with the error, then gives up (INVALID_MODEL_OUTPUT). Returns the
+/// valid answer's text and what it parsed to.
+async fn ask_model<T>(
+    ctx: &JobContext<'_>,
+    mut request: ChatRequest,
+    parse: impl Fn(&str) -> Result<T, OutputError>,
+) -> Result<(String, T), Failure> {
     let recorder = ctx.recorder;
-    let first = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?;
-    let error = match parse(&first.text) {
-        Ok(parsed) => return Ok(parsed),
+    let first = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
+    let error = match parse(&first) {
+        Ok(parsed) => return Ok((first, parsed)),
         Err(error) => error,
     };
     tracing::info!(job = %ctx.job_id, %error, "model output invalid; asking for a repair");
-    request.messages.push(ChatMessage { role: ChatRole::Assistant, content: first.text });
+    request.messages.push(ChatMessage { role: ChatRole::Assistant, content: first });
     request.messages.push(ChatMessage {
         role: ChatRole::User,
         content: format!("That answer was not valid: {error}. Answer again with only the corrected output."),
     });
     recorder.output("\n");
-    let second = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?;
-    parse(&second.text).map_err(|error| {
-        Failure::permanent("INVALID_MODEL_OUTPUT", format!("the model's answer stayed invalid: {error}"))
-    })
+    let second = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
+    match parse(&second) {
+        Ok(parsed) => Ok((second, parsed)),
+        Err(error) => Err(Failure::permanent(
+            "INVALID_MODEL_OUTPUT",
+            format!("the model's answer stayed invalid: {}", error.for_owner()),
+        )),
+    }
 }

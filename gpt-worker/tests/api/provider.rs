@@ -1,6 +1,7 @@
 //! Jobs run by the real OpenAI-compatible provider against a fake server on loopback:
 //! streamed deltas in the job's output, retries of transient failures (429 with
-//! Retry-After, 500, a hang), permanent failures at once, and output that stays invalid.
+//! Retry-After, 500, a hang), permanent failures at once, and output that stays invalid
+//! (told in detail to the model, and to the job's owner without the model's words).
 
 use crate::common;
 use crate::support;
@@ -11,7 +12,7 @@ use common::{Backend, Stack, authed, paraphrase, spawn_stack_with};
 use fabula_proto::{
     config::Secret,
     pb::{
-        jobs::{DescribeWorld, Job, JobState, WatchJobRequest, job_result, job_spec::Kind, job_update},
+        jobs::{AnalyzeStory, DescribeWorld, Job, JobState, WatchJobRequest, job_result, job_spec::Kind, job_update},
         story::GetWorldRequest,
     },
 };
@@ -25,6 +26,7 @@ both_databases!(
     transient_failures_fail_after_the_last_attempt,
     a_refused_request_fails_at_once_with_a_clean_error,
     output_that_stays_invalid_fails_the_job,
+    the_owner_is_told_what_was_invalid_without_the_models_words,
     nul_characters_from_the_model_are_dropped,
 );
 
@@ -166,6 +168,27 @@ async fn output_that_stays_invalid_fails_the_job(backend: Backend) {
     let turns = |body: &serde_json::Value| body["messages"].as_array().map_or(0, Vec::len);
     assert_eq!(turns(&repair.body), turns(&first.body) + 2, "the repair adds the answer and the complaint");
     assert_eq!(model.unread_requests(), 0, "one repair attempt only");
+}
+
+async fn the_owner_is_told_what_was_invalid_without_the_models_words(backend: Backend) {
+    // serde_json quotes the string it found where a list belongs.
+    let mut model = FakeOpenAi::start(Reply::streaming(&[r#"{"entities": "Mira Vale, the secret heir"}"#])).await;
+    let stack = stack_on(backend, &model, Duration::from_secs(10)).await;
+    let user = stack.register_with_model_access("ana").await;
+    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
+    let story = stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed.").await;
+
+    let job = stack.run_job(&user, Kind::AnalyzeStory(AnalyzeStory { story_id: story.id.clone() })).await;
+
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
+    let error = job.error.expect("an error");
+    assert_eq!(error.code, "INVALID_MODEL_OUTPUT", "{error:?}");
+    assert!(error.message.contains("`entities` and `locations`"), "the error says what was expected: {error:?}");
+    assert!(!error.message.contains("secret heir"), "the error quotes the model: {error:?}");
+    model.request().await;
+    let repair = model.request().await;
+    let complaint = repair.body["messages"].as_array().and_then(|m| m.last()).expect("a message")["content"].clone();
+    assert!(complaint.as_str().is_some_and(|c| c.contains("secret heir")), "the model hears the detail: {complaint}");
 }
 
 async fn nul_characters_from_the_model_are_dropped(backend: Backend) {
