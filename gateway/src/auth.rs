@@ -3,7 +3,7 @@
 //! ADMIN route 403. The services check again: this is a convenience, not the lock.
 
 use fabula_proto::{
-    auth::{AuthPolicy, Caller, Principal},
+    auth::{self, AuthPolicy, Caller, Principal, Refusal},
     token::TokenVerifier,
 };
 use http::{HeaderMap, header};
@@ -25,26 +25,14 @@ impl EdgeAuth {
         Self { verifier }
     }
 
-    /// Who calls under `policy` with `token` (already taken out of its header or cookie).
+    /// Who calls under `policy` with `token` (already taken out of its header or cookie),
+    /// decided as the services decide ([`fabula_proto::auth`]).
     pub fn caller(&self, policy: AuthPolicy, token: Option<&str>) -> Result<Caller, ApiError> {
-        if policy == AuthPolicy::Public {
+        let Some(token) = auth::token_to_verify(policy, token)? else {
             return Ok(Caller::Anonymous);
-        }
-        let Some(token) = token else {
-            return match policy {
-                AuthPolicy::Optional => Ok(Caller::Anonymous),
-                _ => Err(unauthenticated(
-                    "TOKEN_MISSING",
-                    "this call needs an access token: send `Authorization: Bearer <token>`",
-                )),
-            };
         };
         let verified = self.verifier.verify(token).map_err(|e| unauthenticated(e.reason(), &e.to_string()))?;
-        let principal = Principal { user_id: verified.user_id, role: verified.role };
-        if policy == AuthPolicy::Admin && !principal.is_admin() {
-            return Err(ApiError::new(Code::PermissionDenied, "this call is for administrators").reason("ADMIN_ONLY"));
-        }
-        Ok(Caller::User(principal))
+        Ok(auth::admit(policy, Principal::from(&verified))?)
     }
 }
 
@@ -60,6 +48,13 @@ fn unauthenticated(reason: &str, message: &str) -> ApiError {
     ApiError::new(Code::Unauthenticated, message).reason(reason)
 }
 
+impl From<Refusal> for ApiError {
+    /// The refusal as the gateway answers it, naming the header as HTTP spells it.
+    fn from(refusal: Refusal) -> Self {
+        ApiError::new(refusal.code(), refusal.message("Authorization")).reason(refusal.reason())
+    }
+}
+
 /// Where a request's token is: the `Authorization` header or, for event streams, the
 /// watch cookie.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,7 +68,8 @@ impl<'a> TokenSource<'a> {
     /// The token of `headers`; the cookie only counts when `cookie_allowed`.
     pub fn of(headers: &'a HeaderMap, cookie_allowed: bool) -> Result<Self, ApiError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            return bearer(value.as_bytes()).map(Self::Header);
+            let token = auth::bearer_token(value.as_bytes()).ok_or(Refusal::TokenMalformed)?;
+            return Ok(Self::Header(token));
         }
         let cookie = cookie_allowed.then(|| watch_cookie(headers)).flatten();
         Ok(cookie.map_or(Self::None, Self::Cookie))
@@ -85,16 +81,6 @@ impl<'a> TokenSource<'a> {
             Self::Header(t) | Self::Cookie(t) => Some(t),
         }
     }
-}
-
-/// The token of `Bearer <token>`.
-fn bearer(value: &[u8]) -> Result<&str, ApiError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthenticated("TOKEN_MALFORMED", "the Authorization header must be `Bearer <token>`"))
 }
 
 /// The watch cookie's value, if the request has one.

@@ -10,12 +10,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use fabula_proto::metadata::{REQUEST_ID, TRACEPARENT};
+use fabula_proto::metadata::{GRPC_TIMEOUT, REQUEST_ID, TRACEPARENT, parse_grpc_timeout, request_id};
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Status, metadata::MetadataValue};
-use uuid::Uuid;
 
 use crate::{
     Gateway,
@@ -25,8 +24,6 @@ use crate::{
     sse, transcode,
 };
 
-/// The longest request id taken from a client.
-const MAX_REQUEST_ID: usize = 128;
 /// Time given to a service past the deadline to answer DEADLINE_EXCEEDED itself.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
 
@@ -52,15 +49,6 @@ pub async fn handle(
     }
     gateway.metrics.observe(name, response.status(), started.elapsed());
     response
-}
-
-/// The request id of the client, or a new one.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
 }
 
 async fn serve(
@@ -121,29 +109,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The deadline of a call: the client's `Grpc-Timeout` (at most `max`), else `default`.
 fn deadline(headers: &HeaderMap, default: Duration, max: Duration) -> Result<Duration, ApiError> {
-    let Some(value) = headers.get("grpc-timeout") else { return Ok(default) };
+    let Some(value) = headers.get(GRPC_TIMEOUT) else { return Ok(default) };
     let parsed = value.to_str().ok().and_then(parse_grpc_timeout);
     parsed
         .map(|d| d.min(max))
         .ok_or_else(|| ApiError::bad_field("Grpc-Timeout", "must be up to 8 digits and a unit: H, M, S, m, u or n"))
-}
-
-/// `100m`, `5S`, `1H`: the gRPC wire form of a timeout.
-fn parse_grpc_timeout(text: &str) -> Option<Duration> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    match unit {
-        "H" => Some(Duration::from_secs(n * 3600)),
-        "M" => Some(Duration::from_secs(n * 60)),
-        "S" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_millis(n)),
-        "u" => Some(Duration::from_micros(n)),
-        "n" => Some(Duration::from_nanos(n)),
-        _ => None,
-    }
 }
 
 /// The gRPC request: the message, the caller's token, request id, trace context and deadline.

@@ -20,9 +20,9 @@ use uuid::Uuid;
 pub use crate::pb::fabula::options::v1::AuthPolicy;
 use crate::{
     errors,
-    metadata::{AUTHORIZATION, REQUEST_ID, RequestId},
+    metadata::{self, AUTHORIZATION, REQUEST_ID, RequestId},
     pb::accounts::Role,
-    token::TokenVerifier,
+    token::{TokenVerifier, VerifiedToken},
 };
 
 include!(concat!(env!("OUT_DIR"), "/auth_policies.rs"));
@@ -37,6 +37,12 @@ pub struct Principal {
 impl Principal {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+}
+
+impl From<&VerifiedToken> for Principal {
+    fn from(token: &VerifiedToken) -> Self {
+        Self { user_id: token.user_id, role: token.role }
     }
 }
 
@@ -85,10 +91,8 @@ pub trait Authenticator: Send + Sync + 'static {
 
 impl Authenticator for TokenVerifier {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, Status>> {
-        let verified = self
-            .verify(token)
-            .map(|t| Principal { user_id: t.user_id, role: t.role })
-            .map_err(|e| unauthenticated(e.reason(), e.to_string()));
+        let verified =
+            self.verify(token).map(|t| Principal::from(&t)).map_err(|e| unauthenticated(e.reason(), e.to_string()));
         Box::pin(std::future::ready(verified))
     }
 }
@@ -98,7 +102,90 @@ pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
     errors::status(Code::Unauthenticated, reason, message)
 }
 
-/// Decides who `path` is being called by, under its declared policy.
+/// The token of an authorization value `Bearer <token>` (or `bearer <token>`),
+/// trimmed; `None` when the value is anything else. Services and the gateway both
+/// read the header with it.
+pub fn bearer_token(value: &[u8]) -> Option<&str> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Why a method's auth policy refuses a call, before or after its token is verified.
+/// Services answer a [`Status`] ([`Refusal::into_status`]); the gateway its own error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The method needs a token and none was sent.
+    TokenMissing,
+    /// The authorization header is not `Bearer <token>`.
+    TokenMalformed,
+    /// The method is for administrators and the caller is not one.
+    AdminOnly,
+}
+
+impl Refusal {
+    pub fn code(self) -> Code {
+        match self {
+            Self::TokenMissing | Self::TokenMalformed => Code::Unauthenticated,
+            Self::AdminOnly => Code::PermissionDenied,
+        }
+    }
+
+    /// The stable `ErrorInfo.reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::TokenMissing => "TOKEN_MISSING",
+            Self::TokenMalformed => "TOKEN_MALFORMED",
+            Self::AdminOnly => "ADMIN_ONLY",
+        }
+    }
+
+    /// What the caller is told, naming the header as the caller spells it
+    /// (`authorization` in gRPC metadata, `Authorization` over HTTP).
+    pub fn message(self, header: &str) -> String {
+        match self {
+            Self::TokenMissing => format!("this call needs an access token: send `{header}: Bearer <token>`"),
+            Self::TokenMalformed => format!("the {header} header must be `Bearer <token>`"),
+            Self::AdminOnly => "this call is for administrators".to_owned(),
+        }
+    }
+
+    /// The refusal as a service answers it.
+    pub fn into_status(self) -> Status {
+        errors::status(self.code(), self.reason(), self.message(AUTHORIZATION))
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        refusal.into_status()
+    }
+}
+
+/// The first half of a method's auth policy, before any token is verified: whether a
+/// call under `policy` presenting `token` goes on anonymously (`Ok(None)`), is refused,
+/// or goes on once `token` is verified and [`admit`]ted (`Ok(Some(token))`).
+pub fn token_to_verify(policy: AuthPolicy, token: Option<&str>) -> Result<Option<&str>, Refusal> {
+    match (policy, token) {
+        (AuthPolicy::Public, _) | (AuthPolicy::Optional, None) => Ok(None),
+        (_, None) => Err(Refusal::TokenMissing),
+        (_, Some(token)) => Ok(Some(token)),
+    }
+}
+
+/// The second half: the caller that `principal`, verified from the token, is under
+/// `policy`.
+pub fn admit(policy: AuthPolicy, principal: Principal) -> Result<Caller, Refusal> {
+    if policy == AuthPolicy::Admin && !principal.is_admin() {
+        return Err(Refusal::AdminOnly);
+    }
+    Ok(Caller::User(principal))
+}
+
+/// Decides who `path` is being called by, under its declared policy. A public method
+/// does not look at the authorization header at all.
 async fn authorize(
     authn: &dyn Authenticator,
     path: &str,
@@ -108,27 +195,11 @@ async fn authorize(
     if policy == AuthPolicy::Public {
         return Ok(Caller::Anonymous);
     }
-    let Some(header) = authorization else {
-        return match policy {
-            AuthPolicy::Optional => Ok(Caller::Anonymous),
-            _ => Err(unauthenticated(
-                "TOKEN_MISSING",
-                "this call needs an access token: send `authorization: Bearer <token>`",
-            )),
-        };
-    };
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthenticated("TOKEN_MALFORMED", "the authorization header must be `Bearer <token>`"))?;
-    let principal = authn.authenticate(token).await?;
-    if policy == AuthPolicy::Admin && !principal.is_admin() {
-        return Err(errors::status(Code::PermissionDenied, "ADMIN_ONLY", "this call is for administrators"));
+    let token = authorization.map(|h| bearer_token(h.as_bytes()).ok_or(Refusal::TokenMalformed)).transpose()?;
+    match token_to_verify(policy, token)? {
+        None => Ok(Caller::Anonymous),
+        Some(token) => Ok(admit(policy, authn.authenticate(token).await?)?),
     }
-    Ok(Caller::User(principal))
 }
 
 /// The layer every Fabula gRPC server runs: a span carrying the request id, then the
@@ -179,12 +250,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authn = self.authn.clone();
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+        let request_id = metadata::request_id(request.headers());
         let span = tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id);
         Box::pin(
             async move {
@@ -264,6 +330,62 @@ mod tests {
         assert_eq!(statuses.fresh(user), Some(7));
         statuses.forget(user);
         assert_eq!(statuses.fresh(user), None);
+    }
+
+    #[test]
+    fn a_bearer_token_is_read_from_its_header_value() {
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (b"Bearer abc", Some("abc")),
+            (b"bearer abc", Some("abc")),
+            (b"Bearer  abc ", Some("abc")),
+            (b"Bearer ", None),
+            (b"Bearer", None),
+            (b"Basic abc", None),
+            (b"abc", None),
+            (b"BEARER abc", None),
+            (b"Bearer \xff", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(bearer_token(value), *want, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
+
+    #[test]
+    fn each_policy_decides_as_declared() {
+        use AuthPolicy::*;
+        let user = Principal { user_id: Uuid::now_v7(), role: Role::User };
+        let admin = Principal { role: Role::Admin, ..user };
+        // (policy, token, verified principal, decision)
+        let cases = [
+            (Public, None, None, Ok(Caller::Anonymous)),
+            (Public, Some("t"), None, Ok(Caller::Anonymous)),
+            (Optional, None, None, Ok(Caller::Anonymous)),
+            (Optional, Some("t"), Some(user), Ok(Caller::User(user))),
+            (User, None, None, Err(Refusal::TokenMissing)),
+            (User, Some("t"), Some(user), Ok(Caller::User(user))),
+            (Admin, None, None, Err(Refusal::TokenMissing)),
+            (Admin, Some("t"), Some(user), Err(Refusal::AdminOnly)),
+            (Admin, Some("t"), Some(admin), Ok(Caller::User(admin))),
+        ];
+        for (policy, token, principal, want) in cases {
+            let decided = token_to_verify(policy, token).and_then(|verify| match verify {
+                None => Ok(Caller::Anonymous),
+                Some(_) => admit(policy, principal.expect("a token to verify")),
+            });
+            assert_eq!(decided, want, "{policy:?} with {token:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_header_as_the_caller_spells_it() {
+        let status = Refusal::TokenMissing.into_status();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "this call needs an access token: send `authorization: Bearer <token>`");
+        assert_eq!(
+            Refusal::TokenMalformed.message("Authorization"),
+            "the Authorization header must be `Bearer <token>`"
+        );
+        assert_eq!(Refusal::AdminOnly.code(), Code::PermissionDenied);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `google.rpc` error details on every `Status`: an `ErrorInfo` with a stable reason,
-//! and a `BadRequest` naming each bad field for INVALID_ARGUMENT.
+//! and a `BadRequest` naming each bad field for INVALID_ARGUMENT. Statuses that tonic
+//! makes itself get theirs from [`add_missing_details`].
 
 use std::time::Duration;
 
+use http::HeaderMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -62,4 +64,179 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     let mut violations = FieldViolations::new();
     violations.add(field, description);
     violations.finish().expect_err("one violation was recorded")
+}
+
+/// What tonic says when it refuses a call by itself, and the reason each gets: the
+/// start of its message, for the code it comes with. These messages are kept as they
+/// are; they name no more than the request's own size or wire format.
+const TONIC_MESSAGES: &[(Code, &str, &str)] = &[
+    (Code::OutOfRange, "Error, decoded message length too large", "MESSAGE_TOO_LARGE"),
+    (Code::ResourceExhausted, "Error decompressing: size limit", "MESSAGE_TOO_LARGE"),
+    (Code::OutOfRange, "Error, encoded message length too large", "RESPONSE_TOO_LARGE"),
+    (Code::ResourceExhausted, "Cannot return body with more than 4GB", "RESPONSE_TOO_LARGE"),
+    (Code::Internal, "failed to decode Protobuf message", "MALFORMED_REQUEST"),
+    (Code::Internal, "protocol error:", "MALFORMED_REQUEST"),
+    (Code::Internal, "Unexpected EOF decoding stream", "MALFORMED_REQUEST"),
+    (Code::Internal, "Missing request message", "MALFORMED_REQUEST"),
+    (Code::Internal, "Error decompressing:", "MALFORMED_REQUEST"),
+    (Code::Unimplemented, "Content is compressed with", "COMPRESSION_UNSUPPORTED"),
+];
+
+/// The `ErrorInfo.reason` and message for an error that came without details (made by
+/// tonic, not by a Fabula handler): tonic's own reason when its message is one of
+/// [`TONIC_MESSAGES`], else the code's name. An unrecognised message of an INTERNAL,
+/// UNKNOWN or DATA_LOSS error may hold anything and is replaced; other codes' messages
+/// (tonic's, h2's, the health and reflection services') say nothing internal and stay.
+fn explain_bare_error(code: Code, message: &str) -> (&'static str, String) {
+    if let Some((_, _, reason)) =
+        TONIC_MESSAGES.iter().find(|(known, start, _)| *known == code && message.starts_with(start))
+    {
+        return (reason, message.to_owned());
+    }
+    let message = match code {
+        Code::Internal | Code::Unknown | Code::DataLoss => "internal error".to_owned(),
+        _ if message.is_empty() => code.description().to_owned(),
+        _ => message.to_owned(),
+    };
+    (code_name(code), message)
+}
+
+/// Gives the gRPC status in `headers` (a response's headers when trailers-only, else
+/// its trailers) an `ErrorInfo` when it is an error without details. OK, and errors
+/// that have details, cost one or two lookups and are left as they are.
+pub fn add_missing_details(headers: &mut HeaderMap) {
+    let Some(value) = headers.get(Status::GRPC_STATUS) else {
+        return;
+    };
+    if value.as_bytes() == b"0" || headers.contains_key(Status::GRPC_STATUS_DETAILS) {
+        return;
+    }
+    let code = Code::from_bytes(value.as_bytes());
+    let sent = sent_message(headers);
+    let (reason, message) = explain_bare_error(code, &sent);
+    if message == sent {
+        tracing::debug!(?code, reason, message, "error details added");
+    } else {
+        tracing::warn!(?code, reason, message = sent, "an error's message was replaced");
+    }
+    headers.remove(Status::GRPC_MESSAGE);
+    if let Err(unwritable) = status(code, reason, message).add_header(headers) {
+        tracing::warn!(error = %unwritable, "cannot write error details");
+    }
+}
+
+/// The message of the status in `headers`, percent-decoded as tonic does; empty when
+/// there is none or it is not UTF-8.
+fn sent_message(headers: &HeaderMap) -> String {
+    let (Some(code), Some(message)) = (headers.get(Status::GRPC_STATUS), headers.get(Status::GRPC_MESSAGE)) else {
+        return String::new();
+    };
+    let mut alone = HeaderMap::with_capacity(2);
+    alone.insert(Status::GRPC_STATUS, code.clone());
+    alone.insert(Status::GRPC_MESSAGE, message.clone());
+    // A message that is not UTF-8 comes back as UNKNOWN with tonic's complaint instead.
+    Status::from_header_map(&alone)
+        .filter(|s| s.code() == Code::from_bytes(code.as_bytes()))
+        .map(|s| s.message().to_owned())
+        .unwrap_or_default()
+}
+
+/// The UPPER_SNAKE name of `code`, the reason of an error nothing more is known of.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The headers of a trailers-only response tonic would write for `status`.
+    fn written(status: &Status) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        status.add_header(&mut headers).expect("a writable status");
+        headers
+    }
+
+    fn read(headers: &HeaderMap) -> (Code, String, Option<String>) {
+        let status = Status::from_header_map(headers).expect("a status");
+        let reason = status.get_details_error_info().filter(|info| info.domain == DOMAIN).map(|info| info.reason);
+        (status.code(), status.message().to_owned(), reason)
+    }
+
+    #[test]
+    fn errors_without_details_get_an_error_info() {
+        let too_large = "Error, decoded message length too large: found 5242885 bytes, the limit is: 4194304 bytes";
+        // (what, status as tonic wrote it, reason, message after)
+        let cases = [
+            ("a request over the limit", Status::out_of_range(too_large), "MESSAGE_TOO_LARGE", too_large),
+            (
+                "bytes that are not protobuf",
+                Status::internal("failed to decode Protobuf message: invalid varint"),
+                "MALFORMED_REQUEST",
+                "failed to decode Protobuf message: invalid varint",
+            ),
+            (
+                "an unknown method",
+                Status::unimplemented(""),
+                "UNIMPLEMENTED",
+                "Operation is not implemented or not supported",
+            ),
+            (
+                "a health check of no service",
+                Status::not_found("service not registered"),
+                "NOT_FOUND",
+                "service not registered",
+            ),
+            (
+                "internal text",
+                Status::internal("error returned from database: relation \"stories\" does not exist"),
+                "INTERNAL",
+                "internal error",
+            ),
+            ("anything unknown", Status::unknown("thread 'main' panicked at src/lib.rs"), "UNKNOWN", "internal error"),
+            ("a deadline", Status::deadline_exceeded("Timeout expired"), "DEADLINE_EXCEEDED", "Timeout expired"),
+            (
+                "a percent-encoded message",
+                Status::cancelled("client cancelled: 100% sure"),
+                "CANCELLED",
+                "client cancelled: 100% sure",
+            ),
+        ];
+        for (what, bare, reason, message) in cases {
+            let mut headers = written(&bare);
+            add_missing_details(&mut headers);
+            assert_eq!(read(&headers), (bare.code(), message.to_owned(), Some(reason.to_owned())), "{what}");
+        }
+    }
+
+    #[test]
+    fn ok_and_errors_with_details_are_left_alone() {
+        for status in [Status::ok(""), self::status(Code::NotFound, "NOT_FOUND", "world not found")] {
+            let before = written(&status);
+            let mut after = before.clone();
+            add_missing_details(&mut after);
+            assert_eq!(after, before, "{status:?}");
+        }
+        let mut nothing = HeaderMap::new();
+        add_missing_details(&mut nothing);
+        assert!(nothing.is_empty(), "headers without a status are not a status");
+    }
 }

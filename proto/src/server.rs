@@ -1,24 +1,40 @@
-//! What every Fabula gRPC server has besides its own services: the auth layer,
-//! reflection (v1 and v1alpha, for grpcurl and older clients), health, message limits
-//! and keepalive.
+//! What every Fabula gRPC server has besides its own services: the auth layer, error
+//! details on the errors tonic makes itself ([`ErrorDetailsLayer`]), reflection (v1 and
+//! v1alpha, for grpcurl and older clients), health, message limits and keepalive.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
-use tonic::transport::{Server, server::TcpIncoming};
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use tonic::{Code, transport::Server, transport::server::TcpIncoming};
 use tonic_health::server::HealthReporter;
-use tower::layer::util::{Identity, Stack};
+use tower::{
+    Layer, Service,
+    layer::util::{Identity, Stack},
+};
 
-use crate::auth::{AuthLayer, Authenticator};
+use crate::{
+    auth::{AuthLayer, Authenticator},
+    errors, metadata,
+};
 
 /// The largest message a Fabula server accepts or sends: a story's 1 MiB of content
 /// plus its fields, with room to spare.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
-/// A server builder with keepalive and the auth layer in place.
-pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Identity>> {
+/// A server builder with keepalive, the error-details layer and, inside it, the auth
+/// layer in place.
+pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Stack<ErrorDetailsLayer, Identity>>> {
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(ErrorDetailsLayer)
         .layer(AuthLayer::new(authn))
 }
 
@@ -68,4 +84,197 @@ pub async fn is_serving(addr: std::net::SocketAddr, service: &str, timeout: Dura
         Some(response.into_inner().status == ServingStatus::Serving as i32)
     };
     tokio::time::timeout(timeout, check).await.ok().flatten().unwrap_or(false)
+}
+
+/// The outermost layer of every Fabula server: errors that tonic makes itself (an
+/// unknown method, a request too large or not protobuf, a response too large) carry no
+/// details; this gives them an `ErrorInfo` ([`errors::add_missing_details`]), whether
+/// the status comes in the response's headers (trailers-only) or in its trailers.
+///
+/// It also ends a call at its `grpc-timeout` with DEADLINE_EXCEEDED and an `ErrorInfo`.
+/// tonic enforces that deadline too, but outside every layer, answering a bare
+/// CANCELLED "Timeout expired"; this layer's deadline is taken just before tonic's and
+/// tonic polls the call before its own timer, so this layer answers first. (Clients
+/// that keep the deadline themselves, as tonic's do, give up at the same moment and
+/// report their own error.) A server-wide `Server::timeout`, or the concurrency and
+/// load-shed limits, would answer outside the layers without details: Fabula sets none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ErrorDetailsLayer;
+
+impl<S> Layer<S> for ErrorDetailsLayer {
+    type Service = ErrorDetailsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrorDetailsService { inner }
+    }
+}
+
+/// See [`ErrorDetailsLayer`].
+#[derive(Clone, Debug)]
+pub struct ErrorDetailsService<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, B, RB> Service<Request<B>> for ErrorDetailsService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default,
+{
+    type Response = Response<DetailedBody<RB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Taken before the call so that it is never later than tonic's own deadline.
+        let deadline = grpc_timeout(request.headers()).and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = match deadline {
+                None => response.await?,
+                Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
+                    Ok(response) => response?,
+                    Err(_) => {
+                        errors::status(Code::DeadlineExceeded, "DEADLINE_EXCEEDED", "Timeout expired").into_http()
+                    }
+                },
+            };
+            errors::add_missing_details(response.headers_mut());
+            Ok(response.map(|inner| DetailedBody { inner }))
+        })
+    }
+}
+
+/// The deadline a client set in `grpc-timeout`, if it is readable.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    headers.get(metadata::GRPC_TIMEOUT)?.to_str().ok().and_then(metadata::parse_grpc_timeout)
+}
+
+/// A response body whose trailers, when they hold an error without details, get an
+/// `ErrorInfo`; everything else passes through untouched.
+#[derive(Debug, Default)]
+pub struct DetailedBody<B> {
+    inner: B,
+}
+
+impl<B: Body + Unpin> Body for DetailedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(trailers) = frame.as_mut().and_then(|f| f.as_mut().ok()).and_then(Frame::trailers_mut) {
+            errors::add_missing_details(trailers);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tonic::Status;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_types::StatusExt;
+
+    use super::*;
+    use crate::auth::Principal;
+
+    /// Takes 30 s over any token, then refuses it: a call that needs one outlasts a
+    /// short deadline. Health is public and never asks.
+    struct Slow;
+
+    impl Authenticator for Slow {
+        fn authenticate<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> Pin<Box<dyn Future<Output = Result<Principal, Status>> + Send + 'a>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Err(Status::unauthenticated("too late"))
+            })
+        }
+    }
+
+    /// A Fabula server with the health service sending messages of at most
+    /// `max_message` bytes, until the sender is dropped.
+    async fn serve(max_message: usize) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_reporter, health) = self::health();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = builder(Arc::new(Slow))
+            .add_service(health.max_encoding_message_size(max_message))
+            .serve_with_incoming_shutdown(incoming(listener), async {
+                let _ = stopped.await;
+            });
+        tokio::spawn(server);
+        (addr, stop)
+    }
+
+    #[track_caller]
+    fn assert_reason(status: &Status, code: Code, reason: &str) {
+        assert_eq!(status.code(), code, "{status:?}");
+        let info = status.get_details_error_info().unwrap_or_else(|| panic!("an ErrorInfo on {status:?}"));
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), (reason, errors::DOMAIN), "{status:?}");
+    }
+
+    /// A response too large for the server's limit fails in the response's trailers,
+    /// after the headers went out: the body wrapper gives it its `ErrorInfo`.
+    #[tokio::test]
+    async fn an_error_in_the_trailers_gets_an_error_info() {
+        let (addr, _stop) = serve(1).await;
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let failed = HealthClient::new(channel)
+            .check(HealthCheckRequest { service: String::new() })
+            .await
+            .expect_err("a 2-byte answer is over a 1-byte limit");
+        assert_reason(&failed, Code::OutOfRange, "RESPONSE_TOO_LARGE");
+        assert!(failed.message().starts_with("Error, encoded message length too large"), "{failed:?}");
+    }
+
+    /// A tonic client gives up at the deadline itself and never sees the server's
+    /// answer, so this asks over plain HTTP/2: the server answers DEADLINE_EXCEEDED
+    /// with an `ErrorInfo`, before tonic's own bare CANCELLED "Timeout expired".
+    #[tokio::test]
+    async fn a_missed_deadline_is_deadline_exceeded_with_an_error_info() {
+        let (addr, _stop) = serve(usize::MAX).await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        for _ in 0..20 {
+            let request = http::Request::post(format!("http://{addr}/fabula.accounts.v1.AccountService/GetMe"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header(metadata::AUTHORIZATION, "Bearer anything")
+                .header(metadata::GRPC_TIMEOUT, "20m")
+                .body(())
+                .unwrap();
+            let (response, mut body) = client.clone().ready().await.unwrap().send_request(request, false).unwrap();
+            // An empty GetMeRequest: not compressed, 0 bytes long.
+            body.send_data(tonic::codegen::Bytes::from_static(&[0; 5]), true).unwrap();
+            let response = tokio::time::timeout(Duration::from_secs(5), response)
+                .await
+                .expect("an answer long before the authenticator's 30 s")
+                .unwrap();
+            let status = Status::from_header_map(response.headers()).expect("a trailers-only status");
+            assert_reason(&status, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
+        }
+    }
 }

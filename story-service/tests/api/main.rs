@@ -9,6 +9,7 @@ mod authorization;
 mod concurrency;
 mod entities_locations;
 mod events;
+mod internal_errors;
 mod plumbing;
 mod stories;
 mod tokens;

@@ -1,5 +1,7 @@
 //! What the service has besides its own methods: reflection (v1 and v1alpha),
-//! health, request ids, deadlines and message size limits.
+//! health, request ids, deadlines and message size limits, and the `ErrorInfo` on
+//! errors that tonic makes itself (a missed deadline, a request too large or not
+//! protobuf, an unknown method).
 
 use crate::common;
 
@@ -10,7 +12,12 @@ use fabula_proto::pb::{
     accounts::{GetMeRequest, RegisterRequest},
     story::{CreateStoryRequest, GetWorldRequest, ListStoriesRequest, Story, Visibility},
 };
-use tonic::{Code, Request};
+use prost::bytes::{Buf, BufMut};
+use tonic::{
+    Code, Request, Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::{v1, v1alpha};
 
@@ -20,6 +27,7 @@ both_databases!(
     the_request_id_is_echoed_or_made,
     a_deadline_is_honoured,
     an_oversize_message_is_refused_and_the_server_goes_on,
+    requests_tonic_refuses_itself_carry_an_error_info,
     a_story_just_over_one_mebibyte_is_invalid,
     a_page_of_large_stories_still_fits_in_a_message,
 );
@@ -149,10 +157,16 @@ async fn a_deadline_is_honoured(backend: Backend) {
     });
     hurried.set_timeout(Duration::from_millis(1));
     let status = app.accounts().register(hurried).await.expect_err("1 ms is not enough");
+    // A tonic client gives up at the deadline itself, with a CANCELLED of its own that
+    // never reached the server; the server's answer, DEADLINE_EXCEEDED with an
+    // ErrorInfo, is checked over plain HTTP/2 in fabula-proto's `server` tests.
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "a missed deadline ends the call: {status:?}"
     );
+    if status.code() == Code::DeadlineExceeded {
+        assert_eq!(reason(&status).as_deref(), Some("DEADLINE_EXCEEDED"), "the server's answer: {status:?}");
+    }
     let mut patient = Request::new(RegisterRequest {
         username: "patient".into(),
         email: "patient@example.test".into(),
@@ -173,8 +187,82 @@ async fn an_oversize_message_is_refused_and_the_server_goes_on(backend: Backend)
         matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
         "a message over 4 MiB is refused as too large: {status:?}"
     );
+    assert_eq!(reason(&status).as_deref(), Some("MESSAGE_TOO_LARGE"), "{status:?}");
     assert_eq!(app.count("stories", &[]).await, 0);
     app.create_story(&alice, &world.id, "Small", Visibility::Draft).await;
+}
+
+async fn requests_tonic_refuses_itself_carry_an_error_info(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // (what, method, message bytes, code, reason)
+    let cases: &[(&str, &'static str, &[u8], Code, &str)] = &[
+        ("bytes that are not protobuf", GET_WORLD, &[0x0a, 0xff], Code::Internal, "MALFORMED_REQUEST"),
+        ("a field of the wrong wire type", GET_WORLD, &[0x08, 0x01], Code::Internal, "MALFORMED_REQUEST"),
+        (
+            "an unknown method of a known service",
+            "/fabula.story.v1.WorldService/FlyToTheMoon",
+            &[],
+            Code::Unimplemented,
+            "UNIMPLEMENTED",
+        ),
+        ("an unknown service", "/fabula.moon.v1.MoonService/GetMoon", &[], Code::Unimplemented, "UNIMPLEMENTED"),
+    ];
+    for (what, method, bytes, code, want) in cases {
+        let status = expect_reason(call_raw(&app, method, bytes).await, *code, want, what);
+        assert!(!status.message().is_empty(), "{what}: a message says what went wrong ({status:?})");
+    }
+    // The server goes on.
+    let malformed = call_raw(&app, GET_WORLD, &[0x0a, 0xff]).await;
+    expect_reason(malformed, Code::Internal, "MALFORMED_REQUEST", "the same again");
+    let alice = app.register("alice").await;
+    app.create_world(&alice, "Still here", Visibility::Public).await;
+}
+
+const GET_WORLD: &str = "/fabula.story.v1.WorldService/GetWorld";
+
+/// Calls `method` with `bytes` as its message, whatever they are.
+async fn call_raw(app: &TestApp, method: &'static str, bytes: &[u8]) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(app.channel());
+    grpc.ready().await.expect("the channel is ready");
+    let response = grpc.unary(Request::new(bytes.to_vec()), PathAndQuery::from_static(method), RawCodec).await?;
+    Ok(response.into_inner())
+}
+
+/// Messages as the bytes they are, unchecked both ways.
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
 }
 
 async fn a_story_just_over_one_mebibyte_is_invalid(backend: Backend) {
