@@ -53,6 +53,11 @@ struct Args {
     /// possible. Latency is meaningful below the workers' capacity.
     #[arg(long, default_value_t = 0)]
     rate: u32,
+    /// Unfinished jobs each user keeps at most, as a client living within the
+    /// per-user limit of active jobs does: at the limit it waits for its oldest job
+    /// before submitting the next. 0 for no bound.
+    #[arg(long, default_value_t = 0)]
+    in_flight: usize,
 }
 
 #[tokio::main]
@@ -72,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let pace = (args.rate > 0).then(|| Duration::from_secs_f64(args.concurrency as f64 / f64::from(args.rate)));
-    let jobs = submit_all(&workers, &users, args.jobs, pace).await?;
+    let jobs = submit_all(&workers, &users, args.jobs, pace, args.in_flight).await?;
     let submitted = started.elapsed();
     let finished = wait_all(&workers[0], jobs).await?;
     let elapsed = started.elapsed();
@@ -133,13 +138,15 @@ async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result
     Ok(JobSpec { kind: Some(kind) })
 }
 
-/// Submits `count` jobs, one stream per user, round-robin over the workers; returns
-/// each job's id with its owner's token.
+/// Submits `count` jobs, one stream per user, round-robin over the workers, each user
+/// with at most `in_flight` unfinished jobs (0: no bound); returns each job's id with
+/// its owner's token.
 async fn submit_all(
     workers: &[JobServiceClient<Channel>],
     users: &[(String, JobSpec)],
     count: usize,
     pace: Option<Duration>,
+    in_flight: usize,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut tasks = tokio::task::JoinSet::new();
     let per_user = count.div_ceil(users.len());
@@ -148,9 +155,14 @@ async fn submit_all(
         let (token, spec) = (token.clone(), spec.clone());
         let n = per_user.min(count.saturating_sub(i * per_user));
         tasks.spawn(async move {
-            let mut ids = Vec::with_capacity(n);
+            let mut ids: Vec<(String, String)> = Vec::with_capacity(n);
             let mut tick = pace.map(tokio::time::interval);
-            for _ in 0..n {
+            for i in 0..n {
+                if in_flight > 0 && i >= in_flight {
+                    let oldest = ids[i - in_flight].0.clone();
+                    let timeout = Some(prost_types::Duration { seconds: 120, nanos: 0 });
+                    client.wait_job(authed(WaitJobRequest { id: oldest, timeout }, &token)).await?;
+                }
                 if let Some(tick) = tick.as_mut() {
                     tick.tick().await;
                 }
