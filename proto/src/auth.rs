@@ -279,41 +279,50 @@ where
 
 /// What a service last learnt of each user (whether they exist, their role, whether
 /// they are disabled…), trusted for [`UserStatuses::TTL`] and then asked again: a
-/// disabled user's tokens stop working everywhere within that time.
-pub struct UserStatuses<V> {
-    entries: Mutex<HashMap<Uuid, (Instant, V)>>,
+/// disabled user's tokens stop working everywhere within that time. Keyed by user id,
+/// or by anything else a status is learnt for (gpt-worker confirms each token).
+pub struct UserStatuses<V, K = Uuid> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl<V: Copy> Default for UserStatuses<V> {
+impl<V: Copy, K> Default for UserStatuses<V, K> {
     fn default() -> Self {
-        Self { entries: Mutex::default() }
+        Self { entries: Mutex::new(HashMap::new()) }
     }
 }
 
-impl<V: Copy> UserStatuses<V> {
+impl<V: Copy, K: Eq + std::hash::Hash> UserStatuses<V, K> {
     /// How long a status is trusted.
     pub const TTL: Duration = Duration::from_secs(1);
     /// Statuses kept at most before stale ones are dropped.
     const CAPACITY: usize = 100_000;
 
-    /// The status of `user_id`, if learnt less than [`UserStatuses::TTL`] ago.
-    pub fn fresh(&self, user_id: Uuid) -> Option<V> {
+    /// The status of `key`, if learnt less than [`UserStatuses::TTL`] ago.
+    pub fn fresh<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
         let entries = self.entries.lock().expect("user statuses");
-        entries.get(&user_id).filter(|(learnt, _)| learnt.elapsed() < Self::TTL).map(|(_, status)| *status)
+        entries.get(key).filter(|(learnt, _)| learnt.elapsed() < Self::TTL).map(|(_, status)| *status)
     }
 
-    /// Remembers `status` of `user_id`, learnt now.
-    pub fn remember(&self, user_id: Uuid, status: V) {
+    /// Remembers `status` of `key`, learnt now.
+    pub fn remember(&self, key: K, status: V) {
         let mut entries = self.entries.lock().expect("user statuses");
         if entries.len() >= Self::CAPACITY {
             entries.retain(|_, (learnt, _)| learnt.elapsed() < Self::TTL);
         }
-        entries.insert(user_id, (Instant::now(), status));
+        entries.insert(key, (Instant::now(), status));
     }
 
-    /// Forgets `user_id`, after a change to their account.
-    pub fn forget(&self, user_id: Uuid) {
-        self.entries.lock().expect("user statuses").remove(&user_id);
+    /// Forgets `key`, after a change to their account.
+    pub fn forget<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        self.entries.lock().expect("user statuses").remove(key);
     }
 }
 
@@ -325,11 +334,11 @@ mod tests {
     fn a_status_is_trusted_until_forgotten() {
         let statuses = UserStatuses::default();
         let user = Uuid::now_v7();
-        assert_eq!(statuses.fresh(user), None);
+        assert_eq!(statuses.fresh(&user), None);
         statuses.remember(user, 7);
-        assert_eq!(statuses.fresh(user), Some(7));
-        statuses.forget(user);
-        assert_eq!(statuses.fresh(user), None);
+        assert_eq!(statuses.fresh(&user), Some(7));
+        statuses.forget(&user);
+        assert_eq!(statuses.fresh(&user), None);
     }
 
     #[test]

@@ -36,11 +36,11 @@ impl StoryAuthenticator {
 
     /// Drops what is cached of `user_id`, after a change to their account.
     pub fn forget(&self, user_id: Uuid) {
-        self.statuses.forget(user_id);
+        self.statuses.forget(&user_id);
     }
 
     async fn status(&self, user_id: Uuid) -> Result<Option<UserStatus>, Error> {
-        if let Some(status) = self.statuses.fresh(user_id) {
+        if let Some(status) = self.statuses.fresh(&user_id) {
             return Ok(status);
         }
         let row = sqlx::query("SELECT role, disabled, tokens_valid_after_ms FROM users WHERE id = $1")

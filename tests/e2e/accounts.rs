@@ -2,6 +2,8 @@
 //! profile, refresh-token rotation and reuse, logout, a password change, and the
 //! errors a user meets on the way.
 
+use std::time::{Duration, Instant};
+
 use fabula_proto::{both_databases, testing::Backend};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -11,7 +13,11 @@ use crate::{
     stack,
 };
 
-both_databases!(a_user_signs_up_signs_in_refreshes_and_signs_out, account_errors_say_what_went_wrong);
+both_databases!(
+    a_user_signs_up_signs_in_refreshes_and_signs_out,
+    account_errors_say_what_went_wrong,
+    a_disabled_users_token_fails_everywhere_within_a_second,
+);
 
 async fn a_user_signs_up_signs_in_refreshes_and_signs_out(backend: Backend) {
     let running = stack::start(backend).await;
@@ -56,6 +62,11 @@ async fn a_user_signs_up_signs_in_refreshes_and_signs_out(backend: Backend) {
     assert_eq!(api.login("ada", "a brand new passphrase").await.id, ada.id, "the new password signs in");
     let ended = api.post("/v1/auth/refresh", json!({"refreshToken": session.refresh_token})).await;
     assert_eq!(ended.status, StatusCode::UNAUTHORIZED, "sessions end with a password change: {}", ended.body);
+    // The access tokens from before the change are refused by every service.
+    for path in ["/v1/users/me", "/v1/jobs"] {
+        let old = ada.api.get(path).await;
+        old.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "TOKEN_REVOKED", &format!("{path}, old token"));
+    }
     running.stop().await;
 }
 
@@ -93,5 +104,42 @@ async fn account_errors_say_what_went_wrong(backend: Backend) {
     let ada = api.login("ada", PASSWORD).await;
     let admin_only = ada.api.get("/v1/admin/users").await;
     admin_only.expect_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "ADMIN_ONLY", "a user on an admin route");
+    running.stop().await;
+}
+
+/// An administrator disables a user: within a second their still-unexpired access
+/// token is refused by story-service and by gpt-worker, both through the gateway
+/// (which checks only the signature) and over gRPC straight to gpt-worker.
+async fn a_disabled_users_token_fails_everywhere_within_a_second(backend: Backend) {
+    use fabula_proto::{
+        pb::jobs::{ListJobsRequest, job_service_client::JobServiceClient},
+        testing::authed,
+    };
+
+    let running = stack::start(backend).await;
+    let api = Rest::new(&running);
+    let ada = api.register("ada").await;
+    api.grant_model_access(&ada).await;
+    let mut jobs = JobServiceClient::connect(running.worker_url()).await.expect("connect to gpt-worker");
+    ada.api.get("/v1/users/me").await.expect(StatusCode::OK, "story-service, before");
+    ada.api.get("/v1/jobs").await.expect(StatusCode::OK, "gpt-worker, before");
+    jobs.list_jobs(authed(ListJobsRequest::default(), &ada.access_token)).await.expect("gpt-worker over gRPC, before");
+
+    let admin = api.admin().await;
+    let path = format!("/v1/admin/users/{}?updateMask=disabled", ada.id);
+    admin.api.patch(&path, json!({"disabled": true})).await.expect(StatusCode::OK, "disable ada");
+    let disabled_at = Instant::now();
+
+    let mut refused = [false; 3];
+    while refused.contains(&false) && disabled_at.elapsed() < Duration::from_millis(1_100) {
+        refused[0] |= ada.api.get("/v1/users/me").await.status == StatusCode::UNAUTHORIZED;
+        refused[1] |= ada.api.get("/v1/jobs").await.status == StatusCode::UNAUTHORIZED;
+        let grpc = jobs.list_jobs(authed(ListJobsRequest::default(), &ada.access_token)).await;
+        refused[2] |= grpc.is_err_and(|status| status.code() == tonic::Code::Unauthenticated);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused, [true; 3], "refused within a second by: story-service, gpt-worker via the gateway, gpt-worker");
+    let me = ada.api.get("/v1/users/me").await;
+    me.expect_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "USER_DISABLED", "a disabled user's token");
     running.stop().await;
 }

@@ -29,6 +29,7 @@ pub struct Answer {
 /// A signed-in user and a client that calls as them.
 pub struct User {
     pub id: String,
+    pub access_token: String,
     pub refresh_token: String,
     pub api: Rest,
 }
@@ -104,10 +105,12 @@ impl Rest {
     /// A user from an `AuthResponse`.
     fn user_of(&self, signed_in: &Value) -> User {
         let text = |value: &Value| value.as_str().unwrap_or_else(|| panic!("a string: {signed_in}")).to_owned();
+        let access_token = text(&signed_in["accessToken"]);
         User {
             id: text(&signed_in["user"]["id"]),
+            api: self.with_token(&access_token),
+            access_token,
             refresh_token: text(&signed_in["refreshToken"]),
-            api: self.with_token(&text(&signed_in["accessToken"])),
         }
     }
 }
