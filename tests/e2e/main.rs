@@ -11,5 +11,6 @@ mod errors;
 mod grpc;
 mod jobs;
 mod lifecycle;
+mod readme;
 mod resources;
 mod sharing;
