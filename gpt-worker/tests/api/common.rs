@@ -189,7 +189,7 @@ pub async fn spawn_services(backend: Backend) -> Stack {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (story_addr, story) = spawn_story_service(&dir).await;
+    let (story_addr, story) = spawn_story_service(&dir, "127.0.0.1:0".parse().expect("a socket address")).await;
     let postgres = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -239,10 +239,12 @@ async fn start_worker(settings: Settings) -> WorkerHandle {
     WorkerHandle { addr, channel: connect(addr).await, running }
 }
 
-/// Starts story-service on a new SQLite database in `dir`, with the development keys there.
-async fn spawn_story_service(dir: &TempDir) -> (SocketAddr, Running) {
+/// Starts story-service on `listen` with its SQLite database in `dir` (made when new),
+/// with the development keys there.
+async fn spawn_story_service(dir: &TempDir, listen: SocketAddr) -> (SocketAddr, Running) {
     let database_url = format!("sqlite://{}/story.db?mode=rwc", dir.path().display());
     let mut settings = story_service::Settings::for_tests(database_url, dir.path());
+    settings.listen = listen;
     settings.admin_username = Some(ADMIN_USERNAME.into());
     settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     let app = story_service::build(settings).await.expect("story-service builds");
@@ -533,4 +535,265 @@ pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str
     let fields = bad_fields(&status);
     assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
     status
+}
+
+/// Makes a `postgres::<test>` of each `async fn <test>()` that only PostgreSQL can run
+/// (several worker processes on one queue; SQLite is a single-process queue). Without
+/// `FABULA_TEST_POSTGRES_URL` it says so loudly and passes, like [`both_databases!`].
+macro_rules! postgres_only {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if fabula_proto::testing::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                        return;
+                    }
+                    super::$name().await;
+                }
+            )*
+        }
+    };
+}
+
+/// The longest a worker process may take to start serving.
+const PROCESS_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many ports a worker process is tried on before giving up (another process may
+/// take the free port picked for it before it binds).
+const PROCESS_START_TRIES: usize = 3;
+/// What the worker logs once it has bound its listener.
+const LISTENING_LOG: &str = "gpt-worker listening";
+
+/// A gpt-worker in an OS process of its own, run from the crate's binary with its
+/// settings as environment variables, as a deployment runs replicas. Dropping it kills
+/// the process, also when the test panics; a panicking test prints the end of its log.
+pub struct WorkerProcess {
+    pub addr: SocketAddr,
+    channel: Channel,
+    child: ChildGuard,
+}
+
+impl WorkerProcess {
+    pub fn jobs(&self) -> JobServiceClient<Channel> {
+        JobServiceClient::new(self.channel.clone())
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}
+
+/// A child process that is killed and reaped when dropped, with its stdout and stderr
+/// in a temporary file removed with it.
+struct ChildGuard {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl ChildGuard {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            let _ = writeln!(
+                std::io::stderr(),
+                "--- the last lines of gpt-worker process {} ---\n{}\n---",
+                self.child.id(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+impl Stack {
+    /// Starts a gpt-worker process on the same job database with the settings of
+    /// [`Stack::worker_settings`], on a free loopback port, and waits until it serves.
+    pub async fn spawn_worker_process(&self, configure: impl FnOnce(&mut Settings)) -> WorkerProcess {
+        let settings = self.worker_settings(configure);
+        let mut failures = Vec::new();
+        for _ in 0..PROCESS_START_TRIES {
+            match start_worker_process(settings.clone()).await {
+                Ok(process) => return process,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("gpt-worker did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    /// Stops story-service as a restart would (shutdown signal, then drain) and waits
+    /// until it has stopped; its address then refuses connections.
+    pub async fn stop_story_service(&mut self) {
+        self.story.stop().await;
+    }
+
+    /// Starts story-service again, on its old address and database, after
+    /// [`Stack::stop_story_service`].
+    pub async fn restart_story_service(&mut self) {
+        let (addr, story) = spawn_story_service(&self.dir, self.story_addr).await;
+        assert_eq!(addr, self.story_addr, "story-service is back on its address");
+        self.story = story;
+        self.story_channel = connect(addr).await;
+    }
+
+    /// Job `id`'s row as stored, or `None` when there is none.
+    pub async fn stored_job(&self, id: &str) -> Option<StoredJob> {
+        let row = sqlx::query(
+            "SELECT state, attempts, output, error_code, lease_owner, lease_expires, run_after FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.jobs_db().await)
+        .await
+        .expect("read the job's row")?;
+        let get = "a column of the job's row";
+        Some(StoredJob {
+            state: row.try_get(0).expect(get),
+            attempts: row.try_get(1).expect(get),
+            output: row.try_get(2).expect(get),
+            error_code: row.try_get(3).expect(get),
+            lease_owner: row.try_get(4).expect(get),
+            lease_expires: row.try_get(5).expect(get),
+            run_after: row.try_get(6).expect(get),
+        })
+    }
+
+    /// Job `id`'s row once `matches` holds for it, looked at every few milliseconds; panics
+    /// when the job finished or its row is gone without matching, or after [`JOB_TIMEOUT`].
+    /// Needs no service, only the database.
+    pub async fn wait_for_row(&self, id: &str, what: &str, matches: impl Fn(&StoredJob) -> bool) -> StoredJob {
+        let deadline = Instant::now() + JOB_TIMEOUT;
+        loop {
+            let row = self.stored_job(id).await.unwrap_or_else(|| panic!("job {id} is gone before it did {what}"));
+            if matches(&row) {
+                return row;
+            }
+            assert!(!row.is_finished(), "job {id} finished before it did {what}: {row:?}");
+            assert!(Instant::now() < deadline, "job {id} did not {what} within {JOB_TIMEOUT:?}: {row:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The columns of a job row that say who holds it and how it went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredJob {
+    pub state: String,
+    pub attempts: i64,
+    pub output: String,
+    pub error_code: Option<String>,
+    pub lease_owner: Option<String>,
+    /// Microseconds since the Unix epoch.
+    pub lease_expires: Option<i64>,
+    /// Microseconds since the Unix epoch.
+    pub run_after: i64,
+}
+
+impl StoredJob {
+    /// True once the job has ended for good.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state.as_str(), "SUCCEEDED" | "FAILED" | "CANCELLED")
+    }
+}
+
+/// Starts the gpt-worker binary with `settings` on a port free a moment ago; `Err` with
+/// its log when it exited before serving (its port was taken meanwhile, say).
+async fn start_worker_process(mut settings: Settings) -> Result<WorkerProcess, String> {
+    settings.listen = free_loopback_port();
+    let log = tempfile::Builder::new().prefix("gpt-worker-").suffix(".log").tempfile().expect("a log file");
+    let output = || log.as_file().try_clone().expect("share the log file");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gpt-worker"))
+        // Only the settings given here: nothing from the environment the tests run in.
+        .env_clear()
+        .envs(settings_env(&settings))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("start the gpt-worker binary");
+    let mut child = ChildGuard { child, log };
+    let addr = settings.listen;
+    let deadline = Instant::now() + PROCESS_START_TIMEOUT;
+    loop {
+        if let Some(status) = child.child.try_wait().expect("look at the worker process") {
+            return Err(format!("gpt-worker on {addr} exited with {status}:\n{}", child.log()));
+        }
+        // The log line says this process bound the port, not another that took it meanwhile.
+        if child.log().contains(LISTENING_LOG)
+            && fabula_proto::server::is_serving(addr, "fabula.jobs.v1.JobService", Duration::from_secs(1)).await
+        {
+            return Ok(WorkerProcess { addr, channel: connect(addr).await, child });
+        }
+        assert!(Instant::now() < deadline, "gpt-worker on {addr} did not serve within {PROCESS_START_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback port nothing listened on a moment ago, for a process that cannot report
+/// the port it bound.
+fn free_loopback_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("a bound listener has an address")
+}
+
+/// `settings` as the environment variables the gpt-worker binary reads (`gpt-worker
+/// --help`). Every field is named, so a new setting does not compile until it is passed on.
+fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let Settings {
+        listen,
+        database_url,
+        database_connections,
+        story_service_url,
+        token_public_key_file,
+        private_key_file,
+        llm,
+        queue,
+    } = settings;
+    let gpt_worker::config::LlmSettings { base_url, api_key, model, connect_timeout, request_timeout, idle_timeout } =
+        llm;
+    let gpt_worker::config::QueueSettings {
+        runners,
+        lease,
+        max_attempts,
+        retry_base,
+        retry_max,
+        shutdown_grace,
+        retention,
+        active_jobs_per_user,
+        daily_jobs_per_user,
+    } = queue;
+    let millis = |duration: &Duration| format!("{}ms", duration.as_millis());
+    let mut env = vec![
+        ("WORKER_LISTEN", listen.to_string()),
+        ("WORKER_DATABASE_URL", database_url.clone()),
+        ("WORKER_DATABASE_CONNECTIONS", database_connections.to_string()),
+        ("STORY_SERVICE_URL", story_service_url.clone()),
+        ("WORKER_TOKEN_PUBLIC_KEY_FILE", token_public_key_file.display().to_string()),
+        ("WORKER_PRIVATE_KEY_FILE", private_key_file.display().to_string()),
+        ("LLM_MODEL", model.clone()),
+        ("LLM_CONNECT_TIMEOUT", millis(connect_timeout)),
+        ("LLM_REQUEST_TIMEOUT", millis(request_timeout)),
+        ("LLM_IDLE_TIMEOUT", millis(idle_timeout)),
+        ("WORKER_RUNNERS", runners.to_string()),
+        ("WORKER_LEASE", millis(lease)),
+        ("WORKER_MAX_ATTEMPTS", max_attempts.to_string()),
+        ("WORKER_RETRY_BASE", millis(retry_base)),
+        ("WORKER_RETRY_MAX", millis(retry_max)),
+        ("WORKER_SHUTDOWN_GRACE", millis(shutdown_grace)),
+        ("WORKER_RETENTION", millis(retention)),
+        ("WORKER_ACTIVE_JOBS_PER_USER", active_jobs_per_user.to_string()),
+        ("WORKER_DAILY_JOBS_PER_USER", daily_jobs_per_user.to_string()),
+    ];
+    env.extend(base_url.clone().map(|url| ("LLM_BASE_URL", url)));
+    env.extend(api_key.as_ref().map(|key| ("LLM_API_KEY", key.expose().to_owned())));
+    env
 }
