@@ -27,10 +27,11 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` jobs for `worker_id`: queued ones that are due, and running
-/// ones whose lease has expired (their worker died). Each claim counts an attempt.
+/// ones whose lease has expired (their worker died). Each claim counts an attempt and
+/// starts the output over, as the attempt's RUNNING update tells watchers.
 pub async fn claim(db: &Db, worker_id: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
     let now = now_micros();
-    let mut sql = Sql::new("UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, lease_owner = ");
+    let mut sql = Sql::new("UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, output = '', lease_owner = ");
     sql.bind(Bind::Text(worker_id.to_owned()))
         .push(", lease_expires = ")
         .bind(Bind::Int(now + lease.as_micros() as i64))

@@ -27,7 +27,8 @@ pub struct WorldFacts {
 /// Reads every entity, location and event of `world_id`, the three lists at once.
 pub async fn world_facts(ctx: &JobContext<'_>, world_id: &str) -> Result<WorldFacts, Failure> {
     let entities = all_pages(|page_token| async move {
-        let request = ListEntitiesRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
+        let request =
+            ListEntitiesRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
         let page = ctx.story.entities().list_entities(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
         Ok((page.entities, page.next_page_token))
     });
@@ -38,7 +39,8 @@ pub async fn world_facts(ctx: &JobContext<'_>, world_id: &str) -> Result<WorldFa
         Ok((page.locations, page.next_page_token))
     });
     let events = all_pages(|page_token| async move {
-        let request = ListEventsRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
+        let request =
+            ListEventsRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
         let page = ctx.story.events().list_events(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
         Ok((page.events, page.next_page_token))
     });

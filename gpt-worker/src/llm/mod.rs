@@ -214,7 +214,12 @@ mod tests {
             (None, Some("sk-test"), Some(OPENAI_BASE_URL), "a key alone means OpenAI"),
         ];
         for (base_url, api_key, expected, why) in cases {
-            let mut settings = crate::config::Settings::for_tests("sqlite::memory:", "http://127.0.0.1:1", std::path::Path::new("data")).llm;
+            let mut settings = crate::config::Settings::for_tests(
+                "sqlite::memory:",
+                "http://127.0.0.1:1",
+                std::path::Path::new("data"),
+            )
+            .llm;
             settings.base_url = base_url.map(Into::into);
             settings.api_key = api_key.map(Secret::new);
             assert_eq!(server_url(&settings).as_deref(), expected, "{why}");

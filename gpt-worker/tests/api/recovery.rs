@@ -28,7 +28,7 @@ use gpt_worker::{
     writer::Writer,
 };
 use sqlx::Row;
-use support::{FakeOpenAi, Reply};
+use support::{FakeOpenAi, Reply, content_chunk};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -38,6 +38,7 @@ both_databases!(
     an_extraction_taken_over_keeps_the_events_its_dead_worker_made,
     a_stale_run_of_a_job_writes_nothing,
     a_deleted_job_takes_its_saved_answers_along,
+    a_job_taken_over_starts_its_output_over,
 );
 
 const ANALYSIS: &str = r#"{"entities": [
@@ -260,4 +261,27 @@ async fn a_deleted_job_takes_its_saved_answers_along(backend: Backend) {
         .await
         .expect("count the answers");
     assert_eq!(row.try_get::<i64, _>(0).expect("a count"), 0, "the answers went with the job");
+}
+
+/// The output a dead worker had streamed is not kept: the attempt that takes the job
+/// over starts it over, as its RUNNING update tells watchers it does.
+async fn a_job_taken_over_starts_its_output_over(backend: Backend) {
+    const SUGGESTIONS: &str = r#"{"suggestions": ["One way.", "Another way.", "A third way."]}"#;
+    let partial = Reply::event_stream().event(&content_chunk("{\"suggestions\": [\"Half")).hang_until_closed();
+    let model = FakeOpenAi::start_script(vec![partial, Reply::streaming(&[SUGGESTIONS])]).await;
+    let stack = spawn_services(backend).await;
+    let base_url = model.base_url.clone();
+    let configure = move |s: &mut gpt_worker::Settings| {
+        s.llm.base_url = Some(base_url.clone());
+        s.queue.lease = LEASE;
+    };
+    let user = stack.register_with_model_access("ana").await;
+    let doomed = stack.spawn_crashable_worker(configure.clone()).await;
+    let job = submit_to(&mut doomed.jobs(), &user, paraphrase("Crash midway.")).await;
+    stack.wait_for_row(&job.id, "the first attempt's output", |row| !row.output.is_empty()).await;
+    doomed.kill();
+    let survivor = stack.spawn_worker(configure).await;
+    let done = wait_for(&mut survivor.jobs(), &user, &job.id).await;
+    assert_eq!((done.state(), done.attempts), (JobState::Succeeded, 2), "{done:?}");
+    assert_eq!(done.output, SUGGESTIONS, "only the attempt that finished is in the output");
 }
