@@ -120,10 +120,11 @@ mod tests {
             .unwrap();
         assert_eq!(read_verifying_keys(&path).unwrap(), [new, old]);
 
-        for (contents, why) in [("", "an empty file"), ("not a key", "no PEM block"), (
-            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-            "a block that is no key",
-        )] {
+        for (contents, why) in [
+            ("", "an empty file"),
+            ("not a key", "no PEM block"),
+            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "a block that is no key"),
+        ] {
             fs::write(&path, contents).unwrap();
             assert!(read_verifying_keys(&path).is_err(), "{why}");
         }

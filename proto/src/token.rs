@@ -342,7 +342,13 @@ impl TokenVerifier {
             Signer::Service(issuer) if claims.iss == *issuer && claims.typ == DELEGATED => (Role::Unspecified, true),
             _ => return Err(TokenError::Invalid),
         };
-        Ok(VerifiedToken { user_id, role, delegated, issued_at_ms: (claims.iat * 1000.0).round() as i64, expires_at: claims.exp })
+        Ok(VerifiedToken {
+            user_id,
+            role,
+            delegated,
+            issued_at_ms: (claims.iat * 1000.0).round() as i64,
+            expires_at: claims.exp,
+        })
     }
 
     fn remember(&self, token: &str, verified: VerifiedToken, now: i64) {

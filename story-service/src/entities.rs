@@ -202,8 +202,9 @@ impl EntitiesApi {
 
     async fn update(&self, caller: Caller, request: UpdateEntityRequest) -> Result<Entity> {
         let sent = request.entity.ok_or_else(|| invalid("entity", "is required"))?;
-        let (id, mask) =
-            update::target(&sent.id, "entity.id", request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) = update::target(&sent.id, "entity.id", request.update_mask.as_ref(), UPDATABLE, |path| {
+            populated(&sent, path)
+        })?;
         let (mut tx, version) = children::begin_change::<Entity>(&self.0.db, &caller, id, &sent.etag).await?;
         let current: Entity = children::fetch(&mut *tx, id).await?;
         if mask.is_empty() {

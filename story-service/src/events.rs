@@ -397,8 +397,9 @@ impl EventsApi {
 
     async fn update(&self, caller: &Caller, request: UpdateEventRequest) -> Result<Event> {
         let sent = request.event.ok_or_else(|| invalid("event", "is required"))?;
-        let (id, mask) =
-            update::target(&sent.id, "event.id", request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) = update::target(&sent.id, "event.id", request.update_mask.as_ref(), UPDATABLE, |path| {
+            populated(&sent, path)
+        })?;
         let (mut tx, version) = children::begin_change::<Event>(&self.0.db, caller, id, &sent.etag).await?;
         if mask.is_empty() {
             return commit(tx, id).await;

@@ -94,9 +94,9 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
         Some(path) => keys::read_verifying_keys(path)?,
         None => vec![keys::development_key(&settings.data_dir, keys::WORKER_KEY_FILE)?.verifying_key()],
     };
-    let verifier = worker_keys
-        .iter()
-        .fold(TokenVerifier::new(token_keys.clone()), |verifier, key| verifier.trust_service(token::WORKER_SERVICE, key));
+    let verifier = worker_keys.iter().fold(TokenVerifier::new(token_keys.clone()), |verifier, key| {
+        verifier.trust_service(token::WORKER_SERVICE, key)
+    });
     let issuer = Arc::new(TokenIssuer::new(key, settings.access_token_ttl));
     let authn = Arc::new(StoryAuthenticator::new(verifier, db.clone()));
     accounts::ensure_admin(&db, &settings).await?;

@@ -447,8 +447,9 @@ impl StoriesApi {
 
     async fn update(&self, caller: &Caller, request: UpdateStoryRequest) -> Result<Story> {
         let sent = request.story.ok_or_else(|| invalid("story", "is required"))?;
-        let (id, mask) =
-            update::target(&sent.id, "story.id", request.update_mask.as_ref(), UPDATABLE, |path| populated(&sent, path))?;
+        let (id, mask) = update::target(&sent.id, "story.id", request.update_mask.as_ref(), UPDATABLE, |path| {
+            populated(&sent, path)
+        })?;
         let (mut tx, located, current) = self.begin_change(caller, id, &sent.etag).await?;
         if mask.is_empty() {
             return commit(tx, id).await;

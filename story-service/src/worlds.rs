@@ -162,15 +162,14 @@ impl WorldsApi {
     async fn update(&self, caller: Caller, request: UpdateWorldRequest) -> Result<World> {
         caller.require_user()?;
         let world = request.world.ok_or_else(|| invalid("world", "is required"))?;
-        let (id, mask) = update::target(&world.id, "world.id", request.update_mask.as_ref(), UPDATABLE, |path| {
-            match path {
+        let (id, mask) =
+            update::target(&world.id, "world.id", request.update_mask.as_ref(), UPDATABLE, |path| match path {
                 "name" => !world.name.is_empty(),
                 "description" => !world.description.is_empty(),
                 "world_type" => world.world_type != 0,
                 "visibility" => world.visibility != 0,
                 _ => false,
-            }
-        })?;
+            })?;
         let mut tx = self.0.db.begin().await?;
         let access = world_access(&mut *tx, &caller, id).await?;
         access.require_owner()?;
