@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use super::{
-    Failure, JobContext, ask,
+    Failure, JobContext, Step, ask,
     context::{self, CONTENT_BUDGET},
 };
 use crate::{
@@ -73,7 +73,7 @@ async fn analyze(
     let facts = context::world_facts(ctx, &world.id).await?;
     ctx.recorder.progress(at(20), format!("asking the model about \"{}\"", story.title));
     let request = request(&context::describe(&world, &facts, Some(&story)), &story);
-    let analysis = ask(ctx, &format!("analyze:{}", story.id), request, parse_analysis).await?;
+    let analysis = ask(ctx, Step::Saved(&format!("analyze:{}", story.id)), request, parse_analysis).await?;
     ctx.recorder.progress(
         at(70),
         format!("recording {} entities and {} places", analysis.entities.len(), analysis.locations.len()),

@@ -10,7 +10,7 @@ use prost_types::FieldMask;
 use tonic::Code;
 
 use super::{
-    Failure, JobContext, ask,
+    Failure, JobContext, Step, ask,
     context::{self, CONTENT_BUDGET},
 };
 use crate::{
@@ -99,7 +99,7 @@ async fn write(ctx: &JobContext<'_>, purpose: Purpose, instruction: String, sour
         max_tokens: 800,
         temperature: 0.7,
     };
-    ask(ctx, "describe", request, parse).await
+    ask(ctx, Step::Saved("describe"), request, parse).await
 }
 
 /// Whether an etag-checked update went through: ABORTED means a human edit won.

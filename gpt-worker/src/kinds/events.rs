@@ -20,7 +20,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use super::{
-    Failure, JobContext,
+    Failure, JobContext, Step,
     analyze::request_id,
     ask,
     context::{self, CONTENT_BUDGET, WorldFacts},
@@ -122,7 +122,8 @@ async fn extract_story(
         max_tokens: 3_000,
         temperature: 0.2,
     };
-    let extracted: ExtractedEvents = ask(ctx, &format!("events:{}", story.id), request, parse_events).await?;
+    let extracted: ExtractedEvents =
+        ask(ctx, Step::Saved(&format!("events:{}", story.id)), request, parse_events).await?;
     let mut created = Vec::with_capacity(extracted.events.len());
     for (index, found) in extracted.events.iter().enumerate() {
         let event = Event {

@@ -113,15 +113,27 @@ pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, Fail
     Ok(JobResult { model, kind: Some(kind) })
 }
 
-/// The answer to the model call named `step` (unique and stable within the job),
-/// parsed with `parse`: the one an earlier run saved, or else the model's, saved
-/// before it is returned.
+/// Which model call of a job an answer is for, and whether it is saved.
+pub enum Step<'a> {
+    /// Saved under this name (unique and stable within the job): the kind writes what
+    /// it derives from the answer to story-service.
+    Saved(&'a str),
+    /// Not saved: nothing is written from the answer but the job's own result, so a
+    /// run again may as well ask again.
+    Unsaved,
+}
+
+/// The answer to the model call `step`, parsed with `parse`: for a saved step, the one
+/// an earlier run saved, or else the model's, saved before it is returned.
 pub async fn ask<T>(
     ctx: &JobContext<'_>,
-    step: &str,
+    step: Step<'_>,
     request: ChatRequest,
     parse: impl Fn(&str) -> Result<T, OutputError>,
 ) -> Result<T, Failure> {
+    let Step::Saved(step) = step else {
+        return Ok(ask_model(ctx, request, &parse).await?.1);
+    };
     if let Some(parsed) = saved_answer(ctx, step, &parse).await? {
         return Ok(parsed);
     }

@@ -2,7 +2,7 @@
 
 use fabula_proto::pb::jobs::{Paraphrase, SuggestionsResult, job_result::Kind};
 
-use super::{Failure, JobContext, ask};
+use super::{Failure, JobContext, Step, ask};
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, Purpose},
     outputs::parse_suggestions,
@@ -28,7 +28,7 @@ pub async fn run(ctx: &JobContext<'_>, spec: &Paraphrase) -> Result<Kind, Failur
         max_tokens: 2_000,
         temperature: 0.8,
     };
-    let suggestions = ask(ctx, "paraphrase", request, parse_suggestions).await?;
+    let suggestions = ask(ctx, Step::Unsaved, request, parse_suggestions).await?;
     ctx.recorder.progress(100, "three rewordings ready");
     Ok(Kind::Suggestions(SuggestionsResult { suggestions: suggestions.suggestions }))
 }
