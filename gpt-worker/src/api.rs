@@ -68,8 +68,8 @@ impl JobsApi {
         }
         let request_id = (!request.request_id.is_empty()).then_some(request.request_id.as_str());
         let job = store::create(&self.db, &self.limits, principal.user_id, spec, request_id).await?;
-        // A runner here wakes at once; on PostgreSQL, the create notified the others.
-        self.worker.wake();
+        // A runner here wakes at once; on PostgreSQL, the other processes are told.
+        self.worker.queued();
         Ok(job)
     }
 

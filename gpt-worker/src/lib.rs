@@ -121,7 +121,8 @@ impl App {
         let runners = tokio::spawn(worker.clone().run(stop.clone().cancelled_owned()));
         let background = [
             tokio::spawn(clean_finished_jobs(db.clone(), settings.queue.retention)),
-            tokio::spawn(listen_for_new_jobs(db.clone(), settings.database_url.clone(), worker)),
+            tokio::spawn(listen_for_new_jobs(db.clone(), settings.database_url.clone(), worker.clone())),
+            tokio::spawn(announce_new_jobs(db.clone(), worker)),
         ];
         db.spawn_checkpoints();
         let (health_reporter, health) = server::health();
@@ -156,6 +157,23 @@ async fn clean_finished_jobs(db: Db, retention: Duration) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
             Err(error) => tracing::warn!(%error, "cannot remove old jobs"),
+        }
+    }
+}
+
+/// On PostgreSQL, tells every worker process (this one too) that jobs were queued
+/// here: one `pg_notify` at a time, each sent after the creates it covers committed.
+/// Creates that commit while one is on its way get the next, so a burst of creates
+/// costs a few notifications, not one each: a notification makes its transaction's
+/// commit take a lock that every other notifying commit waits for.
+async fn announce_new_jobs(db: Db, worker: Arc<Worker>) {
+    if db.backend != Backend::Postgres {
+        return;
+    }
+    loop {
+        worker.untold_jobs().await;
+        if let Err(error) = sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&db.writer).await {
+            tracing::warn!(%error, "cannot tell the other workers of new jobs");
         }
     }
 }

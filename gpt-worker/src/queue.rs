@@ -26,22 +26,41 @@ pub struct Claimed {
     pub cancel_requested: bool,
 }
 
-/// Claims up to `limit` jobs for `worker_id`: queued ones that are due, and running
-/// ones whose lease has expired (their worker died). Each claim counts an attempt and
-/// starts the output over, as the attempt's RUNNING update tells watchers.
+/// Claims up to `limit` jobs for `worker_id`: running ones whose lease has expired
+/// (their worker died) first, then queued ones that are due, oldest first. Each claim
+/// counts an attempt and starts the output over, as the attempt's RUNNING update tells
+/// watchers.
 pub async fn claim(db: &Db, worker_id: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
     let now = now_micros();
+    let mut claimed = claim_where(db, worker_id, limit, lease, "state = 'RUNNING' AND lease_expires < ", now).await?;
+    if claimed.len() < limit {
+        // Two statements rather than one with an OR: this one walks the index on
+        // (state, run_after) in order, however long the queue, with nothing to sort.
+        let due = "state = 'QUEUED' AND run_after <= ";
+        claimed.extend(claim_where(db, worker_id, limit - claimed.len(), lease, due, now).await?);
+    }
+    Ok(claimed)
+}
+
+/// Claims up to `limit` jobs matching `condition` followed by `now`, in `run_after` order.
+async fn claim_where(
+    db: &Db,
+    worker_id: &str,
+    limit: usize,
+    lease: Duration,
+    condition: &str,
+    now: i64,
+) -> Result<Vec<Claimed>> {
     let mut sql = Sql::new("UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, output = '', lease_owner = ");
     sql.bind(Bind::Text(worker_id.to_owned()))
         .push(", lease_expires = ")
         .bind(Bind::Int(now + lease.as_micros() as i64))
         .push(", start_time = COALESCE(start_time, ")
         .bind(Bind::Int(now))
-        .push(") WHERE id IN (SELECT id FROM jobs WHERE (state = 'QUEUED' AND run_after <= ")
+        .push(") WHERE id IN (SELECT id FROM jobs WHERE ")
+        .push(condition)
         .bind(Bind::Int(now))
-        .push(") OR (state = 'RUNNING' AND lease_expires < ")
-        .bind(Bind::Int(now))
-        .push(") ORDER BY run_after, id LIMIT ")
+        .push(" ORDER BY run_after LIMIT ")
         .bind(Bind::Int(limit as i64));
     if db.backend == Backend::Postgres {
         sql.push(" FOR UPDATE SKIP LOCKED");

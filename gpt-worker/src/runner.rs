@@ -69,6 +69,8 @@ pub struct Worker {
     /// Cancelled when the grace period after shutdown is over.
     stopping: CancellationToken,
     wake: Arc<Notify>,
+    /// Jobs were queued here that other processes have not been told of.
+    untold: Notify,
 }
 
 impl Worker {
@@ -91,6 +93,7 @@ impl Worker {
             running: Mutex::default(),
             stopping: CancellationToken::new(),
             wake: Arc::default(),
+            untold: Notify::new(),
         }
     }
 
@@ -102,6 +105,18 @@ impl Worker {
     /// A job was queued: look at the queue now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A job was queued here: look at the queue now, and tell the other processes
+    /// ([`Worker::untold_jobs`]).
+    pub fn queued(&self) {
+        self.wake();
+        self.untold.notify_one();
+    }
+
+    /// Resolves once jobs were queued here since it last resolved.
+    pub async fn untold_jobs(&self) {
+        self.untold.notified().await;
     }
 
     /// Stops job `id` at once if it runs here; true when it did.

@@ -7,7 +7,7 @@ use fabula_proto::{
     errors,
     pb::jobs::{Job, JobError, JobResult, JobSpec, JobState, JobUpdate, Progress, job_spec::Kind, job_update},
     store::{
-        Backend, Bind, Db, Error, Key, Page, Result, Sql,
+        Bind, Db, Error, Key, Page, Result, Sql,
         error::{invalid, not_found},
         filter::{self, Field},
         now_micros, timestamp,
@@ -103,24 +103,21 @@ pub async fn create(
     }
     check_limits(&mut tx, limits, owner).await?;
     let (id, now) = (Uuid::now_v7(), now_micros());
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO jobs (id, owner_id, kind, spec, state, max_attempts, run_after, request_id, create_time) \
-         VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $6)",
-    )
-    .bind(id.to_string())
-    .bind(owner.to_string())
-    .bind(kind)
-    .bind(encode(&spec))
-    .bind(i64::from(limits.max_attempts))
-    .bind(now)
-    .bind(request_id)
-    .execute(&mut *tx)
-    .await?;
-    let job = fetch(&mut *tx, id).await?.ok_or_else(|| Error::Internal("a job vanished".into()))?;
-    if db.backend == Backend::Postgres {
-        // Delivered with the commit: every worker process listening wakes at once.
-        sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&mut *tx).await?;
-    }
+         VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $6) RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .bind(kind)
+        .bind(encode(&spec))
+        .bind(i64::from(limits.max_attempts))
+        .bind(now)
+        .bind(request_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let job = job_from_row(&row)?;
     tx.commit().await?;
     Ok(job)
 }
@@ -140,10 +137,12 @@ async fn find_by_request(
 }
 
 /// RESOURCE_EXHAUSTED when `owner` has too many active jobs or made too many in their
-/// current 24-hour window; otherwise counts this create. Locks the owner's row first,
-/// so concurrent creates are counted one at a time.
+/// current 24-hour window; otherwise counts this create (a refusal rolls the count
+/// back with its transaction). Counting locks the owner's row first, so concurrent
+/// creates are checked one at a time.
 async fn check_limits(tx: &mut sqlx::Transaction<'static, Any>, limits: &QueueSettings, owner: Uuid) -> Result<()> {
-    let today = creates_in_window(tx, owner).await?;
+    let creates = count_create(tx, owner).await?;
+    // Matches the partial index `jobs_owner_active`.
     let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE owner_id = $1 AND state IN ('QUEUED', 'RUNNING')")
         .bind(owner.to_string())
         .fetch_one(&mut **tx)
@@ -153,25 +152,22 @@ async fn check_limits(tx: &mut sqlx::Transaction<'static, Any>, limits: &QueueSe
         let message = format!("you have {active} jobs queued or running; wait for one to finish or cancel one");
         return Err(errors::status(Code::ResourceExhausted, "TOO_MANY_ACTIVE_JOBS", message).into());
     }
-    if today >= limits.daily_jobs_per_user {
-        let message = format!("you have made {today} jobs in the last 24 hours, the most allowed");
+    if creates > limits.daily_jobs_per_user {
+        let made = creates - 1;
+        let message = format!("you have made {made} jobs in the last 24 hours, the most allowed");
         return Err(errors::status(Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", message).into());
     }
-    sqlx::query("UPDATE job_owners SET creates = creates + 1 WHERE owner_id = $1")
-        .bind(owner.to_string())
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
-/// The jobs `owner` made in their current 24-hour window, which starts anew when the
-/// last one is over. Deleted jobs still count.
-async fn creates_in_window(tx: &mut sqlx::Transaction<'static, Any>, owner: Uuid) -> Result<i64> {
+/// Counts a create of `owner` in their 24-hour window (a new window when the last one
+/// is over) and returns the window's creates, this one included.
+async fn count_create(tx: &mut sqlx::Transaction<'static, Any>, owner: Uuid) -> Result<i64> {
     let now = now_micros();
     let row = sqlx::query(
-        "INSERT INTO job_owners (owner_id, creates, window_start) VALUES ($1, 0, $2) \
+        "INSERT INTO job_owners (owner_id, creates, window_start) VALUES ($1, 1, $2) \
          ON CONFLICT (owner_id) DO UPDATE SET \
-         creates = CASE WHEN job_owners.window_start <= $3 THEN 0 ELSE job_owners.creates END, \
+         creates = CASE WHEN job_owners.window_start <= $3 THEN 1 ELSE job_owners.creates + 1 END, \
          window_start = CASE WHEN job_owners.window_start <= $3 THEN $2 ELSE job_owners.window_start END \
          RETURNING creates",
     )
