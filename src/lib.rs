@@ -5,8 +5,23 @@
 use std::{future::Future, net::SocketAddr};
 
 use clap::Parser;
-use fabula_proto::keys;
+use fabula_proto::keys::{self, KeyFileError};
 use tokio_util::sync::CancellationToken;
+
+/// Why the stack did not start, or stopped with an error: the part it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("story-service: {0}")]
+    StoryBuild(#[from] story_service::BuildError),
+    #[error("gpt-worker: {0}")]
+    WorkerBuild(#[from] gpt_worker::BuildError),
+    #[error("gateway: {0}")]
+    GatewayBuild(#[from] gateway::BuildError),
+    #[error("{0} stopped with an error: {1}")]
+    Serve(&'static str, String),
+}
 
 /// Every flag and variable of the three services' own binaries.
 #[derive(Parser)]
@@ -41,7 +56,7 @@ pub struct Addresses {
 
 /// Builds story-service, then gpt-worker pointed at it, then the gateway in front of
 /// both, whatever service URLs the settings held.
-pub async fn build(settings: Settings) -> anyhow::Result<Stack> {
+pub async fn build(settings: Settings) -> Result<Stack, StackError> {
     let Settings { story, mut worker, mut gateway } = settings;
     // The worker acts for users with the key story-service trusts: the development key
     // beside story-service's own unless a trusted key file was given to both.
@@ -68,7 +83,10 @@ impl Stack {
     }
 
     /// Serves until `shutdown` resolves, then stops all three, each draining its own work.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StackError> {
         let stop = CancellationToken::new();
         let Self { story, worker, gateway } = self;
         let story = tokio::spawn(story.run_until_stopped(stop.clone().cancelled_owned()));
@@ -77,10 +95,18 @@ impl Stack {
         shutdown.await;
         stop.cancel();
         let (story, worker, gateway) = tokio::join!(story, worker, gateway);
-        story??;
-        worker??;
-        gateway??;
-        Ok(())
+        served("story-service", story.map(|r| r.map_err(|e| e.to_string())))?;
+        served("gpt-worker", worker.map(|r| r.map_err(|e| e.to_string())))?;
+        served("gateway", gateway.map(|r| r.map_err(|e| e.to_string())))
+    }
+}
+
+/// How a part of the stack ended: its own error, or its task's panic.
+fn served(part: &'static str, ended: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), StackError> {
+    match ended {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(StackError::Serve(part, error)),
+        Err(panicked) => Err(StackError::Serve(part, panicked.to_string())),
     }
 }
 

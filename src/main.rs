@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     fabula_proto::telemetry::init();
     let stack = fabula::build(Settings::parse()).await?;
     print_welcome(stack.addresses());
-    stack.run_until_stopped(fabula_proto::shutdown::signal()).await
+    Ok(stack.run_until_stopped(fabula_proto::shutdown::signal()).await?)
 }
 
 fn print_welcome(Addresses { story, worker, gateway }: Addresses) {

@@ -20,7 +20,7 @@ pub const ADMIN_PASSWORD: &str = "the administrator's password";
 pub struct Running {
     pub addresses: Addresses,
     stop: CancellationToken,
-    served: Option<JoinHandle<anyhow::Result<()>>>,
+    served: Option<JoinHandle<Result<(), fabula::StackError>>>,
     /// The command line it was started with.
     args: Vec<String>,
     _data: TempDir,
@@ -80,7 +80,7 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
 }
 
 /// Parses `args` as `cargo run` would and serves the stack they describe until `stop`.
-async fn launch(args: &[String]) -> (Addresses, CancellationToken, JoinHandle<anyhow::Result<()>>) {
+async fn launch(args: &[String]) -> (Addresses, CancellationToken, JoinHandle<Result<(), fabula::StackError>>) {
     let settings = fabula::Settings::try_parse_from(args).expect("the test's flags parse");
     let stack = fabula::build(settings).await.expect("the stack starts");
     let addresses = stack.addresses();
