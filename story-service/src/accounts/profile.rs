@@ -13,7 +13,11 @@ use fabula_proto::{
 };
 use tonic::Code;
 
-use super::{AccountsApi, passwords, sessions, throttle, users, validate};
+use super::{
+    AccountsApi, passwords, sessions,
+    throttle::{self, Target},
+    users, validate,
+};
 use crate::{
     error::{Result, invalid},
     update::Mask,
@@ -69,7 +73,7 @@ impl AccountsApi {
         violations.check("new_password", validate::password(&request.new_password));
         violations.finish()?;
         let stored = users::password_hash_of(&self.0.db.reader, me).await?;
-        throttle::claim_attempt(&self.0.db, me).await?;
+        throttle::claim_attempt(&self.0.db, &Target::Account(me)).await?;
         if !passwords::verify(request.current_password, Some(stored)).await? {
             return Err(
                 errors::status(Code::PermissionDenied, "WRONG_PASSWORD", "the current password is wrong").into()
@@ -78,6 +82,7 @@ impl AccountsApi {
         let new_hash = passwords::hash(request.new_password).await?;
         let mut tx = self.0.db.begin().await?;
         users::set_password(&mut tx, me, &new_hash).await?;
+        throttle::clear_failures(&mut *tx, me).await?;
         sessions::revoke_all_of(&mut *tx, me).await?;
         tx.commit().await?;
         self.0.authn.forget(me);

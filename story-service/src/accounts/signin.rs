@@ -13,7 +13,8 @@ use fabula_proto::{
 };
 
 use super::{
-    AccountsApi, passwords, sessions, throttle,
+    AccountsApi, passwords, sessions,
+    throttle::{self, Target},
     users::{self, NewAccount},
     validate,
 };
@@ -63,10 +64,13 @@ impl AccountsApi {
         }
         violations.finish()?;
         let Some((account, stored)) = users::find_by_login(&self.0.db.reader, &request.login).await? else {
+            // Counted, locked and checked like a known login, so that nothing tells them apart.
+            let login = validate::key(request.login.trim());
+            throttle::claim_attempt(&self.0.db, &Target::Unknown(&login)).await?;
             passwords::verify(request.password, None).await?;
             return Err(invalid_credentials());
         };
-        throttle::claim_attempt(&self.0.db, account.id).await?;
+        throttle::claim_attempt(&self.0.db, &Target::Account(account.id)).await?;
         if !passwords::verify(request.password, Some(stored)).await? {
             tracing::info!(user_id = %account.id, "sign-in with a wrong password");
             return Err(invalid_credentials());

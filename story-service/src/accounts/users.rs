@@ -200,7 +200,7 @@ pub async fn update_standing(tx: &mut Transaction<'static, Any>, account: &Accou
 /// this instant (`tokens_valid_after_ms`, to the millisecond like a token's `iat`).
 pub async fn set_password(tx: &mut Transaction<'static, Any>, id: Uuid, password_hash: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE users SET password_hash = $1, tokens_valid_after_ms = $2, failed_logins = 0, locked_until = 0, \
+        "UPDATE users SET password_hash = $1, tokens_valid_after_ms = $2, \
          update_time = $3 WHERE id = $4",
     )
     .bind(password_hash)

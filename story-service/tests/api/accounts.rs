@@ -184,14 +184,26 @@ async fn repeated_failures_lock_the_account_briefly(backend: Backend) {
     let app = spawn_app(backend).await;
     app.register("alice").await;
     let mut accounts = app.accounts();
-    for attempt in 1..=5 {
-        expect_reason(
-            accounts.login(login("alice", "wrong password!")).await,
-            Code::Unauthenticated,
-            "INVALID_CREDENTIALS",
-            &format!("failed attempt {attempt}"),
-        );
+    // An account counts its failures however it is named; a login naming no account
+    // is answered the same way, lock included, so the lock shows no account exists.
+    let attempts = ["alice", "ALICE", "alice@example.test", "alice", "Alice"];
+    for (attempt, name) in attempts.iter().enumerate() {
+        for who in [*name, "nobody"] {
+            expect_reason(
+                accounts.login(login(who, "wrong password!")).await,
+                Code::Unauthenticated,
+                "INVALID_CREDENTIALS",
+                &format!("failed attempt {} as {who}", attempt + 1),
+            );
+        }
     }
+    let unknown = expect_reason(
+        accounts.login(login("nobody", "wrong password!")).await,
+        Code::ResourceExhausted,
+        "LOGIN_THROTTLED",
+        "an unknown login, as locked as a known one",
+    );
+    assert!(unknown.get_details_retry_info().is_some(), "{unknown:?}");
     for (password, why) in [("wrong password!", "a sixth wrong try"), (PASSWORD, "even the right password")] {
         let status = expect_reason(
             accounts.login(login("alice", password)).await,
