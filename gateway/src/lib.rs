@@ -160,7 +160,8 @@ impl App {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then ends event streams and drains requests.
+    /// Serves until `shutdown` resolves, then ends event streams and drains requests (for
+    /// up to [`fabula_proto::shutdown::GRACE`]).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self { listener, router, gateway } = self;
         tracing::info!(addr = ?listener.local_addr().ok(), routes = gateway.table.routes.len(), "gateway listening");
@@ -170,6 +171,9 @@ impl App {
             stop.cancel();
         };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+        let serve = |stopping| axum::serve(listener, service).with_graceful_shutdown(stopping).into_future();
+        fabula_proto::shutdown::serve_within_grace(shutdown, fabula_proto::shutdown::GRACE, serve)
+            .await
+            .unwrap_or(Ok(()))
     }
 }

@@ -121,7 +121,8 @@ impl App {
         self.token_keys.clone()
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight calls and closes the database.
+    /// Serves until `shutdown` resolves, then drains in-flight calls (for up to
+    /// [`fabula_proto::shutdown::GRACE`]) and closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -135,7 +136,7 @@ impl App {
         }
         state.db.spawn_checkpoints();
         tracing::info!(?addr, "story-service listening");
-        let served = server::builder(state.authn.clone())
+        let router = server::builder(state.authn.clone())
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -154,9 +155,13 @@ impl App {
             ))))
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
-            ))))
-            .serve_with_incoming_shutdown(server::incoming(listener), shutdown)
-            .await;
+            ))));
+        let incoming = server::incoming(listener);
+        let served = fabula_proto::shutdown::serve_within_grace(shutdown, fabula_proto::shutdown::GRACE, |stopping| {
+            router.serve_with_incoming_shutdown(incoming, stopping)
+        })
+        .await
+        .unwrap_or(Ok(()));
         state.db.close().await;
         tracing::info!("story-service stopped");
         served

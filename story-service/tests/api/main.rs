@@ -11,6 +11,7 @@ mod entities_locations;
 mod events;
 mod internal_errors;
 mod plumbing;
+mod signals;
 mod stories;
 mod tokens;
 mod worlds;
