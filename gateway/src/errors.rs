@@ -24,28 +24,23 @@ pub struct ApiError {
     pub allow: Vec<Method>,
 }
 
-/// The one table: a gRPC code's HTTP status and its name.
+/// The one table: a gRPC code's HTTP status, and its name (the shared one).
 pub fn mapping(code: Code) -> (StatusCode, &'static str) {
-    let http = |n: u16| StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match code {
-        Code::Ok => (StatusCode::OK, "OK"),
-        Code::Cancelled => (http(499), "CANCELLED"),
-        Code::Unknown => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
-        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
-        Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
-        Code::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-        Code::AlreadyExists => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
-        Code::PermissionDenied => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
-        Code::FailedPrecondition => (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION"),
-        Code::Aborted => (StatusCode::CONFLICT, "ABORTED"),
-        Code::OutOfRange => (StatusCode::BAD_REQUEST, "OUT_OF_RANGE"),
-        Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "UNIMPLEMENTED"),
-        Code::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        Code::DataLoss => (StatusCode::INTERNAL_SERVER_ERROR, "DATA_LOSS"),
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-    }
+    let http = match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::ResourceExhausted => 429,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+    };
+    (StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), fabula_proto::errors::code_name(code))
 }
 
 impl ApiError {

@@ -97,6 +97,24 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha(backend: Backend) {
             response.message_response
         );
     }
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
+    for symbol in ["fabula.story.v1.WorldService", "grpc.health.v1.Health"] {
+        let request = v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+        let response = responses.message().await.unwrap().expect("a response");
+        assert!(
+            matches!(
+                response.message_response,
+                Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(ref files))
+                    if !files.file_descriptor_proto.is_empty()
+            ),
+            "v1 describes {symbol}: {:?}",
+            response.message_response
+        );
+    }
 }
 
 async fn health_reports_serving(backend: Backend) {
