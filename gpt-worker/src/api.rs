@@ -27,6 +27,9 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// How often a watch looks for updates made by other processes.
 const WATCH_POLL: Duration = Duration::from_millis(250);
+/// How often an open watch asks whether its user is still accepted (the answer is
+/// itself trusted for up to a second).
+const STANDING_CHECK: Duration = Duration::from_millis(500);
 /// Stories one BatchAnalyze takes at most.
 const MAX_BATCH: usize = 3;
 
@@ -226,7 +229,8 @@ impl JobService for JobsApi {
         if request.after_seq < 0 {
             return Err(errors::invalid_field("after_seq", "must not be negative"));
         }
-        let job = self.visible_job(caller.require_user()?, &request.id).await?;
+        let principal = *caller.require_user()?;
+        let job = self.visible_job(&principal, &request.id).await?;
         let (sender, receiver) = mpsc::channel(64);
         let watch = Watch {
             db: self.db.clone(),
@@ -234,13 +238,34 @@ impl JobService for JobsApi {
             stopping: self.stopping.clone(),
             job_id: job.id.parse().unwrap_or_default(),
         };
-        tokio::spawn(watch.forward(request.after_seq, sender));
+        let authn = self.authn.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = watch.forward(request.after_seq, &sender) => {}
+                refused = refused_later(&authn, principal.user_id) => {
+                    let _ = sender.send(Err(refused)).await;
+                }
+            }
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn wait_job(&self, request: Request<WaitJobRequest>) -> Result<Response<Job>, Status> {
         let caller = caller(&request);
         Ok(Response::new(self.wait(caller, request.into_inner()).await?))
+    }
+}
+
+/// Resolves, with why, once story-service no longer accepts `user` (disabled, or
+/// gone): a watch open at that moment ends within about a second. While
+/// story-service cannot be asked, the watch goes on.
+async fn refused_later(authn: &WorkerAuthenticator, user: Uuid) -> Status {
+    loop {
+        tokio::time::sleep(STANDING_CHECK).await;
+        match authn.status(user).await {
+            Err(status) if status.code() == Code::Unauthenticated => return status,
+            _ => {}
+        }
     }
 }
 
@@ -257,12 +282,12 @@ struct Watch {
 
 impl Watch {
     /// Sends updates until the final one, or until the watcher goes away.
-    async fn forward(mut self, mut after_seq: i64, sender: mpsc::Sender<Result<JobUpdate, Status>>) {
+    async fn forward(mut self, mut after_seq: i64, sender: &mpsc::Sender<Result<JobUpdate, Status>>) {
         loop {
-            let Some(mut updates) = self.read(after_seq, &sender).await else { return };
-            if updates.is_empty() && !self.may_change(&sender).await {
+            let Some(mut updates) = self.read(after_seq, sender).await else { return };
+            if updates.is_empty() && !self.may_change(sender).await {
                 // It ended before this second read, which sees every update it has.
-                let Some(last) = self.read(after_seq, &sender).await else { return };
+                let Some(last) = self.read(after_seq, sender).await else { return };
                 if last.is_empty() {
                     return;
                 }
@@ -275,7 +300,7 @@ impl Watch {
                     return;
                 }
             }
-            if !self.next_change(&sender).await {
+            if !self.next_change(sender).await {
                 return;
             }
         }

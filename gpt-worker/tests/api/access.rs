@@ -31,6 +31,7 @@ both_databases!(
     a_request_id_makes_create_idempotent,
     only_finished_jobs_can_be_deleted,
     a_job_writes_only_where_its_owner_could,
+    an_open_watch_ends_when_its_user_is_disabled,
 );
 
 /// How long the worker trusts what story-service said of a user, with a margin.
@@ -278,4 +279,35 @@ async fn a_job_writes_only_where_its_owner_could(backend: Backend) {
     let request = GetWorldRequest { id: world.id.clone() };
     let stored = stack.worlds().get_world(authed(request, &owner.token)).await.expect("get").into_inner();
     assert_eq!(stored.description, "Ana's own words.", "neither job wrote anything");
+}
+
+/// A watch authorised when it opened does not outlive its user's account: disabled
+/// by an administrator, the user's open watch ends UNAUTHENTICATED within seconds.
+async fn an_open_watch_ends_when_its_user_is_disabled(backend: Backend) {
+    use fabula_proto::pb::accounts::{UpdateUserRequest, User};
+
+    let model = FakeOpenAi::start(Reply::hang()).await;
+    let stack = spawn_stack_with(backend, |s| s.llm.base_url = Some(model.base_url.clone())).await;
+    let user = stack.register_with_model_access("ana").await;
+    let job = submit_to(&mut stack.jobs(), &user, paraphrase("Never answered.")).await;
+    let watch = WatchJobRequest { id: job.id.clone(), after_seq: 0 };
+    let mut updates = stack.jobs().watch_job(authed(watch, &user.token)).await.expect("watch").into_inner();
+    updates.message().await.expect("an update").expect("the stream is open");
+
+    let admin = stack.admin().await;
+    let request = UpdateUserRequest {
+        user: Some(User { id: user.id.clone(), disabled: true, ..User::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+    };
+    stack.accounts().update_user(authed(request, &admin.token)).await.expect("disable the user");
+    let disabled_at = Instant::now();
+    let ended = loop {
+        match tokio::time::timeout(STATUS_TTL, updates.message()).await.expect("the watch ended in time") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the watch ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+    assert!(disabled_at.elapsed() < STATUS_TTL, "ended after {:?}", disabled_at.elapsed());
 }
