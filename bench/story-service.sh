@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # story-service benchmark: GetStory and CreateStory over gRPC on loopback, 32 calls
-# in flight, release build, on SQLite and on PostgreSQL; idle RSS and the SQLite WAL
-# size after sustained writes. Results go to BENCHMARKS.md by hand.
+# in flight, release build, on SQLite and on PostgreSQL; how long failed sign-ins take
+# for a known and an unknown login; idle RSS and the SQLite WAL size after sustained
+# writes. Results go to BENCHMARKS.md by hand.
 #
 #   bash bench/story-service.sh            # both databases
 #   BACKENDS=sqlite bash bench/story-service.sh
@@ -14,7 +15,7 @@ DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-32}
 PORT=${PORT:-50151}
 
-cargo build --release -q -p story-service --bin story-service --example loadgen
+cargo build --release -q -p story-service --bin story-service --example loadgen --example logintiming
 bin=target/release/story-service
 loadgen=target/release/examples/loadgen
 
@@ -39,6 +40,8 @@ for backend in $BACKENDS; do
   echo "-- CreateStory, $CONCURRENCY in flight"
   "$loadgen" --target "http://127.0.0.1:$PORT" --mode create --concurrency "$CONCURRENCY" --duration "$DURATION"
   echo "-- RSS after load $(( $(rss_kib $pid) / 1024 )) MiB"
+  echo "-- failed sign-ins: a wrong password against a login naming no account"
+  target/release/examples/logintiming --target "http://127.0.0.1:$PORT"
   if [ "$backend" = sqlite ]; then
     sleep 6  # one checkpoint period
     echo "-- SQLite files: $(ls -la "$dir" | awk '/story.db/ {printf "%s=%d MiB ", $9, $5/1048576}')"
