@@ -10,11 +10,11 @@ use crate::support;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Backend, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
+use common::{Backend, CrashableWorker, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
 use fabula_proto::{
     pb::{
         jobs::{
-            BatchAnalyze, ExtractEvents, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind,
+            BatchAnalyze, ExtractEvents, Job, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind,
             job_update,
         },
         story::{GetStoryRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, Story},
@@ -83,16 +83,11 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
     let answer = || Reply::streaming(&[ANALYSIS]);
     let mut model = FakeOpenAi::start_script(vec![answer(), Reply::hang(), answer()]).await;
     let stack = spawn_services(backend).await;
-    let base_url = model.base_url.clone();
-    let configure = move |s: &mut gpt_worker::Settings| {
-        s.llm.base_url = Some(base_url.clone());
-        s.queue.lease = LEASE;
-    };
     let user = stack.register_with_model_access("ana").await;
     let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
     let first = stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed with Hale.").await;
     let second = stack.create_story(&user, &world.id, "The Return", "Mira Vale came home to Port Sorrow.").await;
-    let doomed = stack.spawn_crashable_worker(configure.clone()).await;
+    let doomed = stack.spawn_crashable_worker(on_model(&model)).await;
     let spec = BatchAnalyze { world_id: world.id.clone(), story_ids: vec![first.id.clone(), second.id.clone()] };
     let job = submit_to(&mut doomed.jobs(), &user, Kind::BatchAnalyze(spec)).await;
     for _ in 0..2 {
@@ -101,9 +96,7 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
     let written_before = names(&stack, &user, &world.id).await;
     assert_eq!(written_before.0, ["Hale", "Mira Vale"], "the first story's entities were created");
 
-    doomed.kill();
-    let survivor = stack.spawn_worker(configure).await;
-    let finished = wait_for(&mut survivor.jobs(), &user, &job.id).await;
+    let finished = take_over(&stack, &model, doomed, &user, &job.id).await;
 
     assert_eq!(finished.state(), JobState::Succeeded, "{finished:?}");
     assert_eq!(finished.attempts, 2, "the dead worker's attempt and the survivor's");
@@ -112,12 +105,19 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
         panic!("an analysis result")
     };
     assert_eq!(result.stories.len(), 2);
-    for story in [&first, &second] {
-        let request = GetStoryRequest { id: story.id.clone() };
-        let linked = stack.stories().get_story(authed(request, &user.token)).await.expect("get").into_inner();
-        assert_eq!(linked.entity_ids.len(), 2, "{} links both characters once: {linked:?}", story.title);
-        assert_eq!(linked.location_ids.len(), 1, "{} links the harbour once: {linked:?}", story.title);
+    for written in [&first, &second] {
+        let linked = story(&stack, &user, &written.id).await;
+        assert_eq!(linked.entity_ids.len(), 2, "{} links both characters once: {linked:?}", written.title);
+        assert_eq!(linked.location_ids.len(), 1, "{} links the harbour once: {linked:?}", written.title);
     }
+}
+
+/// Kills `doomed`, starts another worker on `model`, and waits for it to finish job
+/// `id` once the dead worker's lease has expired.
+async fn take_over(stack: &Stack, model: &FakeOpenAi, doomed: CrashableWorker, user: &TestUser, id: &str) -> Job {
+    doomed.kill();
+    let survivor = stack.spawn_worker(on_model(model)).await;
+    wait_for(&mut survivor.jobs(), user, id).await
 }
 
 /// Story `id` as `user` reads it.
@@ -143,9 +143,7 @@ async fn a_job_taken_over_reuses_the_answers_its_dead_worker_saved(backend: Back
         model.request_within(common::JOB_TIMEOUT).await;
     }
 
-    doomed.kill();
-    let survivor = stack.spawn_worker(on_model(&model)).await;
-    let finished = wait_for(&mut survivor.jobs(), &user, &job.id).await;
+    let finished = take_over(&stack, &model, doomed, &user, &job.id).await;
 
     assert_eq!(finished.state(), JobState::Succeeded, "{finished:?}");
     assert_eq!(finished.attempts, 2, "the dead worker's attempt and the survivor's");
@@ -179,9 +177,7 @@ async fn an_extraction_taken_over_keeps_the_events_its_dead_worker_made(backend:
         model.request_within(common::JOB_TIMEOUT).await;
     }
 
-    doomed.kill();
-    let survivor = stack.spawn_worker(on_model(&model)).await;
-    let finished = wait_for(&mut survivor.jobs(), &user, &job.id).await;
+    let finished = take_over(&stack, &model, doomed, &user, &job.id).await;
 
     assert_eq!(finished.state(), JobState::Succeeded, "{finished:?}");
     assert_eq!(model.unread_requests(), 1, "the survivor asked about the second story only");
@@ -270,18 +266,11 @@ async fn a_job_taken_over_starts_its_output_over(backend: Backend) {
     let partial = Reply::event_stream().event(&content_chunk("{\"suggestions\": [\"Half")).hang_until_closed();
     let model = FakeOpenAi::start_script(vec![partial, Reply::streaming(&[SUGGESTIONS])]).await;
     let stack = spawn_services(backend).await;
-    let base_url = model.base_url.clone();
-    let configure = move |s: &mut gpt_worker::Settings| {
-        s.llm.base_url = Some(base_url.clone());
-        s.queue.lease = LEASE;
-    };
     let user = stack.register_with_model_access("ana").await;
-    let doomed = stack.spawn_crashable_worker(configure.clone()).await;
+    let doomed = stack.spawn_crashable_worker(on_model(&model)).await;
     let job = submit_to(&mut doomed.jobs(), &user, paraphrase("Crash midway.")).await;
     stack.wait_for_row(&job.id, "the first attempt's output", |row| !row.output.is_empty()).await;
-    doomed.kill();
-    let survivor = stack.spawn_worker(configure).await;
-    let done = wait_for(&mut survivor.jobs(), &user, &job.id).await;
+    let done = take_over(&stack, &model, doomed, &user, &job.id).await;
     assert_eq!((done.state(), done.attempts), (JobState::Succeeded, 2), "{done:?}");
     assert_eq!(done.output, SUGGESTIONS, "only the attempt that finished is in the output");
 }
