@@ -95,17 +95,20 @@ impl Stack {
         shutdown.await;
         stop.cancel();
         let (story, worker, gateway) = tokio::join!(story, worker, gateway);
-        served("story-service", story.map(|r| r.map_err(|e| e.to_string())))?;
-        served("gpt-worker", worker.map(|r| r.map_err(|e| e.to_string())))?;
-        served("gateway", gateway.map(|r| r.map_err(|e| e.to_string())))
+        served("story-service", story)?;
+        served("gpt-worker", worker)?;
+        served("gateway", gateway)
     }
 }
 
 /// How a part of the stack ended: its own error, or its task's panic.
-fn served(part: &'static str, ended: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), StackError> {
+fn served<E: std::fmt::Display>(
+    part: &'static str,
+    ended: Result<Result<(), E>, tokio::task::JoinError>,
+) -> Result<(), StackError> {
     match ended {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(StackError::Serve(part, error)),
+        Ok(Err(error)) => Err(StackError::Serve(part, error.to_string())),
         Err(panicked) => Err(StackError::Serve(part, panicked.to_string())),
     }
 }
