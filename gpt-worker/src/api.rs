@@ -48,8 +48,9 @@ pub struct JobsApi {
 impl JobsApi {
     /// Job `id` if `caller` may see it: their own, or any for an administrator.
     async fn visible_job(&self, caller: &Principal, id: &str) -> Result<Job> {
-        let id = Uuid::try_parse(id)
-            .map_err(|_| fabula_proto::store::error::invalid("id", format!("{id:?} is not a valid id")))?;
+        let id = Uuid::try_parse(id).map_err(|_| {
+            fabula_proto::store::error::invalid("id", format!("{} is not a valid id", errors::quote(id)))
+        })?;
         let job = store::fetch(&self.db.reader, id).await?.ok_or_else(|| not_found("job"))?;
         if job.owner_id != caller.user_id.to_string() && !caller.is_admin() {
             return Err(not_found("job"));
@@ -147,7 +148,11 @@ fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
         if Uuid::try_parse(value).is_err() {
             violations.add(
                 field,
-                if value.is_empty() { "is required".to_owned() } else { format!("{value:?} is not a valid id") },
+                if value.is_empty() {
+                    "is required".to_owned()
+                } else {
+                    format!("{} is not a valid id", errors::quote(value))
+                },
             );
         }
     };

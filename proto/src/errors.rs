@@ -1,6 +1,10 @@
 //! `google.rpc` error details on every `Status`: an `ErrorInfo` with a stable reason,
 //! and a `BadRequest` naming each bad field for INVALID_ARGUMENT. Statuses that tonic
 //! makes itself get theirs from [`add_missing_details`].
+//!
+//! An error never grows with what a client sent: values are shown through [`quote`],
+//! and every message and field violation is cut to a bound here, so that no status
+//! outgrows the response headers that carry it.
 
 use std::time::Duration;
 
@@ -11,10 +15,48 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 /// The `ErrorInfo.domain` of every Fabula error.
 pub const DOMAIN: &str = "fabula.app";
 
+/// How many characters of a client's value an error shows.
+pub const QUOTED_CHARS: usize = 64;
+/// The longest message a status carries, in bytes. With the bounds below, a status
+/// and its details (which repeat the message) stay well within the 16 KiB of
+/// response headers that clients accept, whatever the request held.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The longest description of one field violation, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 512;
+/// The longest field path a violation names, in bytes.
+const MAX_FIELD_BYTES: usize = 128;
+/// The most field violations one status lists; its message counts the rest.
+const MAX_VIOLATIONS: usize = 10;
+
+/// A value a client sent, as an error shows it: quoted and escaped like `{:?}`, and
+/// when longer than [`QUOTED_CHARS`] cut to its start and its length in characters
+/// (`"aaaa…" (5000 characters)`). Every error that names a client's value goes through it.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}… ({} characters)", &value[..end], value.chars().count()),
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, an ellipsis marking the cut.
+pub fn bounded(mut text: String, max: usize) -> String {
+    const ELLIPSIS: char = '…';
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max - ELLIPSIS.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push(ELLIPSIS);
+    text
+}
+
 /// A status with an `ErrorInfo` carrying `reason` (stable, UPPER_SNAKE).
 pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, DOMAIN, std::collections::HashMap::new());
-    Status::with_error_details(code, message, details)
+    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE_BYTES), details)
 }
 
 /// RESOURCE_EXHAUSTED with a `RetryInfo` telling when to try again.
@@ -35,7 +77,8 @@ impl FieldViolations {
 
     /// Records that `field` (its proto name, dotted for nested fields) is wrong.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        let field = bounded(field.into(), MAX_FIELD_BYTES);
+        self.0.push(FieldViolation::new(field, bounded(description.into(), MAX_DESCRIPTION_BYTES)));
     }
 
     /// Records the error of a parse, if any, and returns its value.
@@ -52,10 +95,17 @@ impl FieldViolations {
         if self.0.is_empty() {
             return Ok(());
         }
-        let message = self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        let mut violations = self.0;
+        let left_out = violations.len().saturating_sub(MAX_VIOLATIONS);
+        violations.truncate(MAX_VIOLATIONS);
+        let mut message =
+            violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        if left_out > 0 {
+            message.push_str(&format!("; and {left_out} more"));
+        }
         let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", DOMAIN, std::collections::HashMap::new());
-        details.set_bad_request(self.0);
-        Err(Status::with_error_details(Code::InvalidArgument, message, details))
+        details.set_bad_request(violations);
+        Err(Status::with_error_details(Code::InvalidArgument, bounded(message, MAX_MESSAGE_BYTES), details))
     }
 }
 
@@ -167,6 +217,39 @@ pub fn code_name(code: Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clients_value_is_quoted_short_and_escaped() {
+        assert_eq!(quote("Eldoria"), "\"Eldoria\"");
+        assert_eq!(quote("two\nlines"), "\"two\\nlines\"");
+        let long = "é".repeat(100_000);
+        assert_eq!(quote(&long), format!("{:?}… (100000 characters)", "é".repeat(QUOTED_CHARS)));
+        assert_eq!(bounded("aé".repeat(10), 6), "aé…", "cut on a character boundary");
+    }
+
+    #[test]
+    fn no_status_grows_with_its_input() {
+        let huge = "x".repeat(100_000);
+        let plain = status(Code::NotFound, "NOT_FOUND", huge.clone());
+        assert_eq!(plain.message().len(), MAX_MESSAGE_BYTES);
+        assert!(plain.message().ends_with('…'));
+        let mut violations = FieldViolations::new();
+        for n in 0..1000 {
+            violations.add(format!("{huge}{n}"), huge.clone());
+        }
+        let status = violations.finish().unwrap_err();
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES, "{}", status.message().len());
+        let bad = status.get_details_bad_request().expect("a BadRequest");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert!(bad.field_violations.iter().all(|v| v.field.len() <= MAX_FIELD_BYTES));
+        assert!(bad.field_violations.iter().all(|v| v.description.len() <= MAX_DESCRIPTION_BYTES));
+        let headers: usize = written(&status).iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(headers < 14 * 1024, "{headers} bytes of headers");
+        // The worst case for percent-encoding: characters of four bytes.
+        let wide = self::status(Code::NotFound, "NOT_FOUND", "𝔄".repeat(100_000));
+        let headers: usize = written(&wide).iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(headers < 14 * 1024, "{headers} bytes of headers");
+    }
 
     /// The headers of a trailers-only response tonic would write for `status`.
     fn written(status: &Status) -> HeaderMap {

@@ -1,6 +1,7 @@
 //! Parsers that turn request fields into values that cannot be wrong. Each returns
 //! a description of the problem, which the caller files under the field's name.
 
+use fabula_proto::errors::quote;
 use uuid::Uuid;
 
 /// A resource id: a UUID in its usual text form.
@@ -8,7 +9,7 @@ pub fn id(value: &str) -> Result<Uuid, String> {
     if value.is_empty() {
         return Err("is required".into());
     }
-    Uuid::try_parse(value).map_err(|_| format!("{value:?} is not a valid id"))
+    Uuid::try_parse(value).map_err(|_| format!("{} is not a valid id", quote(value)))
 }
 
 /// Text of `min..=max` characters (Unicode scalar values), surrounding spaces removed.
@@ -75,7 +76,7 @@ pub fn ids(values: &[String], max: usize) -> Result<Vec<Uuid>, String> {
     for value in values {
         let one = id(value)?;
         if parsed.contains(&one) {
-            return Err(format!("{value:?} appears twice"));
+            return Err(format!("{} appears twice", quote(value)));
         }
         parsed.push(one);
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use fabula_proto::{
     auth::{Caller, caller},
-    errors::FieldViolations,
+    errors::{FieldViolations, quote},
     pb::story::{
         CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, ListEntitiesRequest, ListEntitiesResponse,
         UpdateEntityRequest, entity_service_server::EntityService,
@@ -136,11 +136,10 @@ fn attributes(
     for (key, value) in &sorted {
         let length = key.chars().count();
         if key.trim().is_empty() || length > MAX_ATTRIBUTE_KEY {
-            let shown: String = key.chars().take(40).collect();
             violations
-                .add(field, format!("key {shown:?} must have 1 to {MAX_ATTRIBUTE_KEY} characters, not all blank"));
+                .add(field, format!("key {} must have 1 to {MAX_ATTRIBUTE_KEY} characters, not all blank", quote(key)));
         } else if let Err(problem) = domain::body(value, MAX_ATTRIBUTE_VALUE) {
-            violations.add(format!("{field}[{key:?}]"), problem);
+            violations.add(format!("{field}[{}]", quote(key)), problem);
         }
     }
     sorted

@@ -1,6 +1,6 @@
 //! What updates and deletes share: field masks (AIP-134) and etags (AIP-154).
 
-use fabula_proto::errors::FieldViolations;
+use fabula_proto::errors::{FieldViolations, quote};
 use prost_types::FieldMask;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ impl Mask {
         for path in paths.iter().filter(|p| !allowed.contains(&p.as_str())) {
             violations.add(
                 "update_mask",
-                format!("{path:?} cannot be updated; the fields that can are {}", allowed.join(", ")),
+                format!("{} cannot be updated; the fields that can are {}", quote(path), allowed.join(", ")),
             );
         }
         Self(paths.iter().filter(|p| allowed.contains(&p.as_str())).cloned().collect())

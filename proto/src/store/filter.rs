@@ -2,6 +2,7 @@
 //! `AND`, each field one the list declares. Values are quoted strings or bare words.
 
 use super::{
+    super::errors::quote,
     error::{Result, invalid},
     pagination::{Bind, Sql},
 };
@@ -28,7 +29,7 @@ pub fn apply(filter: &str, fields: &[Field], sql: &mut Sql) -> Result<()> {
     for (name, value) in parse(filter)? {
         let field = fields.iter().find(|f| f.name == name).ok_or_else(|| {
             let known: Vec<_> = fields.iter().map(|f| f.name).collect();
-            invalid("filter", format!("cannot filter on {name:?}; use one of {}", known.join(", ")))
+            invalid("filter", format!("cannot filter on {}; use one of {}", quote(&name), known.join(", ")))
         })?;
         let bind = match field.kind {
             Kind::Text => Bind::Text(value),
@@ -36,12 +37,12 @@ pub fn apply(filter: &str, fields: &[Field], sql: &mut Sql) -> Result<()> {
                 "true" => Bind::Int(1),
                 "false" => Bind::Int(0),
                 _ => {
-                    return Err(invalid("filter", format!("{name} takes true or false, not {value:?}")));
+                    return Err(invalid("filter", format!("{name} takes true or false, not {}", quote(&value))));
                 }
             },
             Kind::Enum(accepts) if accepts(&value) => Bind::Text(value),
             Kind::Enum(_) => {
-                return Err(invalid("filter", format!("{value:?} is not a value of {name}")));
+                return Err(invalid("filter", format!("{} is not a value of {name}", quote(&value))));
             }
         };
         sql.push(" AND ").push(field.column).push(" = ").bind(bind);
@@ -80,7 +81,7 @@ fn parse(filter: &str) -> Result<Vec<(String, String)>> {
 }
 
 fn malformed(at: &str) -> super::error::Error {
-    invalid("filter", format!("expected `field = value` terms joined by AND near {at:?}"))
+    invalid("filter", format!("expected `field = value` terms joined by AND near {}", quote(at)))
 }
 
 #[cfg(test)]
