@@ -1,15 +1,21 @@
 //! Compiles `proto/` with protox (no system `protoc`), generates the tonic code,
-//! writes the descriptor set the services register for reflection, and turns each
-//! method's `fabula.options.v1.auth_policy` into a lookup table. The build fails
-//! when a method lacks its HTTP binding or its auth policy.
+//! writes the descriptor set the services register for reflection, turns each
+//! method's `fabula.options.v1.auth_policy` into a lookup table, and each field's
+//! `fabula.options.v1.rules` into a constant. The build fails when a method lacks its
+//! HTTP binding or its auth policy, or a text field of a request lacks its rules.
 
-use std::{env, fmt::Write as _, fs, path::PathBuf};
+use std::{collections::HashSet, env, fmt::Write as _, fs, path::PathBuf};
 
-use prost_reflect::{DescriptorPool, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
 const PROTO_ROOT: &str = "proto";
 const HTTP_OPTION: &str = "google.api.http";
 const POLICY_OPTION: &str = "fabula.options.v1.auth_policy";
+const RULES_OPTION: &str = "fabula.options.v1.rules";
+const BEHAVIOR_OPTION: &str = "google.api.field_behavior";
+/// `google.api.FieldBehavior` numbers.
+const REQUIRED: i32 = 2;
+const OUTPUT_ONLY: i32 = 3;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
@@ -23,7 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // extension options (`google.api.http`, the auth policy) the gateway reads.
     fs::write(out.join("fabula_descriptor.bin"), compiler.encode_file_descriptor_set())?;
     let fds = compiler.file_descriptor_set();
-    fs::write(out.join("auth_policies.rs"), policy_table(&compiler.descriptor_pool())?)?;
+    let pool = compiler.descriptor_pool();
+    fs::write(out.join("auth_policies.rs"), policy_table(&pool)?)?;
+    fs::write(out.join("rules_table.rs"), rules_table(&pool)?)?;
 
     tonic_prost_build::configure()
         .build_client(true)
@@ -92,4 +100,200 @@ fn to_upper_camel(screaming: &str) -> String {
             chars.next().map_or_else(String::new, |first| first.to_string() + &chars.as_str().to_lowercase())
         })
         .collect()
+}
+
+/// A module per package and message with a constant per field that declares rules,
+/// and `declared`, the rule of a field by its full name. Every text field of a
+/// request (a method's input and the messages it holds, output-only fields aside)
+/// must declare its rules.
+fn rules_table(pool: &DescriptorPool) -> Result<String, String> {
+    let rules = pool.get_extension_by_name(RULES_OPTION).ok_or("fabula.options.v1.rules is not declared")?;
+    let behavior = pool.get_extension_by_name(BEHAVIOR_OPTION).ok_or("google.api.field_behavior is not declared")?;
+    let has_behavior = |field: &FieldDescriptor, wanted: i32| {
+        let options = field.options();
+        options.has_extension(&behavior)
+            && matches!(options.get_extension(&behavior).as_ref(), Value::List(values)
+                if values.iter().any(|v| v.as_enum_number() == Some(wanted)))
+    };
+    let inputs = request_messages(pool, &|field| has_behavior(field, OUTPUT_ONLY));
+    // Per package, a module per message holding a constant per field.
+    let mut packages = std::collections::BTreeMap::<String, String>::new();
+    let mut lookup = String::from(
+        "/// The declared rule of a field, by its full name `package.Message.field`.\n\
+         pub fn declared(field: &str) -> Option<&'static Rule> {\n    match field {\n",
+    );
+    let mut all =
+        String::from("/// Every declared rule, by the full name of its field.\npub const ALL: &[(&str, &Rule)] = &[\n");
+    for message in pool.all_messages().filter(|m| m.package_name().starts_with("fabula.")) {
+        let package = message.package_name().split('.').nth(1).unwrap_or_default().to_owned();
+        let mut constants = String::new();
+        for field in message.fields() {
+            let options = field.options();
+            if !options.has_extension(&rules) {
+                if inputs.contains(message.full_name()) && needs_rules(&field) && !has_behavior(&field, OUTPUT_ONLY) {
+                    return Err(format!("{} is text in a request without fabula.options.v1.rules", field.full_name()));
+                }
+                continue;
+            }
+            let Value::Message(declared) = options.get_extension(&rules).into_owned() else {
+                return Err(format!("{}: rules is not a message", field.full_name()));
+            };
+            let rule = rule_literal(pool, &field, &declared, has_behavior(&field, REQUIRED))?;
+            let name = field.name().to_uppercase();
+            writeln!(constants, "        pub const {name}: crate::rules::Rule = {rule};").expect("write to string");
+            let path = format!("{package}::{}::{name}", snake(message.name()));
+            writeln!(lookup, "        {:?} => Some(&{path}),", field.full_name()).expect("write to string");
+            writeln!(all, "    ({:?}, &{path}),", field.full_name()).expect("write to string");
+        }
+        if !constants.is_empty() {
+            let module = packages.entry(package).or_default();
+            writeln!(module, "    pub mod {} {{\n{constants}    }}", snake(message.name())).expect("write to string");
+        }
+    }
+    lookup.push_str("        _ => None,\n    }\n}\n");
+    let mut out = String::new();
+    for (package, modules) in packages {
+        // `story::story` holds the rules of the Story message.
+        writeln!(out, "#[allow(clippy::module_inception)]\npub mod {package} {{\n{modules}}}").expect("write to string");
+    }
+    out.push_str(&lookup);
+    out.push_str(&all);
+    out.push_str("];\n");
+    Ok(out)
+}
+
+/// The full names of the messages a request can hold: each method's input and,
+/// through its fields that are not output-only, every Fabula message inside it.
+fn request_messages(pool: &DescriptorPool, output_only: &dyn Fn(&FieldDescriptor) -> bool) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut pending: Vec<MessageDescriptor> = pool
+        .services()
+        .filter(|s| s.package_name().starts_with("fabula."))
+        .flat_map(|s| s.methods().map(|m| m.input()).collect::<Vec<_>>())
+        .collect();
+    while let Some(message) = pending.pop() {
+        if !seen.insert(message.full_name().to_owned()) {
+            continue;
+        }
+        for field in message.fields().filter(|f| !output_only(f)) {
+            if let Kind::Message(inner) = field.kind()
+                && inner.package_name().starts_with("fabula.")
+                && !inner.is_map_entry()
+            {
+                pending.push(inner);
+            }
+        }
+    }
+    seen
+}
+
+/// Whether a field holds text a client writes: a string, a list of them, a map to them.
+fn needs_rules(field: &FieldDescriptor) -> bool {
+    match field.kind() {
+        Kind::String => true,
+        Kind::Message(entry) if field.is_map() => matches!(entry.map_entry_value_field().kind(), Kind::String),
+        Kind::Message(message) => message.full_name() == "google.protobuf.FieldMask",
+        _ => false,
+    }
+}
+
+/// The `Rule { … }` expression of a field's declared rules.
+fn rule_literal(
+    pool: &DescriptorPool,
+    field: &FieldDescriptor,
+    rules: &DynamicMessage,
+    required: bool,
+) -> Result<String, String> {
+    let number = |name: &str| match rules.get_field_by_name(name).as_deref() {
+        Some(Value::U32(n)) => *n as usize,
+        _ => 0,
+    };
+    let optional_int = |name: &str| match (rules.has_field_by_name(name), rules.get_field_by_name(name).as_deref()) {
+        (true, Some(Value::I64(n))) => format!("Some({n})"),
+        _ => "None".to_owned(),
+    };
+    let kind = match rules.get_field_by_name("text").as_deref() {
+        Some(Value::EnumNumber(n)) => {
+            let kind = pool.get_enum_by_name("fabula.options.v1.TextKind").and_then(|e| e.get_value(*n));
+            kind.map(|v| to_upper_camel(v.name().trim_start_matches("TEXT_KIND_")))
+                .unwrap_or_else(|| "Unspecified".into())
+        }
+        _ => "Unspecified".into(),
+    };
+    if needs_rules(field) && kind == "Unspecified" {
+        return Err(format!("{}: its rules name no text kind", field.full_name()));
+    }
+    let min_length = if required && needs_rules(field) { number("min_length").max(1) } else { number("min_length") };
+    let filter = filter_literal(pool, field, rules)?;
+    let paths = match rules.get_field_by_name("paths").as_deref() {
+        Some(Value::List(paths)) => {
+            paths.iter().filter_map(|p| p.as_str()).map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+        }
+        _ => String::new(),
+    };
+    let unique_items = matches!(rules.get_field_by_name("unique_items").as_deref(), Some(Value::Bool(true)));
+    Ok(format!(
+        "crate::rules::Rule {{ text: crate::rules::TextKind::{kind}, min_length: {min_length}, max_length: {}, \
+         max_bytes: {}, max_items: {}, max_key_length: {}, minimum: {}, maximum: {}, filter: &[{filter}], \
+         paths: &[{paths}], unique_items: {unique_items} }}",
+        number("max_length"),
+        number("max_bytes"),
+        number("max_items"),
+        number("max_key_length"),
+        optional_int("minimum"),
+        optional_int("maximum"),
+    ))
+}
+
+/// The `FilterField`s of a FILTER rule, each enum or oneof resolved to its names.
+fn filter_literal(pool: &DescriptorPool, field: &FieldDescriptor, rules: &DynamicMessage) -> Result<String, String> {
+    let Some(Value::List(fields)) = rules.get_field_by_name("filter").map(|v| v.into_owned()) else {
+        return Ok(String::new());
+    };
+    let mut out = Vec::new();
+    for declared in fields.iter().filter_map(Value::as_message) {
+        let text = |name: &str| {
+            declared.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        };
+        let (name, values) = (text("name"), text("values"));
+        let values = match values.as_str() {
+            "" => "crate::rules::FilterValues::Text".to_owned(),
+            "bool" => "crate::rules::FilterValues::Bool".to_owned(),
+            full => {
+                let names = value_names(pool, full)
+                    .ok_or_else(|| format!("{}: filter values {full:?} name no enum or oneof", field.full_name()))?;
+                let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+                format!("crate::rules::FilterValues::Names(&[{}])", names.join(", "))
+            }
+        };
+        out.push(format!("crate::rules::FilterField {{ name: {name:?}, values: {values} }}"));
+    }
+    Ok(out.join(", "))
+}
+
+/// The value names of the enum `full` (but its UNSPECIFIED one), or the field names of
+/// the oneof `full` (`package.Message.oneof`).
+fn value_names(pool: &DescriptorPool, full: &str) -> Option<Vec<String>> {
+    if let Some(e) = pool.get_enum_by_name(full) {
+        return Some(e.values().filter(|v| v.number() != 0).map(|v| v.name().to_owned()).collect());
+    }
+    let (message, oneof) = full.rsplit_once('.')?;
+    let oneof = pool.get_message_by_name(message)?.oneofs().find(|o| o.name() == oneof)?;
+    Some(oneof.fields().map(|f| f.name().to_owned()).collect())
+}
+
+/// `WorldShare` → `world_share`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

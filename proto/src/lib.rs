@@ -5,6 +5,7 @@
 //!   that turns a bearer token into one.
 //! - [`token`]: the access-token format (EdDSA JWT), its signing and verification.
 //! - [`errors`]: `google.rpc` error details on every `Status`.
+//! - [`rules`]: the rules of request fields the contracts declare, as constants and checks.
 //! - `store` (feature `store`): the database plumbing of services that have one.
 //! - [`metadata`], [`telemetry`], [`shutdown`], [`server`]: plumbing.
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod errors;
 pub mod keys;
 pub mod metadata;
+pub mod rules;
 pub mod server;
 pub mod shutdown;
 #[cfg(feature = "store")]
