@@ -154,7 +154,8 @@ fn rules_table(pool: &DescriptorPool) -> Result<String, String> {
     let mut out = String::new();
     for (package, modules) in packages {
         // `story::story` holds the rules of the Story message.
-        writeln!(out, "#[allow(clippy::module_inception)]\npub mod {package} {{\n{modules}}}").expect("write to string");
+        writeln!(out, "#[allow(clippy::module_inception)]\npub mod {package} {{\n{modules}}}")
+            .expect("write to string");
     }
     out.push_str(&lookup);
     out.push_str(&all);
@@ -224,6 +225,7 @@ fn rule_literal(
         return Err(format!("{}: its rules name no text kind", field.full_name()));
     }
     let min_length = if required && needs_rules(field) { number("min_length").max(1) } else { number("min_length") };
+    let min_items = usize::from(required && field.is_list());
     let filter = filter_literal(pool, field, rules)?;
     let paths = match rules.get_field_by_name("paths").as_deref() {
         Some(Value::List(paths)) => {
@@ -231,11 +233,12 @@ fn rule_literal(
         }
         _ => String::new(),
     };
-    let unique_items = matches!(rules.get_field_by_name("unique_items").as_deref(), Some(Value::Bool(true)));
+    let flag = |name: &str| matches!(rules.get_field_by_name(name).as_deref(), Some(Value::Bool(true)));
+    let (unique_items, specified) = (flag("unique_items"), flag("specified"));
     Ok(format!(
         "crate::rules::Rule {{ text: crate::rules::TextKind::{kind}, min_length: {min_length}, max_length: {}, \
-         max_bytes: {}, max_items: {}, max_key_length: {}, minimum: {}, maximum: {}, filter: &[{filter}], \
-         paths: &[{paths}], unique_items: {unique_items} }}",
+         max_bytes: {}, min_items: {min_items}, max_items: {}, max_key_length: {}, minimum: {}, maximum: {}, filter: &[{filter}], \
+         paths: &[{paths}], unique_items: {unique_items}, specified: {specified} }}",
         number("max_length"),
         number("max_bytes"),
         number("max_items"),

@@ -2,7 +2,8 @@
 //!
 //! A request goes: [`proxy`] (the one handler) → [`routes`] (the table read from the
 //! `google.api.http` bindings of the contracts) → [`auth`] (the method's declared
-//! policy) → [`limits`] → [`transcode`] (JSON → protobuf) → [`upstream`] (gRPC) →
+//! policy) → [`limits`] → [`transcode`] (JSON → protobuf, its declared rules checked
+//! by [`validate`]) → [`upstream`] (gRPC) →
 //! back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for streams.
 //! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes,
 //! [`docs`] the reference page that reads it and [`web`] the web page at `/`. [`build`]
@@ -21,6 +22,7 @@ pub mod routes;
 pub mod sse;
 pub mod transcode;
 pub mod upstream;
+pub mod validate;
 pub mod web;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};

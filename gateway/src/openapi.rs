@@ -2,19 +2,25 @@
 //! from the same route table and descriptors the gateway serves with, and kept as bytes.
 //!
 //! Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase
-//! properties, 64-bit integers as strings, enums by name, the well-known types in
-//! their JSON forms. Summaries and descriptions are the contracts' comments;
-//! `google.api.field_behavior` gives `required` (REQUIRED) and `readOnly` (OUTPUT_ONLY);
-//! each method's auth policy gives its security.
+//! properties, 64-bit integers as strings or numbers, enums by name or number, the
+//! well-known types in their JSON forms, no property a message does not have, a
+//! oneof as alternatives. Summaries and descriptions are the contracts' comments;
+//! `google.api.field_behavior` gives `required` (REQUIRED) and `readOnly`
+//! (OUTPUT_ONLY); each field's declared rules (`fabula.options.v1.rules`) give its
+//! lengths, pattern, format, item counts and bounds, the very rules the services and
+//! the gateway enforce; each method's auth policy gives its security.
 
 use std::collections::{BTreeMap, HashSet};
 
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
-use fabula_proto::auth::AuthPolicy;
+use fabula_proto::{
+    auth::AuthPolicy,
+    rules::{self, Rule, TextKind},
+};
 use http::{StatusCode, header};
 use prost_reflect::{
-    ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Value as ProtoValue,
+    ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, OneofDescriptor, Value as ProtoValue,
 };
 use serde_json::{Map, Value, json};
 use tonic::Code;
@@ -26,6 +32,8 @@ use crate::{
 
 /// The extension that carries a field's behaviour.
 const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
+/// The extension that marks a oneof of which one member must be set.
+const ONEOF_REQUIRED: &str = "fabula.options.v1.oneof_required";
 /// `google.api.FieldBehavior` numbers the document uses.
 const REQUIRED: i32 = 2;
 const OUTPUT_ONLY: i32 = 3;
@@ -156,13 +164,19 @@ fn operations_paths() -> [(String, Map<String, Value>); 3] {
 /// Walks the descriptors, collecting the component schemas the operations refer to.
 struct Builder {
     behavior: Option<ExtensionDescriptor>,
+    oneof_required: Option<ExtensionDescriptor>,
     schemas: BTreeMap<String, Value>,
     pending: Vec<MessageDescriptor>,
 }
 
 impl Builder {
     fn new(table: &RouteTable) -> Self {
-        Self { behavior: table.pool.get_extension_by_name(FIELD_BEHAVIOR), schemas: BTreeMap::new(), pending: vec![] }
+        Self {
+            behavior: table.pool.get_extension_by_name(FIELD_BEHAVIOR),
+            oneof_required: table.pool.get_extension_by_name(ONEOF_REQUIRED),
+            schemas: BTreeMap::new(),
+            pending: vec![],
+        }
     }
 
     /// One operation: its names, parameters, body, responses and security.
@@ -331,16 +345,41 @@ impl Builder {
         response
     }
 
-    /// The schema of a field's JSON value: a map, a list or one value.
+    /// The schema of a field's JSON value (a map, a list or one value) with what its
+    /// declared rule says of it.
     fn field_schema(&mut self, field: &FieldDescriptor) -> Value {
+        let rule = rules::declared(field.full_name());
         if let Kind::Message(entry) = field.kind()
             && field.is_map()
         {
-            let value = self.kind_schema(&entry.map_entry_value_field().kind());
-            return json!({"type": "object", "additionalProperties": value});
+            let value_kind = entry.map_entry_value_field().kind();
+            let value = constrained(self.kind_schema(&value_kind), &value_kind, rule);
+            let mut schema = json!({"type": "object", "additionalProperties": value});
+            if let Some(rule) = rule {
+                schema["propertyNames"] = key_schema(rule);
+                if rule.max_items > 0 {
+                    schema["maxProperties"] = rule.max_items.into();
+                }
+            }
+            return schema;
         }
-        let item = self.kind_schema(&field.kind());
-        if field.is_list() { json!({"type": "array", "items": item}) } else { item }
+        let item = constrained(self.kind_schema(&field.kind()), &field.kind(), rule);
+        if !field.is_list() {
+            return item;
+        }
+        let mut schema = json!({"type": "array", "items": item});
+        if self.has_behavior(field, REQUIRED) {
+            schema["minItems"] = 1.into();
+        }
+        if let Some(rule) = rule {
+            if rule.max_items > 0 {
+                schema["maxItems"] = rule.max_items.into();
+            }
+            if rule.unique_items {
+                schema["uniqueItems"] = true.into();
+            }
+        }
+        schema
     }
 
     fn kind_schema(&mut self, kind: &Kind) -> Value {
@@ -350,16 +389,29 @@ impl Builder {
                 json!({"type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX})
             }
             Kind::Uint32 | Kind::Fixed32 => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
-            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
-                json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,18}$"})
-            }
-            Kind::Uint64 | Kind::Fixed64 => json!({"type": "string", "format": "uint64", "pattern": "^[0-9]{1,19}$"}),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({
+                "type": ["string", "integer"],
+                "format": "int64",
+                "pattern": "^-?[0-9]{1,18}$",
+                "minimum": i64::MIN,
+                "maximum": i64::MAX,
+            }),
+            Kind::Uint64 | Kind::Fixed64 => json!({
+                "type": ["string", "integer"],
+                "format": "uint64",
+                "pattern": "^[0-9]{1,19}$",
+                "minimum": 0,
+                "maximum": u64::MAX,
+            }),
             Kind::Bool => json!({"type": "boolean"}),
             Kind::String => json!({"type": "string"}),
             Kind::Bytes => json!({"type": "string", "contentEncoding": "base64"}),
             Kind::Enum(e) => {
-                let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
-                let mut schema = json!({"type": "string", "enum": names});
+                // The JSON mapping takes a value's name or its number.
+                let names = e.values().map(|v| Value::from(v.name()));
+                let numbers = e.values().map(|v| Value::from(v.number()));
+                let mut schema =
+                    json!({"type": ["string", "integer"], "enum": names.chain(numbers).collect::<Vec<_>>()});
                 if let Some(text) = comments(&e.parent_file(), e.path()) {
                     schema["description"] = text.into();
                 }
@@ -381,7 +433,8 @@ impl Builder {
         json!({"$ref": format!("#/components/schemas/{name}")})
     }
 
-    /// An object with a property per field; oneof members are optional like the rest.
+    /// An object with a property per field and no other. A oneof's members are
+    /// alternatives: at most one of them, exactly one when the oneof is required.
     fn message_schema(&mut self, message: &MessageDescriptor) -> Value {
         let mut properties = Map::new();
         let mut required = Vec::new();
@@ -398,14 +451,43 @@ impl Builder {
             }
             properties.insert(field.json_name().to_owned(), schema);
         }
-        let mut schema = json!({"type": "object", "properties": properties});
+        let mut schema = json!({"type": "object", "properties": properties, "additionalProperties": false});
         if !required.is_empty() {
             schema["required"] = required.into();
+        }
+        let choices: Vec<Value> = message.oneofs().filter(|o| !o.is_synthetic()).map(|o| self.choice(&o)).collect();
+        match choices.len() {
+            0 => {}
+            1 => schema["oneOf"] = choices.into_iter().next().unwrap_or_default(),
+            _ => schema["allOf"] = choices.into_iter().map(|c| json!({"oneOf": c})).collect(),
         }
         if let Some(text) = comments(&message.parent_file(), message.path()) {
             schema["description"] = text.into();
         }
         schema
+    }
+
+    /// The alternatives of a oneof: each member alone, and none of them unless the
+    /// oneof is required.
+    fn choice(&self, oneof: &OneofDescriptor) -> Value {
+        let members: Vec<String> = oneof.fields().map(|f| f.json_name().to_owned()).collect();
+        let mut alternatives: Vec<Value> = members
+            .iter()
+            .map(|member| {
+                let others: Vec<Value> =
+                    members.iter().filter(|m| *m != member).map(|m| json!({"required": [m]})).collect();
+                json!({"required": [member], "not": {"anyOf": others}})
+            })
+            .collect();
+        let required = self.oneof_required.as_ref().is_some_and(|extension| {
+            let options = oneof.options();
+            options.has_extension(extension) && options.get_extension(extension).as_bool() == Some(true)
+        });
+        if !required {
+            let any: Vec<Value> = members.iter().map(|m| json!({"required": [m]})).collect();
+            alternatives.push(json!({"not": {"anyOf": any}}));
+        }
+        Value::Array(alternatives)
     }
 
     /// Whether `field` declares the `google.api.field_behavior` numbered `behavior`.
@@ -543,7 +625,7 @@ impl Builder {
         if matches!(kind, Kind::Message(_) | Kind::Enum(_)) {
             return None;
         }
-        let mut builder = Self { behavior: None, schemas: BTreeMap::new(), pending: vec![] };
+        let mut builder = Self { behavior: None, oneof_required: None, schemas: BTreeMap::new(), pending: vec![] };
         Some(builder.kind_schema(kind))
     }
 }
@@ -592,6 +674,97 @@ fn error_response(description: &str) -> Value {
     })
 }
 
+/// `schema` (of a value of `kind`) with what `rule` declares of it: a string's
+/// lengths, pattern and format, an integer's bounds, a field mask's paths, a
+/// duration's range.
+fn constrained(mut schema: Value, kind: &Kind, rule: Option<&Rule>) -> Value {
+    let Some(rule) = rule else { return schema };
+    match kind {
+        Kind::String => {
+            if rule.min_length > 0 {
+                schema["minLength"] = rule.min_length.into();
+            }
+            let max = if rule.max_length > 0 { rule.max_length } else { rule.max_bytes };
+            if max > 0 {
+                schema["maxLength"] = max.into();
+            }
+            if let Some(pattern) = rule.pattern() {
+                schema["pattern"] = pattern.into();
+            }
+            if rule.text == TextKind::Id {
+                schema["format"] = "uuid".into();
+            }
+        }
+        Kind::Enum(_) if rule.specified => {
+            if let Some(values) = schema["enum"].as_array_mut() {
+                values.retain(|v| v.as_i64() != Some(0) && !v.as_str().is_some_and(|n| n.ends_with("_UNSPECIFIED")));
+            }
+        }
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            if let Some(min) = rule.minimum {
+                schema["minimum"] = min.into();
+                if min >= 0 && schema["pattern"].is_string() {
+                    schema["pattern"] = "^[0-9]{1,18}$".into();
+                }
+            }
+            if let Some(max) = rule.maximum {
+                schema["maximum"] = max.into();
+            }
+        }
+        Kind::Message(message) if message.full_name() == "google.protobuf.FieldMask" => {
+            if let Some(pattern) = rule.pattern() {
+                schema["pattern"] = pattern.into();
+            }
+        }
+        Kind::Message(message) if message.full_name() == "google.protobuf.Duration" => {
+            if rule.minimum == Some(0)
+                && let Some(max) = rule.maximum.and_then(|max| u64::try_from(max).ok())
+            {
+                schema["pattern"] = format!("^(?:{}(?:\\.[0-9]{{1,9}})?|{max}(?:\\.0{{1,9}})?)s$", below(max)).into();
+                schema["description"] = format!("At most {max} seconds, as `12.5s`.").into();
+            }
+        }
+        _ => {}
+    }
+    schema
+}
+
+/// The schema of a map's keys: names of 1 to `max_key_length` characters.
+fn key_schema(rule: &Rule) -> Value {
+    let key = Rule { text: TextKind::Name, min_length: 1, max_length: rule.max_key_length, ..rules::EMPTY };
+    let mut schema = json!({"type": "string", "minLength": 1});
+    if key.max_length > 0 {
+        schema["maxLength"] = key.max_length.into();
+    }
+    if let Some(pattern) = key.pattern() {
+        schema["pattern"] = pattern.into();
+    }
+    schema
+}
+
+/// A regular expression for the whole numbers from 0 to `max - 1` (`max` > 0),
+/// without leading zeros.
+fn below(max: u64) -> String {
+    let digits: Vec<u32> = max.to_string().chars().filter_map(|c| c.to_digit(10)).collect();
+    let mut alternatives = Vec::new();
+    // Every length shorter than max's.
+    for length in 1..digits.len() {
+        alternatives.push(if length == 1 { "[0-9]".to_owned() } else { format!("[1-9][0-9]{{{}}}", length - 1) });
+    }
+    // Max's own length: a prefix of max, then a smaller digit, then any digits.
+    for (position, &digit) in digits.iter().enumerate() {
+        let low = u32::from(position == 0 && digits.len() > 1);
+        if digit <= low {
+            continue;
+        }
+        let prefix: String = digits[..position].iter().map(u32::to_string).collect();
+        let rest = digits.len() - position - 1;
+        let tail = if rest > 0 { format!("[0-9]{{{rest}}}") } else { String::new() };
+        alternatives.push(format!("{prefix}[{low}-{}]{tail}", digit - 1));
+    }
+    format!("(?:{})", alternatives.join("|"))
+}
+
 /// The leading comment of a field, for its description.
 fn field_comment(field: &FieldDescriptor) -> Option<String> {
     comments(&field.parent_file(), field.path())
@@ -637,10 +810,29 @@ mod tests {
         let story = &doc["components"]["schemas"]["fabula.story.v1.Story"];
         assert_eq!(story["properties"]["createTime"]["format"], "date-time");
         assert_eq!(story["properties"]["createTime"]["readOnly"], true);
-        assert_eq!(story["properties"]["order"]["type"], "string", "int64 as a string: {story}");
+        assert_eq!(story["properties"]["order"]["type"], json!(["string", "integer"]), "int64 as a string or a number");
+        assert_eq!(story["properties"]["order"]["minimum"], 0, "the declared minimum");
+        assert_eq!(story["properties"]["title"]["minLength"], 1);
+        assert_eq!(story["properties"]["title"]["maxLength"], 200);
+        assert_eq!(story["properties"]["entityIds"]["maxItems"], 200);
+        assert_eq!(story["properties"]["entityIds"]["uniqueItems"], true);
+        assert_eq!(story["properties"]["entityIds"]["items"]["format"], "uuid");
+        assert_eq!(story["additionalProperties"], false);
         assert!(story["required"].as_array().unwrap().contains(&json!("title")));
         let entity = &doc["components"]["schemas"]["fabula.story.v1.Entity"];
         assert_eq!(entity["properties"]["attributes"]["additionalProperties"]["type"], "string");
+    }
+
+    #[test]
+    fn numbers_below_a_bound_have_an_exact_pattern() {
+        for max in [1, 5, 9, 10, 11, 99, 100, 101, 300, 1000, 2024] {
+            let pattern = format!("^{}$", below(max));
+            let regex = regex::Regex::new(&pattern).unwrap();
+            for n in 0..max * 2 {
+                assert_eq!(regex.is_match(&n.to_string()), n < max, "{n} against {pattern}");
+            }
+            assert!(!regex.is_match("007"), "leading zeros: {pattern}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::{
     errors::ApiError,
     routes::{BodyRule, Route, field_path},
+    validate,
 };
 
 /// The well-known types written as one JSON string, which a query value may set.
@@ -29,6 +30,7 @@ pub fn request_message(
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         apply_query(&mut root, &input, &route.body, query)?;
     }
+    validate::check(&input, &root)?;
     deserialize(input, Value::Object(root))
 }
 
@@ -266,12 +268,12 @@ mod tests {
     #[test]
     fn path_query_and_body_make_one_message() {
         let table = table();
-        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/s1");
-        let body = br#"{"title": "T", "entity_ids": ["a"], "order": "7"}"#;
+        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c");
+        let body = br#"{"title": "T", "entity_ids": ["0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7d"], "order": "7"}"#;
         let message = request_message(&route, &vars, Some("update_mask=title,entity_ids"), body).unwrap();
         let json = json_of(&message);
-        assert_eq!(json["story"]["id"], "s1");
-        assert_eq!(json["story"]["entityIds"][0], "a");
+        assert_eq!(json["story"]["id"], "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c");
+        assert_eq!(json["story"]["entityIds"][0], "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7d");
         assert_eq!(json["story"]["order"], "7");
         assert_eq!(json["updateMask"], "title,entityIds");
     }
@@ -279,7 +281,7 @@ mod tests {
     #[test]
     fn repeated_and_nested_query_parameters() {
         let table = table();
-        let (route, vars) = find(&table, Method::GET, "/v1/jobs/j1/watch");
+        let (route, vars) = find(&table, Method::GET, "/v1/jobs/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c/watch");
         let message = request_message(&route, &vars, Some("afterSeq=5"), b"").unwrap();
         assert_eq!(json_of(&message)["afterSeq"], "5");
         let (route, vars) = find(&table, Method::GET, "/v1/worlds");
@@ -298,7 +300,7 @@ mod tests {
         let cases: [(&str, &[u8], &str); 3] = [
             ("/v1/worlds", br#"{"name": "W", "colour": 1}"#, "world.colour: "),
             (
-                "/v1/worlds/w1/locations",
+                "/v1/worlds/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c/locations",
                 br#"{"name": "L", "coordinates": {"x": 1, "z": 2}}"#,
                 "location.coordinates.z: ",
             ),
@@ -314,9 +316,10 @@ mod tests {
     #[test]
     fn a_collision_between_path_and_body_is_refused() {
         let table = table();
-        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/s1");
-        assert!(request_message(&route, &vars, None, br#"{"id": "s1"}"#).is_ok());
-        let error = request_message(&route, &vars, None, br#"{"id": "s2"}"#).unwrap_err();
+        let (route, vars) = find(&table, Method::PATCH, "/v1/stories/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c");
+        assert!(request_message(&route, &vars, None, br#"{"id": "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c"}"#).is_ok());
+        let error =
+            request_message(&route, &vars, None, br#"{"id": "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7d"}"#).unwrap_err();
         assert!(error.message.contains("story.id"), "{}", error.message);
     }
 }

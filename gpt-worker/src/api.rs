@@ -12,6 +12,7 @@ use fabula_proto::{
         ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
         job_service_server::JobService, job_spec::Kind, job_update,
     },
+    rules,
     store::{Db, Page, Result, error::not_found},
 };
 use tokio::sync::{broadcast, mpsc};
@@ -22,16 +23,12 @@ use uuid::Uuid;
 
 use crate::{authn::WorkerAuthenticator, config::QueueSettings, runner::Worker, store};
 
-/// The longest WaitJob, and the default.
-const MAX_WAIT: Duration = Duration::from_secs(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// How often a watch looks for updates made by other processes.
 const WATCH_POLL: Duration = Duration::from_millis(250);
 /// How often an open watch asks whether its user is still accepted (the answer is
 /// itself trusted for up to a second).
 const STANDING_CHECK: Duration = Duration::from_millis(500);
-/// Stories one BatchAnalyze takes at most.
-const MAX_BATCH: usize = 3;
 
 pub struct JobsApi {
     pub db: Db,
@@ -48,9 +45,7 @@ pub struct JobsApi {
 impl JobsApi {
     /// Job `id` if `caller` may see it: their own, or any for an administrator.
     async fn visible_job(&self, caller: &Principal, id: &str) -> Result<Job> {
-        let id = Uuid::try_parse(id).map_err(|_| {
-            fabula_proto::store::error::invalid("id", format!("{} is not a valid id", errors::quote(id)))
-        })?;
+        let id = job_id(id).map_err(|problem| fabula_proto::store::error::invalid("id", problem))?;
         let job = store::fetch(&self.db.reader, id).await?.ok_or_else(|| not_found("job"))?;
         if job.owner_id != caller.user_id.to_string() && !caller.is_admin() {
             return Err(not_found("job"));
@@ -79,7 +74,8 @@ impl JobsApi {
 
     async fn list(&self, caller: Caller, request: ListJobsRequest) -> Result<ListJobsResponse> {
         let principal = *caller.require_user()?;
-        let page = Page::parse(request.page_size, &request.page_token, &["ListJobs", &request.filter])?;
+        let page =
+            Page::parse(request.page_size, &request.page_token, &store::LISTING, &["ListJobs", &request.filter])?;
         let owner = (!principal.is_admin()).then_some(principal.user_id);
         let (jobs, next_page_token, total) = store::list(&self.db, owner, &page, &request.filter).await?;
         Ok(ListJobsResponse { jobs, next_page_token, total_size: total as i32 })
@@ -99,10 +95,7 @@ impl JobsApi {
         let principal = *caller.require_user()?;
         let timeout = match request.timeout {
             None => DEFAULT_WAIT,
-            Some(t) if t.seconds < 0 || t.nanos < 0 => {
-                return Err(fabula_proto::store::error::invalid("timeout", "must not be negative"));
-            }
-            Some(t) => Duration::new(t.seconds as u64, t.nanos as u32).min(MAX_WAIT),
+            Some(t) => wait_timeout(t).map_err(|problem| fabula_proto::store::error::invalid("timeout", problem))?,
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut applied = self.applied.subscribe();
@@ -141,20 +134,32 @@ fn is_finished(job: &Job) -> bool {
     matches!(JobState::try_from(job.state), Ok(JobState::Succeeded | JobState::Failed | JobState::Cancelled))
 }
 
-/// The spec of a create, checked field by field.
+/// A job id: a UUID in its hyphenated form.
+fn job_id(value: &str) -> Result<Uuid, String> {
+    rules::text(value, &rules::jobs::get_job_request::ID)?;
+    Uuid::try_parse(value).map_err(|_| "is not a valid id".to_owned())
+}
+
+/// How long a WaitJob waits: between none and the declared most (whole seconds).
+fn wait_timeout(timeout: prost_types::Duration) -> Result<Duration, String> {
+    let rule = &rules::jobs::wait_job_request::TIMEOUT;
+    if timeout.nanos < 0 {
+        return Err("must not be negative".into());
+    }
+    let seconds = rule.check_int(timeout.seconds)?;
+    let wait = Duration::new(seconds.unsigned_abs(), timeout.nanos.unsigned_abs());
+    if let Some(max) = rule.maximum.filter(|max| wait > Duration::from_secs(max.unsigned_abs())) {
+        return Err(format!("must be at most {max} s"));
+    }
+    Ok(wait)
+}
+
+/// The spec of a create, checked field by field against the declared rules.
 fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
+    use rules::jobs as declared;
     let mut violations = FieldViolations::new();
     let id = |violations: &mut FieldViolations, field: &str, value: &str| {
-        if Uuid::try_parse(value).is_err() {
-            violations.add(
-                field,
-                if value.is_empty() {
-                    "is required".to_owned()
-                } else {
-                    format!("{} is not a valid id", errors::quote(value))
-                },
-            );
-        }
+        violations.check(field, job_id(value));
     };
     match request.spec.as_ref().and_then(|s| s.kind.as_ref()) {
         None => violations.add("spec", "must name one job kind"),
@@ -163,15 +168,11 @@ fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
         Some(Kind::AnalyzeStory(s)) => id(&mut violations, "spec.analyze_story.story_id", &s.story_id),
         Some(Kind::BatchAnalyze(s)) => {
             id(&mut violations, "spec.batch_analyze.world_id", &s.world_id);
-            if s.story_ids.is_empty() || s.story_ids.len() > MAX_BATCH {
-                violations.add("spec.batch_analyze.story_ids", format!("must hold 1 to {MAX_BATCH} story ids"));
-            }
-            for (i, story) in s.story_ids.iter().enumerate() {
-                id(&mut violations, &format!("spec.batch_analyze.story_ids[{i}]"), story);
-                if s.story_ids[..i].contains(story) {
-                    violations.add(format!("spec.batch_analyze.story_ids[{i}]"), "appears twice");
-                }
-            }
+            declared::batch_analyze::STORY_IDS.check_list(
+                "spec.batch_analyze.story_ids",
+                &s.story_ids,
+                &mut violations,
+            );
         }
         Some(Kind::ExtractEvents(s)) => match &s.target {
             Some(Target::StoryId(story)) => id(&mut violations, "spec.extract_events.story_id", story),
@@ -179,18 +180,11 @@ fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
             None => violations.add("spec.extract_events", "needs a story_id or a world_id"),
         },
         Some(Kind::Paraphrase(s)) => {
-            let length = s.text.trim().chars().count();
-            if !(1..=5_000).contains(&length) {
-                violations.add("spec.paraphrase.text", format!("must have 1 to 5000 characters, not {length}"));
-            }
-            if s.mode.chars().count() > 50 {
-                violations.add("spec.paraphrase.mode", "must have at most 50 characters");
-            }
+            violations.check("spec.paraphrase.text", rules::text(&s.text, &declared::paraphrase::TEXT));
+            violations.check("spec.paraphrase.mode", rules::text(&s.mode, &declared::paraphrase::MODE));
         }
     }
-    if request.request_id.len() > 100 {
-        violations.add("request_id", "must have at most 100 characters");
-    }
+    violations.check("request_id", rules::text(&request.request_id, &declared::create_job_request::REQUEST_ID));
     violations.finish()?;
     Ok(request.spec.clone().unwrap_or_default())
 }
@@ -231,8 +225,8 @@ impl JobService for JobsApi {
     async fn watch_job(&self, request: Request<WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = caller(&request);
         let request = request.into_inner();
-        if request.after_seq < 0 {
-            return Err(errors::invalid_field("after_seq", "must not be negative"));
+        if let Err(problem) = rules::jobs::watch_job_request::AFTER_SEQ.check_int(request.after_seq) {
+            return Err(errors::invalid_field("after_seq", problem));
         }
         let principal = *caller.require_user()?;
         let job = self.visible_job(&principal, &request.id).await?;

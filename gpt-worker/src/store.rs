@@ -7,10 +7,9 @@ use fabula_proto::{
     errors,
     pb::jobs::{Job, JobError, JobResult, JobSpec, JobState, JobUpdate, Progress, job_spec::Kind, job_update},
     store::{
-        Bind, Db, Error, Key, Page, Result, Sql,
+        Bind, Db, Error, Key, Listing, Page, Result, Sql,
         error::{invalid, not_found},
-        filter::{self, Field},
-        now_micros, timestamp,
+        filter, now_micros, timestamp,
     },
 };
 use prost::Message;
@@ -23,11 +22,13 @@ use crate::config::QueueSettings;
 pub const COLUMNS: &str = "id, owner_id, spec, state, progress_percent, progress_message, output, result, \
      error_code, error_message, attempts, max_attempts, create_time, start_time, end_time";
 
-const FILTERS: &[Field] = &[
-    Field { name: "state", column: "state", kind: filter::Kind::Enum(|v| JobState::from_str_name(v).is_some()) },
-    Field { name: "kind", column: "kind", kind: filter::Kind::Enum(|v| KIND_NAMES.contains(&v)) },
-    Field { name: "owner_id", column: "owner_id", kind: filter::Kind::Text },
-];
+/// ListJobs as its request declares it, and the columns of its filter fields.
+pub const LISTING: Listing = Listing {
+    page_size: &fabula_proto::rules::jobs::list_jobs_request::PAGE_SIZE,
+    page_token: &fabula_proto::rules::jobs::list_jobs_request::PAGE_TOKEN,
+    filter: &fabula_proto::rules::jobs::list_jobs_request::FILTER,
+    columns: &[("state", "state"), ("kind", "kind"), ("owner_id", "owner_id")],
+};
 
 /// The names of the job kinds, as stored and filtered on.
 pub const KIND_NAMES: &[&str] =
@@ -185,7 +186,7 @@ pub async fn list(db: &Db, owner: Option<Uuid>, page: &Page, filter_text: &str) 
     if let Some(owner) = owner {
         condition.push(" AND owner_id = ").bind(Bind::Text(owner.to_string()));
     }
-    filter::apply(filter_text, FILTERS, &mut condition)?;
+    filter::apply(filter_text, &LISTING, &mut condition)?;
     let count = Sql::select("SELECT COUNT(*) FROM jobs", &condition);
     let mut select = Sql::select(&format!("SELECT {COLUMNS} FROM jobs"), &condition);
     if let Some([Key::Text(after)]) = page.after_like(&[Key::Text(String::new())])? {

@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::errors::{FieldViolations, quote};
+
 pub use crate::pb::fabula::options::v1::TextKind;
 
 /// One field's declared rules (see `rules.proto`).
@@ -20,6 +22,8 @@ pub struct Rule {
     pub max_length: usize,
     /// Bytes of UTF-8 at most; 0 for no limit.
     pub max_bytes: usize,
+    /// At least this many items: 1 for a REQUIRED repeated field.
+    pub min_items: usize,
     pub max_items: usize,
     pub max_key_length: usize,
     pub minimum: Option<i64>,
@@ -27,6 +31,8 @@ pub struct Rule {
     pub filter: &'static [FilterField],
     pub paths: &'static [&'static str],
     pub unique_items: bool,
+    /// An enum: its UNSPECIFIED value (0) is refused.
+    pub specified: bool,
 }
 
 /// A field a list's filter may name.
@@ -152,7 +158,7 @@ fn id(value: &str) -> Result<(), String> {
     if hyphenated {
         Ok(())
     } else {
-        Err(format!("{} is not an id: ids look like 0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c", crate::errors::quote(value)))
+        Err(format!("{} is not an id: ids look like 0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c", quote(value)))
     }
 }
 
@@ -187,33 +193,46 @@ fn not_blank(value: &str) -> Result<(), String> {
 }
 
 impl Rule {
-    /// A list or map of `count` items against `max_items`.
+    /// A list or map of `count` items against `min_items` and `max_items`.
     pub fn check_count(&self, count: usize) -> Result<(), String> {
+        if count < self.min_items {
+            return Err(format!("must hold at least {} items", self.min_items));
+        }
         if self.max_items > 0 && count > self.max_items {
             return Err(format!("may hold at most {} items, not {count}", self.max_items));
         }
         Ok(())
     }
 
-    /// Each item of a list against [`text`], their number against `max_items`, and no
-    /// item twice when `unique_items`; the problem names the item by its index.
-    pub fn check_list(&self, items: &[String]) -> Result<Vec<String>, String> {
-        self.check_count(items.len())?;
-        let mut checked: Vec<String> = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            let item = text(item, self).map_err(|problem| format!("item {index}: {problem}"))?;
-            if self.unique_items && checked.contains(&item) {
-                return Err(format!("item {index}: {} appears twice", crate::errors::quote(&item)));
-            }
-            checked.push(item);
+    /// A list `field`: its number of items (filed under `field`), each item against
+    /// [`text`] and, when `unique_items`, none twice (filed under `field[i]`). The items
+    /// as stored, when all are good.
+    pub fn check_list(&self, field: &str, items: &[String], violations: &mut FieldViolations) -> Option<Vec<String>> {
+        if let Err(problem) = self.check_count(items.len()) {
+            violations.add(field, problem);
+            return None;
         }
-        Ok(checked)
+        let mut checked: Vec<String> = Vec::with_capacity(items.len());
+        let mut all_good = true;
+        for (index, item) in items.iter().enumerate() {
+            let problem = match text(item, self) {
+                Ok(item) if self.unique_items && checked.contains(&item) => format!("{} appears twice", quote(&item)),
+                Ok(item) => {
+                    checked.push(item);
+                    continue;
+                }
+                Err(problem) => problem,
+            };
+            violations.add(format!("{field}[{index}]"), problem);
+            all_good = false;
+        }
+        all_good.then_some(checked)
     }
 
     /// A map key: a NAME of 1 to `max_key_length` characters.
     pub fn check_key(&self, key: &str) -> Result<String, String> {
         let rule = Rule { text: TextKind::Name, min_length: 1, max_length: self.max_key_length, ..EMPTY };
-        text(key, &rule).map_err(|problem| format!("key {}: {problem}", crate::errors::quote(key)))
+        text(key, &rule).map_err(|problem| format!("key {}: {problem}", quote(key)))
     }
 
     /// An integer against `minimum` and `maximum`.
@@ -272,7 +291,7 @@ impl Rule {
             })
             .collect();
         let term = format!("(?:{})", terms.join("|"));
-        format!(" *{term}(?: +AND +{term})* *")
+        format!(" *(?:{term}(?: +AND +{term})*)? *")
     }
 
     /// Comma-separated paths of `paths` (by proto or JSON name), or `*`.
@@ -296,6 +315,7 @@ pub const EMPTY: Rule = Rule {
     min_length: 0,
     max_length: 0,
     max_bytes: 0,
+    min_items: 0,
     max_items: 0,
     max_key_length: 0,
     minimum: None,
@@ -303,6 +323,7 @@ pub const EMPTY: Rule = Rule {
     filter: &[],
     paths: &[],
     unique_items: false,
+    specified: false,
 };
 
 /// A proto field name as the JSON mapping writes it: `entity_ids` → `entityIds`.

@@ -11,7 +11,7 @@
 //! caller may not read is NOT_FOUND under the child's own name, so a guessed id
 //! tells nothing about what exists.
 
-use fabula_proto::{auth::Caller, errors::FieldViolations};
+use fabula_proto::{auth::Caller, errors::FieldViolations, rules::Rule};
 use prost_types::Timestamp;
 use sqlx::{Any, AnyConnection, Executor, Row, Transaction, any::AnyRow};
 use uuid::Uuid;
@@ -21,9 +21,9 @@ use crate::{
     db::{Db, timestamp},
     domain,
     error::{Result, etag_mismatch, invalid, not_found},
-    filter::{self, Field},
+    filter,
     idempotency::{self, Claim},
-    pagination::{Bind, Key, Page, Sql},
+    pagination::{Bind, Key, Listing, Page, Sql},
     update::{check_etag, etag},
 };
 
@@ -149,11 +149,12 @@ pub struct CreateTarget {
 }
 
 impl CreateTarget {
-    /// Parses both, filing problems under `world_id` and `request_id`.
-    pub fn parse(world_id: &str, request_id: &str, violations: &mut FieldViolations) -> Self {
+    /// Parses both (the request id as `request_id_rule` says), filing problems under
+    /// `world_id` and `request_id`.
+    pub fn parse(world_id: &str, request_id: &str, request_id_rule: &Rule, violations: &mut FieldViolations) -> Self {
         Self {
             world_id: violations.check("world_id", domain::id(world_id)).unwrap_or_default(),
-            request_id: violations.check("request_id", domain::request_id(request_id)).flatten(),
+            request_id: violations.check("request_id", domain::request_id(request_id, request_id_rule)).flatten(),
         }
     }
 }
@@ -242,18 +243,19 @@ pub struct Listed<T> {
 }
 
 /// A page of the children of a world the caller may read, in id (creation) order,
-/// filtered by `filters`; `total_size` counts every page.
+/// filtered as `listing` declares; `total_size` counts every page.
 pub async fn list<T: WorldChild>(
     db: &Db,
     caller: &Caller,
     request: ListRequest<'_>,
-    filters: &[Field],
+    listing: &Listing,
 ) -> Result<Listed<T>> {
     let world_id = domain::id(request.world_id).map_err(|e| invalid("world_id", e))?;
-    let page = Page::parse(request.page_size, request.page_token, &[request.method, request.world_id, request.filter])?;
+    let query = [request.method, request.world_id, request.filter];
+    let page = Page::parse(request.page_size, request.page_token, listing, &query)?;
     let mut condition = Sql::new(" WHERE t.world_id = ");
     condition.bind(Bind::Text(world_id.to_string()));
-    filter::apply(request.filter, filters, &mut condition)?;
+    filter::apply(request.filter, listing, &mut condition)?;
 
     let mut conn = db.reader.acquire().await?;
     world_access(&mut *conn, caller, world_id).await?.require_read()?;

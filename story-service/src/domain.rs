@@ -1,49 +1,26 @@
-//! Parsers that turn request fields into values that cannot be wrong. Each returns
-//! a description of the problem, which the caller files under the field's name.
+//! Parsers that turn request fields into values that cannot be wrong, beside the
+//! declared rules of text fields ([`fabula_proto::rules`]): ids, enums, request ids.
+//! Each returns a description of the problem, which the caller files under the
+//! field's name.
 
-use fabula_proto::errors::quote;
+use fabula_proto::{
+    errors::FieldViolations,
+    rules::{self, Rule, TextKind},
+};
 use uuid::Uuid;
 
-/// A resource id: a UUID in its usual text form.
+/// The rule every id field declares.
+const ID: Rule = Rule { text: TextKind::Id, min_length: 1, ..rules::EMPTY };
+
+/// A resource id: a UUID in its hyphenated form.
 pub fn id(value: &str) -> Result<Uuid, String> {
-    if value.is_empty() {
-        return Err("is required".into());
-    }
-    Uuid::try_parse(value).map_err(|_| format!("{} is not a valid id", quote(value)))
+    rules::text(value, &ID)?;
+    Uuid::try_parse(value).map_err(|_| "is not a valid id".to_owned())
 }
 
-/// Text of `min..=max` characters (Unicode scalar values), surrounding spaces removed.
-pub fn text(value: &str, min: usize, max: usize) -> Result<String, String> {
-    no_nul(value)?;
-    let trimmed = value.trim();
-    let length = trimmed.chars().count();
-    if length < min {
-        return Err(if min == 1 { "is required".into() } else { format!("must have at least {min} characters") });
-    }
-    if length > max {
-        return Err(format!("must have at most {max} characters, not {length}"));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// A name of 1–200 characters.
-pub fn name(value: &str) -> Result<String, String> {
-    text(value, 1, 200)
-}
-
-/// A long text of at most `max` characters, kept as written.
-pub fn body(value: &str, max: usize) -> Result<String, String> {
-    no_nul(value)?;
-    let length = value.chars().count();
-    if length > max {
-        return Err(format!("must have at most {max} characters, not {length}"));
-    }
-    Ok(value.to_owned())
-}
-
-/// Text without NUL characters, which PostgreSQL cannot store.
-fn no_nul(value: &str) -> Result<(), String> {
-    if value.contains('\0') { Err("must not contain NUL characters".into()) } else { Ok(()) }
+/// An id that may be left out: `None` when empty.
+pub fn optional_id(value: &str) -> Result<Option<Uuid>, String> {
+    if value.is_empty() { Ok(None) } else { id(value).map(Some) }
 }
 
 /// A proto enum field: `UNSPECIFIED` becomes `default`, unknown numbers are an error.
@@ -58,29 +35,16 @@ where
     }
 }
 
-/// A `request_id` for an idempotent create: empty (none) or at most 100 characters.
-pub fn request_id(value: &str) -> Result<Option<String>, String> {
-    match value.len() {
-        0 => Ok(None),
-        1..=100 => Ok(Some(value.to_owned())),
-        _ => Err("must have at most 100 characters".into()),
-    }
+/// A `request_id` for an idempotent create: empty (none) or as its `rule` says.
+pub fn request_id(value: &str, rule: &Rule) -> Result<Option<String>, String> {
+    rules::text(value, rule).map(|id| Some(id).filter(|id| !id.is_empty()))
 }
 
-/// A list of ids with no duplicates, each valid.
-pub fn ids(values: &[String], max: usize) -> Result<Vec<Uuid>, String> {
-    if values.len() > max {
-        return Err(format!("may hold at most {max} ids"));
-    }
-    let mut parsed = Vec::with_capacity(values.len());
-    for value in values {
-        let one = id(value)?;
-        if parsed.contains(&one) {
-            return Err(format!("{} appears twice", quote(value)));
-        }
-        parsed.push(one);
-    }
-    Ok(parsed)
+/// The list of ids `field` as its `rule` says (so many at most, none twice), its
+/// problems filed in `violations`.
+pub fn ids(field: &str, values: &[String], rule: &Rule, violations: &mut FieldViolations) -> Option<Vec<Uuid>> {
+    let checked = rule.check_list(field, values, violations)?;
+    checked.iter().map(|value| Uuid::try_parse(value).ok()).collect()
 }
 
 #[cfg(test)]
@@ -90,24 +54,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_must_be_uuids() {
-        for bad in ["", "42", "not-a-uuid", "0000000-0000-0000-0000-000000000000"] {
+    fn ids_must_be_uuids_in_their_hyphenated_form() {
+        for bad in
+            ["", "42", "not-a-uuid", "0000000-0000-0000-0000-000000000000", "{0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c}"]
+        {
             assert!(id(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(id("0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c").is_ok());
+        assert_eq!(optional_id(""), Ok(None));
         let one = "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c".to_owned();
-        assert!(ids(&[one.clone(), one], 10).is_err(), "duplicates were accepted");
-    }
-
-    #[test]
-    fn text_bounds_count_characters_not_bytes() {
-        assert_eq!(name("  Ærendil  ").unwrap(), "Ærendil");
-        assert!(name("   ").is_err());
-        assert!(name(&"é".repeat(200)).is_ok());
-        assert!(name(&"é".repeat(201)).is_err());
-        assert!(body(&"x".repeat(11), 10).is_err());
-        assert!(name("nul\0inside").is_err(), "a NUL was accepted");
-        assert!(body("nul\0", 10).is_err(), "a NUL was accepted");
+        let rule = fabula_proto::rules::story::story::ENTITY_IDS;
+        let mut violations = FieldViolations::new();
+        assert_eq!(ids("story.entity_ids", &[one.clone(), one], &rule, &mut violations), None);
+        assert!(!violations.is_empty(), "duplicates were accepted");
     }
 
     #[test]
@@ -119,7 +78,8 @@ mod tests {
 
     #[test]
     fn request_ids_are_bounded() {
-        assert_eq!(request_id(""), Ok(None));
-        assert!(request_id(&"r".repeat(101)).is_err());
+        let rule = fabula_proto::rules::story::create_world_request::REQUEST_ID;
+        assert_eq!(request_id("", &rule), Ok(None));
+        assert!(request_id(&"r".repeat(101), &rule).is_err());
     }
 }

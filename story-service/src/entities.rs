@@ -15,6 +15,7 @@ use fabula_proto::{
         CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, ListEntitiesRequest, ListEntitiesResponse,
         UpdateEntityRequest, entity_service_server::EntityService,
     },
+    rules::{self, story::entity as declared},
 };
 use sqlx::{Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -25,26 +26,20 @@ use crate::{
     db::now_micros,
     domain,
     error::{Error, Result, invalid},
-    filter::{Field, Kind},
+    pagination::Listing,
     update::{self, Mask},
 };
 
-/// The longest description.
-const MAX_DESCRIPTION: usize = 10_000;
-/// The longest `entity_type`.
-const MAX_TYPE: usize = 50;
 /// The type of an entity created or updated with an empty one.
 const DEFAULT_TYPE: &str = "character";
-/// The most attributes an entity has.
-const MAX_ATTRIBUTES: usize = 50;
-const MAX_ATTRIBUTE_KEY: usize = 100;
-const MAX_ATTRIBUTE_VALUE: usize = 1_000;
 
-const UPDATABLE: &[&str] = &["name", "entity_type", "description", "attributes"];
-const FILTERS: &[Field] = &[
-    Field { name: "entity_type", column: "t.entity_type", kind: Kind::Text },
-    Field { name: "name", column: "t.name", kind: Kind::Text },
-];
+const UPDATABLE: &[&str] = rules::story::update_entity_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::story::list_entities_request::PAGE_SIZE,
+    page_token: &rules::story::list_entities_request::PAGE_TOKEN,
+    filter: &rules::story::list_entities_request::FILTER,
+    columns: &[("entity_type", "t.entity_type"), ("name", "t.name")],
+};
 
 pub struct EntitiesApi(pub State);
 
@@ -92,10 +87,10 @@ impl EntityFields {
     /// Validates every field of `entity`, filing each problem under `entity.<field>`.
     fn check(entity: &Entity, violations: &mut FieldViolations) -> Self {
         Self {
-            name: violations.check("entity.name", domain::name(&entity.name)).unwrap_or_default(),
+            name: violations.check("entity.name", rules::text(&entity.name, &declared::NAME)).unwrap_or_default(),
             entity_type: violations.check("entity.entity_type", entity_type(&entity.entity_type)).unwrap_or_default(),
             description: violations
-                .check("entity.description", domain::body(&entity.description, MAX_DESCRIPTION))
+                .check("entity.description", rules::text(&entity.description, &declared::DESCRIPTION))
                 .unwrap_or_default(),
             attributes: attributes(&entity.attributes, "entity.attributes", violations),
         }
@@ -115,14 +110,14 @@ impl EntityFields {
     }
 }
 
-/// Free text of at most 50 characters, trimmed; empty means [`DEFAULT_TYPE`].
+/// A label, trimmed; empty means [`DEFAULT_TYPE`].
 fn entity_type(value: &str) -> Result<String, String> {
-    let value = domain::text(value, 0, MAX_TYPE)?;
+    let value = rules::text(value, &declared::ENTITY_TYPE)?;
     Ok(if value.is_empty() { DEFAULT_TYPE.to_owned() } else { value })
 }
 
-/// At most 50 attributes with keys of 1–100 characters (not blank) and values of at
-/// most 1 000, both kept as written. Problems are filed under `field` (too many, a
+/// Attributes as declared (so many at most, each key a name and each value a text of
+/// its length), both kept as written. Problems are filed under `field` (too many, a
 /// bad key) or `field["key"]` (a bad value), in key order.
 fn attributes(
     attributes: &HashMap<String, String>,
@@ -130,15 +125,14 @@ fn attributes(
     violations: &mut FieldViolations,
 ) -> BTreeMap<String, String> {
     let sorted: BTreeMap<String, String> = attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    if sorted.len() > MAX_ATTRIBUTES {
-        violations.add(field, format!("may hold at most {MAX_ATTRIBUTES} attributes, not {}", sorted.len()));
+    let rule = &declared::ATTRIBUTES;
+    if let Err(problem) = rule.check_count(sorted.len()) {
+        violations.add(field, problem);
     }
     for (key, value) in &sorted {
-        let length = key.chars().count();
-        if key.trim().is_empty() || length > MAX_ATTRIBUTE_KEY {
-            violations
-                .add(field, format!("key {} must have 1 to {MAX_ATTRIBUTE_KEY} characters, not all blank", quote(key)));
-        } else if let Err(problem) = domain::body(value, MAX_ATTRIBUTE_VALUE) {
+        if let Err(problem) = rule.check_key(key) {
+            violations.add(field, problem);
+        } else if let Err(problem) = rules::text(value, rule) {
             violations.add(format!("{field}[{}]", quote(key)), problem);
         }
     }
@@ -170,7 +164,12 @@ fn merge(sent: Entity, current: Entity, mask: &Mask) -> Entity {
 impl EntitiesApi {
     async fn create(&self, caller: Caller, request: CreateEntityRequest) -> Result<Entity> {
         let mut violations = FieldViolations::new();
-        let target = CreateTarget::parse(&request.world_id, &request.request_id, &mut violations);
+        let target = CreateTarget::parse(
+            &request.world_id,
+            &request.request_id,
+            &rules::story::create_entity_request::REQUEST_ID,
+            &mut violations,
+        );
         let fields = match &request.entity {
             Some(entity) => EntityFields::check(entity, &mut violations),
             None => {
@@ -253,7 +252,7 @@ impl EntityService for EntitiesApi {
             page_token: &request.page_token,
             filter: &request.filter,
         };
-        let page = children::list::<Entity>(&self.0.db, &caller, list, FILTERS).await?;
+        let page = children::list::<Entity>(&self.0.db, &caller, list, &LISTING).await?;
         Ok(Response::new(ListEntitiesResponse {
             entities: page.items,
             next_page_token: page.next_page_token,
@@ -369,8 +368,9 @@ mod tests {
         assert_eq!((characters.total_size, characters.entities[0].id.as_str()), (1, arwen.id.as_str()));
         assert_eq!(code(api.list_entities(by(world.stranger, list("", ""))).await), Code::NotFound);
         let world_id = world.world_id.to_string();
-        let forged =
-            crate::pagination::Page::parse(1, "", &["ListEntities", &world_id, ""]).unwrap().next_token(vec![]);
+        let forged = crate::pagination::Page::parse(1, "", &LISTING, &["ListEntities", &world_id, ""])
+            .unwrap()
+            .next_token(vec![]);
         assert_eq!(code(api.list_entities(by(world.reader, list("", &forged))).await), Code::InvalidArgument);
 
         let update = |etag: &str, paths: &[&str]| UpdateEntityRequest {

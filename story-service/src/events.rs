@@ -19,6 +19,7 @@ use fabula_proto::{
         ListEventsRequest, ListEventsResponse, Timeline, TimelineEra, UpdateEventRequest,
         event_service_server::EventService,
     },
+    rules::{self, story::event as declared},
 };
 use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -31,23 +32,19 @@ use crate::{
     db::now_micros,
     domain,
     error::{Error, Result, etag_mismatch, invalid},
-    filter::{self, Field, Kind},
+    filter,
     links::{self, Linkable, Links, Owner, Scope, Target},
-    pagination::{Bind, Key, Page, Sql},
+    pagination::{Bind, Key, Listing, Page, Sql},
     update::{self, Mask},
 };
 
-const MAX_DESCRIPTION: usize = 10_000;
-const MAX_ERA: usize = 100;
-const MAX_RELATION: usize = 100;
-/// The most connections one event has.
-const MAX_CONNECTIONS: usize = 100;
-const UPDATABLE: &[&str] =
-    &["story_id", "title", "description", "year", "era", "entity_ids", "location_ids", "story_position", "connections"];
-const FILTERS: &[Field] = &[
-    Field { name: "era", column: "t.era", kind: Kind::Text },
-    Field { name: "story_id", column: "t.story_id", kind: Kind::Text },
-];
+const UPDATABLE: &[&str] = rules::story::update_event_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::story::list_events_request::PAGE_SIZE,
+    page_token: &rules::story::list_events_request::PAGE_TOKEN,
+    filter: &rules::story::list_events_request::FILTER,
+    columns: &[("era", "t.era"), ("story_id", "t.story_id")],
+};
 /// The timeline's order, the id breaking ties.
 const ORDER: &[&str] = &["t.year", "t.story_position", "t.id"];
 
@@ -116,12 +113,12 @@ impl EventFields {
     fn check(event: &Event, violations: &mut FieldViolations) -> Self {
         Self {
             story_id: violations.check("event.story_id", story_id(event.story_id.as_deref())).flatten(),
-            title: violations.check("event.title", domain::name(&event.title)).unwrap_or_default(),
+            title: violations.check("event.title", rules::text(&event.title, &declared::TITLE)).unwrap_or_default(),
             description: violations
-                .check("event.description", domain::body(&event.description, MAX_DESCRIPTION))
+                .check("event.description", rules::text(&event.description, &declared::DESCRIPTION))
                 .unwrap_or_default(),
             year: event.year,
-            era: violations.check("event.era", domain::text(&event.era, 0, MAX_ERA)).unwrap_or_default(),
+            era: violations.check("event.era", rules::text(&event.era, &declared::ERA)).unwrap_or_default(),
             story_position: event.story_position,
         }
     }
@@ -129,7 +126,7 @@ impl EventFields {
 
 /// An optional story id: absent or empty is none.
 fn story_id(value: Option<&str>) -> Result<Option<Uuid>, String> {
-    value.filter(|v| !v.is_empty()).map(domain::id).transpose()
+    value.map_or(Ok(None), domain::optional_id)
 }
 
 /// A connection to another event, validated.
@@ -142,18 +139,19 @@ struct Connection {
 }
 
 /// The connections of event `id`, validated: each to another event, with a
-/// relation of at most 100 characters. Problems are filed under
+/// relation as declared. Problems are filed under
 /// `event.connections[i].<field>`.
 fn connections(sent: &[EventConnection], id: Uuid, violations: &mut FieldViolations) -> Vec<Connection> {
-    if sent.len() > MAX_CONNECTIONS {
-        violations.add("event.connections", format!("may hold at most {MAX_CONNECTIONS} connections"));
+    if let Err(problem) = declared::CONNECTIONS.check_count(sent.len()) {
+        violations.add("event.connections", problem);
         return Vec::new();
     }
     let mut parsed = Vec::with_capacity(sent.len());
     for (index, connection) in sent.iter().enumerate() {
         let field = |name: &str| format!("event.connections[{index}].{name}");
         let target = violations.check(&field("target_event_id"), domain::id(&connection.target_event_id));
-        let relation = violations.check(&field("relation"), domain::text(&connection.relation, 0, MAX_RELATION));
+        let relation = violations
+            .check(&field("relation"), rules::text(&connection.relation, &rules::story::event_connection::RELATION));
         match (target, relation) {
             (Some(target), _) if target == id => {
                 violations.add(field("target_event_id"), "an event cannot connect to itself");
@@ -350,7 +348,12 @@ impl EventsApi {
         let sent = request.event.as_ref().ok_or_else(|| invalid("event", "is required"))?;
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
         let mut violations = FieldViolations::new();
-        let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
+        let request_id = violations
+            .check(
+                "request_id",
+                domain::request_id(&request.request_id, &rules::story::create_event_request::REQUEST_ID),
+            )
+            .flatten();
         let target = CreateTarget { world_id, request_id };
         let (mut tx, id) = match children::begin_create::<Event>(&self.0.db, caller, &target).await? {
             Begun::New { tx, id } => (tx, id),
@@ -373,11 +376,15 @@ impl EventsApi {
 
     async fn list(&self, caller: &Caller, request: ListEventsRequest) -> Result<ListEventsResponse> {
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
-        let page =
-            Page::parse(request.page_size, &request.page_token, &["ListEvents", &request.world_id, &request.filter])?;
+        let page = Page::parse(
+            request.page_size,
+            &request.page_token,
+            &LISTING,
+            &["ListEvents", &request.world_id, &request.filter],
+        )?;
         let mut condition = Sql::new(" WHERE t.world_id = ");
         condition.bind(Bind::Text(world_id.to_string()));
-        filter::apply(&request.filter, FILTERS, &mut condition)?;
+        filter::apply(&request.filter, &LISTING, &mut condition)?;
 
         let mut conn = self.0.db.reader.acquire().await?;
         world_access(&mut *conn, caller, world_id).await?.require_read()?;
@@ -509,7 +516,12 @@ mod tests {
             (vec![link(&me.to_string(), "causes")], &["event.connections[0].target_event_id"], 0, "itself"),
             (vec![link(&other, "x"), link("nope", "x")], &["event.connections[1].target_event_id"], 1, "not an id"),
             (vec![link(&other, &"r".repeat(101))], &["event.connections[0].relation"], 0, "a long relation"),
-            ((0..=MAX_CONNECTIONS).map(|_| link(&other, "")).collect(), &["event.connections"], 0, "too many"),
+            (
+                (0..=declared::CONNECTIONS.max_items).map(|_| link(&other, "")).collect(),
+                &["event.connections"],
+                0,
+                "too many",
+            ),
         ];
         for (sent, fields, kept, why) in cases {
             let mut violations = FieldViolations::new();

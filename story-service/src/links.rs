@@ -19,14 +19,13 @@ use fabula_proto::errors::FieldViolations;
 use sqlx::{Any, AnyConnection, Executor, Row, any::AnyRow};
 use uuid::Uuid;
 
+use fabula_proto::rules::{self, Rule};
+
 use crate::{
     domain,
     error::Result,
     pagination::{Bind, Sql},
 };
-
-/// The most ids one list of links may hold.
-pub const MAX_LINKS: usize = 200;
 
 /// A kind of row of a world that a request may name by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +137,16 @@ impl Link {
         }
     }
 
+    /// The declared rule of the field holding the ids.
+    fn rule(self) -> &'static Rule {
+        match self {
+            Self::StoryEntities => &rules::story::story::ENTITY_IDS,
+            Self::StoryLocations => &rules::story::story::LOCATION_IDS,
+            Self::EventEntities => &rules::story::event::ENTITY_IDS,
+            Self::EventLocations => &rules::story::event::LOCATION_IDS,
+        }
+    }
+
     /// The field of the owner's message holding the ids.
     fn field(self) -> &'static str {
         match self.target() {
@@ -176,7 +185,7 @@ impl Links {
     ) -> Self {
         let [entities, locations] = owner.links();
         let mut parse = |link: Link, ids: &[String]| {
-            violations.check(&format!("{}.{}", owner.message(), link.field()), domain::ids(ids, MAX_LINKS))
+            domain::ids(&format!("{}.{}", owner.message(), link.field()), ids, link.rule(), violations)
         };
         Self {
             owner,
@@ -437,7 +446,8 @@ mod tests {
 
     #[test]
     fn parsing_files_bad_lists_under_the_owners_field() {
-        let many: Vec<String> = (0..=MAX_LINKS).map(|_| Uuid::now_v7().to_string()).collect();
+        let many: Vec<String> =
+            (0..=rules::story::story::ENTITY_IDS.max_items).map(|_| Uuid::now_v7().to_string()).collect();
         /// The owner, its entity and location ids, the fields expected in error, why.
         type Case = (Owner, Vec<String>, Vec<String>, &'static [&'static str], &'static str);
         let cases: [Case; 5] = [

@@ -13,6 +13,7 @@ use fabula_proto::{
         Coordinates, CreateLocationRequest, DeleteLocationRequest, GetLocationRequest, ListLocationsRequest,
         ListLocationsResponse, Location, UpdateLocationRequest, location_service_server::LocationService,
     },
+    rules::{self, story::location as declared},
 };
 use sqlx::{Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -23,15 +24,17 @@ use crate::{
     db::now_micros,
     domain,
     error::{Result, invalid},
-    filter::{Field, Kind},
+    pagination::Listing,
     update::{self, Mask},
 };
 
-/// The longest description.
-const MAX_DESCRIPTION: usize = 10_000;
-
-const UPDATABLE: &[&str] = &["name", "description", "coordinates"];
-const FILTERS: &[Field] = &[Field { name: "name", column: "t.name", kind: Kind::Text }];
+const UPDATABLE: &[&str] = rules::story::update_location_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::story::list_locations_request::PAGE_SIZE,
+    page_token: &rules::story::list_locations_request::PAGE_TOKEN,
+    filter: &rules::story::list_locations_request::FILTER,
+    columns: &[("name", "t.name")],
+};
 
 pub struct LocationsApi(pub State);
 
@@ -74,9 +77,9 @@ impl LocationFields {
     /// Validates every field of `location`, filing each problem under `location.<field>`.
     fn check(location: &Location, violations: &mut FieldViolations) -> Self {
         Self {
-            name: violations.check("location.name", domain::name(&location.name)).unwrap_or_default(),
+            name: violations.check("location.name", rules::text(&location.name, &declared::NAME)).unwrap_or_default(),
             description: violations
-                .check("location.description", domain::body(&location.description, MAX_DESCRIPTION))
+                .check("location.description", rules::text(&location.description, &declared::DESCRIPTION))
                 .unwrap_or_default(),
             coordinates: location.coordinates.as_ref().map(|c| {
                 let x = violations.check("location.coordinates.x", finite(c.x));
@@ -140,7 +143,12 @@ fn merge(sent: Location, current: Location, mask: &Mask) -> Location {
 impl LocationsApi {
     async fn create(&self, caller: Caller, request: CreateLocationRequest) -> Result<Location> {
         let mut violations = FieldViolations::new();
-        let target = CreateTarget::parse(&request.world_id, &request.request_id, &mut violations);
+        let target = CreateTarget::parse(
+            &request.world_id,
+            &request.request_id,
+            &rules::story::create_location_request::REQUEST_ID,
+            &mut violations,
+        );
         let fields = match &request.location {
             Some(location) => LocationFields::check(location, &mut violations),
             None => {
@@ -225,7 +233,7 @@ impl LocationService for LocationsApi {
             page_token: &request.page_token,
             filter: &request.filter,
         };
-        let page = children::list::<Location>(&self.0.db, &caller, list, FILTERS).await?;
+        let page = children::list::<Location>(&self.0.db, &caller, list, &LISTING).await?;
         Ok(Response::new(ListLocationsResponse {
             locations: page.items,
             next_page_token: page.next_page_token,

@@ -21,6 +21,7 @@ use fabula_proto::{
         ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
         story_service_server::StoryService,
     },
+    rules::{self, story::story as declared},
 };
 use std::sync::LazyLock;
 
@@ -35,24 +36,20 @@ use crate::{
     db::now_micros,
     domain,
     error::{Error, Result, etag_mismatch, invalid, not_found},
-    filter::{self, Field, Kind},
+    filter,
     links::{self, Linkable, Links, Owner, Scope, Target},
-    pagination::{Bind, Key, Page, Sql},
+    pagination::{Bind, Key, Listing, Page, Sql},
     quotas::{self, Public},
     update::{self, Mask, check_etag},
 };
 
-/// The most content a story holds: 1 MiB of UTF-8.
-const MAX_CONTENT_BYTES: usize = 1_048_576;
-const MAX_GENRE: usize = 50;
-const MAX_SUMMARY: usize = 2_000;
-const UPDATABLE: &[&str] =
-    &["title", "content", "format", "genre", "summary", "visibility", "order", "entity_ids", "location_ids"];
-const FILTERS: &[Field] = &[
-    Field { name: "visibility", column: "t.visibility", kind: Kind::Enum(|v| Visibility::from_str_name(v).is_some()) },
-    Field { name: "genre", column: "t.genre", kind: Kind::Text },
-    Field { name: "owner_id", column: "t.owner_id", kind: Kind::Text },
-];
+const UPDATABLE: &[&str] = rules::story::update_story_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::story::list_stories_request::PAGE_SIZE,
+    page_token: &rules::story::list_stories_request::PAGE_TOKEN,
+    filter: &rules::story::list_stories_request::FILTER,
+    columns: &[("visibility", "t.visibility"), ("genre", "t.genre"), ("owner_id", "t.owner_id")],
+};
 /// The most story text one list page carries, well under the 4 MiB message limit.
 const PAGE_BUDGET: usize = 3 * 1024 * 1024;
 /// The world's order: the sort of lists and neighbours, the id breaking ties.
@@ -133,32 +130,23 @@ impl StoryFields {
     /// Validates every field of `story`, filing each problem under `story.<field>`.
     fn check(story: &Story, violations: &mut FieldViolations) -> Self {
         Self {
-            title: violations.check("story.title", domain::name(&story.title)).unwrap_or_default(),
-            content: violations.check("story.content", content(&story.content)).unwrap_or_default(),
+            title: violations.check("story.title", rules::text(&story.title, &declared::TITLE)).unwrap_or_default(),
+            content: violations
+                .check("story.content", rules::text(&story.content, &declared::CONTENT))
+                .unwrap_or_default(),
             format: violations
                 .check("story.format", domain::enumeration(story.format, StoryFormat::Plain))
                 .unwrap_or(StoryFormat::Plain),
-            genre: violations.check("story.genre", domain::text(&story.genre, 0, MAX_GENRE)).unwrap_or_default(),
-            summary: violations.check("story.summary", domain::body(&story.summary, MAX_SUMMARY)).unwrap_or_default(),
+            genre: violations.check("story.genre", rules::text(&story.genre, &declared::GENRE)).unwrap_or_default(),
+            summary: violations
+                .check("story.summary", rules::text(&story.summary, &declared::SUMMARY))
+                .unwrap_or_default(),
             visibility: violations
                 .check("story.visibility", domain::enumeration(story.visibility, Visibility::Draft))
                 .unwrap_or(Visibility::Draft),
-            order: violations.check("story.order", order(story.order)).unwrap_or_default(),
+            order: violations.check("story.order", declared::ORDER.check_int(story.order)).unwrap_or_default(),
         }
     }
-}
-
-/// At most 1 MiB of UTF-8, kept as written.
-fn content(value: &str) -> Result<String, String> {
-    if value.len() > MAX_CONTENT_BYTES {
-        return Err(format!("must be at most 1 MiB ({MAX_CONTENT_BYTES} bytes) of UTF-8, not {} bytes", value.len()));
-    }
-    Ok(value.to_owned())
-}
-
-/// A place in the world's order; 0 means after every other story.
-fn order(value: i64) -> Result<i64, String> {
-    if value < 0 { Err("must not be negative".into()) } else { Ok(value) }
 }
 
 /// Whether `path` of `story` was sent, for an update without a mask.
@@ -363,7 +351,12 @@ impl StoriesApi {
         let sent = request.story.as_ref().ok_or_else(|| invalid("story", "is required"))?;
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
         let mut violations = FieldViolations::new();
-        let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
+        let request_id = violations
+            .check(
+                "request_id",
+                domain::request_id(&request.request_id, &rules::story::create_story_request::REQUEST_ID),
+            )
+            .flatten();
         let fields = StoryFields::check(sent, &mut violations);
         let links = Links::parse(Owner::Story, Some(&sent.entity_ids), Some(&sent.location_ids), &mut violations);
         let target = CreateTarget { world_id, request_id };
@@ -393,11 +386,15 @@ impl StoriesApi {
 
     async fn list(&self, caller: &Caller, request: ListStoriesRequest) -> Result<ListStoriesResponse> {
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
-        let page =
-            Page::parse(request.page_size, &request.page_token, &["ListStories", &request.world_id, &request.filter])?;
+        let page = Page::parse(
+            request.page_size,
+            &request.page_token,
+            &LISTING,
+            &["ListStories", &request.world_id, &request.filter],
+        )?;
         let mut condition = Sql::new(" WHERE t.world_id = ");
         condition.bind(Bind::Text(world_id.to_string()));
-        filter::apply(&request.filter, FILTERS, &mut condition)?;
+        filter::apply(&request.filter, &LISTING, &mut condition)?;
 
         let mut conn = self.0.db.reader.acquire().await?;
         let access = world_access(&mut *conn, caller, world_id).await?;
@@ -477,10 +474,7 @@ impl StoriesApi {
 
     async fn move_before(&self, caller: &Caller, request: MoveStoryRequest) -> Result<Story> {
         let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
-        let before = match request.before_id.trim() {
-            "" => None,
-            text => Some(domain::id(text).map_err(|e| invalid("before_id", e))?),
-        };
+        let before = domain::optional_id(&request.before_id).map_err(|e| invalid("before_id", e))?;
         if before == Some(id) {
             return Err(invalid("before_id", "names the story being moved"));
         }
@@ -589,9 +583,13 @@ mod tests {
 
         let cases: [(Story, &str, &str); 6] = [
             (Story { title: String::new(), ..Story::default() }, "story.title", "a title is required"),
-            (Story { content: "x".repeat(MAX_CONTENT_BYTES + 1), ..valid() }, "story.content", "content over 1 MiB"),
+            (
+                Story { content: "x".repeat(declared::CONTENT.max_bytes + 1), ..valid() },
+                "story.content",
+                "content over 1 MiB",
+            ),
             (Story { format: 9, ..valid() }, "story.format", "an unknown format"),
-            (Story { genre: "g".repeat(MAX_GENRE + 1), ..valid() }, "story.genre", "a long genre"),
+            (Story { genre: "g".repeat(declared::GENRE.max_length + 1), ..valid() }, "story.genre", "a long genre"),
             (Story { visibility: 7, ..valid() }, "story.visibility", "an unknown visibility"),
             (Story { order: -1, ..valid() }, "story.order", "a negative order"),
         ];
@@ -609,8 +607,9 @@ mod tests {
 
     #[test]
     fn content_is_bounded_in_bytes_not_characters() {
-        assert!(content(&"x".repeat(MAX_CONTENT_BYTES)).is_ok());
-        assert!(content(&"é".repeat(MAX_CONTENT_BYTES / 2 + 1)).is_err(), "two bytes each");
+        let limit = declared::CONTENT.max_bytes;
+        assert!(rules::text(&"x".repeat(limit), &declared::CONTENT).is_ok());
+        assert!(rules::text(&"é".repeat(limit / 2 + 1), &declared::CONTENT).is_err(), "two bytes each");
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! What updates and deletes share: field masks (AIP-134) and etags (AIP-154).
 
-use fabula_proto::errors::{FieldViolations, quote};
+use fabula_proto::{
+    errors::{FieldViolations, quote},
+    rules,
+};
 use prost_types::FieldMask;
 use uuid::Uuid;
 
 use crate::{
     domain,
-    error::{Result, etag_mismatch},
+    error::{Result, etag_mismatch, invalid},
 };
 
 /// The fields an update changes.
@@ -69,8 +72,10 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-/// ABORTED unless `sent` is empty or the etag of `version`.
+/// ABORTED unless `sent` is empty or the etag of `version`; INVALID_ARGUMENT when it
+/// is not an etag at all (every etag field declares the same rule).
 pub fn check_etag(sent: &str, version: i64, resource: &str) -> Result<()> {
+    rules::text(sent, &rules::story::world::ETAG).map_err(|problem| invalid("etag", problem))?;
     if sent.is_empty() || sent == etag(version) { Ok(()) } else { Err(etag_mismatch(resource)) }
 }
 

@@ -8,6 +8,7 @@ use fabula_proto::{
         ListWorldsRequest, ListWorldsResponse, ShareRole, ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest,
         Visibility, World, WorldShare, WorldType, world_service_server::WorldService,
     },
+    rules::{self, story::world as declared},
 };
 use sqlx::{Any, Executor, Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -19,23 +20,22 @@ use crate::{
     db::{now_micros, timestamp},
     domain,
     error::{Error, Result, invalid, not_found},
-    filter::{self, Field, Kind},
+    filter,
     idempotency::{self, Claim},
-    pagination::{Bind, Key, Page, Sql},
+    pagination::{Bind, Key, Listing, Page, Sql},
     quotas::{self, Public},
     update::{self, check_etag, etag},
 };
 
-/// The longest world description.
-const MAX_DESCRIPTION: usize = 10_000;
 const COLUMNS: &str =
     "w.id, w.owner_id, w.name, w.description, w.world_type, w.visibility, w.version, w.create_time, w.update_time";
-const UPDATABLE: &[&str] = &["name", "description", "world_type", "visibility"];
-const FILTERS: &[Field] = &[
-    Field { name: "visibility", column: "w.visibility", kind: Kind::Enum(|v| Visibility::from_str_name(v).is_some()) },
-    Field { name: "world_type", column: "w.world_type", kind: Kind::Enum(|v| WorldType::from_str_name(v).is_some()) },
-    Field { name: "owner_id", column: "w.owner_id", kind: Kind::Text },
-];
+const UPDATABLE: &[&str] = rules::story::update_world_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::story::list_worlds_request::PAGE_SIZE,
+    page_token: &rules::story::list_worlds_request::PAGE_TOKEN,
+    filter: &rules::story::list_worlds_request::FILTER,
+    columns: &[("visibility", "w.visibility"), ("world_type", "w.world_type"), ("owner_id", "w.owner_id")],
+};
 
 pub struct WorldsApi(pub State);
 
@@ -50,9 +50,9 @@ struct WorldFields {
 impl WorldFields {
     /// Validates every field of `world`, filing each problem in `violations`.
     fn check(world: &World, prefix: &str, violations: &mut FieldViolations) -> Self {
-        let name = violations.check(&format!("{prefix}name"), domain::name(&world.name));
+        let name = violations.check(&format!("{prefix}name"), rules::text(&world.name, &declared::NAME));
         let description =
-            violations.check(&format!("{prefix}description"), domain::body(&world.description, MAX_DESCRIPTION));
+            violations.check(&format!("{prefix}description"), rules::text(&world.description, &declared::DESCRIPTION));
         let world_type =
             violations.check(&format!("{prefix}world_type"), domain::enumeration(world.world_type, WorldType::Other));
         let visibility =
@@ -101,7 +101,12 @@ impl WorldsApi {
         let world = request.world.ok_or_else(|| invalid("world", "is required"))?;
         let mut violations = FieldViolations::new();
         let fields = WorldFields::check(&world, "world.", &mut violations);
-        let request_id = violations.check("request_id", domain::request_id(&request.request_id)).flatten();
+        let request_id = violations
+            .check(
+                "request_id",
+                domain::request_id(&request.request_id, &rules::story::create_world_request::REQUEST_ID),
+            )
+            .flatten();
         violations.finish()?;
         let id = Uuid::now_v7();
         let mut tx = self.0.db.begin().await?;
@@ -139,10 +144,10 @@ impl WorldsApi {
     }
 
     async fn list(&self, caller: Caller, request: ListWorldsRequest) -> Result<ListWorldsResponse> {
-        let page = Page::parse(request.page_size, &request.page_token, &["ListWorlds", &request.filter])?;
+        let page = Page::parse(request.page_size, &request.page_token, &LISTING, &["ListWorlds", &request.filter])?;
         let mut condition = Sql::new(" WHERE ");
         push_readable_worlds(&caller, &mut condition);
-        filter::apply(&request.filter, FILTERS, &mut condition)?;
+        filter::apply(&request.filter, &LISTING, &mut condition)?;
         let count = Sql::select("SELECT COUNT(*) FROM worlds w", &condition);
         let mut select = Sql::select(&format!("SELECT {COLUMNS} FROM worlds w"), &condition);
         if let Some(after) = page.after_like(&[Key::Text(String::new())])? {

@@ -77,11 +77,20 @@ fn each_kind_takes_its_own_text() {
 
 #[test]
 fn lists_keys_and_integers_are_checked() {
-    let ids = Rule { max_items: 2, unique_items: true, ..rule(TextKind::Id, 1, 0) };
+    let ids = Rule { min_items: 1, max_items: 2, unique_items: true, ..rule(TextKind::Id, 1, 0) };
     let one = "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c".to_owned();
-    assert!(ids.check_list(std::slice::from_ref(&one)).is_ok());
-    assert!(ids.check_list(&[one.clone(), one.clone()]).unwrap_err().contains("appears twice"));
-    assert!(ids.check_list(&[one.clone(), "x".into(), one]).unwrap_err().contains("at most 2"));
+    let problems = |items: &[String]| {
+        let mut violations = FieldViolations::new();
+        let checked = ids.check_list("ids", items, &mut violations);
+        let status = violations.finish().err();
+        let named = status.map(|s| s.message().to_owned()).unwrap_or_default();
+        (checked.is_some(), named)
+    };
+    assert_eq!(problems(std::slice::from_ref(&one)), (true, String::new()));
+    assert!(problems(&[]).1.starts_with("ids: must hold at least 1"));
+    assert!(problems(&[one.clone(), one.clone()]).1.starts_with("ids[1]: "), "the second is the one twice");
+    assert!(problems(&["x".into(), one.clone()]).1.starts_with("ids[0]: "));
+    assert!(problems(&[one.clone(), "x".into(), one]).1.starts_with("ids: may hold at most 2"));
     let map = Rule { max_key_length: 3, ..EMPTY };
     assert_eq!(map.check_key(" ab").as_deref(), Ok("ab"));
     assert!(map.check_key("abcd").is_err() && map.check_key(" ").is_err() && map.check_key("a\nb").is_err());

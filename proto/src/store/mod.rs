@@ -9,4 +9,4 @@ pub mod pagination;
 
 pub use db::{Backend, Db, flag, now_micros, timestamp};
 pub use error::{Error, Result};
-pub use pagination::{Bind, Key, Page, Sql};
+pub use pagination::{Bind, Key, Listing, Page, Sql};

@@ -6,11 +6,21 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{Result, invalid};
+use crate::rules::{self, Rule};
 
 /// Page size when none is asked for.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Larger page sizes are lowered to this.
 pub const MAX_PAGE_SIZE: i64 = 200;
+
+/// What a list method declares of its request (the rules of its `page_size`,
+/// `page_token` and `filter` fields) and the column each filter field compares.
+pub struct Listing {
+    pub page_size: &'static Rule,
+    pub page_token: &'static Rule,
+    pub filter: &'static Rule,
+    pub columns: &'static [(&'static str, &'static str)],
+}
 
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,14 +49,15 @@ struct Token {
 }
 
 impl Page {
-    /// Reads `page_size` and `page_token` for the query described by `query` (the
-    /// method, its parent and its filter): a token made for another query is refused.
-    pub fn parse(page_size: i32, page_token: &str, query: &[&str]) -> Result<Self> {
-        let size = match i64::from(page_size) {
-            n if n < 0 => return Err(invalid("page_size", "must not be negative")),
+    /// Reads `page_size` and `page_token`, as `listing` declares them, for the query
+    /// described by `query` (the method, its parent and its filter): a token made for
+    /// another query is refused.
+    pub fn parse(page_size: i32, page_token: &str, listing: &Listing, query: &[&str]) -> Result<Self> {
+        let size = match listing.page_size.check_int(page_size.into()).map_err(|e| invalid("page_size", e))? {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
+        rules::text(page_token, listing.page_token).map_err(|e| invalid("page_token", e))?;
         let fingerprint = fingerprint(query);
         let after = if page_token.is_empty() {
             None
@@ -227,17 +238,24 @@ impl Sql {
 mod tests {
     use super::*;
 
+    const LISTING: Listing = Listing {
+        page_size: &crate::rules::story::list_worlds_request::PAGE_SIZE,
+        page_token: &crate::rules::story::list_worlds_request::PAGE_TOKEN,
+        filter: &crate::rules::story::list_worlds_request::FILTER,
+        columns: &[],
+    };
+
     #[test]
     fn sizes_default_cap_and_refuse_negatives() {
-        assert_eq!(Page::parse(0, "", &["q"]).unwrap().size, 50);
-        assert_eq!(Page::parse(7, "", &["q"]).unwrap().size, 7);
-        assert_eq!(Page::parse(10_000, "", &["q"]).unwrap().size, 200);
-        assert!(Page::parse(-1, "", &["q"]).is_err());
+        assert_eq!(Page::parse(0, "", &LISTING, &["q"]).unwrap().size, 50);
+        assert_eq!(Page::parse(7, "", &LISTING, &["q"]).unwrap().size, 7);
+        assert_eq!(Page::parse(10_000, "", &LISTING, &["q"]).unwrap().size, 200);
+        assert!(Page::parse(-1, "", &LISTING, &["q"]).is_err());
     }
 
     #[test]
     fn a_page_ends_before_its_rows_outweigh_the_budget() {
-        let page = Page::parse(10, "", &["q"]).unwrap();
+        let page = Page::parse(10, "", &LISTING, &["q"]).unwrap();
         let key = |n: &usize| vec![Key::Int(*n as i64)];
         let (rows, token) = page.finish_within(vec![4, 4, 4, 4], key, |n| *n, 9);
         assert_eq!((rows.len(), token.is_empty()), (2, false), "two rows of 4 fit in 9");
@@ -249,12 +267,12 @@ mod tests {
 
     #[test]
     fn a_token_only_works_for_its_query() {
-        let page = Page::parse(10, "", &["list", "world-1", ""]).unwrap();
+        let page = Page::parse(10, "", &LISTING, &["list", "world-1", ""]).unwrap();
         let token = page.next_token(vec![Key::Int(3), Key::Text("abc".into())]);
-        let next = Page::parse(10, &token, &["list", "world-1", ""]).unwrap();
+        let next = Page::parse(10, &token, &LISTING, &["list", "world-1", ""]).unwrap();
         assert_eq!(next.after, Some(vec![Key::Int(3), Key::Text("abc".into())]));
-        assert!(Page::parse(10, &token, &["list", "world-1", "genre = \"x\""]).is_err());
-        assert!(Page::parse(10, "garbage!", &["list", "world-1", ""]).is_err());
+        assert!(Page::parse(10, &token, &LISTING, &["list", "world-1", "genre = \"x\""]).is_err());
+        assert!(Page::parse(10, "garbage!", &LISTING, &["list", "world-1", ""]).is_err());
     }
 
     #[test]
@@ -270,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_forged_key_of_another_shape_is_refused() {
-        let page = Page::parse(10, "", &["q"]).unwrap();
+        let page = Page::parse(10, "", &LISTING, &["q"]).unwrap();
         let example = [Key::Int(0), Key::Text(String::new())];
         assert_eq!(page.after_like(&example).unwrap(), None);
         let cases: [(&[Key], bool, &str); 4] = [
@@ -281,7 +299,7 @@ mod tests {
         ];
         for (key, accepted, why) in cases {
             let token = page.next_token(key.to_vec());
-            let next = Page::parse(10, &token, &["q"]).unwrap();
+            let next = Page::parse(10, &token, &LISTING, &["q"]).unwrap();
             assert_eq!(next.after_like(&example).is_ok(), accepted, "{why}");
         }
     }

@@ -11,6 +11,7 @@ use fabula_proto::{
     config::Secret,
     errors::{self, FieldViolations},
     pb::accounts::{ListUsersRequest, ListUsersResponse, Role, UpdateUserRequest, User},
+    rules,
 };
 use sqlx::Row;
 use tonic::Code;
@@ -26,18 +27,19 @@ use crate::{
     db::{Db, now_micros},
     domain,
     error::{Error, Result, invalid},
-    filter::{self, Field, Kind},
-    pagination::{Bind, Key, Page, Sql},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
     update::Mask,
 };
 
 /// What an administrator may change of an account.
-const STANDING_FIELDS: &[&str] = &["role", "gpt_enabled", "disabled"];
-const FILTERS: &[Field] = &[
-    Field { name: "role", column: "role", kind: Kind::Enum(validate::is_role_name) },
-    Field { name: "disabled", column: "disabled", kind: Kind::Bool },
-    Field { name: "gpt_enabled", column: "gpt_enabled", kind: Kind::Bool },
-];
+const STANDING_FIELDS: &[&str] = rules::accounts::update_user_request::UPDATE_MASK.paths;
+const LISTING: Listing = Listing {
+    page_size: &rules::accounts::list_users_request::PAGE_SIZE,
+    page_token: &rules::accounts::list_users_request::PAGE_TOKEN,
+    filter: &rules::accounts::list_users_request::FILTER,
+    columns: &[("role", "role"), ("disabled", "disabled"), ("gpt_enabled", "gpt_enabled")],
+};
 
 /// The caller's id when they are an administrator, else PERMISSION_DENIED. The auth
 /// layer refuses others already; this keeps the handler safe on its own.
@@ -52,9 +54,9 @@ fn require_admin(caller: &Caller) -> Result<Uuid> {
 impl AccountsApi {
     pub(super) async fn list_accounts(&self, caller: Caller, request: ListUsersRequest) -> Result<ListUsersResponse> {
         require_admin(&caller)?;
-        let page = Page::parse(request.page_size, &request.page_token, &["ListUsers", &request.filter])?;
+        let page = Page::parse(request.page_size, &request.page_token, &LISTING, &["ListUsers", &request.filter])?;
         let mut condition = Sql::new(" WHERE 1 = 1");
-        filter::apply(&request.filter, FILTERS, &mut condition)?;
+        filter::apply(&request.filter, &LISTING, &mut condition)?;
         let count = Sql::select("SELECT COUNT(*) FROM users", &condition);
         let mut select = Sql::select(&format!("SELECT {COLUMNS} FROM users"), &condition);
         if let Some(after) = page.after_like(&[Key::Text(String::new())])? {

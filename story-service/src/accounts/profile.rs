@@ -10,6 +10,7 @@ use fabula_proto::{
     auth::Caller,
     errors::{self, FieldViolations},
     pb::accounts::{ChangePasswordRequest, UpdateMeRequest, User},
+    rules,
 };
 use tonic::Code;
 
@@ -24,7 +25,7 @@ use crate::{
 };
 
 /// What a user may change of their own account.
-const PROFILE_FIELDS: &[&str] = &["display_name", "email"];
+const PROFILE_FIELDS: &[&str] = rules::accounts::update_me_request::UPDATE_MASK.paths;
 
 impl AccountsApi {
     pub(super) async fn me(&self, caller: Caller) -> Result<User> {
@@ -67,9 +68,10 @@ impl AccountsApi {
     pub(super) async fn replace_password(&self, caller: Caller, request: ChangePasswordRequest) -> Result<()> {
         let me = caller.require_user()?.user_id;
         let mut violations = FieldViolations::new();
-        if request.current_password.is_empty() {
-            violations.add("current_password", "is required");
-        }
+        violations.check(
+            "current_password",
+            rules::text(&request.current_password, &rules::accounts::change_password_request::CURRENT_PASSWORD),
+        );
         violations.check("new_password", validate::password(&request.new_password));
         violations.finish()?;
         let stored = users::password_hash_of(&self.0.db.reader, me).await?;

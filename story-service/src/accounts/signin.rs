@@ -10,6 +10,7 @@ use fabula_proto::{
     auth::unauthenticated,
     errors::FieldViolations,
     pb::accounts::{AuthResponse, LoginRequest, LogoutRequest, RefreshTokenRequest, RegisterRequest, Role},
+    rules,
 };
 
 use super::{
@@ -56,12 +57,8 @@ impl AccountsApi {
 
     pub(super) async fn sign_in(&self, request: LoginRequest) -> Result<AuthResponse> {
         let mut violations = FieldViolations::new();
-        if request.login.trim().is_empty() {
-            violations.add("login", "is required: a username or an email address");
-        }
-        if request.password.is_empty() {
-            violations.add("password", "is required");
-        }
+        violations.check("login", rules::text(&request.login, &rules::accounts::login_request::LOGIN));
+        violations.check("password", rules::text(&request.password, &rules::accounts::login_request::PASSWORD));
         violations.finish()?;
         let Some((account, stored)) = users::find_by_login(&self.0.db.reader, &request.login).await? else {
             // Counted, locked and checked like a known login, so that nothing tells them apart.
@@ -87,9 +84,8 @@ impl AccountsApi {
     }
 
     pub(super) async fn refresh_session(&self, request: RefreshTokenRequest) -> Result<AuthResponse> {
-        if request.refresh_token.is_empty() {
-            return Err(invalid("refresh_token", "is required"));
-        }
+        let declared = &rules::accounts::refresh_token_request::REFRESH_TOKEN;
+        rules::text(&request.refresh_token, declared).map_err(|e| invalid("refresh_token", e))?;
         let ttl = self.0.settings.refresh_token_ttl;
         let (user_id, refresh_token) = sessions::rotate(&self.0.db, &request.refresh_token, ttl).await?;
         let account = users::fetch_account(&self.0.db.reader, user_id).await?;
@@ -98,9 +94,8 @@ impl AccountsApi {
 
     /// Revokes the token's family; an unknown or revoked token is signed out already.
     pub(super) async fn sign_out(&self, request: LogoutRequest) -> Result<()> {
-        if request.refresh_token.is_empty() {
-            return Err(invalid("refresh_token", "is required"));
-        }
+        let declared = &rules::accounts::logout_request::REFRESH_TOKEN;
+        rules::text(&request.refresh_token, declared).map_err(|e| invalid("refresh_token", e))?;
         sessions::revoke_family_of(&self.0.db.writer, &request.refresh_token).await
     }
 }

@@ -324,9 +324,12 @@ async fn update_me_changes_the_profile(backend: Backend) {
             "a display name of 101 characters",
         ),
         (
-            UpdateMeRequest { user: Some(User::default()), update_mask: mask(&["display_name"]) },
+            UpdateMeRequest {
+                user: Some(User { display_name: "   ".into(), ..User::default() }),
+                update_mask: mask(&["display_name"]),
+            },
             "user.display_name",
-            "an empty display name in the mask",
+            "a blank display name in the mask",
         ),
         (
             UpdateMeRequest {
@@ -357,6 +360,8 @@ async fn update_me_changes_the_profile(backend: Backend) {
     );
     let me = accounts.get_me(authed(GetMeRequest {}, &alice.token)).await.unwrap().into_inner();
     assert_eq!(me.role(), Role::User, "still a USER");
+    let cleared = accounts.update_me(update(User::default(), &["display_name"])).await.expect("cleared").into_inner();
+    assert_eq!(cleared.display_name, "", "an empty display name in the mask clears it");
     expect_code(
         accounts.update_me(UpdateMeRequest { user: Some(User::default()), update_mask: None }).await,
         Code::Unauthenticated,

@@ -1,0 +1,185 @@
+//! The declared rules of request fields (`fabula.options.v1.rules`), checked on the
+//! JSON a REST client sent, before it is transcoded. Every field present is checked,
+//! whatever an update mask says of it, so that what the OpenAPI document refuses is
+//! refused; the services check again for their gRPC callers. Problems are named by the
+//! path the client wrote. Values of the wrong JSON type are left to the transcoder.
+
+use fabula_proto::{
+    errors::FieldViolations,
+    rules::{self, Rule},
+};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value};
+
+use crate::errors::ApiError;
+
+/// Checks every field of `json`, a request of `input`, that declares rules.
+pub fn check(input: &MessageDescriptor, json: &Map<String, Value>) -> Result<(), ApiError> {
+    let mut violations = FieldViolations::new();
+    check_message(input, json, "", &mut violations);
+    violations.finish().map_err(ApiError::from)
+}
+
+fn check_message(message: &MessageDescriptor, json: &Map<String, Value>, prefix: &str, out: &mut FieldViolations) {
+    for (key, value) in json {
+        let Some(field) = message.get_field_by_json_name(key).or_else(|| message.get_field_by_name(key)) else {
+            continue;
+        };
+        let path = format!("{prefix}{key}");
+        let rule = rules::declared(field.full_name());
+        match value {
+            Value::Object(map) if field.is_map() => check_map(&field, rule, map, &path, out),
+            Value::Array(items) if field.is_list() => check_list(&field, rule, items, &path, out),
+            value => check_value(&field.kind(), rule, value, &path, out),
+        }
+    }
+}
+
+fn check_map(
+    field: &FieldDescriptor,
+    rule: Option<&Rule>,
+    map: &Map<String, Value>,
+    path: &str,
+    out: &mut FieldViolations,
+) {
+    let Some(rule) = rule else { return };
+    if let Err(problem) = rule.check_count(map.len()) {
+        out.add(path, problem);
+    }
+    let value_kind = match field.kind() {
+        Kind::Message(entry) => entry.map_entry_value_field().kind(),
+        kind => kind,
+    };
+    for (key, value) in map {
+        if let Err(problem) = rule.check_key(key) {
+            out.add(path, problem);
+        } else {
+            check_value(&value_kind, Some(rule), value, &format!("{path}[{}]", fabula_proto::errors::quote(key)), out);
+        }
+    }
+}
+
+fn check_list(field: &FieldDescriptor, rule: Option<&Rule>, items: &[Value], path: &str, out: &mut FieldViolations) {
+    let texts: Option<Vec<String>> = items.iter().map(|item| item.as_str().map(str::to_owned)).collect();
+    match (rule, texts) {
+        (Some(rule), Some(texts)) if field.kind() == Kind::String => {
+            rule.check_list(path, &texts, out);
+        }
+        _ => {
+            if let Some(Err(problem)) = rule.map(|rule| rule.check_count(items.len())) {
+                out.add(path, problem);
+            }
+            for (index, item) in items.iter().enumerate() {
+                check_value(&field.kind(), rule, item, &format!("{path}[{index}]"), out);
+            }
+        }
+    }
+}
+
+/// One value: a text, an integer or an enum against `rule`, or a message's fields.
+fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out: &mut FieldViolations) {
+    let problem = match (kind, value, rule) {
+        (Kind::Message(message), Value::Object(map), _) => {
+            check_message(message, map, &format!("{path}."), out);
+            return;
+        }
+        (Kind::String, Value::String(text), Some(rule)) => rules::text(text, rule).err(),
+        (Kind::Int32 | Kind::Int64 | Kind::Sint32 | Kind::Sint64 | Kind::Sfixed32 | Kind::Sfixed64, _, Some(rule)) => {
+            integer(value).and_then(|n| rule.check_int(n).err())
+        }
+        (Kind::Message(message), Value::String(text), Some(rule))
+            if message.full_name() == "google.protobuf.Duration" =>
+        {
+            whole_seconds(text).and_then(|seconds| rule.check_int(seconds).err())
+        }
+        (Kind::Enum(_), _, Some(rule)) if rule.specified && is_unspecified(value) => {
+            Some("must be one of the named values, not the unspecified one".to_owned())
+        }
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        out.add(path, problem);
+    }
+}
+
+/// An integer sent as a JSON number or a string; `None` for anything else.
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The whole seconds of a duration such as `12.5s`, rounded up; `None` when it is
+/// not one (the transcoder says so).
+fn whole_seconds(text: &str) -> Option<i64> {
+    let number = text.strip_suffix('s')?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let seconds: i64 = whole.parse().ok()?;
+    let has_fraction = fraction.bytes().any(|b| b != b'0');
+    Some(if has_fraction && !whole.starts_with('-') { seconds + 1 } else { seconds })
+}
+
+fn is_unspecified(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::String(name) => name.ends_with("_UNSPECIFIED"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost_reflect::DescriptorPool;
+    use serde_json::json;
+
+    use super::*;
+
+    fn message(name: &str) -> MessageDescriptor {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        pool.get_message_by_name(name).unwrap()
+    }
+
+    struct Case {
+        what: &'static str,
+        request: &'static str,
+        json: Value,
+        /// The fields named, as the client wrote them; none when the request passes.
+        named: &'static [&'static str],
+    }
+
+    #[test]
+    fn every_field_present_is_checked_as_declared() {
+        #[rustfmt::skip]
+        let cases = [
+            Case { what: "a good world", request: "fabula.story.v1.CreateWorldRequest", json: json!({"world": {"name": "Eldoria", "worldType": "FANTASY"}}), named: &[] },
+            Case { what: "a blank name", request: "fabula.story.v1.CreateWorldRequest", json: json!({"world": {"name": "  "}}), named: &["world.name"] },
+            Case { what: "an empty name outside the mask", request: "fabula.story.v1.UpdateWorldRequest", json: json!({"world": {"id": "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c", "name": ""}, "updateMask": "description"}), named: &["world.name"] },
+            Case { what: "a proto name spelling", request: "fabula.story.v1.CreateWorldRequest", json: json!({"world": {"name": "a\u{202e}b"}, "request_id": "r"}), named: &["world.name"] },
+            Case { what: "a braced id", request: "fabula.story.v1.GetWorldRequest", json: json!({"id": "{0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c}"}), named: &["id"] },
+            Case { what: "a negative page size", request: "fabula.story.v1.ListWorldsRequest", json: json!({"pageSize": "-1"}), named: &["pageSize"] },
+            Case { what: "an id twice in a list", request: "fabula.story.v1.UpdateStoryRequest", json: json!({"story": {"entityIds": ["0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c", "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c"]}}), named: &["story.entityIds[1]"] },
+            Case { what: "a connection to no id", request: "fabula.story.v1.CreateEventRequest", json: json!({"event": {"title": "T", "connections": [{"targetEventId": "x"}]}}), named: &["event.connections[0].targetEventId"] },
+            Case { what: "an attribute key of control characters", request: "fabula.story.v1.CreateEntityRequest", json: json!({"entity": {"name": "N", "attributes": {"a\nb": "v"}}}), named: &["entity.attributes"] },
+            Case { what: "an unspecified role", request: "fabula.accounts.v1.UpdateUserRequest", json: json!({"user": {"role": "ROLE_UNSPECIFIED"}, "updateMask": "disabled"}), named: &["user.role"] },
+            Case { what: "a wait too long", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300.5s"}), named: &["timeout"] },
+            Case { what: "a wait just long enough", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300s"}), named: &[] },
+            Case { what: "a password of spaces", request: "fabula.accounts.v1.RegisterRequest", json: json!({"username": "ada", "email": "a@b.c", "password": "            "}), named: &["password"] },
+        ];
+        for case in cases {
+            let Value::Object(map) = case.json else { panic!("{}: not an object", case.what) };
+            let named: Vec<String> = match check(&message(case.request), &map) {
+                Ok(()) => Vec::new(),
+                Err(error) => error
+                    .details
+                    .iter()
+                    .filter_map(|d| d["fieldViolations"].as_array())
+                    .flatten()
+                    .filter_map(|v| v["field"].as_str().map(str::to_owned))
+                    .collect(),
+            };
+            assert_eq!(named, case.named, "{}", case.what);
+        }
+    }
+}
