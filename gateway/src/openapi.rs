@@ -274,7 +274,11 @@ impl Builder {
     fn request_body(&mut self, route: &Route) -> Option<Value> {
         let schema = match &route.body {
             BodyRule::None => return None,
-            BodyRule::Field(field) if is_partial_update(route) => self.partial_schema(field),
+            BodyRule::Field(field) if is_partial_update(route) => {
+                let mut schema = self.partial_schema(field);
+                leave_out_path_fields(&mut schema, field.name(), &route.template);
+                schema
+            }
             BodyRule::Field(field) => self.field_schema(field),
             BodyRule::Whole => self.whole_body_schema(route),
         };
@@ -548,6 +552,18 @@ impl Builder {
                 "description": "An access token from `/v1/auth/register`, `/v1/auth/login` or `/v1/auth/refresh`.",
             }},
         })
+    }
+}
+
+/// Takes out of the schema of the body field `body` the properties the path sets
+/// (`{story.id}` sets the story's `id`): a body may not set them again.
+fn leave_out_path_fields(schema: &mut Value, body: &str, template: &Template) {
+    for segment in &template.segments {
+        let Segment::Variable(path) = segment else { continue };
+        let Some(inner) = path.strip_prefix(body).and_then(|p| p.strip_prefix('.')) else { continue };
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            properties.remove(&rules::lower_camel(inner));
+        }
     }
 }
 

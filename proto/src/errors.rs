@@ -92,6 +92,17 @@ impl FieldViolations {
 
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with a `BadRequest`.
     pub fn finish(self) -> Result<(), Status> {
+        self.finish_as(Code::InvalidArgument, "INVALID_ARGUMENT")
+    }
+
+    /// `Ok` when nothing was recorded, else NOT_FOUND (reason REFERENCE_NOT_FOUND) with a
+    /// `BadRequest` naming each field whose id names nothing the caller may refer to:
+    /// the request is well formed, what it refers to is missing.
+    pub fn finish_missing(self) -> Result<(), Status> {
+        self.finish_as(Code::NotFound, "REFERENCE_NOT_FOUND")
+    }
+
+    fn finish_as(self, code: Code, reason: &str) -> Result<(), Status> {
         if self.0.is_empty() {
             return Ok(());
         }
@@ -103,10 +114,17 @@ impl FieldViolations {
         if left_out > 0 {
             message.push_str(&format!("; and {left_out} more"));
         }
-        let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", DOMAIN, std::collections::HashMap::new());
+        let mut details = ErrorDetails::with_error_info(reason, DOMAIN, std::collections::HashMap::new());
         details.set_bad_request(violations);
-        Err(Status::with_error_details(Code::InvalidArgument, bounded(message, MAX_MESSAGE_BYTES), details))
+        Err(Status::with_error_details(code, bounded(message, MAX_MESSAGE_BYTES), details))
     }
+}
+
+/// NOT_FOUND (REFERENCE_NOT_FOUND) naming one field whose id names nothing.
+pub fn missing_reference(field: &str, description: impl Into<String>) -> Status {
+    let mut missing = FieldViolations::new();
+    missing.add(field, description);
+    missing.finish_missing().expect_err("one violation was recorded")
 }
 
 /// INVALID_ARGUMENT naming one field.

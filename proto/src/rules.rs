@@ -294,7 +294,7 @@ impl Rule {
         format!(" *(?:{term}(?: +AND +{term})*)? *")
     }
 
-    /// Comma-separated paths of `paths` (by proto or JSON name), or `*`.
+    /// Comma-separated paths of `paths` (by proto or JSON name).
     fn mask_pattern(&self) -> String {
         let mut names: Vec<String> = Vec::new();
         for path in self.paths {
@@ -305,7 +305,7 @@ impl Rule {
             }
         }
         let path = format!("(?:{})", names.join("|"));
-        format!("\\*|{path}(?:,{path})*")
+        format!("{path}(?:,{path})*")
     }
 }
 

@@ -69,7 +69,7 @@ pub struct Settings {
     pub admin_password: Option<Secret>,
 
     /// Email address of that administrator.
-    #[arg(long = "admin-email", env = "FABULA_ADMIN_EMAIL", default_value = "admin@localhost")]
+    #[arg(long = "admin-email", env = "FABULA_ADMIN_EMAIL", default_value = "admin@fabula.localhost")]
     pub admin_email: String,
 
     #[command(flatten)]
@@ -113,7 +113,7 @@ impl Settings {
             refresh_token_ttl: Duration::from_secs(30 * 86_400),
             admin_username: None,
             admin_password: None,
-            admin_email: "admin@localhost".into(),
+            admin_email: "admin@fabula.localhost".into(),
             quotas: Quotas::default(),
         }
     }

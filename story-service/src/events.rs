@@ -184,8 +184,10 @@ impl EventWrite {
         }
     }
 
-    /// Files each id that names no story, event, entity or location of `world_id`.
-    async fn check(&self, conn: &mut AnyConnection, world_id: Uuid, violations: &mut FieldViolations) -> Result<()> {
+    /// NOT_FOUND naming each id that names no story, event, entity or location of `world_id`.
+    async fn check(&self, conn: &mut AnyConnection, world_id: Uuid) -> Result<()> {
+        let mut missing = FieldViolations::new();
+        let violations = &mut missing;
         if let Some(story) = self.fields.story_id {
             links::check_in_world(&mut *conn, Target::Story, world_id, story, "event.story_id", violations).await?;
         }
@@ -197,7 +199,8 @@ impl EventWrite {
                 violations.add(field, Target::Event.not_in_world(connection.target));
             }
         }
-        self.links.check(conn, world_id, violations).await
+        self.links.check_into(conn, world_id, violations).await?;
+        Ok(missing.finish_missing()?)
     }
 
     /// Replaces the connections and links of event `id` that are part of the write.
@@ -360,8 +363,8 @@ impl EventsApi {
             Begun::Replay(first) => return self.get(caller, first).await,
         };
         let write = EventWrite::parse(sent, id, |_| true, &mut violations);
-        write.check(&mut tx, world_id, &mut violations).await?;
         violations.finish()?;
+        write.check(&mut tx, world_id).await?;
         insert(&mut tx, id, world_id, &write.fields).await?;
         write.save(&mut tx, id).await?;
         commit(tx, id).await
@@ -416,8 +419,8 @@ impl EventsApi {
             Uuid::try_parse(&current.world_id).map_err(|_| Error::Internal(format!("bad world id of event {id}")))?;
         let mut violations = FieldViolations::new();
         let write = EventWrite::parse(&merge(sent, current, &mask), id, |path| mask.has(path), &mut violations);
-        write.check(&mut tx, world_id, &mut violations).await?;
         violations.finish()?;
+        write.check(&mut tx, world_id).await?;
         overwrite(&mut tx, id, version, &write.fields).await?;
         write.save(&mut tx, id).await?;
         commit(tx, id).await

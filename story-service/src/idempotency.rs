@@ -1,13 +1,12 @@
 //! Idempotent creates: a `request_id` already used by the same caller returns the
 //! first result, so a retried create never makes a second resource.
 
+use fabula_proto::errors;
 use sqlx::{Any, Row, Transaction};
+use tonic::Code;
 use uuid::Uuid;
 
-use crate::{
-    db::now_micros,
-    error::{Result, invalid},
-};
+use crate::{db::now_micros, error::Result};
 
 /// What became of a create's `request_id`.
 pub enum Claim {
@@ -52,7 +51,9 @@ pub async fn claim(
             .await?;
     let (first_kind, first_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     if first_kind != kind {
-        return Err(invalid("request_id", format!("was already used to create a {first_kind}")));
+        let message =
+            format!("this request_id was already used to create another resource ({first_kind}); send a new one");
+        return Err(errors::status(Code::AlreadyExists, "REQUEST_ID_REUSED", message).into());
     }
     Ok(Claim::Replay(first_id.parse().map_err(|_| crate::error::Error::Internal("bad stored id".into()))?))
 }

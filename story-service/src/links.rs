@@ -201,18 +201,26 @@ impl Links {
         }
     }
 
-    /// Files each id that names no entity or location of world `world_id`.
-    pub async fn check(
+    /// NOT_FOUND naming each id that names no entity or location of world `world_id`.
+    pub async fn check(&self, conn: &mut AnyConnection, world_id: Uuid) -> Result<()> {
+        let mut missing = FieldViolations::new();
+        self.check_into(conn, world_id, &mut missing).await?;
+        Ok(missing.finish_missing()?)
+    }
+
+    /// Files each id that names no entity or location of world `world_id` in `missing`.
+    pub async fn check_into(
         &self,
         conn: &mut AnyConnection,
         world_id: Uuid,
-        violations: &mut FieldViolations,
+        missing: &mut FieldViolations,
     ) -> Result<()> {
         for link in self.owner.links() {
             let Some(ids) = self.ids(link) else { continue };
             let field = format!("{}.{}", self.owner.message(), link.field());
             for id in missing_in_world(&mut *conn, link.target(), world_id, ids).await? {
-                violations.add(&field, link.target().not_in_world(id));
+                let index = ids.iter().position(|sent| *sent == id).unwrap_or_default();
+                missing.add(format!("{field}[{index}]"), link.target().not_in_world(id));
             }
         }
         Ok(())

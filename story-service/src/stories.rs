@@ -15,7 +15,7 @@
 
 use fabula_proto::{
     auth::{Caller, caller},
-    errors::FieldViolations,
+    errors::{self, FieldViolations},
     pb::story::{
         CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
         ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
@@ -232,7 +232,7 @@ async fn make_room(conn: &mut AnyConnection, world_id: Uuid, before: Uuid, movin
         .bind(world_id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    let place = place.ok_or_else(|| invalid("before_id", "is not a story of this story's world"))?;
+    let place = place.ok_or_else(|| errors::missing_reference("before_id", "is not a story of this story's world"))?;
     sqlx::query(
         "UPDATE stories SET sort_order = sort_order + 1, version = version + 1, update_time = $1 \
          WHERE world_id = $2 AND sort_order >= $3 AND id <> $4",
@@ -359,13 +359,13 @@ impl StoriesApi {
             .flatten();
         let fields = StoryFields::check(sent, &mut violations);
         let links = Links::parse(Owner::Story, Some(&sent.entity_ids), Some(&sent.location_ids), &mut violations);
+        violations.finish()?;
         let target = CreateTarget { world_id, request_id };
         let (mut tx, id) = match children::begin_create::<Story>(&self.0.db, caller, &target).await? {
             Begun::New { tx, id } => (tx, id),
             Begun::Replay(first) => return self.get(caller, first).await,
         };
-        links.check(&mut tx, world_id, &mut violations).await?;
-        violations.finish()?;
+        links.check(&mut tx, world_id).await?;
         if fields.visibility == Visibility::Public {
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
         }
@@ -455,11 +455,11 @@ impl StoriesApi {
         let entity_ids = mask.has("entity_ids").then_some(sent.entity_ids.as_slice());
         let location_ids = mask.has("location_ids").then_some(sent.location_ids.as_slice());
         let links = Links::parse(Owner::Story, entity_ids, location_ids, &mut violations);
-        links.check(&mut tx, located.access.world_id, &mut violations).await?;
         let was_public = current.visibility == i32::from(Visibility::Public);
         let owner_id = Uuid::try_parse(&current.owner_id).map_err(|_| Error::Internal(format!("bad owner of {id}")))?;
         let mut fields = StoryFields::check(&merge(sent, current, &mask), &mut violations);
         violations.finish()?;
+        links.check(&mut tx, located.access.world_id).await?;
         if fields.visibility == Visibility::Public && !was_public {
             let owner = quotas::owner(&mut tx, owner_id).await?;
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;

@@ -17,9 +17,10 @@ use crate::{
 pub struct Mask(Vec<String>);
 
 impl Mask {
-    /// The paths of `mask`, each one of `allowed`; `*` means all of them. A missing or
-    /// empty mask means every field for which `populated` is true. Paths that cannot
-    /// be updated are filed in `violations` under `update_mask`.
+    /// The paths of `mask`, each one of `allowed`. A missing or empty mask means every
+    /// field for which `populated` is true. Paths that cannot be updated (`*` among
+    /// them: a full replacement would clear what the request leaves out) are filed
+    /// in `violations` under `update_mask`.
     pub fn parse(
         mask: Option<&FieldMask>,
         allowed: &[&str],
@@ -29,9 +30,6 @@ impl Mask {
         let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
         if paths.is_empty() {
             return Self(allowed.iter().filter(|p| populated(p)).map(|p| (*p).to_owned()).collect());
-        }
-        if paths.iter().any(|p| p == "*") {
-            return Self(allowed.iter().map(|p| (*p).to_owned()).collect());
         }
         for path in paths.iter().filter(|p| !allowed.contains(&p.as_str())) {
             violations.add(
@@ -90,17 +88,17 @@ mod tests {
         let mut violations = FieldViolations::new();
         let mask = Mask::parse(None, ALLOWED, |p| p == "name", &mut violations);
         assert!(mask.has("name") && !mask.has("description"));
-        let star = Mask::parse(Some(&FieldMask { paths: vec!["*".into()] }), ALLOWED, |_| false, &mut violations);
-        assert!(star.has("description"));
         assert!(violations.is_empty());
     }
 
     #[test]
-    fn unknown_paths_are_refused() {
-        let mask = FieldMask { paths: vec!["owner_id".into()] };
-        let mut violations = FieldViolations::new();
-        Mask::parse(Some(&mask), ALLOWED, |_| true, &mut violations);
-        assert!(!violations.is_empty());
+    fn unknown_paths_and_a_full_replacement_are_refused() {
+        for path in ["owner_id", "*"] {
+            let mask = FieldMask { paths: vec![path.into()] };
+            let mut violations = FieldViolations::new();
+            Mask::parse(Some(&mask), ALLOWED, |_| true, &mut violations);
+            assert!(!violations.is_empty(), "{path:?} was taken");
+        }
     }
 
     #[test]

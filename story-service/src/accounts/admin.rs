@@ -164,10 +164,9 @@ pub async fn ensure_admin(db: &Db, settings: &Settings) -> Result<(), BuildError
     }
     let username = validate::username(username).map_err(|e| BuildError::Admin(format!("the username {e}")))?;
     validate::password(password.expose()).map_err(|e| BuildError::Admin(format!("the password {e}")))?;
-    let email = settings.admin_email.trim();
-    if email.is_empty() {
-        return Err(BuildError::Admin("the email address is required".into()));
-    }
+    let email =
+        validate::email(&settings.admin_email).map_err(|e| BuildError::Admin(format!("the email address {e}")))?;
+    let email = email.as_str();
     create_or_promote_admin(db, &username, password, email).await.map_err(|e| match e {
         Error::Database(cause) => BuildError::Database(cause),
         other => BuildError::Admin(other.to_string()),

@@ -321,6 +321,16 @@ pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str
     status
 }
 
+/// Checks `result` is NOT_FOUND (REFERENCE_NOT_FOUND) with a `BadRequest` naming
+/// `field`: a well-formed id that names nothing the world holds.
+#[track_caller]
+pub fn expect_missing<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_reason(result, Code::NotFound, "REFERENCE_NOT_FOUND", context);
+    let fields = bad_fields(&status);
+    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
+    status
+}
+
 /// Checks `result` has `code` and the ErrorInfo `reason`.
 #[track_caller]
 pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {

@@ -367,9 +367,10 @@ async fn creates_with_a_request_id_are_idempotent(backend: Backend) {
     assert_eq!(app.count("locations", &[]).await, 1, "one location");
 
     let reused = CreateLocationRequest { request_id: "entity-1".into(), ..new_location(&world.id, location("Other")) };
-    expect_invalid(
+    expect_reason(
         app.locations().create_location(authed(reused, &alice.token)).await,
-        "request_id",
+        Code::AlreadyExists,
+        "REQUEST_ID_REUSED",
         "a request id that already created an entity",
     );
 }

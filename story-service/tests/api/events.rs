@@ -129,16 +129,23 @@ async fn refuses_bad_events_naming_each_field(backend: Backend) {
         (here(Event { description: "d".repeat(10_001), ..ok() }), "event.description", "a long description"),
         (here(Event { era: "e".repeat(101), ..ok() }), "event.era", "an era of 101 characters"),
         (here(Event { story_id: Some("nope".into()), ..ok() }), "event.story_id", "a story id that is no id"),
-        (here(Event { story_id: Some(foreign_story.id.clone()), ..ok() }), "event.story_id", "a story of another world"),
-        (here(Event { entity_ids: vec![foreign_entity.id.clone()], ..ok() }), "event.entity_ids", "an entity of another world"),
-        (here(Event { location_ids: vec![unknown_id()], ..ok() }), "event.location_ids", "a location that does not exist"),
-        (here(Event { connections: vec![to(&foreign_event.id, "x")], ..ok() }), "event.connections[0].target_event_id", "a connection to another world"),
         (here(Event { connections: vec![to("bad", "x")], ..ok() }), "event.connections[0].target_event_id", "a connection to no id"),
         (here(Event { connections: vec![to(&unknown_id(), "r".repeat(101).as_str())], ..ok() }), "event.connections[0].relation", "a relation of 101 characters"),
         (here(Event { connections: (0..101).map(|_| to(&unknown_id(), "")).collect(), ..ok() }), "event.connections", "101 connections"),
     ];
     for (request, field, why) in cases {
         expect_invalid(events.create_event(authed(request, token)).await, field, why);
+    }
+    // Well-formed ids of nothing this world holds.
+    #[rustfmt::skip]
+    let missing: Vec<(CreateEventRequest, &str, &str)> = vec![
+        (here(Event { story_id: Some(foreign_story.id.clone()), ..ok() }), "event.story_id", "a story of another world"),
+        (here(Event { entity_ids: vec![foreign_entity.id.clone()], ..ok() }), "event.entity_ids[0]", "an entity of another world"),
+        (here(Event { location_ids: vec![unknown_id()], ..ok() }), "event.location_ids[0]", "a location that does not exist"),
+        (here(Event { connections: vec![to(&foreign_event.id, "x")], ..ok() }), "event.connections[0].target_event_id", "a connection to another world"),
+    ];
+    for (request, field, why) in missing {
+        expect_missing(events.create_event(authed(request, token)).await, field, why);
     }
     assert_eq!(app.count("events WHERE world_id = $1", &[&world.id]).await, 0, "no bad event was stored");
 
