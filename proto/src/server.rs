@@ -24,6 +24,9 @@ use crate::{
     errors, metadata,
 };
 
+pub mod reflection;
+pub use reflection::Reflection;
+
 /// The largest message a Fabula server accepts or sends: a story's 1 MiB of content
 /// plus its fields, with room to spare.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -38,27 +41,32 @@ pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Stack<E
         .layer(AuthLayer::new(authn))
 }
 
-/// Reflection v1 and v1alpha over Fabula's contracts and the health service,
-/// advertising `services` (the process's own) besides health and reflection.
+/// Reflection v1 and v1alpha ([`reflection::Reflection`]) over Fabula's contracts,
+/// health and reflection itself, listing `services` (the process's own) besides
+/// health and reflection.
 pub fn reflection(
     services: &[&str],
 ) -> (
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
-    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+    reflection::v1::server_reflection_server::ServerReflectionServer<Reflection>,
+    reflection::v1alpha::server_reflection_server::ServerReflectionServer<Reflection>,
 ) {
-    let configure = || {
-        let builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name("grpc.reflection.v1.ServerReflection")
-            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
-        services.iter().fold(builder, |builder, name| builder.with_service_name(*name))
-    };
-    let v1 = configure().build_v1().expect("Fabula's descriptor set is valid");
-    let v1alpha = configure().build_v1alpha().expect("Fabula's descriptor set is valid");
-    (v1, v1alpha)
+    let descriptor_sets = [
+        crate::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        reflection::v1::FILE_DESCRIPTOR_SET,
+        reflection::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let listed = services.iter().copied().chain(REFLECTION_AND_HEALTH).map(str::to_owned).collect();
+    let reflection = Reflection::new(&descriptor_sets, listed).expect("the compiled-in descriptor sets decode");
+    (
+        reflection::v1::server_reflection_server::ServerReflectionServer::new(reflection.clone()),
+        reflection::v1alpha::server_reflection_server::ServerReflectionServer::new(reflection),
+    )
 }
+
+/// The services every Fabula server has besides its own.
+const REFLECTION_AND_HEALTH: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
 /// The `grpc.health.v1` service and the handle that sets each service's status.
 pub fn health()

@@ -4,6 +4,7 @@
 
 mod rest;
 mod stack;
+mod tools;
 
 mod accounts;
 mod browser;
@@ -12,5 +13,6 @@ mod grpc;
 mod jobs;
 mod lifecycle;
 mod readme;
+mod reflection;
 mod resources;
 mod sharing;
