@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     State,
     access::{push_readable_worlds, world_access},
+    accounts::validate,
     db::{now_micros, timestamp},
     domain,
     error::{Error, Result, invalid, not_found},
@@ -239,8 +240,13 @@ impl WorldsApi {
                 None
             }
         };
-        if request.user.trim().is_empty() {
+        let user = request.user.trim();
+        if user.is_empty() {
             violations.add("user", "is required: a user id or username");
+        } else if Uuid::try_parse(user).is_err()
+            && let Err(problem) = validate::username(user)
+        {
+            violations.add("user", format!("is no user id, and as a username {problem}"));
         }
         violations.finish()?;
         let (world_id, role) = (world_id.unwrap_or_default(), role.unwrap_or(ShareRole::Reader));

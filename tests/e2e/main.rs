@@ -12,6 +12,7 @@ mod errors;
 mod grpc;
 mod jobs;
 mod lifecycle;
+mod long_values;
 mod readme;
 mod reflection;
 mod resources;

@@ -19,7 +19,7 @@ mod sessions;
 mod signin;
 mod throttle;
 mod users;
-mod validate;
+pub(crate) mod validate;
 
 pub use admin::ensure_admin;
 use fabula_proto::{

@@ -20,6 +20,10 @@ use super::{
 };
 use crate::error::{Error, Result, invalid};
 
+/// The longest login that can name an account: an email address of 254 characters
+/// (usernames are shorter). A longer one is refused before it is looked up or counted.
+const MAX_LOGIN: usize = 254;
+
 fn invalid_credentials() -> Error {
     unauthenticated("INVALID_CREDENTIALS", "the login or the password is wrong").into()
 }
@@ -56,8 +60,12 @@ impl AccountsApi {
 
     pub(super) async fn sign_in(&self, request: LoginRequest) -> Result<AuthResponse> {
         let mut violations = FieldViolations::new();
-        if request.login.trim().is_empty() {
-            violations.add("login", "is required: a username or an email address");
+        match request.login.trim().chars().count() {
+            0 => violations.add("login", "is required: a username or an email address"),
+            length if length > MAX_LOGIN => {
+                violations.add("login", format!("must have at most {MAX_LOGIN} characters, not {length}"));
+            }
+            _ => {}
         }
         if request.password.is_empty() {
             violations.add("password", "is required");
