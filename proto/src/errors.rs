@@ -190,9 +190,9 @@ pub fn add_missing_details(headers: &mut HeaderMap) {
     let sent = sent_message(headers);
     let (reason, message) = explain_bare_error(code, &sent);
     if message == sent {
-        tracing::debug!(?code, reason, message, "error details added");
+        tracing::debug!(?code, reason, kept = ?message, "error details added");
     } else {
-        tracing::warn!(?code, reason, message = sent, "an error's message was replaced");
+        tracing::warn!(?code, reason, replaced = ?sent, "an error's message was replaced");
     }
     headers.remove(Status::GRPC_MESSAGE);
     if let Err(unwritable) = status(code, reason, message).add_header(headers) {

@@ -10,6 +10,7 @@ mod concurrency;
 mod entities_locations;
 mod events;
 mod internal_errors;
+mod logs;
 mod long_values;
 mod plumbing;
 mod signals;
