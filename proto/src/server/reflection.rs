@@ -50,10 +50,13 @@ impl Reflection {
     }
 
     /// The answers to a stream of `requests`, one each, in order.
-    fn answer_stream(&self, requests: Streaming<ServerReflectionRequest>) -> Answers<ServerReflectionResponse> {
+    fn answer_stream(
+        &self,
+        requests: impl Stream<Item = Result<ServerReflectionRequest, Status>> + Send + 'static,
+    ) -> impl Stream<Item = Result<ServerReflectionResponse, Status>> + Send + 'static {
         let index = self.index.clone();
         let mut sent = HashSet::new();
-        Box::pin(requests.map(move |request| request.map(|request| index.respond(request, &mut sent))))
+        requests.map(move |request| request.map(|request| index.respond(request, &mut sent)))
     }
 }
 
@@ -67,7 +70,7 @@ impl v1::server_reflection_server::ServerReflection for Reflection {
         &self,
         request: Request<Streaming<ServerReflectionRequest>>,
     ) -> Result<Response<Self::ServerReflectionInfoStream>, Status> {
-        Ok(Response::new(self.answer_stream(request.into_inner())))
+        Ok(Response::new(Box::pin(self.answer_stream(request.into_inner()))))
     }
 }
 
@@ -79,12 +82,8 @@ impl v1alpha::server_reflection_server::ServerReflection for Reflection {
         &self,
         request: Request<Streaming<v1alpha::ServerReflectionRequest>>,
     ) -> Result<Response<Self::ServerReflectionInfoStream>, Status> {
-        let index = self.index.clone();
-        let mut sent = HashSet::new();
-        let answers = request.into_inner().map(move |request| {
-            let request = same_wire_format(&request?)?;
-            same_wire_format(&index.respond(request, &mut sent))
-        });
+        let requests = request.into_inner().map(|request| same_wire_format(&request?));
+        let answers = self.answer_stream(requests).map(|answer| same_wire_format(&answer?));
         Ok(Response::new(Box::pin(answers)))
     }
 }
