@@ -26,6 +26,7 @@ use fabula_proto::{
     pb::jobs::job_service_server::JobServiceServer,
     server::{self, MAX_MESSAGE_SIZE},
     store::{Backend, Db, now_micros},
+    telemetry::escaped,
     token::{DelegationIssuer, SigningKey, TokenVerifier, VerifyingKey},
 };
 use tokio::{net::TcpListener, sync::broadcast};
@@ -156,7 +157,7 @@ async fn clean_finished_jobs(db: Db, retention: Duration) {
         match store::remove_finished_before(&db, now_micros() - retention.as_micros() as i64).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
-            Err(error) => tracing::warn!(%error, "cannot remove old jobs"),
+            Err(error) => tracing::warn!(error = %escaped(&error), "cannot remove old jobs"),
         }
     }
 }
@@ -173,7 +174,7 @@ async fn announce_new_jobs(db: Db, worker: Arc<Worker>) {
     loop {
         worker.untold_jobs().await;
         if let Err(error) = sqlx::query("SELECT pg_notify('fabula_jobs', '')").execute(&db.writer).await {
-            tracing::warn!(%error, "cannot tell the other workers of new jobs");
+            tracing::warn!(error = %escaped(&error), "cannot tell the other workers of new jobs");
         }
     }
 }
@@ -187,14 +188,14 @@ async fn listen_for_new_jobs(db: Db, url: String, worker: Arc<Worker>) {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => {
                 if let Err(error) = listener.listen("fabula_jobs").await {
-                    tracing::warn!(%error, "cannot listen for new jobs");
+                    tracing::warn!(error = %escaped(&error), "cannot listen for new jobs");
                 } else {
                     while listener.recv().await.is_ok() {
                         worker.wake();
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot connect to listen for new jobs"),
+            Err(error) => tracing::warn!(error = %escaped(&error), "cannot connect to listen for new jobs"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -16,6 +16,7 @@ use std::{
 use fabula_proto::{
     pb::jobs::{JobError, JobState},
     store::{Db, Result, now_micros},
+    telemetry::escaped,
 };
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -212,7 +213,9 @@ impl Worker {
                 _ = flush.tick() => match recorder.flush().await {
                     Ok(true) => {}
                     Ok(false) => return Attempt::LeaseLost,
-                    Err(error) => tracing::warn!(%error, job = %claimed.id, "progress not written; will retry"),
+                    Err(error) => {
+                        tracing::warn!(error = %escaped(&error), job = %claimed.id, "progress not written; will retry");
+                    }
                 },
             }
         }
@@ -292,7 +295,7 @@ impl Worker {
         let claimed = match queue::claim(&self.db, &self.id, free, self.settings.lease).await {
             Ok(claimed) => claimed,
             Err(error) => {
-                tracing::warn!(%error, "cannot claim jobs");
+                tracing::warn!(error = %escaped(&error), "cannot claim jobs");
                 return 0;
             }
         };
@@ -308,7 +311,9 @@ impl Worker {
         let id = job.id;
         match self.run_claimed(job).await {
             Ok(outcome) => tracing::debug!(job = %id, ?outcome, "attempt ended"),
-            Err(error) => tracing::warn!(job = %id, %error, "attempt's end not recorded; the lease will expire"),
+            Err(error) => {
+                tracing::warn!(job = %id, error = %escaped(&error), "attempt's end not recorded; the lease will expire")
+            }
         }
         drop(permit);
         self.wake.notify_one();
@@ -343,7 +348,7 @@ impl Worker {
                 Ok(ids) => ids.into_iter().for_each(|id| {
                     self.cancel_here(id);
                 }),
-                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                Err(error) => tracing::warn!(error = %escaped(&error), "heartbeat failed"),
             }
         }
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use fabula_proto::{
     pb::jobs::{JobError, JobResult, JobState, JobUpdate, Progress, job_update},
     store::{Db, Error, Result, now_micros},
+    telemetry::escaped,
 };
 use sqlx::{Any, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -106,15 +107,21 @@ async fn run(
             }
             // One bad change must not sink the others: apply them one by one.
             Err(error) if batch.len() > 1 => {
-                tracing::warn!(%error, changes = batch.len(), "a batch of job changes failed; applying them one by one");
+                tracing::warn!(
+                    error = %escaped(&error),
+                    changes = batch.len(),
+                    "a batch of job changes failed; applying them one by one"
+                );
                 for (change, ack) in batch.drain(..) {
                     let outcome = apply_all(&db, &worker_id, &[&change]).await;
-                    let _ = outcome.as_ref().map_err(|error| tracing::warn!(%error, "a job change was not written"));
+                    let _ = outcome
+                        .as_ref()
+                        .map_err(|error| tracing::warn!(error = %escaped(&error), "a job change was not written"));
                     acknowledge(change.job_id, ack, outcome.map(|o| o[0]), &applied);
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "a job change was not written");
+                tracing::warn!(error = %escaped(&error), "a job change was not written");
                 for (change, ack) in batch.drain(..) {
                     acknowledge(change.job_id, ack, Err(error_for_runner()), &applied);
                 }

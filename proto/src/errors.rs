@@ -4,7 +4,8 @@
 //!
 //! An error never grows with what a client sent: values are shown through [`quote`],
 //! and every message and field violation is cut to a bound here, so that no status
-//! outgrows the response headers that carry it.
+//! outgrows the response headers that carry it. [`cut_oversize_status`] is the last
+//! resort, for a status made some other way.
 
 use std::time::Duration;
 
@@ -17,9 +18,14 @@ pub const DOMAIN: &str = "fabula.app";
 
 /// How many characters of a client's value an error shows.
 pub const QUOTED_CHARS: usize = 64;
-/// The longest message a status carries, in bytes. With the bounds below, a status
-/// and its details (which repeat the message) stay well within the 16 KiB of
-/// response headers that clients accept, whatever the request held.
+/// The most bytes a status's message and details may take in the headers that carry
+/// them (the message percent-encoded, up to three bytes a byte; the details in base64,
+/// which repeat the message) before [`cut_oversize_status`] replaces them. gRPC's C
+/// core (grpcio and the clients built on it) refuses response metadata over 8 KiB at
+/// random and all of it over 16 KiB; this leaves 1 KiB of the 8 for other headers.
+/// The bounds below keep every status this module makes within it.
+pub const MAX_STATUS_BYTES: usize = 7 * 1024;
+/// The longest message a status carries, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// The longest description of one field violation, in bytes.
 const MAX_DESCRIPTION_BYTES: usize = 512;
@@ -27,6 +33,11 @@ const MAX_DESCRIPTION_BYTES: usize = 512;
 const MAX_FIELD_BYTES: usize = 128;
 /// The most field violations one status lists; its message counts the rest.
 const MAX_VIOLATIONS: usize = 10;
+/// The most bytes of field paths and descriptions one status lists; the first
+/// violation is listed whatever its size.
+const MAX_VIOLATIONS_BYTES: usize = 1536;
+/// The longest `ErrorInfo.reason` an oversize status keeps, in bytes.
+const MAX_REASON_BYTES: usize = 128;
 
 /// A value a client sent, as an error shows it: quoted and escaped like `{:?}`, and
 /// when longer than [`QUOTED_CHARS`] cut to its start and its length in characters
@@ -63,7 +74,7 @@ pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
 pub fn exhausted(reason: &str, message: impl Into<String>, retry_after: Duration) -> Status {
     let mut details = ErrorDetails::with_error_info(reason, DOMAIN, std::collections::HashMap::new());
     details.set_retry_info(Some(retry_after));
-    Status::with_error_details(Code::ResourceExhausted, message, details)
+    Status::with_error_details(Code::ResourceExhausted, bounded(message.into(), MAX_MESSAGE_BYTES), details)
 }
 
 /// Collects every problem of a request, then fails once naming them all.
@@ -107,17 +118,31 @@ impl FieldViolations {
             return Ok(());
         }
         let mut violations = self.0;
-        let left_out = violations.len().saturating_sub(MAX_VIOLATIONS);
-        violations.truncate(MAX_VIOLATIONS);
-        let mut message =
+        let listed = listed_within_budget(&violations);
+        let left_out = violations.len() - listed;
+        violations.truncate(listed);
+        let listed =
             violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
-        if left_out > 0 {
-            message.push_str(&format!("; and {left_out} more"));
-        }
+        let more = if left_out > 0 { format!("; and {left_out} more") } else { String::new() };
+        let message = bounded(listed, MAX_MESSAGE_BYTES - more.len()) + &more;
         let mut details = ErrorDetails::with_error_info(reason, DOMAIN, std::collections::HashMap::new());
         details.set_bad_request(violations);
-        Err(Status::with_error_details(code, bounded(message, MAX_MESSAGE_BYTES), details))
+        Err(Status::with_error_details(code, message, details))
     }
+}
+
+/// How many of `violations`, from the first, a status lists: at most
+/// [`MAX_VIOLATIONS`] and [`MAX_VIOLATIONS_BYTES`], and always the first.
+fn listed_within_budget(violations: &[FieldViolation]) -> usize {
+    let mut budget = MAX_VIOLATIONS_BYTES;
+    let fits = |v: &&FieldViolation| match budget.checked_sub(v.field.len() + v.description.len()) {
+        Some(left) => {
+            budget = left;
+            true
+        }
+        None => false,
+    };
+    violations.iter().take(MAX_VIOLATIONS).take_while(fits).count().max(1)
 }
 
 /// NOT_FOUND (REFERENCE_NOT_FOUND) naming one field whose id names nothing.
@@ -183,12 +208,40 @@ pub fn add_missing_details(headers: &mut HeaderMap) {
     let sent = sent_message(headers);
     let (reason, message) = explain_bare_error(code, &sent);
     if message == sent {
-        tracing::debug!(?code, reason, message, "error details added");
+        tracing::debug!(?code, reason, kept = ?message, "error details added");
     } else {
-        tracing::warn!(?code, reason, message = sent, "an error's message was replaced");
+        tracing::warn!(?code, reason, replaced = ?sent, "an error's message was replaced");
     }
     headers.remove(Status::GRPC_MESSAGE);
     if let Err(unwritable) = status(code, reason, message).add_header(headers) {
+        tracing::warn!(error = %unwritable, "cannot write error details");
+    }
+}
+
+/// The last resort against a status that outgrows its headers (and fails the whole
+/// call at the client as RESOURCE_EXHAUSTED, "metadata size exceeds hard limit"):
+/// when the message and details of the status in `headers` take more than
+/// [`MAX_STATUS_BYTES`], they are replaced by the message cut to [`MAX_MESSAGE_BYTES`]
+/// and an `ErrorInfo` alone, its reason kept, and a warning is logged. Every status
+/// made through this module is within bounds already: this only ever catches a bug.
+pub fn cut_oversize_status(headers: &mut HeaderMap) {
+    let size_of = |name| headers.get(name).map_or(0, |value: &http::HeaderValue| value.len());
+    let (message_bytes, details_bytes) = (size_of(Status::GRPC_MESSAGE), size_of(Status::GRPC_STATUS_DETAILS));
+    let Some(code) = headers.get(Status::GRPC_STATUS).map(|value| Code::from_bytes(value.as_bytes())) else {
+        return;
+    };
+    if message_bytes + details_bytes <= MAX_STATUS_BYTES {
+        return;
+    }
+    let reason = Status::from_header_map(headers)
+        .and_then(|sent| sent.get_details_error_info())
+        .filter(|info| info.domain == DOMAIN)
+        .map_or_else(|| code_name(code).to_owned(), |info| bounded(info.reason, MAX_REASON_BYTES));
+    tracing::warn!(?code, reason, message_bytes, details_bytes, "an oversize error status was cut down");
+    let message = sent_message(headers);
+    headers.remove(Status::GRPC_MESSAGE);
+    headers.remove(Status::GRPC_STATUS_DETAILS);
+    if let Err(unwritable) = status(code, &reason, message).add_header(headers) {
         tracing::warn!(error = %unwritable, "cannot write error details");
     }
 }
@@ -234,6 +287,8 @@ pub fn code_name(code: Code) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -257,16 +312,41 @@ mod tests {
         }
         let status = violations.finish().unwrap_err();
         assert!(status.message().len() <= MAX_MESSAGE_BYTES, "{}", status.message().len());
+        assert!(status.message().ends_with("and 998 more"), "{}", status.message());
         let bad = status.get_details_bad_request().expect("a BadRequest");
-        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert_eq!(bad.field_violations.len(), 2, "as many as fit in {MAX_VIOLATIONS_BYTES} bytes");
         assert!(bad.field_violations.iter().all(|v| v.field.len() <= MAX_FIELD_BYTES));
         assert!(bad.field_violations.iter().all(|v| v.description.len() <= MAX_DESCRIPTION_BYTES));
-        let headers: usize = written(&status).iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
-        assert!(headers < 14 * 1024, "{headers} bytes of headers");
-        // The worst case for percent-encoding: characters of four bytes.
-        let wide = self::status(Code::NotFound, "NOT_FOUND", "𝔄".repeat(100_000));
-        let headers: usize = written(&wide).iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
-        assert!(headers < 14 * 1024, "{headers} bytes of headers");
+        let mut short = FieldViolations::new();
+        for n in 0..20 {
+            short.add(format!("field_{n}"), "is required");
+        }
+        let short = short.finish().unwrap_err();
+        let listed = short.get_details_bad_request().expect("a BadRequest").field_violations.len();
+        assert_eq!(listed, MAX_VIOLATIONS, "short violations are listed up to {MAX_VIOLATIONS}");
+    }
+
+    /// The worst a client can make of each kind of status this module writes: the
+    /// longest texts, in characters that take the most room once percent-encoded.
+    #[test]
+    fn the_largest_statuses_fit_within_the_status_bound() {
+        for wide in ["𝔄", "é", " ", "\u{1b}"] {
+            let huge = wide.repeat(100_000);
+            let mut violations = FieldViolations::new();
+            for n in 0..1000 {
+                violations.add(format!("{huge}{n}"), huge.clone());
+            }
+            let statuses = [
+                violations.finish().unwrap_err(),
+                invalid_field(&huge, huge.clone()),
+                status(Code::NotFound, &"R".repeat(64), huge.clone()),
+                exhausted("LOGIN_THROTTLED", huge.clone(), Duration::from_secs(1)),
+            ];
+            for status in statuses {
+                let bytes = status_bytes(&written(&status));
+                assert!(bytes <= MAX_STATUS_BYTES, "{bytes} bytes for {:?} of {wide:?}", status.code());
+            }
+        }
     }
 
     /// The headers of a trailers-only response tonic would write for `status`.
@@ -325,6 +405,85 @@ mod tests {
             let mut headers = written(&bare);
             add_missing_details(&mut headers);
             assert_eq!(read(&headers), (bare.code(), message.to_owned(), Some(reason.to_owned())), "{what}");
+        }
+    }
+
+    /// The bytes of the message and details of the status in `headers`.
+    fn status_bytes(headers: &HeaderMap) -> usize {
+        [Status::GRPC_MESSAGE, Status::GRPC_STATUS_DETAILS].iter().filter_map(|n| headers.get(n)).map(|v| v.len()).sum()
+    }
+
+    /// One status as a buggy handler could make it, past this module's bounds.
+    struct Oversize {
+        what: &'static str,
+        status: Status,
+        /// The reason its `ErrorInfo` has afterwards.
+        reason: &'static str,
+    }
+
+    #[test]
+    fn an_oversize_status_is_cut_to_a_bounded_message_and_its_reason() {
+        let huge = "x".repeat(100_000);
+        let info = |reason, domain| ErrorDetails::with_error_info(reason, domain, HashMap::new());
+        let mut violations = info("INVALID_ARGUMENT", DOMAIN);
+        violations.set_bad_request((0..1000).map(|n| FieldViolation::new(format!("f{n}"), "bad")).collect::<Vec<_>>());
+        let cases = [
+            Oversize {
+                what: "a huge message with an ErrorInfo",
+                status: Status::with_error_details(Code::NotFound, huge.clone(), info("NOT_FOUND", DOMAIN)),
+                reason: "NOT_FOUND",
+            },
+            Oversize {
+                what: "a short message with a thousand violations",
+                status: Status::with_error_details(Code::InvalidArgument, "bad", violations),
+                reason: "INVALID_ARGUMENT",
+            },
+            Oversize {
+                what: "a huge message of four-byte characters without details",
+                status: Status::failed_precondition("𝔄".repeat(10_000)),
+                reason: "FAILED_PRECONDITION",
+            },
+            Oversize {
+                what: "an ErrorInfo of another domain, whose reason is not ours to keep",
+                status: Status::with_error_details(Code::Aborted, huge.clone(), info("THEIRS", "example.com")),
+                reason: "ABORTED",
+            },
+            Oversize {
+                what: "a huge reason",
+                status: Status::with_error_details(Code::Internal, "internal error", info(&huge, DOMAIN)),
+                reason: "",
+            },
+        ];
+        for case in cases {
+            let mut headers = written(&case.status);
+            assert!(status_bytes(&headers) > MAX_STATUS_BYTES, "{}: oversize to begin with", case.what);
+            cut_oversize_status(&mut headers);
+            assert!(status_bytes(&headers) <= MAX_STATUS_BYTES, "{}: {} bytes left", case.what, status_bytes(&headers));
+            let cut = Status::from_header_map(&headers).expect("a status");
+            assert_eq!(cut.code(), case.status.code(), "{}", case.what);
+            let reason = cut.get_details_error_info().map(|info| info.reason).unwrap_or_default();
+            if case.reason.is_empty() {
+                assert_eq!(reason.len(), MAX_REASON_BYTES, "{}: the reason is cut", case.what);
+            } else {
+                assert_eq!(reason, case.reason, "{}", case.what);
+            }
+            assert!(cut.get_details_bad_request().is_none(), "{}: only an ErrorInfo is left", case.what);
+            let kept = cut.message().trim_end_matches('…');
+            assert!(case.status.message().starts_with(kept), "{}: the message is cut, not changed", case.what);
+        }
+    }
+
+    #[test]
+    fn a_status_within_bounds_is_not_cut() {
+        let mut violations = FieldViolations::new();
+        for n in 0..1000 {
+            violations.add(format!("{}{n}", "f".repeat(1000)), "é".repeat(1000));
+        }
+        for status in [Status::ok(""), violations.finish().unwrap_err(), Status::not_found("x".repeat(2000))] {
+            let before = written(&status);
+            let mut after = before.clone();
+            cut_oversize_status(&mut after);
+            assert_eq!(after, before, "{status:?}");
         }
     }
 

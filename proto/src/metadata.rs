@@ -23,14 +23,16 @@ pub struct RequestId(pub String);
 /// The longest request id taken from a caller; a longer one is replaced.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The caller's request id in `headers` when it is one Fabula takes (visible ASCII, 1
-/// to [`MAX_REQUEST_ID_LEN`] characters), else a new one. The gateway and the services
-/// both take it this way.
+/// The caller's request id in `headers` when it is one Fabula takes (1 to
+/// [`MAX_REQUEST_ID_LEN`] visible ASCII characters: no spaces, which would let it pass
+/// for more fields of the log lines it is written in), else a new one. The gateway
+/// and the services both take it this way.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .map(|v| v.as_bytes())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(u8::is_ascii_graphic))
+        .and_then(|v| std::str::from_utf8(v).ok())
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
 }
 
@@ -84,13 +86,20 @@ mod tests {
     fn a_request_id_is_taken_when_short_and_readable() {
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(REQUEST_ID, value.parse().unwrap());
+            headers.insert(REQUEST_ID, http::HeaderValue::from_bytes(value.as_bytes()).unwrap());
             request_id(&headers)
         };
         assert_eq!(with("req-1"), "req-1");
         let longest = "x".repeat(MAX_REQUEST_ID_LEN);
         assert_eq!(with(&longest), longest);
-        for replaced in [String::new(), "x".repeat(MAX_REQUEST_ID_LEN + 1)] {
+        let replaced = [
+            String::new(),
+            "x".repeat(MAX_REQUEST_ID_LEN + 1),
+            "req-1 2026-12-03T00:00:00Z ERROR forged".into(),
+            "req\t1".into(),
+            "req-é".into(),
+        ];
+        for replaced in replaced {
             let made = with(&replaced);
             assert!(Uuid::parse_str(&made).is_ok(), "{replaced:?} is replaced by a new id, not {made:?}");
         }

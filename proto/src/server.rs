@@ -24,6 +24,9 @@ use crate::{
     errors, metadata,
 };
 
+pub mod reflection;
+pub use reflection::Reflection;
+
 /// The largest message a Fabula server accepts or sends: a story's 1 MiB of content
 /// plus its fields, with room to spare.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -38,27 +41,32 @@ pub fn builder(authn: Arc<dyn Authenticator>) -> Server<Stack<AuthLayer, Stack<E
         .layer(AuthLayer::new(authn))
 }
 
-/// Reflection v1 and v1alpha over Fabula's contracts and the health service,
-/// advertising `services` (the process's own) besides health and reflection.
+/// Reflection v1 and v1alpha ([`reflection::Reflection`]) over Fabula's contracts,
+/// health and reflection itself, listing `services` (the process's own) besides
+/// health and reflection.
 pub fn reflection(
     services: &[&str],
 ) -> (
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
-    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+    reflection::v1::server_reflection_server::ServerReflectionServer<Reflection>,
+    reflection::v1alpha::server_reflection_server::ServerReflectionServer<Reflection>,
 ) {
-    let configure = || {
-        let builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name("grpc.reflection.v1.ServerReflection")
-            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
-        services.iter().fold(builder, |builder, name| builder.with_service_name(*name))
-    };
-    let v1 = configure().build_v1().expect("Fabula's descriptor set is valid");
-    let v1alpha = configure().build_v1alpha().expect("Fabula's descriptor set is valid");
-    (v1, v1alpha)
+    let descriptor_sets = [
+        crate::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        reflection::v1::FILE_DESCRIPTOR_SET,
+        reflection::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let listed = services.iter().copied().chain(REFLECTION_AND_HEALTH).map(str::to_owned).collect();
+    let reflection = Reflection::new(&descriptor_sets, listed).expect("the compiled-in descriptor sets decode");
+    (
+        reflection::v1::server_reflection_server::ServerReflectionServer::new(reflection.clone()),
+        reflection::v1alpha::server_reflection_server::ServerReflectionServer::new(reflection),
+    )
 }
+
+/// The services every Fabula server has besides its own.
+const REFLECTION_AND_HEALTH: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
 /// The `grpc.health.v1` service and the handle that sets each service's status.
 pub fn health()
@@ -89,7 +97,10 @@ pub async fn is_serving(addr: std::net::SocketAddr, service: &str, timeout: Dura
 /// The outermost layer of every Fabula server: errors that tonic makes itself (an
 /// unknown method, a request too large or not protobuf, a response too large) carry no
 /// details; this gives them an `ErrorInfo` ([`errors::add_missing_details`]), whether
-/// the status comes in the response's headers (trailers-only) or in its trailers.
+/// the status comes in the response's headers (trailers-only) or in its trailers. A
+/// status too large for the headers that carry it, which only a bug could make, is cut
+/// down there too ([`errors::cut_oversize_status`]), so that no call fails at the
+/// client for its error's size.
 ///
 /// It also ends a call at its `grpc-timeout` with DEADLINE_EXCEEDED and an `ErrorInfo`.
 /// tonic enforces that deadline too, but outside every layer, answering a bare
@@ -145,10 +156,17 @@ where
                     }
                 },
             };
-            errors::add_missing_details(response.headers_mut());
+            complete_status(response.headers_mut());
             Ok(response.map(|inner| DetailedBody { inner }))
         })
     }
+}
+
+/// What the layer does to the status in `headers`, if there is one: details where
+/// they are missing, and a cut where it is too large.
+fn complete_status(headers: &mut HeaderMap) {
+    errors::add_missing_details(headers);
+    errors::cut_oversize_status(headers);
 }
 
 /// The deadline a client set in `grpc-timeout`, if it is readable.
@@ -156,8 +174,8 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     headers.get(metadata::GRPC_TIMEOUT)?.to_str().ok().and_then(metadata::parse_grpc_timeout)
 }
 
-/// A response body whose trailers, when they hold an error without details, get an
-/// `ErrorInfo`; everything else passes through untouched.
+/// A response body whose trailers, when they hold an error, get what
+/// [`ErrorDetailsLayer`] gives it; everything else passes through untouched.
 #[derive(Debug, Default)]
 pub struct DetailedBody<B> {
     inner: B,
@@ -170,7 +188,7 @@ impl<B: Body + Unpin> Body for DetailedBody<B> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         if let Some(trailers) = frame.as_mut().and_then(|f| f.as_mut().ok()).and_then(Frame::trailers_mut) {
-            errors::add_missing_details(trailers);
+            complete_status(trailers);
         }
         Poll::Ready(frame)
     }
@@ -191,6 +209,7 @@ mod tests {
     use tonic::Status;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     use tonic_types::StatusExt;
+    use tower::ServiceExt;
 
     use super::*;
     use crate::auth::Principal;
@@ -247,6 +266,60 @@ mod tests {
             .expect_err("a 2-byte answer is over a 1-byte limit");
         assert_reason(&failed, Code::OutOfRange, "RESPONSE_TOO_LARGE");
         assert!(failed.message().starts_with("Error, encoded message length too large"), "{failed:?}");
+    }
+
+    /// A body of trailers alone: where a status goes once the response's headers went out.
+    #[derive(Default)]
+    struct TrailersOnly(Option<HeaderMap>);
+
+    impl Body for TrailersOnly {
+        type Data = tonic::codegen::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+            Poll::Ready(self.0.take().map(|trailers| Ok(Frame::trailers(trailers))))
+        }
+    }
+
+    /// A status no Fabula handler should make: 100 000 bytes of message.
+    fn oversize_status() -> Status {
+        let details =
+            tonic_types::ErrorDetails::with_error_info("NOT_FOUND", errors::DOMAIN, std::collections::HashMap::new());
+        Status::with_error_details(Code::NotFound, "x".repeat(100_000), details)
+    }
+
+    #[track_caller]
+    fn assert_cut(headers: &HeaderMap, where_: &str) {
+        let bytes: usize = [Status::GRPC_MESSAGE, Status::GRPC_STATUS_DETAILS]
+            .iter()
+            .filter_map(|n| headers.get(n))
+            .map(|v| v.len())
+            .sum();
+        assert!(bytes <= errors::MAX_STATUS_BYTES, "{bytes} bytes of status in the {where_}");
+        let status = Status::from_header_map(headers).unwrap_or_else(|| panic!("a status in the {where_}"));
+        assert_reason(&status, Code::NotFound, "NOT_FOUND");
+        assert_eq!(status.message().len(), errors::MAX_MESSAGE_BYTES, "the message is cut in the {where_}");
+    }
+
+    #[tokio::test]
+    async fn an_oversize_status_is_cut_in_the_headers_and_in_the_trailers() {
+        let in_headers = tower::service_fn(|_: Request<()>| async { Ok::<_, Status>(oversize_status().into_http()) });
+        let response = ErrorDetailsLayer.layer(in_headers).oneshot(Request::new(())).await.unwrap();
+        let response: Response<DetailedBody<TrailersOnly>> = response;
+        assert_cut(response.headers(), "headers");
+
+        let in_trailers = tower::service_fn(|_: Request<()>| async {
+            let mut trailers = HeaderMap::new();
+            oversize_status().add_header(&mut trailers).expect("a writable status");
+            Ok::<_, Status>(Response::new(TrailersOnly(Some(trailers))))
+        });
+        let mut body = ErrorDetailsLayer.layer(in_trailers).oneshot(Request::new(())).await.unwrap().into_body();
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let trailers = frame.and_then(Result::ok).and_then(|f| f.into_trailers().ok()).expect("the trailers");
+        assert_cut(&trailers, "trailers");
     }
 
     /// A tonic client gives up at the deadline itself and never sees the server's

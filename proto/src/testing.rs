@@ -52,16 +52,28 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// True (after a loud warning that the test harness does not capture) when
-/// PostgreSQL is not configured and the test cannot run on it.
+/// PostgreSQL is not configured and the test cannot run on it; in CI, a failure.
 pub fn skip_without_postgres(test: &str) -> bool {
-    if postgres_url().is_some() {
+    let why =
+        format!("{POSTGRES_URL_VAR} is not set (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres)");
+    skipped_unless(postgres_url().is_some(), &format!("{test} on PostgreSQL"), &why)
+}
+
+/// Whether `program` runs with `args` and succeeds: a tool a test drives is there.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program).args(args).output().is_ok_and(|output| output.status.success())
+}
+
+/// False when `ready`; else says loudly that `test` did NOT run and `why` (what is
+/// missing, and how to get it), and returns true so the test returns. A skip passes
+/// on a laptop but fails in CI (`CI` set), which installs everything the tests need.
+pub fn skipped_unless(ready: bool, test: &str, why: &str) -> bool {
+    if ready {
         return false;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! WARNING: {test} did NOT run on PostgreSQL: {POSTGRES_URL_VAR} is not set \
-         (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres) !!!"
-    );
+    let note = format!("{test} did NOT run: {why}");
+    assert!(std::env::var_os("CI").is_none(), "{note}; CI provides it and must not pass on a skip");
+    let _ = writeln!(std::io::stderr(), "\n!!! WARNING: {note} !!!");
     true
 }
 

@@ -244,16 +244,14 @@ impl WorldsApi {
                 None
             }
         };
-        if request.user.trim().is_empty() {
-            violations.add("user", "is required: a user id or username");
-        }
+        violations.check("user", rules::text(&request.user, &rules::story::share_world_request::USER));
         violations.finish()?;
         let (world_id, role) = (world_id.unwrap_or_default(), role.unwrap_or(ShareRole::Reader));
 
         let mut tx = self.0.db.begin().await?;
         let access = world_access(&mut *tx, &caller, world_id).await?;
         access.require_owner()?;
-        let (user_id, username) = find_user(&mut tx, request.user.trim()).await?;
+        let (user_id, username) = find_user(&mut tx, &request.user).await?;
         if user_id == access.owner_id {
             return Err(invalid("user", "is the world's owner already"));
         }

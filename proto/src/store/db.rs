@@ -19,6 +19,8 @@ use sqlx::{
     migrate::Migrator,
 };
 
+use crate::telemetry::escaped;
+
 /// Which database a URL points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -104,7 +106,7 @@ impl Db {
                 if let Err(error) = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
                     && !writer.is_closed()
                 {
-                    tracing::warn!(%error, "WAL checkpoint failed");
+                    tracing::warn!(error = %escaped(&error), "WAL checkpoint failed");
                 }
             }
         });

@@ -2,7 +2,7 @@
 //! Database errors are logged with their cause and reach the caller as an opaque
 //! INTERNAL; everything else is already a status with its `ErrorInfo`.
 
-use crate::errors;
+use crate::{errors, telemetry::escaped};
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +27,11 @@ impl From<Error> for Status {
                 errors::status(Code::Unavailable, "DATABASE_BUSY", "the service is overloaded; try again")
             }
             Error::Database(cause) => {
-                tracing::error!(error = %cause, "database error");
+                tracing::error!(error = %escaped(&cause), "database error");
                 errors::status(Code::Internal, "INTERNAL", "internal error")
             }
             Error::Internal(cause) => {
-                tracing::error!(error = %cause, "internal error");
+                tracing::error!(error = %escaped(&cause), "internal error");
                 errors::status(Code::Internal, "INTERNAL", "internal error")
             }
         }

@@ -90,7 +90,7 @@ pub async fn claim_attempt(db: &Db, target: &Target<'_>) -> Result<()> {
             .bind(&key)
             .execute(&mut *tx)
             .await?;
-        tracing::info!(target = %key, lock_seconds = lock.as_secs(), "sign-ins locked after failed password checks");
+        tracing::info!(target = ?key, lock_seconds = lock.as_secs(), "sign-ins locked after failed password checks");
     }
     tx.commit().await?;
     Ok(())

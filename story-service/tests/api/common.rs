@@ -21,6 +21,7 @@ use fabula_proto::{
             world_service_client::WorldServiceClient,
         },
     },
+    server::is_serving,
     token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now},
 };
 use sqlx::{AnyPool, Row};
@@ -337,6 +338,78 @@ pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, 
     let status = expect_code(result, code, context);
     assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
     status
+}
+
+/// The story-service binary, started as it is deployed: its settings in its
+/// environment (SQLite in a directory of its own, a free loopback port, `RUST_LOG`
+/// info), its output (the log) in a file. Killed when dropped, if still running.
+pub struct Binary {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Binary {
+    /// Starts the binary and waits until it serves.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // A free port: bound, read, released for the child.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+        let log = dir.path().join("story-service.log");
+        let log_file = std::fs::File::create(&log).expect("a log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_story-service"))
+            .env_clear()
+            .env("STORY_LISTEN", addr.to_string())
+            .env("STORY_DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("story.db").display()))
+            .env("FABULA_DATA_DIR", dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(log_file.try_clone().expect("share the log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start story-service");
+        let binary = Self { addr, child, log, _dir: dir };
+        let started = std::time::Instant::now();
+        while !is_serving(addr, "fabula.story.v1.StoryService", Duration::from_millis(200)).await {
+            assert!(started.elapsed() < Duration::from_secs(20), "never served:\n{}", binary.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        binary
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends it SIGTERM, as a container runtime stops it.
+    pub fn terminate(&self) {
+        let killed = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(killed.expect("run kill").success(), "SIGTERM sent");
+    }
+
+    /// Its exit status once it has exited, or `None` when it still runs after `timeout`.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let waiting = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return Some(status);
+            }
+            if waiting.elapsed() > timeout {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// A fresh id that names nothing.

@@ -10,6 +10,8 @@ mod concurrency;
 mod entities_locations;
 mod events;
 mod internal_errors;
+mod logs;
+mod long_values;
 mod names;
 mod plumbing;
 mod signals;

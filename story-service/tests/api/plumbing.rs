@@ -42,6 +42,14 @@ const SERVICES: &[&str] = &[
     "grpc.health.v1.Health",
 ];
 
+/// What reflection describes, besides the rest of the contracts.
+const DESCRIBED: [&str; 4] = [
+    "fabula.story.v1.WorldService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 async fn reflection_lists_every_service_in_v1_and_v1alpha(backend: Backend) {
     let app = spawn_app(backend).await;
 
@@ -77,8 +85,9 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha(backend: Backend) {
         assert!(v1alpha_names.contains(*service), "reflection v1alpha lists {service}: {v1alpha_names:?}");
     }
 
-    // grpcurl describes a service through the file that holds it, health included.
-    for symbol in ["fabula.story.v1.WorldService", "grpc.health.v1.Health"] {
+    // grpcurl describes a service through the file that holds it, health and
+    // reflection included, whichever version of reflection it speaks.
+    for symbol in DESCRIBED {
         let request = v1alpha::ServerReflectionRequest {
             host: String::new(),
             message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
@@ -98,7 +107,7 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha(backend: Backend) {
         );
     }
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    for symbol in ["fabula.story.v1.WorldService", "grpc.health.v1.Health"] {
+    for symbol in DESCRIBED {
         let request = v1::ServerReflectionRequest {
             host: String::new(),
             message_request: Some(v1::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.into())),
