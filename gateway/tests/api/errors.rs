@@ -314,3 +314,53 @@ async fn auth_is_checked_at_the_edge() {
     let basic = stack.http.get(format!("{}/v1/users/me", stack.base)).header("authorization", "Basic abc").send().await;
     assert_eq!(basic.unwrap().status(), StatusCode::UNAUTHORIZED, "not a bearer token");
 }
+
+/// One spelling of the `Authorization` header and whether it is read as a bearer token.
+struct SchemeCase {
+    why: &'static str,
+    /// The header, `{token}` standing for the user's access token.
+    header: &'static str,
+    accepted: bool,
+}
+
+const SCHEME_CASES: [SchemeCase; 7] = [
+    SchemeCase { why: "the usual spelling", header: "Bearer {token}", accepted: true },
+    SchemeCase { why: "upper case", header: "BEARER {token}", accepted: true },
+    SchemeCase { why: "lower case", header: "bearer {token}", accepted: true },
+    SchemeCase { why: "mixed case", header: "BeArEr {token}", accepted: true },
+    SchemeCase { why: "several spaces (1*SP)", header: "Bearer   {token}", accepted: true },
+    SchemeCase { why: "a tab is no SP", header: "Bearer\t{token}", accepted: false },
+    SchemeCase { why: "another scheme", header: "Basic {token}", accepted: false },
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc() {
+    use fabula_proto::pb::accounts::{GetMeRequest, account_service_client::AccountServiceClient};
+
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.story_addr)).unwrap();
+    let mut accounts = AccountServiceClient::new(channel.connect().await.expect("story-service answers"));
+    for case in SCHEME_CASES {
+        let header = case.header.replace("{token}", &ada.token);
+        let rest = stack.http.get(format!("{}/v1/users/me", stack.base)).header("authorization", &header);
+        let rest = common::answer(rest.send().await.unwrap()).await;
+        let mut grpc = tonic::Request::new(GetMeRequest::default());
+        grpc.metadata_mut().insert("authorization", header.parse().unwrap());
+        let grpc = accounts.get_me(grpc).await;
+        if case.accepted {
+            assert_eq!(rest.status, StatusCode::OK, "{}, REST: {:?}", case.why, rest.body);
+            assert_eq!(rest.body["id"], ada.id.as_str(), "{}, REST", case.why);
+            assert_eq!(grpc.map(|me| me.into_inner().id).ok(), Some(ada.id.clone()), "{}, gRPC", case.why);
+        } else {
+            assert_eq!(reason(&rest.body).as_deref(), Some("TOKEN_MALFORMED"), "{}, REST: {:?}", case.why, rest.body);
+            let status = grpc.expect_err("refused");
+            assert_eq!(
+                fabula_proto::testing::reason(&status).as_deref(),
+                Some("TOKEN_MALFORMED"),
+                "{}, gRPC",
+                case.why
+            );
+        }
+    }
+}
