@@ -4,7 +4,8 @@
 //! Each event's id is the update's `seq`; a browser that reconnects sends it back as
 //! `Last-Event-ID` and the stream resumes after it (`after_seq`), losing nothing.
 //! Comments keep idle streams open. A client that goes away drops the receiver, which
-//! ends the task reading the service, which cancels the gRPC stream.
+//! ends the task reading the service, which cancels the gRPC stream. A stream has no
+//! deadline (a watch lasts as long as its job): `Grpc-Timeout` bounds unary calls only.
 //!
 //! Browsers cannot put an `Authorization` header on an `EventSource`, and a token in
 //! the URL would end up in logs and history. So streams also accept the access token

@@ -364,3 +364,28 @@ async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc() {
         }
     }
 }
+
+/// A call whose deadline passes before the service answers.
+struct DeadlineCase {
+    why: &'static str,
+    path: &'static str,
+    grpc_timeout: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_that_passes_is_504_deadline_exceeded() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let cases = [
+        DeadlineCase { why: "a microsecond, to story-service", path: "/v1/worlds", grpc_timeout: "1u" },
+        DeadlineCase { why: "a nanosecond, to story-service", path: "/v1/users/me", grpc_timeout: "1n" },
+        DeadlineCase { why: "a microsecond, to gpt-worker", path: "/v1/jobs", grpc_timeout: "1u" },
+    ];
+    for case in cases {
+        let request = stack.http.get(format!("{}{}", stack.base, case.path)).bearer_auth(&ada.token);
+        let answer = common::answer(request.header("grpc-timeout", case.grpc_timeout).send().await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT, "{}: {:?}", case.why, answer.body);
+        assert_eq!(answer.body["error"]["status"], "DEADLINE_EXCEEDED", "{}", case.why);
+        assert_eq!(reason(&answer.body).as_deref(), Some("DEADLINE_EXCEEDED"), "{}: {:?}", case.why, answer.body);
+    }
+}
