@@ -113,6 +113,11 @@ impl RouteTable {
         Ok(Self { pool, routes: routes.into_iter().map(Arc::new).collect() })
     }
 
+    /// The (first) route of the gRPC method at `path`: `/package.Service/Method`.
+    pub fn by_grpc_path(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|route| route.grpc_path == path)
+    }
+
     /// The route of `method` on `path`, with its variables percent-decoded.
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -11,7 +11,8 @@
 //! the URL would end up in logs and history. So streams also accept the access token
 //! from the `fabula_watch` cookie, which `POST /v1/auth/watch-cookie` (with the usual
 //! `Authorization` header) sets: HttpOnly, SameSite=Strict, limited to `/v1/jobs/`,
-//! living no longer than the token itself. The cookie is honoured on server-streaming
+//! living no longer than the token itself, and only once story-service has confirmed
+//! the token (a disabled user gets none). The cookie is honoured on server-streaming
 //! routes only, which change nothing, so it opens no door to cross-site writes.
 
 use std::{convert::Infallible, sync::Arc};
@@ -24,14 +25,14 @@ use axum::{
     },
 };
 use bytes::Bytes;
-use fabula_proto::auth::AuthPolicy;
+use fabula_proto::{auth::AuthPolicy, metadata::request_id};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::Streaming;
 
-use crate::{Gateway, auth::WATCH_COOKIE, errors::ApiError, routes::Route, transcode};
+use crate::{Gateway, auth::WATCH_COOKIE, errors::ApiError, proxy, routes::Route, transcode};
 
 /// The request field a `Last-Event-ID` resumes after.
 const RESUME_FIELD: &str = "after_seq";
@@ -39,6 +40,8 @@ const RESUME_FIELD: &str = "after_seq";
 const SEQ_FIELD: &str = "seq";
 /// The watch cookie's scope: sent to the streams only, never readable by scripts.
 const COOKIE_ATTRIBUTES: &str = "Path=/v1/jobs/; HttpOnly; Secure; SameSite=Strict";
+/// The method that confirms a token before it goes into a cookie.
+const CONFIRMING_METHOD: &str = "/fabula.accounts.v1.AccountService/GetMe";
 /// Messages buffered between the service and a slow client.
 const BUFFER: usize = 32;
 
@@ -154,16 +157,17 @@ pub async fn clear_watch_cookie() -> Response {
 /// `POST /v1/auth/watch-cookie`: puts the caller's access token in the HttpOnly watch
 /// cookie, for `EventSource`s, for as long as the token lives.
 pub async fn watch_cookie(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    match cookie_for(&gateway, &headers) {
+    match cookie_for(&gateway, &headers).await {
         Ok(cookie) => (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-fn cookie_for(gateway: &Gateway, headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
+async fn cookie_for(gateway: &Gateway, headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
     let token = crate::auth::TokenSource::of(headers, false)?.token();
     gateway.auth.caller(AuthPolicy::User, token)?;
     let token = token.unwrap_or_default();
+    confirm_with_story_service(gateway, headers, token).await?;
     // A token within the verifier's leeway past its expiry would make a cookie that
     // lives no time at all: refuse it as expired instead.
     let max_age = gateway.auth.seconds_left(token).filter(|seconds| *seconds > 0).ok_or_else(|| {
@@ -171,4 +175,15 @@ fn cookie_for(gateway: &Gateway, headers: &HeaderMap) -> Result<HeaderValue, Api
     })?;
     let cookie = format!("{WATCH_COOKIE}={token}; {COOKIE_ATTRIBUTES}; Max-Age={max_age}");
     HeaderValue::from_str(&cookie).map_err(|_| ApiError::bad_request("TOKEN_MALFORMED", "the token is malformed"))
+}
+
+/// Asks story-service about `token` as any call with it would (GetMe), so that a token
+/// it refuses (a disabled user, a revoked session) gets its refusal instead of a cookie.
+async fn confirm_with_story_service(gateway: &Gateway, headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
+    let route = gateway.table.by_grpc_path(CONFIRMING_METHOD).ok_or_else(|| {
+        tracing::error!(method = CONFIRMING_METHOD, "no route to confirm a token with");
+        ApiError::new(tonic::Code::Internal, "internal error")
+    })?;
+    let message = DynamicMessage::new(route.method.input());
+    proxy::call_unary(gateway, route, message, headers, Some(token), &request_id(headers)).await.map(drop)
 }
