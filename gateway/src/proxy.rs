@@ -76,7 +76,7 @@ async fn serve(
     if streaming {
         sse::resume(&mut message, &parts.headers)?;
         let request = upstream_request(message, &parts.headers, token, request_id, None)?;
-        return sse::respond(gateway, route, request, &parts.headers).await;
+        return sse::respond(gateway, route, request, parts).await;
     }
     let response = call_unary(gateway, route, message, &parts.headers, token, request_id).await?;
     success(route, &response)

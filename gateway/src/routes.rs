@@ -118,18 +118,23 @@ impl RouteTable {
         self.routes.iter().find(|route| route.grpc_path == path)
     }
 
-    /// The route of `method` on `path`, with its variables percent-decoded.
+    /// The route of `method` on `path`, with its variables percent-decoded. HEAD finds
+    /// the GET route of the path (RFC 9110 §9.3.2), and a path with a GET allows HEAD.
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let wanted = if method == Method::HEAD { &Method::GET } else { method };
         let mut allowed = Vec::new();
         for route in &self.routes {
             let Some(vars) = match_template(&route.template, &parts) else { continue };
-            if route.http_method == *method {
+            if route.http_method == *wanted {
                 return Found::Route(route, vars);
             }
             if !allowed.contains(&route.http_method) {
                 allowed.push(route.http_method.clone());
             }
+        }
+        if allowed.contains(&Method::GET) {
+            allowed.push(Method::HEAD);
         }
         allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         if allowed.is_empty() { Found::Nothing } else { Found::WrongMethod(allowed) }
@@ -364,10 +369,14 @@ mod tests {
         let Found::Route(route, vars) = table.find(&Method::PATCH, "/v1/stories/abc%20d") else { panic!("no route") };
         assert_eq!(route.method.name(), "UpdateStory");
         assert_eq!(vars, vec![("story.id".to_owned(), "abc d".to_owned())]);
-        let Found::Route(route, _) = table.find(&Method::GET, "/v1/users/me") else { panic!("no route") };
-        assert_eq!(route.method.name(), "GetMe");
+        for method in [Method::GET, Method::HEAD] {
+            let Found::Route(route, _) = table.find(&method, "/v1/users/me") else { panic!("no route") };
+            assert_eq!(route.method.name(), "GetMe", "{method}");
+        }
         let Found::WrongMethod(allowed) = table.find(&Method::PUT, "/v1/worlds") else { panic!("not a 405") };
-        assert!(allowed.contains(&Method::GET) && allowed.contains(&Method::POST));
+        assert_eq!(allowed, [Method::GET, Method::HEAD, Method::POST]);
+        let Found::WrongMethod(allowed) = table.find(&Method::HEAD, "/v1/auth/login") else { panic!("not a 405") };
+        assert_eq!(allowed, [Method::POST], "HEAD only where there is a GET");
         assert!(matches!(table.find(&Method::GET, "/v1/nothing"), Found::Nothing));
         assert!(matches!(table.find(&Method::GET, "/v1/stories/"), Found::Nothing));
     }

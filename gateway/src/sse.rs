@@ -26,7 +26,7 @@ use axum::{
 };
 use bytes::Bytes;
 use fabula_proto::{auth::AuthPolicy, metadata::request_id};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -61,17 +61,21 @@ pub fn resume(message: &mut DynamicMessage, headers: &HeaderMap) -> Result<(), A
     Ok(())
 }
 
-/// Answers a server-streaming call as SSE or NDJSON.
+/// Answers a server-streaming call as SSE or NDJSON. A HEAD request opens the
+/// service's stream only to learn whether it would be served (the caller may watch, the
+/// job exists), then drops it: the answer has a GET's status and headers and no body,
+/// and holds nothing open.
 pub async fn respond(
     gateway: &Gateway,
     route: &Route,
     request: tonic::Request<DynamicMessage>,
-    headers: &HeaderMap,
+    parts: &Parts,
 ) -> Result<Response, ApiError> {
     let stream = gateway.upstreams.server_streaming(route, request).await.inspect_err(|status| {
         gateway.metrics.upstream_error(&route.name, status.code());
     })?;
-    let stop = gateway.stop.clone();
+    let stream = (parts.method != Method::HEAD).then_some(stream);
+    let (stop, headers) = (gateway.stop.clone(), &parts.headers);
     if accepts_event_stream(headers) {
         let events = relay(stream, stop, event_of);
         let keep_alive = KeepAlive::new().interval(gateway.settings.heartbeat).text("heartbeat");
@@ -93,12 +97,14 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 
 /// A task reading the service's stream into a channel, each message or error turned
 /// into an item by `item`; it stops when the client leaves or the gateway shuts down.
+/// Without a stream, the channel is empty and closed.
 fn relay<T: Send + 'static>(
-    mut upstream: Streaming<DynamicMessage>,
+    upstream: Option<Streaming<DynamicMessage>>,
     stop: tokio_util::sync::CancellationToken,
     item: fn(Result<DynamicMessage, ApiError>) -> T,
 ) -> ReceiverStream<T> {
     let (tx, rx) = mpsc::channel(BUFFER);
+    let Some(mut upstream) = upstream else { return ReceiverStream::new(rx) };
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {

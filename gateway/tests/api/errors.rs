@@ -253,7 +253,7 @@ async fn bad_input_is_refused_at_the_edge() {
             assert!(message.contains(words), "{why}: {message:?} does not say {words:?}");
         }
         if status == StatusCode::METHOD_NOT_ALLOWED {
-            assert_eq!(answer.headers["allow"], "GET, POST", "{why}");
+            assert_eq!(answer.headers["allow"], "GET, HEAD, POST", "{why}");
         }
     }
 }
