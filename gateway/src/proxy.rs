@@ -101,8 +101,9 @@ pub async fn call_unary(
         .await
         .unwrap_or_else(|_| Err(deadline_exceeded()))
         .map_err(|status| if is_expiry(&status, expires) { deadline_exceeded() } else { status })
-        .inspect_err(|status| {
+        .map_err(|status| {
             gateway.metrics.upstream_error(&route.name, status.code());
+            ApiError::upstream(status, &route.method.input())
         })?;
     Ok(response.into_inner())
 }

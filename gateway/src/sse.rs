@@ -27,7 +27,7 @@ use axum::{
 use bytes::Bytes;
 use fabula_proto::{auth::AuthPolicy, metadata::request_id};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
-use prost_reflect::{DynamicMessage, ReflectMessage, Value};
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::Streaming;
@@ -71,17 +71,18 @@ pub async fn respond(
     request: tonic::Request<DynamicMessage>,
     parts: &Parts,
 ) -> Result<Response, ApiError> {
-    let stream = gateway.upstreams.server_streaming(route, request).await.inspect_err(|status| {
+    let stream = gateway.upstreams.server_streaming(route, request).await.map_err(|status| {
         gateway.metrics.upstream_error(&route.name, status.code());
+        ApiError::upstream(status, &route.method.input())
     })?;
     let stream = (parts.method != Method::HEAD).then_some(stream);
     let (stop, headers) = (gateway.stop.clone(), &parts.headers);
     if accepts_event_stream(headers) {
-        let events = relay(stream, stop, event_of);
+        let events = relay(stream, route.method.input(), stop, event_of);
         let keep_alive = KeepAlive::new().interval(gateway.settings.heartbeat).text("heartbeat");
         return Ok(Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(keep_alive).into_response());
     }
-    let lines = relay(stream, stop, ndjson_line);
+    let lines = relay(stream, route.method.input(), stop, ndjson_line);
     let body = axum::body::Body::from_stream(lines.map(Ok::<_, Infallible>));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
@@ -95,11 +96,12 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.split(',').any(|t| t.split(';').next().is_some_and(|m| m.trim() == "text/event-stream")))
 }
 
-/// A task reading the service's stream into a channel, each message or error turned
-/// into an item by `item`; it stops when the client leaves or the gateway shuts down.
-/// Without a stream, the channel is empty and closed.
+/// A task reading the service's stream (of a method taking `input`) into a channel,
+/// each message or error turned into an item by `item`; it stops when the client leaves
+/// or the gateway shuts down. Without a stream, the channel is empty and closed.
 fn relay<T: Send + 'static>(
     upstream: Option<Streaming<DynamicMessage>>,
+    input: MessageDescriptor,
     stop: tokio_util::sync::CancellationToken,
     item: fn(Result<DynamicMessage, ApiError>) -> T,
 ) -> ReceiverStream<T> {
@@ -115,7 +117,7 @@ fn relay<T: Send + 'static>(
             let (value, last) = match next {
                 Ok(Some(message)) => (Ok(message), false),
                 Ok(None) => break,
-                Err(status) => (Err(ApiError::from(status)), true),
+                Err(status) => (Err(ApiError::upstream(status, &input)), true),
             };
             if tx.send(item(value)).await.is_err() || last {
                 break;

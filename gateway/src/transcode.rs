@@ -54,21 +54,22 @@ fn body_json(rule: &BodyRule, body: &[u8]) -> Result<Map<String, Value>, ApiErro
     }
 }
 
-/// Sets the field at the dotted `path` from a path variable; a body that set it
-/// otherwise is a collision.
+/// Sets the field at the dotted `path` (proto names) from a path variable; a body that
+/// set it otherwise is a collision. Errors name the field by its JSON path.
 fn set_from_path(
     root: &mut Map<String, Value>,
     input: &MessageDescriptor,
     path: &str,
     text: &str,
 ) -> Result<(), ApiError> {
-    let fields = field_path(input, path).map_err(|e| ApiError::bad_field(path, e))?;
-    let value = scalar(fields.last().ok_or_else(|| ApiError::bad_field(path, "empty path"))?, text, path)?;
-    let names: Vec<&str> = path.split('.').collect();
-    let (parent, key) = entry(root, &fields, &names, path)?;
+    let name = json_path(input, path);
+    let fields = field_path(input, path).map_err(|e| ApiError::bad_field(&name, e))?;
+    let value = scalar(fields.last().ok_or_else(|| ApiError::bad_field(&name, "empty path"))?, text, &name)?;
+    let names: Vec<&str> = fields.iter().map(FieldDescriptor::json_name).collect();
+    let (parent, key) = entry(root, &fields, &names, &name)?;
     match parent.get(&key) {
         Some(existing) if *existing != value => {
-            Err(ApiError::bad_field(path, "the path and the body disagree on this field; leave it out of the body"))
+            Err(ApiError::bad_field(&name, "the path and the body disagree on this field; leave it out of the body"))
         }
         _ => {
             parent.insert(key, value);
@@ -215,6 +216,65 @@ fn unknown_field(message: &str) -> Option<&str> {
     quoted.split_once('\'').map(|(name, _)| name)
 }
 
+/// `path`, a field path of proto names as the services write them (`world.world_type`,
+/// `spec.batch_analyze.story_ids[2]`, `entity.attributes["key"]`), with each field of
+/// `message` along it named by its JSON name; what is not a field (a subscript, a name
+/// `message` does not have) stays as it is.
+pub fn json_path(message: &MessageDescriptor, path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut current = Some(message.clone());
+    let mut rest = path;
+    loop {
+        let (name, after) = rest.split_at(rest.find(['.', '[']).unwrap_or(rest.len()));
+        let field = current.as_ref().and_then(|m| m.get_field_by_name(name));
+        out.push_str(field.as_ref().map_or(name, FieldDescriptor::json_name));
+        current = field.as_ref().and_then(value_message);
+        let (subscripts, after) = after.split_at(subscripts_len(after));
+        out.push_str(subscripts);
+        match after.strip_prefix('.') {
+            Some(next) => {
+                out.push('.');
+                rest = next;
+            }
+            None => {
+                out.push_str(after);
+                return out;
+            }
+        }
+    }
+}
+
+/// The message a field's values are, for a map its values' message.
+fn value_message(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    let kind = match field.kind() {
+        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+        kind => kind,
+    };
+    kind.as_message().cloned()
+}
+
+/// The length of the `[2]["key"]` subscripts at the start of `text`, a quoted key
+/// (escaped as `{:?}` writes it) read whole whatever it holds.
+fn subscripts_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = 0;
+    while bytes.get(end) == Some(&b'[') {
+        let (mut i, mut quoted) = (end + 1, false);
+        while let Some(&byte) = bytes.get(i) {
+            i += 1;
+            match byte {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b']' if !quoted => break,
+                _ => {}
+            }
+        }
+        end = i.min(bytes.len());
+    }
+    // An escape of a non-ASCII character could end inside it: go on to a boundary.
+    (end..=bytes.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(bytes.len())
+}
+
 /// A message as canonical JSON: lowerCamelCase, enums by name, 64-bit integers as strings.
 pub fn response_json(message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(256);
@@ -308,6 +368,40 @@ mod tests {
             let (route, vars) = find(&table, Method::POST, path);
             let error = request_message(&route, &vars, None, body).unwrap_err();
             assert!(error.message.starts_with(starts), "{path}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn field_paths_are_given_in_json_names() {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        // (request message, the services' path, as REST clients name it)
+        let cases = [
+            ("fabula.story.v1.ListWorldsRequest", "page_size", "pageSize"),
+            ("fabula.story.v1.UpdateWorldRequest", "world.world_type", "world.worldType"),
+            ("fabula.story.v1.UpdateWorldRequest", "update_mask", "updateMask"),
+            ("fabula.story.v1.UpdateStoryRequest", "story.entity_ids", "story.entityIds"),
+            ("fabula.story.v1.UpdateStoryRequest", "story.entity_ids[2]", "story.entityIds[2]"),
+            ("fabula.jobs.v1.CreateJobRequest", "spec.batch_analyze.story_ids[0]", "spec.batchAnalyze.storyIds[0]"),
+            ("fabula.jobs.v1.CreateJobRequest", "request_id", "requestId"),
+            (
+                "fabula.story.v1.CreateEntityRequest",
+                r#"entity.attributes["first_name"]"#,
+                r#"entity.attributes["first_name"]"#,
+            ),
+            (
+                "fabula.story.v1.CreateEntityRequest",
+                r#"entity.attributes["a.b[\"c]"]"#,
+                r#"entity.attributes["a.b[\"c]"]"#,
+            ),
+            ("fabula.story.v1.CreateEntityRequest", "world_id", "worldId"),
+            ("fabula.story.v1.CreateEntityRequest", "no_such.field_name", "no_such.field_name"),
+            ("fabula.story.v1.CreateEntityRequest", "", ""),
+            ("fabula.story.v1.CreateEntityRequest", "entity.", "entity."),
+            ("fabula.story.v1.CreateEntityRequest", "entity[\"é", "entity[\"é"),
+        ];
+        for (message, path, json) in cases {
+            let message = pool.get_message_by_name(message).unwrap();
+            assert_eq!(json_path(&message, path), json, "{path}");
         }
     }
 

@@ -389,3 +389,75 @@ async fn a_deadline_that_passes_is_504_deadline_exceeded() {
         assert_eq!(reason(&answer.body).as_deref(), Some("DEADLINE_EXCEEDED"), "{}: {:?}", case.why, answer.body);
     }
 }
+
+/// A request refused as INVALID_ARGUMENT naming one field, as a REST client names it.
+struct FieldCase {
+    why: &'static str,
+    method: Method,
+    path: String,
+    /// The JSON body as sent (text, so that it may repeat a key); none when empty.
+    body: Option<String>,
+    /// The field the `BadRequest` names, and the message starts with.
+    field: &'static str,
+}
+
+impl FieldCase {
+    fn new(why: &'static str, method: Method, path: impl Into<String>) -> Self {
+        Self { why, method, path: path.into(), body: None, field: "" }
+    }
+
+    fn sending(self, body: impl Into<String>) -> Self {
+        Self { body: Some(body.into()), ..self }
+    }
+
+    fn names(self, field: &'static str) -> Self {
+        Self { field, ..self }
+    }
+}
+
+/// Sends each case as `token` and checks it is refused naming its field.
+async fn expect_field_errors(stack: &common::Stack, token: &str, cases: Vec<FieldCase>) {
+    for case in cases {
+        let mut request = stack.http.request(case.method, format!("{}{}", stack.base, case.path)).bearer_auth(token);
+        if let Some(body) = case.body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let answer = common::answer(request.send().await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}: {:?}", case.why, answer.body);
+        assert_eq!(reason(&answer.body).as_deref(), Some("INVALID_ARGUMENT"), "{}: {:?}", case.why, answer.body);
+        let details = answer.body["error"]["details"].as_array().cloned().unwrap_or_default();
+        let violations = details.iter().find_map(|d| d["fieldViolations"].as_array()).cloned().unwrap_or_default();
+        let fields: Vec<&str> = violations.iter().filter_map(|v| v["field"].as_str()).collect();
+        assert_eq!(fields, [case.field], "{}: {:?}", case.why, answer.body);
+        let message = answer.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{}: ", case.field)), "{}: {message:?}", case.why);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_fields_as_rest_clients_do() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    stack.enable_gpt(&ada).await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let stories = format!("/v1/worlds/{world}/stories");
+    let story = stack.call(Method::POST, &stories, Some(&ada.token), Some(json!({"title": "T"}))).await;
+    let story = story.body["id"].as_str().unwrap().to_owned();
+    let cases = vec![
+        FieldCase::new("a negative page size", Method::GET, "/v1/worlds?pageSize=-1").names("pageSize"),
+        FieldCase::new("a page token of nobody", Method::GET, "/v1/worlds?page_token=garbage").names("pageToken"),
+        FieldCase::new("a mask of no field", Method::PATCH, format!("/v1/worlds/{world}?updateMask=colour"))
+            .sending(r#"{"name": "x"}"#)
+            .names("updateMask"),
+        FieldCase::new("a link to no entity", Method::PATCH, format!("/v1/stories/{story}?updateMask=entityIds"))
+            .sending(r#"{"entityIds": ["nope"]}"#)
+            .names("story.entityIds"),
+        FieldCase::new("a batch of no story", Method::POST, "/v1/jobs")
+            .sending(format!(r#"{{"batchAnalyze": {{"worldId": "{world}", "storyIds": []}}}}"#))
+            .names("spec.batchAnalyze.storyIds"),
+        FieldCase::new("the path and the body disagree", Method::POST, format!("/v1/worlds/{world}/shares"))
+            .sending(r#"{"worldId": "other", "user": "bob", "role": "READER"}"#)
+            .names("worldId"),
+    ];
+    expect_field_errors(&stack, &ada.token, cases).await;
+}
