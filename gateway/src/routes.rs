@@ -17,6 +17,8 @@ use crate::config::Settings;
 const HTTP_RULE: &str = "google.api.http";
 /// The extension that carries a method's auth policy.
 const AUTH_POLICY: &str = "fabula.options.v1.auth_policy";
+/// The extension that marks a field's behaviour (REQUIRED, OUTPUT_ONLY…).
+const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
 /// The message whose content earns the larger body limit.
 const STORY_MESSAGE: &str = "fabula.story.v1.Story";
 
@@ -63,6 +65,8 @@ pub struct Route {
     pub http_method: Method,
     pub template: Template,
     pub body: BodyRule,
+    /// Whether the body is a field declared REQUIRED: a call without it is refused.
+    pub body_required: bool,
     pub policy: AuthPolicy,
     pub upstream: Upstream,
     pub success: StatusCode,
@@ -189,6 +193,7 @@ fn route_of(
         method: method.clone(),
         http_method,
         template,
+        body_required: is_required(&body),
         body,
         policy,
         upstream,
@@ -256,6 +261,17 @@ fn body_rule(rule: &DynamicMessage, input: &MessageDescriptor) -> Result<BodyRul
             .ok_or_else(|| format!("the body field {body} does not exist")),
         _ => Ok(BodyRule::None),
     }
+}
+
+/// Whether `body` is a field declared `(google.api.field_behavior) = REQUIRED`.
+fn is_required(body: &BodyRule) -> bool {
+    let BodyRule::Field(field) = body else { return false };
+    let Some(behavior) = field.parent_pool().get_extension_by_name(FIELD_BEHAVIOR) else { return false };
+    let required = behavior.kind().as_enum().and_then(|e| e.get_value_by_name("REQUIRED")).map(|v| v.number());
+    let options = field.options();
+    options.has_extension(&behavior)
+        && matches!(options.get_extension(&behavior).as_ref(),
+            Value::List(values) if values.iter().any(|v| v.as_enum_number() == required))
 }
 
 /// Whether the body of a route holds a `message`.
@@ -393,5 +409,8 @@ mod tests {
         assert_eq!(by_name("DeleteWorld").success, StatusCode::NO_CONTENT);
         assert_eq!(by_name("GetWorld").success, StatusCode::OK);
         assert_eq!(by_name("CreateJob").upstream, Upstream::Worker);
+        assert!(by_name("UpdateWorld").body_required && by_name("CreateJob").body_required);
+        assert!(!by_name("CancelJob").body_required, "body: \"*\" is the request, no field");
+        assert!(!by_name("GetWorld").body_required);
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::{
     errors::ApiError,
     routes::{BodyRule, Route, field_path},
+    strict,
 };
 
 /// The well-known types written as one JSON string, which a query value may set.
@@ -22,7 +23,7 @@ pub fn request_message(
     body: &[u8],
 ) -> Result<DynamicMessage, ApiError> {
     let input = route.method.input();
-    let mut root = body_json(&route.body, body)?;
+    let mut root = body_json(route, body)?;
     for (path, text) in vars {
         set_from_path(&mut root, &input, path, text)?;
     }
@@ -32,25 +33,30 @@ pub fn request_message(
     deserialize(input, Value::Object(root))
 }
 
-/// The body as the start of the request's JSON object.
-fn body_json(rule: &BodyRule, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// The body as the start of the request's JSON object, read and checked by [`strict`]:
+/// under the body field's JSON name when the body is one field, which may be required.
+fn body_json(route: &Route, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let field = match &route.body {
+        BodyRule::Field(field) => Some(field),
+        _ => None,
+    };
     let blank = body.iter().all(u8::is_ascii_whitespace);
-    if blank {
-        return Ok(Map::new());
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "MALFORMED_JSON",
-            format!("the body is not valid JSON at line {} column {}: {e}", e.line(), e.column()),
-        )
-    })?;
-    match rule {
-        BodyRule::None => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
-        BodyRule::Whole => match value {
-            Value::Object(map) => Ok(map),
-            _ => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
-        },
-        BodyRule::Field(field) => Ok(Map::from_iter([(field.name().to_owned(), value)])),
+    let value = if blank { Value::Null } else { strict::parse(body, field.map(FieldDescriptor::json_name))? };
+    match (&route.body, value) {
+        (BodyRule::Field(field), Value::Null) if route.body_required => {
+            Err(ApiError::bad_field(field.json_name(), "is required: send it as the body"))
+        }
+        (_, Value::Null) if blank => Ok(Map::new()),
+        (BodyRule::None, _) => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
+        (BodyRule::Whole, Value::Object(map)) => {
+            strict::check_message(&map, &route.method.input())?;
+            Ok(map)
+        }
+        (BodyRule::Whole, _) => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
+        (BodyRule::Field(field), value) => {
+            strict::check_field(field, &value)?;
+            Ok(Map::from_iter([(field.json_name().to_owned(), value)]))
+        }
     }
 }
 

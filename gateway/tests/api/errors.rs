@@ -435,6 +435,56 @@ async fn expect_field_errors(stack: &common::Stack, token: &str, cases: Vec<Fiel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_says_each_field_once_and_never_null() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let cases = vec![
+        FieldCase::new("a key twice", Method::POST, "/v1/worlds")
+            .sending(r#"{"name": "a", "name": "b"}"#)
+            .names("world.name"),
+        FieldCase::new("a key twice, deeper", Method::POST, "/v1/jobs")
+            .sending(r#"{"paraphrase": {"text": "a", "text": "b"}}"#)
+            .names("spec.paraphrase.text"),
+        FieldCase::new("a key twice in a whole-body request", Method::POST, "/v1/auth/login")
+            .sending(r#"{"login": "ada", "password": "x", "password": "y"}"#)
+            .names("password"),
+        FieldCase::new("a field by its JSON and its proto name", Method::POST, "/v1/worlds")
+            .sending(r#"{"name": "W", "worldType": "FANTASY", "world_type": "OTHER"}"#)
+            .names("world.worldType"),
+        FieldCase::new("a null enum", Method::PATCH, "/v1/users/me?updateMask=role")
+            .sending(r#"{"role": null}"#)
+            .names("user.role"),
+        FieldCase::new("a null string", Method::POST, "/v1/worlds").sending(r#"{"name": null}"#).names("world.name"),
+        FieldCase::new("a null in a whole-body request", Method::POST, "/v1/auth/login")
+            .sending(r#"{"login": null, "password": "x"}"#)
+            .names("login"),
+        FieldCase::new("a null body field", Method::PATCH, format!("/v1/worlds/{world}"))
+            .sending("null")
+            .names("world"),
+    ];
+    expect_field_errors(&stack, &ada.token, cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_body_that_is_missing_is_refused_naming_it() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let cases = vec![
+        FieldCase::new("an update of a world", Method::PATCH, format!("/v1/worlds/{world}?updateMask=name"))
+            .names("world"),
+        FieldCase::new("an update of oneself", Method::PATCH, "/v1/users/me").names("user"),
+        FieldCase::new("a blank body", Method::PATCH, "/v1/users/me").sending(" \n").names("user"),
+        FieldCase::new("a create", Method::POST, format!("/v1/worlds/{world}/stories")).names("story"),
+        FieldCase::new("a job", Method::POST, "/v1/jobs").names("spec"),
+    ];
+    expect_field_errors(&stack, &ada.token, cases).await;
+    let kept = stack.call(Method::GET, &format!("/v1/worlds/{world}"), Some(&ada.token), None).await;
+    assert_eq!(kept.body["name"], "Earthsea", "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_name_fields_as_rest_clients_do() {
     let stack = spawn().await;
     let ada = stack.register("ada").await;
