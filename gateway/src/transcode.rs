@@ -2,8 +2,10 @@
 //! a request message assembled from the path variables, the query and the body as
 //! its route says, and a response message written as lowerCamelCase JSON.
 
+use fabula_proto::errors::quote;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
+use serde_path_to_error::Segment;
 
 use crate::{
     errors::ApiError,
@@ -30,7 +32,7 @@ pub fn request_message(
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         apply_query(&mut root, &input, &route.body, query)?;
     }
-    deserialize(input, Value::Object(root))
+    deserialize(input, &Value::Object(root))
 }
 
 /// The body as the start of the request's JSON object, read and checked by [`strict`]:
@@ -198,22 +200,44 @@ fn camel_mask(mask: &str) -> String {
     out
 }
 
-/// The message from its JSON, each error naming the field it is about.
-fn deserialize(input: MessageDescriptor, json: Value) -> Result<DynamicMessage, ApiError> {
+/// The message from its JSON, each error naming the field it is about and quoting
+/// (short) the value it is about.
+fn deserialize(input: MessageDescriptor, json: &Value) -> Result<DynamicMessage, ApiError> {
     let mut track = serde_path_to_error::Track::new();
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(input, deserializer, &options).map_err(|error| {
         let message = error.to_string();
+        let path = track.path();
+        let unknown = unknown_field(&message);
         // The path ends at the object that holds an unknown field: name the field itself.
-        let path = match (track.path().to_string(), unknown_field(&message)) {
+        let field = match (path.to_string(), unknown) {
             (path, Some(name)) if path == "." => name.to_owned(),
             (path, Some(name)) => format!("{path}.{name}"),
             (path, None) if path == "." => "body".to_owned(),
             (path, None) => path,
         };
-        ApiError::bad_field(&path, message)
+        let sent = unknown.or_else(|| text_at(json, &path));
+        ApiError::bad_field(&field, without_echo(&message, sent))
     })
+}
+
+/// The string at `path` in `json`, when there is one.
+fn text_at<'a>(json: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a str> {
+    let value = path.iter().try_fold(json, |value, segment| match segment {
+        Segment::Seq { index } => value.get(index),
+        Segment::Map { key } => value.get(key),
+        Segment::Enum { .. } | Segment::Unknown => None,
+    });
+    value?.as_str()
+}
+
+/// A deserializer's `message` with `sent`, the client's text it is about, quoted short:
+/// serde writes it whole as `{:?}` does, prost-reflect whole in single quotes.
+fn without_echo(message: &str, sent: Option<&str>) -> String {
+    let Some(sent) = sent else { return message.to_owned() };
+    let quoted = quote(sent);
+    message.replace(&format!("{sent:?}"), &quoted).replace(&format!("'{sent}'"), &quoted)
 }
 
 /// The name in prost-reflect's "unrecognized field name 'x'".

@@ -511,3 +511,89 @@ async fn errors_name_fields_as_rest_clients_do() {
     ];
     expect_field_errors(&stack, &ada.token, cases).await;
 }
+
+/// A request that holds a long value, and the status it is answered with.
+struct LongCase {
+    why: &'static str,
+    method: Method,
+    /// The path and query.
+    target: String,
+    body: Option<String>,
+}
+
+impl LongCase {
+    fn get(why: &'static str, target: String) -> Self {
+        Self { why, method: Method::GET, target, body: None }
+    }
+
+    fn post(why: &'static str, target: &str, body: String) -> Self {
+        Self { why, method: Method::POST, target: target.to_owned(), body: Some(body) }
+    }
+}
+
+/// The characters of a long value in a URL: under hyper's limit of 65 534 bytes for a
+/// request target, beyond which hyper answers 414 before the gateway sees the request.
+const LONG_IN_A_URL: usize = 60_000;
+/// The characters of a long value in a body, or in a URL over hyper's limit.
+const LONG: usize = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_value_gets_a_short_answer() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let (url, body) = ("a".repeat(LONG_IN_A_URL), "a".repeat(LONG));
+    let cases = [
+        LongCase::get("the id of a world", format!("/v1/worlds/{url}")),
+        LongCase::get("a filter", format!("/v1/worlds?filter={url}")),
+        LongCase::get("the id of a job", format!("/v1/jobs/{url}")),
+        LongCase::get("the name of an unknown query parameter", format!("/v1/worlds?{url}=1")),
+        LongCase::get("a query value of the wrong type", format!("/v1/worlds?pageSize={url}")),
+        LongCase::post("an enum value", "/v1/worlds", format!(r#"{{"name": "W", "worldType": "{body}"}}"#)),
+        LongCase::post("a string for a boolean", "/v1/jobs", format!(r#"{{"extractEvents": {{"force": "{body}"}}}}"#)),
+        LongCase::post(
+            "a string for a number",
+            "/v1/worlds/w/stories",
+            format!(r#"{{"title": "T", "order": "{body}"}}"#),
+        ),
+        LongCase::post("an unknown field", "/v1/worlds", format!(r#"{{"{body}": 1}}"#)),
+        LongCase::post("a key given twice", "/v1/worlds", format!(r#"{{"{body}": 1, "{body}": 1}}"#)),
+        LongCase::post("a null under a long key", "/v1/auth/login", format!(r#"{{"login": null, "{body}": 1}}"#)),
+    ];
+    for case in cases {
+        let mut request = stack.http.request(case.method, format!("{}{}", stack.base, case.target));
+        if let Some(body) = case.body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.bearer_auth(&ada.token).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {text}", case.why);
+        assert!(text.len() < 2048, "{}: {} bytes: {text}", case.why, text.len());
+        // A value is shown by its first 64 characters, a field's name by its first 128 bytes.
+        assert!(!text.contains(&"a".repeat(128)), "{}: the value is echoed: {text}", case.why);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_over_hypers_limit_is_414_not_a_broken_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let stack = spawn().await;
+    let long = "a".repeat(LONG);
+    let targets = [
+        format!("/v1/worlds/{long}"),
+        format!("/v1/worlds?filter={long}"),
+        format!("/v1/jobs/{long}"),
+        format!("/v1/worlds?{long}=1"),
+    ];
+    for target in targets {
+        // Over 64 KiB, no HTTP client builds the URL: write the request by hand.
+        let mut stream = tokio::net::TcpStream::connect(stack.gateway_addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("the gateway reads the request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("the gateway answers, then closes");
+        assert!(answer.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{}…: {answer}", &target[..20]);
+        assert!(answer.len() < 2048, "{}…: {answer}", &target[..20]);
+    }
+}
