@@ -401,37 +401,63 @@ mod tests {
         }
     }
 
+    /// A field path as a service names it, and as a REST client does.
+    struct JsonPathCase {
+        message: &'static str,
+        proto: &'static str,
+        json: &'static str,
+    }
+
     #[test]
     fn field_paths_are_given_in_json_names() {
         let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
-        // (request message, the services' path, as REST clients name it)
         let cases = [
-            ("fabula.story.v1.ListWorldsRequest", "page_size", "pageSize"),
-            ("fabula.story.v1.UpdateWorldRequest", "world.world_type", "world.worldType"),
-            ("fabula.story.v1.UpdateWorldRequest", "update_mask", "updateMask"),
-            ("fabula.story.v1.UpdateStoryRequest", "story.entity_ids", "story.entityIds"),
-            ("fabula.story.v1.UpdateStoryRequest", "story.entity_ids[2]", "story.entityIds[2]"),
-            ("fabula.jobs.v1.CreateJobRequest", "spec.batch_analyze.story_ids[0]", "spec.batchAnalyze.storyIds[0]"),
-            ("fabula.jobs.v1.CreateJobRequest", "request_id", "requestId"),
-            (
-                "fabula.story.v1.CreateEntityRequest",
-                r#"entity.attributes["first_name"]"#,
-                r#"entity.attributes["first_name"]"#,
-            ),
-            (
-                "fabula.story.v1.CreateEntityRequest",
-                r#"entity.attributes["a.b[\"c]"]"#,
-                r#"entity.attributes["a.b[\"c]"]"#,
-            ),
-            ("fabula.story.v1.CreateEntityRequest", "world_id", "worldId"),
-            ("fabula.story.v1.CreateEntityRequest", "no_such.field_name", "no_such.field_name"),
-            ("fabula.story.v1.CreateEntityRequest", "", ""),
-            ("fabula.story.v1.CreateEntityRequest", "entity.", "entity."),
-            ("fabula.story.v1.CreateEntityRequest", "entity[\"é", "entity[\"é"),
+            JsonPathCase { message: "fabula.story.v1.ListWorldsRequest", proto: "page_size", json: "pageSize" },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateWorldRequest",
+                proto: "world.world_type",
+                json: "world.worldType",
+            },
+            JsonPathCase { message: "fabula.story.v1.UpdateWorldRequest", proto: "update_mask", json: "updateMask" },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateStoryRequest",
+                proto: "story.entity_ids",
+                json: "story.entityIds",
+            },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateStoryRequest",
+                proto: "story.entity_ids[2]",
+                json: "story.entityIds[2]",
+            },
+            JsonPathCase {
+                message: "fabula.jobs.v1.CreateJobRequest",
+                proto: "spec.batch_analyze.story_ids[0]",
+                json: "spec.batchAnalyze.storyIds[0]",
+            },
+            JsonPathCase { message: "fabula.jobs.v1.CreateJobRequest", proto: "request_id", json: "requestId" },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: r#"entity.attributes["first_name"]"#,
+                json: r#"entity.attributes["first_name"]"#,
+            },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: r#"entity.attributes["a.b[\"c]"]"#,
+                json: r#"entity.attributes["a.b[\"c]"]"#,
+            },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "world_id", json: "worldId" },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: "no_such.field_name",
+                json: "no_such.field_name",
+            },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "", json: "" },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "entity.", json: "entity." },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "entity[\"é", json: "entity[\"é" },
         ];
-        for (message, path, json) in cases {
-            let message = pool.get_message_by_name(message).unwrap();
-            assert_eq!(json_path(&message, path), json, "{path}");
+        for case in cases {
+            let message = pool.get_message_by_name(case.message).unwrap();
+            assert_eq!(json_path(&message, case.proto), case.json, "{}", case.proto);
         }
     }
 

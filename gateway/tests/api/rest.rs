@@ -230,19 +230,25 @@ async fn head_answers_every_get_route_as_get_does_without_a_body() {
     }
 }
 
+/// A method a path does not take, and the methods it does.
+struct AllowCase {
+    method: Method,
+    path: &'static str,
+    allow: &'static str,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_method_lists_head_beside_get() {
     let stack = spawn().await;
-    // (path, method, the Allow header)
     let cases = [
-        ("/v1/worlds", Method::PUT, "GET, HEAD, POST"),
-        ("/v1/users/me", Method::POST, "GET, HEAD, PATCH"),
-        ("/v1/auth/login", Method::HEAD, "POST"),
-        ("/v1/auth/login", Method::GET, "POST"),
+        AllowCase { method: Method::PUT, path: "/v1/worlds", allow: "GET, HEAD, POST" },
+        AllowCase { method: Method::POST, path: "/v1/users/me", allow: "GET, HEAD, PATCH" },
+        AllowCase { method: Method::HEAD, path: "/v1/auth/login", allow: "POST" },
+        AllowCase { method: Method::GET, path: "/v1/auth/login", allow: "POST" },
     ];
-    for (path, method, allow) in cases {
-        let answer = stack.call(method.clone(), path, None, None).await;
-        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert_eq!(answer.headers["allow"], allow, "{method} {path}");
+    for case in cases {
+        let answer = stack.call(case.method.clone(), case.path, None, None).await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{} {}", case.method, case.path);
+        assert_eq!(answer.headers["allow"], case.allow, "{} {}", case.method, case.path);
     }
 }
