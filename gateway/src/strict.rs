@@ -9,7 +9,7 @@ use std::{cell::RefCell, fmt};
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Number, Value, map::Entry};
 
 use crate::errors::ApiError;
 
@@ -29,14 +29,13 @@ const NULL_IS_A_VALUE: [&str; 11] = [
 ];
 
 /// One step of the way to a value: an object's key or an array's index.
-#[derive(Debug)]
 enum Step<K> {
     Key(K),
     Index(usize),
 }
 
 /// The steps as a field path, `a.b[2].c`, after `within` when there is one.
-fn field_path<K: AsRef<str>>(within: Option<&str>, steps: &[Step<K>], last: Option<&str>) -> String {
+fn path_text<K: AsRef<str>>(within: Option<&str>, steps: &[Step<K>], last: Option<&str>) -> String {
     let mut out = within.unwrap_or_default().to_owned();
     let keys = steps.iter().map(|step| match step {
         Step::Key(key) => Step::Key(key.as_ref()),
@@ -64,7 +63,7 @@ pub fn parse(body: &[u8], within: Option<&str>) -> Result<Value, ApiError> {
     parsed.and_then(|value| deserializer.end().map(|()| value)).map_err(|error| match trail.into_inner() {
         Some(mut steps) => {
             steps.reverse();
-            ApiError::bad_field(&field_path(within, &steps, None), "is given twice")
+            ApiError::bad_field(&path_text(within, &steps, None), "is given twice")
         }
         None => ApiError::bad_request("MALFORMED_JSON", format!("the body is not valid JSON: {error}")),
     })
@@ -134,7 +133,7 @@ impl<'de> Visitor<'de> for UniqueKeys<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(self).inspect_err(|_| self.within(|| Step::Index(items.len())))? {
             items.push(item);
         }
@@ -144,12 +143,16 @@ impl<'de> Visitor<'de> for UniqueKeys<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                self.twice(key);
-                return Err(de::Error::custom("a key is given twice"));
-            }
             let value = map.next_value_seed(self).inspect_err(|_| self.within(|| Step::Key(key.clone())))?;
-            object.insert(key, value);
+            match object.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(slot) => {
+                    self.twice(slot.key().clone());
+                    return Err(de::Error::custom("a key is given twice"));
+                }
+            }
         }
         Ok(Value::Object(object))
     }
@@ -233,7 +236,7 @@ impl<'a> Walk<'a> {
 
     /// 400 naming the field where the walk is, or `last` in the object there.
     fn refuse(&self, last: Option<&str>, description: impl Into<String>) -> ApiError {
-        ApiError::bad_field(&field_path(self.within, &self.steps, last), description)
+        ApiError::bad_field(&path_text(self.within, &self.steps, last), description)
     }
 }
 
