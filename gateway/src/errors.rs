@@ -1,17 +1,26 @@
 //! Every error the gateway answers with, in the Google JSON shape
 //! `{"error": {"code", "status", "message", "details"}}`, and the one table that maps
-//! a gRPC status to HTTP the way grpc-gateway does.
+//! a gRPC status to HTTP the way grpc-gateway does. A service's error names fields as
+//! the REST client does (JSON names), and no message grows with what a client sent.
 
 use std::{error::Error as _, time::Duration};
 
 use axum::response::{IntoResponse, Response};
+use fabula_proto::errors::{MAX_MESSAGE_BYTES, bounded};
 use http::{HeaderValue, Method, StatusCode, header};
+use prost_reflect::MessageDescriptor;
 use serde_json::{Value, json};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::transcode::json_path;
+
 /// The `ErrorInfo.domain` of errors the gateway makes itself.
 const DOMAIN: &str = fabula_proto::errors::DOMAIN;
+/// The longest field path a violation names, in bytes (the services' bound).
+const MAX_FIELD_BYTES: usize = 128;
+/// The longest description of one field violation, in bytes (the services' bound).
+const MAX_DESCRIPTION_BYTES: usize = 512;
 
 /// An error answer.
 #[derive(Debug)]
@@ -49,7 +58,7 @@ impl ApiError {
         Self {
             http: mapping(code).0,
             code,
-            message: message.into(),
+            message: bounded(message.into(), MAX_MESSAGE_BYTES),
             details: Vec::new(),
             retry_after: None,
             allow: Vec::new(),
@@ -66,9 +75,11 @@ impl ApiError {
         self
     }
 
-    /// 400 with a `BadRequest` naming `field` (its proto path, or the query parameter).
+    /// 400 with a `BadRequest` naming `field` (its JSON path, or the query parameter or
+    /// body key as the client spelled it).
     pub fn bad_field(field: &str, description: impl Into<String>) -> Self {
-        let description = description.into();
+        let field = bounded(field.to_owned(), MAX_FIELD_BYTES);
+        let description = bounded(description.into(), MAX_DESCRIPTION_BYTES);
         let mut error = Self::new(Code::InvalidArgument, format!("{field}: {description}")).reason("INVALID_ARGUMENT");
         error.details.push(json!({
             "@type": "type.googleapis.com/google.rpc.BadRequest",
@@ -136,21 +147,46 @@ impl ApiError {
     }
 }
 
-impl From<Status> for ApiError {
-    fn from(status: Status) -> Self {
+impl ApiError {
+    /// The error a service answered a call of a method taking `input` with. Its field
+    /// paths (proto names, as gRPC clients know them) are given as REST clients know
+    /// them, by JSON names, in its `BadRequest` and in its message.
+    pub fn upstream(status: Status, input: &MessageDescriptor) -> Self {
         let details = status.get_error_details();
+        let renames: Vec<(&str, String)> = details
+            .bad_request()
+            .map(|bad| bad.field_violations.iter().map(|v| (v.field.as_str(), json_path(input, &v.field))).collect())
+            .unwrap_or_default();
         let retry_after = details.retry_info().and_then(|r| r.retry_delay);
         let message = match status.code() {
             // A transport failure's text names hosts and errors of no use to a client.
             Code::Unavailable if status.source().is_some() => "the service is unavailable, try again".to_owned(),
-            _ => status.message().to_owned(),
+            _ => renamed(status.message(), &renames),
         };
-        Self { details: details_json(&details), retry_after, ..Self::new(status.code(), message) }
+        Self { details: details_json(&details, &renames), retry_after, ..Self::new(status.code(), message) }
     }
 }
 
-/// The details of a status as JSON, each with its `@type`.
-fn details_json(details: &ErrorDetails) -> Vec<Value> {
+/// `message` with each of its `; `-separated parts that starts `<field>: ` naming the
+/// field by its new name, as `renames` (old, new) has it.
+fn renamed(message: &str, renames: &[(&str, String)]) -> String {
+    if renames.iter().all(|(old, new)| old == new) {
+        return message.to_owned();
+    }
+    let part_renamed = |part: &str| {
+        renames
+            .iter()
+            .find_map(|(old, new)| {
+                part.strip_prefix(old).filter(|rest| rest.starts_with(": ")).map(|rest| new.clone() + rest)
+            })
+            .unwrap_or_else(|| part.to_owned())
+    };
+    message.split("; ").map(part_renamed).collect::<Vec<_>>().join("; ")
+}
+
+/// The details of a status as JSON, each with its `@type`, fields named as `renames`
+/// says and every field and description bounded.
+fn details_json(details: &ErrorDetails, renames: &[(&str, String)]) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(info) = details.error_info() {
         out.push(json!({
@@ -161,8 +197,13 @@ fn details_json(details: &ErrorDetails) -> Vec<Value> {
         }));
     }
     if let Some(bad) = details.bad_request() {
-        let violations: Vec<Value> =
-            bad.field_violations.iter().map(|v| json!({"field": v.field, "description": v.description})).collect();
+        let violation = |(v, (_, field)): (&tonic_types::FieldViolation, &(&str, String))| {
+            json!({
+                "field": bounded(field.clone(), MAX_FIELD_BYTES),
+                "description": bounded(v.description.clone(), MAX_DESCRIPTION_BYTES),
+            })
+        };
+        let violations: Vec<Value> = bad.field_violations.iter().zip(renames).map(violation).collect();
         out.push(json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations}));
     }
     if let Some(delay) = details.retry_info().and_then(|r| r.retry_delay) {
@@ -198,7 +239,18 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use prost_reflect::DescriptorPool;
+
     use super::*;
+
+    fn input(name: &str) -> MessageDescriptor {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        pool.get_message_by_name(name).unwrap()
+    }
+
+    fn upstream(status: Status) -> ApiError {
+        ApiError::upstream(status, &input("fabula.story.v1.UpdateStoryRequest"))
+    }
 
     #[test]
     fn every_code_maps_as_grpc_gateway_does() {
@@ -221,7 +273,7 @@ mod tests {
             (Code::Unauthenticated, 401),
         ];
         for (code, http) in table {
-            let response = ApiError::from(Status::new(code, "x")).into_response();
+            let response = upstream(Status::new(code, "x")).into_response();
             assert_eq!(response.status().as_u16(), http, "{code:?}");
             let challenge = response.headers().get(header::WWW_AUTHENTICATE);
             assert_eq!(challenge.is_some(), code == Code::Unauthenticated, "{code:?}");
@@ -232,7 +284,7 @@ mod tests {
     fn details_survive_the_trip_to_json() {
         let mut details = ErrorDetails::with_error_info("QUOTA", DOMAIN, std::collections::HashMap::new());
         details.set_retry_info(Some(Duration::from_millis(1500)));
-        let error = ApiError::from(Status::with_error_details(Code::ResourceExhausted, "slow", details));
+        let error = upstream(Status::with_error_details(Code::ResourceExhausted, "slow", details));
         assert_eq!(error.http, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(error.retry_after, Some(Duration::from_millis(1500)));
         let body = error.body();
@@ -241,5 +293,41 @@ mod tests {
         assert_eq!(body["error"]["details"][1]["retryDelay"], "1.5s");
         let response = error.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn a_services_field_paths_reach_rest_clients_in_json_names() {
+        let mut violations = fabula_proto::errors::FieldViolations::new();
+        violations.add("story.entity_ids", "\"x\" is no id");
+        violations.add("update_mask", "\"colour\" cannot be updated; the fields that can are title");
+        violations.add("story.title", "must not be empty");
+        let status = violations.finish().unwrap_err();
+        let body = upstream(status).body();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            "story.entityIds: \"x\" is no id; updateMask: \"colour\" cannot be updated; \
+             the fields that can are title; story.title: must not be empty"
+        );
+        let fields: Vec<&str> = body["error"]["details"][1]["fieldViolations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["story.entityIds", "updateMask", "story.title"]);
+    }
+
+    #[test]
+    fn no_error_grows_with_what_a_service_or_a_client_sent() {
+        let huge = "x".repeat(100_000);
+        let from_a_service = upstream(Status::invalid_argument(huge.clone()));
+        assert_eq!(from_a_service.message.len(), MAX_MESSAGE_BYTES);
+        let mut details = ErrorDetails::new();
+        details.set_bad_request(vec![tonic_types::FieldViolation::new(huge.clone(), huge.clone())]);
+        let body = upstream(Status::with_error_details(Code::InvalidArgument, "bad", details)).body();
+        assert!(body.to_string().len() < 2048, "{} bytes", body.to_string().len());
+        let own = ApiError::bad_field(&huge, huge.clone()).body();
+        assert!(own.to_string().len() < 2048, "{} bytes", own.to_string().len());
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! A request goes: [`proxy`] (the one handler) → [`routes`] (the table read from the
 //! `google.api.http` bindings of the contracts) → [`auth`] (the method's declared
-//! policy) → [`limits`] → [`transcode`] (JSON → protobuf, its declared rules checked
-//! by [`validate`]) → [`upstream`] (gRPC) →
-//! back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for streams.
+//! policy) → [`limits`] → [`transcode`] (JSON → protobuf, the body read by [`strict`]
+//! and every field checked against its declared rules by [`validate`]) → [`upstream`]
+//! (gRPC) → back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for
+//! streams.
 //! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes,
 //! [`docs`] the reference page that reads it and [`web`] the web page at `/`. [`build`]
 //! binds the listener and reads the contracts; [`App::run_until_stopped`] serves until
@@ -20,6 +21,7 @@ pub mod ops;
 pub mod proxy;
 pub mod routes;
 pub mod sse;
+pub mod strict;
 pub mod transcode;
 pub mod upstream;
 pub mod validate;

@@ -2,7 +2,11 @@
 //! read and transcode the request, call the service, and answer with its JSON (or
 //! its error, mapped once in [`crate::errors`]).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -10,7 +14,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use fabula_proto::metadata::{GRPC_TIMEOUT, REQUEST_ID, TRACEPARENT, parse_grpc_timeout, request_id};
+use fabula_proto::{
+    errors,
+    metadata::{GRPC_TIMEOUT, REQUEST_ID, TRACEPARENT, parse_grpc_timeout, request_id},
+};
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost_reflect::DynamicMessage;
@@ -69,18 +76,48 @@ async fn serve(
     if streaming {
         sse::resume(&mut message, &parts.headers)?;
         let request = upstream_request(message, &parts.headers, token, request_id, None)?;
-        return sse::respond(gateway, route, request, &parts.headers).await;
+        return sse::respond(gateway, route, request, parts).await;
     }
-    let deadline = deadline(&parts.headers, gateway.settings.default_deadline, gateway.settings.max_deadline)?;
-    let request = upstream_request(message, &parts.headers, token, request_id, Some(deadline))?;
+    let response = call_unary(gateway, route, message, &parts.headers, token, request_id).await?;
+    success(route, &response)
+}
+
+/// Calls the unary method of `route` with `message` as the caller (their token, request
+/// id, trace context) within their deadline, and answers with the service's message or
+/// its error as the gateway gives it.
+pub async fn call_unary(
+    gateway: &Gateway,
+    route: &Route,
+    message: DynamicMessage,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    request_id: &str,
+) -> Result<DynamicMessage, ApiError> {
+    let deadline = deadline(headers, gateway.settings.default_deadline, gateway.settings.max_deadline)?;
+    let request = upstream_request(message, headers, token, request_id, Some(deadline))?;
+    let expires = Instant::now() + deadline;
     let call = gateway.upstreams.unary(route, request);
     let response = tokio::time::timeout(deadline + DEADLINE_GRACE, call)
         .await
-        .unwrap_or_else(|_| Err(Status::deadline_exceeded("the service did not answer before the deadline")))
-        .inspect_err(|status| {
+        .unwrap_or_else(|_| Err(deadline_exceeded()))
+        .map_err(|status| if is_expiry(&status, expires) { deadline_exceeded() } else { status })
+        .map_err(|status| {
             gateway.metrics.upstream_error(&route.name, status.code());
+            ApiError::upstream(status, &route.method.input())
         })?;
-    success(route, &response.into_inner())
+    Ok(response.into_inner())
+}
+
+/// Whether `status` ended a call because its deadline, `expires`, passed: tonic's client
+/// answers its own timeout as CANCELLED ("Timeout expired"), and nothing else cancels
+/// a call the gateway is still waiting for.
+fn is_expiry(status: &Status, expires: Instant) -> bool {
+    status.code() == Code::Cancelled && Instant::now() >= expires
+}
+
+/// DEADLINE_EXCEEDED, as grpc-gateway answers a call whose deadline passed: 504.
+fn deadline_exceeded() -> Status {
+    errors::status(Code::DeadlineExceeded, "DEADLINE_EXCEEDED", "the deadline passed before the service answered")
 }
 
 /// The body, at most the route's limit, and JSON when there is one.

@@ -17,6 +17,8 @@ use crate::config::Settings;
 const HTTP_RULE: &str = "google.api.http";
 /// The extension that carries a method's auth policy.
 const AUTH_POLICY: &str = "fabula.options.v1.auth_policy";
+/// The extension that marks a field's behaviour (REQUIRED, OUTPUT_ONLY…).
+const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
 /// The message whose content earns the larger body limit.
 const STORY_MESSAGE: &str = "fabula.story.v1.Story";
 
@@ -63,6 +65,8 @@ pub struct Route {
     pub http_method: Method,
     pub template: Template,
     pub body: BodyRule,
+    /// Whether the body is a field declared REQUIRED: a call without it is refused.
+    pub body_required: bool,
     pub policy: AuthPolicy,
     pub upstream: Upstream,
     pub success: StatusCode,
@@ -113,18 +117,28 @@ impl RouteTable {
         Ok(Self { pool, routes: routes.into_iter().map(Arc::new).collect() })
     }
 
-    /// The route of `method` on `path`, with its variables percent-decoded.
+    /// The (first) route of the gRPC method at `path`: `/package.Service/Method`.
+    pub fn by_grpc_path(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|route| route.grpc_path == path)
+    }
+
+    /// The route of `method` on `path`, with its variables percent-decoded. HEAD finds
+    /// the GET route of the path (RFC 9110 §9.3.2), and a path with a GET allows HEAD.
     pub fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let wanted = if method == Method::HEAD { &Method::GET } else { method };
         let mut allowed = Vec::new();
         for route in &self.routes {
             let Some(vars) = match_template(&route.template, &parts) else { continue };
-            if route.http_method == *method {
+            if route.http_method == *wanted {
                 return Found::Route(route, vars);
             }
             if !allowed.contains(&route.http_method) {
                 allowed.push(route.http_method.clone());
             }
+        }
+        if allowed.contains(&Method::GET) {
+            allowed.push(Method::HEAD);
         }
         allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         if allowed.is_empty() { Found::Nothing } else { Found::WrongMethod(allowed) }
@@ -179,6 +193,7 @@ fn route_of(
         method: method.clone(),
         http_method,
         template,
+        body_required: is_required(&body),
         body,
         policy,
         upstream,
@@ -246,6 +261,17 @@ fn body_rule(rule: &DynamicMessage, input: &MessageDescriptor) -> Result<BodyRul
             .ok_or_else(|| format!("the body field {body} does not exist")),
         _ => Ok(BodyRule::None),
     }
+}
+
+/// Whether `body` is a field declared `(google.api.field_behavior) = REQUIRED`.
+fn is_required(body: &BodyRule) -> bool {
+    let BodyRule::Field(field) = body else { return false };
+    let Some(behavior) = field.parent_pool().get_extension_by_name(FIELD_BEHAVIOR) else { return false };
+    let required = behavior.kind().as_enum().and_then(|e| e.get_value_by_name("REQUIRED")).map(|v| v.number());
+    let options = field.options();
+    options.has_extension(&behavior)
+        && matches!(options.get_extension(&behavior).as_ref(),
+            Value::List(values) if values.iter().any(|v| v.as_enum_number() == required))
 }
 
 /// Whether the body of a route holds a `message`.
@@ -359,10 +385,14 @@ mod tests {
         let Found::Route(route, vars) = table.find(&Method::PATCH, "/v1/stories/abc%20d") else { panic!("no route") };
         assert_eq!(route.method.name(), "UpdateStory");
         assert_eq!(vars, vec![("story.id".to_owned(), "abc d".to_owned())]);
-        let Found::Route(route, _) = table.find(&Method::GET, "/v1/users/me") else { panic!("no route") };
-        assert_eq!(route.method.name(), "GetMe");
+        for method in [Method::GET, Method::HEAD] {
+            let Found::Route(route, _) = table.find(&method, "/v1/users/me") else { panic!("no route") };
+            assert_eq!(route.method.name(), "GetMe", "{method}");
+        }
         let Found::WrongMethod(allowed) = table.find(&Method::PUT, "/v1/worlds") else { panic!("not a 405") };
-        assert!(allowed.contains(&Method::GET) && allowed.contains(&Method::POST));
+        assert_eq!(allowed, [Method::GET, Method::HEAD, Method::POST]);
+        let Found::WrongMethod(allowed) = table.find(&Method::HEAD, "/v1/auth/login") else { panic!("not a 405") };
+        assert_eq!(allowed, [Method::POST], "HEAD only where there is a GET");
         assert!(matches!(table.find(&Method::GET, "/v1/nothing"), Found::Nothing));
         assert!(matches!(table.find(&Method::GET, "/v1/stories/"), Found::Nothing));
     }
@@ -379,5 +409,8 @@ mod tests {
         assert_eq!(by_name("DeleteWorld").success, StatusCode::NO_CONTENT);
         assert_eq!(by_name("GetWorld").success, StatusCode::OK);
         assert_eq!(by_name("CreateJob").upstream, Upstream::Worker);
+        assert!(by_name("UpdateWorld").body_required && by_name("CreateJob").body_required);
+        assert!(!by_name("CancelJob").body_required, "body: \"*\" is the request, no field");
+        assert!(!by_name("GetWorld").body_required);
     }
 }

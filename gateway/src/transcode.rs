@@ -2,13 +2,15 @@
 //! a request message assembled from the path variables, the query and the body as
 //! its route says, and a response message written as lowerCamelCase JSON.
 
+use fabula_proto::errors::quote;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
+use serde_path_to_error::Segment;
 
 use crate::{
     errors::ApiError,
     routes::{BodyRule, Route, field_path},
-    validate,
+    strict, validate,
 };
 
 /// The well-known types written as one JSON string, which a query value may set.
@@ -23,7 +25,7 @@ pub fn request_message(
     body: &[u8],
 ) -> Result<DynamicMessage, ApiError> {
     let input = route.method.input();
-    let mut root = body_json(&route.body, body)?;
+    let mut root = body_json(route, body)?;
     for (path, text) in vars {
         set_from_path(&mut root, &input, path, text)?;
     }
@@ -31,46 +33,52 @@ pub fn request_message(
         apply_query(&mut root, &input, &route.body, query)?;
     }
     validate::check(&input, &root)?;
-    deserialize(input, Value::Object(root))
+    deserialize(input, &Value::Object(root))
 }
 
-/// The body as the start of the request's JSON object.
-fn body_json(rule: &BodyRule, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// The body as the start of the request's JSON object, read and checked by [`strict`]:
+/// under the body field's JSON name when the body is one field, which may be required.
+fn body_json(route: &Route, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let field = match &route.body {
+        BodyRule::Field(field) => Some(field),
+        _ => None,
+    };
     let blank = body.iter().all(u8::is_ascii_whitespace);
-    if blank {
-        return Ok(Map::new());
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "MALFORMED_JSON",
-            format!("the body is not valid JSON at line {} column {}: {e}", e.line(), e.column()),
-        )
-    })?;
-    match rule {
-        BodyRule::None => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
-        BodyRule::Whole => match value {
-            Value::Object(map) => Ok(map),
-            _ => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
-        },
-        BodyRule::Field(field) => Ok(Map::from_iter([(field.name().to_owned(), value)])),
+    let value = if blank { Value::Null } else { strict::parse(body, field.map(FieldDescriptor::json_name))? };
+    match (&route.body, value) {
+        (BodyRule::Field(field), Value::Null) if route.body_required => {
+            Err(ApiError::bad_field(field.json_name(), "is required: send it as the body"))
+        }
+        (_, Value::Null) if blank => Ok(Map::new()),
+        (BodyRule::None, _) => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
+        (BodyRule::Whole, Value::Object(map)) => {
+            strict::check_message(&map, &route.method.input())?;
+            Ok(map)
+        }
+        (BodyRule::Whole, _) => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
+        (BodyRule::Field(field), value) => {
+            strict::check_field(field, &value)?;
+            Ok(Map::from_iter([(field.json_name().to_owned(), value)]))
+        }
     }
 }
 
-/// Sets the field at the dotted `path` from a path variable; a body that set it
-/// otherwise is a collision.
+/// Sets the field at the dotted `path` (proto names) from a path variable; a body that
+/// set it otherwise is a collision. Errors name the field by its JSON path.
 fn set_from_path(
     root: &mut Map<String, Value>,
     input: &MessageDescriptor,
     path: &str,
     text: &str,
 ) -> Result<(), ApiError> {
-    let fields = field_path(input, path).map_err(|e| ApiError::bad_field(path, e))?;
-    let value = scalar(fields.last().ok_or_else(|| ApiError::bad_field(path, "empty path"))?, text, path)?;
-    let names: Vec<&str> = path.split('.').collect();
-    let (parent, key) = entry(root, &fields, &names, path)?;
+    let name = json_path(input, path);
+    let fields = field_path(input, path).map_err(|e| ApiError::bad_field(&name, e))?;
+    let value = scalar(fields.last().ok_or_else(|| ApiError::bad_field(&name, "empty path"))?, text, &name)?;
+    let names: Vec<&str> = fields.iter().map(FieldDescriptor::json_name).collect();
+    let (parent, key) = entry(root, &fields, &names, &name)?;
     match parent.get(&key) {
         Some(existing) if *existing != value => {
-            Err(ApiError::bad_field(path, "the path and the body disagree on this field; leave it out of the body"))
+            Err(ApiError::bad_field(&name, "the path and the body disagree on this field; leave it out of the body"))
         }
         _ => {
             parent.insert(key, value);
@@ -193,28 +201,109 @@ fn camel_mask(mask: &str) -> String {
     out
 }
 
-/// The message from its JSON, each error naming the field it is about.
-fn deserialize(input: MessageDescriptor, json: Value) -> Result<DynamicMessage, ApiError> {
+/// The message from its JSON, each error naming the field it is about and quoting
+/// (short) the value it is about.
+fn deserialize(input: MessageDescriptor, json: &Value) -> Result<DynamicMessage, ApiError> {
     let mut track = serde_path_to_error::Track::new();
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(input, deserializer, &options).map_err(|error| {
         let message = error.to_string();
+        let path = track.path();
+        let unknown = unknown_field(&message);
         // The path ends at the object that holds an unknown field: name the field itself.
-        let path = match (track.path().to_string(), unknown_field(&message)) {
+        let field = match (path.to_string(), unknown) {
             (path, Some(name)) if path == "." => name.to_owned(),
             (path, Some(name)) => format!("{path}.{name}"),
             (path, None) if path == "." => "body".to_owned(),
             (path, None) => path,
         };
-        ApiError::bad_field(&path, message)
+        let sent = unknown.or_else(|| text_at(json, &path));
+        ApiError::bad_field(&field, without_echo(&message, sent))
     })
+}
+
+/// The string at `path` in `json`, when there is one.
+fn text_at<'a>(json: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a str> {
+    let value = path.iter().try_fold(json, |value, segment| match segment {
+        Segment::Seq { index } => value.get(index),
+        Segment::Map { key } => value.get(key),
+        Segment::Enum { .. } | Segment::Unknown => None,
+    });
+    value?.as_str()
+}
+
+/// A deserializer's `message` with `sent`, the client's text it is about, quoted short:
+/// serde writes it whole as `{:?}` does, prost-reflect whole in single quotes.
+fn without_echo(message: &str, sent: Option<&str>) -> String {
+    let Some(sent) = sent else { return message.to_owned() };
+    let quoted = quote(sent);
+    message.replace(&format!("{sent:?}"), &quoted).replace(&format!("'{sent}'"), &quoted)
 }
 
 /// The name in prost-reflect's "unrecognized field name 'x'".
 fn unknown_field(message: &str) -> Option<&str> {
     let quoted = message.strip_prefix("unrecognized field name '")?;
     quoted.split_once('\'').map(|(name, _)| name)
+}
+
+/// `path`, a field path of proto names as the services write them (`world.world_type`,
+/// `spec.batch_analyze.story_ids[2]`, `entity.attributes["key"]`), with each field of
+/// `message` along it named by its JSON name; what is not a field (a subscript, a name
+/// `message` does not have) stays as it is.
+pub fn json_path(message: &MessageDescriptor, path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut current = Some(message.clone());
+    let mut rest = path;
+    loop {
+        let (name, after) = rest.split_at(rest.find(['.', '[']).unwrap_or(rest.len()));
+        let field = current.as_ref().and_then(|m| m.get_field_by_name(name));
+        out.push_str(field.as_ref().map_or(name, FieldDescriptor::json_name));
+        current = field.as_ref().and_then(value_message);
+        let (subscripts, after) = after.split_at(subscripts_len(after));
+        out.push_str(subscripts);
+        match after.strip_prefix('.') {
+            Some(next) => {
+                out.push('.');
+                rest = next;
+            }
+            None => {
+                out.push_str(after);
+                return out;
+            }
+        }
+    }
+}
+
+/// The message a field's values are, for a map its values' message.
+fn value_message(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    let kind = match field.kind() {
+        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+        kind => kind,
+    };
+    kind.as_message().cloned()
+}
+
+/// The length of the `[2]["key"]` subscripts at the start of `text`, a quoted key
+/// (escaped as `{:?}` writes it) read whole whatever it holds.
+fn subscripts_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = 0;
+    while bytes.get(end) == Some(&b'[') {
+        let (mut i, mut quoted) = (end + 1, false);
+        while let Some(&byte) = bytes.get(i) {
+            i += 1;
+            match byte {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b']' if !quoted => break,
+                _ => {}
+            }
+        }
+        end = i.min(bytes.len());
+    }
+    // An escape of a non-ASCII character could end inside it: go on to a boundary.
+    (end..=bytes.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(bytes.len())
 }
 
 /// A message as canonical JSON: lowerCamelCase, enums by name, 64-bit integers as strings.
@@ -310,6 +399,66 @@ mod tests {
             let (route, vars) = find(&table, Method::POST, path);
             let error = request_message(&route, &vars, None, body).unwrap_err();
             assert!(error.message.starts_with(starts), "{path}: {}", error.message);
+        }
+    }
+
+    /// A field path as a service names it, and as a REST client does.
+    struct JsonPathCase {
+        message: &'static str,
+        proto: &'static str,
+        json: &'static str,
+    }
+
+    #[test]
+    fn field_paths_are_given_in_json_names() {
+        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let cases = [
+            JsonPathCase { message: "fabula.story.v1.ListWorldsRequest", proto: "page_size", json: "pageSize" },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateWorldRequest",
+                proto: "world.world_type",
+                json: "world.worldType",
+            },
+            JsonPathCase { message: "fabula.story.v1.UpdateWorldRequest", proto: "update_mask", json: "updateMask" },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateStoryRequest",
+                proto: "story.entity_ids",
+                json: "story.entityIds",
+            },
+            JsonPathCase {
+                message: "fabula.story.v1.UpdateStoryRequest",
+                proto: "story.entity_ids[2]",
+                json: "story.entityIds[2]",
+            },
+            JsonPathCase {
+                message: "fabula.jobs.v1.CreateJobRequest",
+                proto: "spec.batch_analyze.story_ids[0]",
+                json: "spec.batchAnalyze.storyIds[0]",
+            },
+            JsonPathCase { message: "fabula.jobs.v1.CreateJobRequest", proto: "request_id", json: "requestId" },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: r#"entity.attributes["first_name"]"#,
+                json: r#"entity.attributes["first_name"]"#,
+            },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: r#"entity.attributes["a.b[\"c]"]"#,
+                json: r#"entity.attributes["a.b[\"c]"]"#,
+            },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "world_id", json: "worldId" },
+            JsonPathCase {
+                message: "fabula.story.v1.CreateEntityRequest",
+                proto: "no_such.field_name",
+                json: "no_such.field_name",
+            },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "", json: "" },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "entity.", json: "entity." },
+            JsonPathCase { message: "fabula.story.v1.CreateEntityRequest", proto: "entity[\"é", json: "entity[\"é" },
+        ];
+        for case in cases {
+            let message = pool.get_message_by_name(case.message).unwrap();
+            assert_eq!(json_path(&message, case.proto), case.json, "{}", case.proto);
         }
     }
 

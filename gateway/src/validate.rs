@@ -17,7 +17,7 @@ use crate::errors::ApiError;
 pub fn check(input: &MessageDescriptor, json: &Map<String, Value>) -> Result<(), ApiError> {
     let mut violations = FieldViolations::new();
     check_message(input, json, "", &mut violations);
-    violations.finish().map_err(ApiError::from)
+    violations.finish().map_err(|status| ApiError::upstream(status, input))
 }
 
 fn check_message(message: &MessageDescriptor, json: &Map<String, Value>, prefix: &str, out: &mut FieldViolations) {

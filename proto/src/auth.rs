@@ -102,15 +102,22 @@ pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
     errors::status(Code::Unauthenticated, reason, message)
 }
 
-/// The token of an authorization value `Bearer <token>` (or `bearer <token>`),
-/// trimmed; `None` when the value is anything else. Services and the gateway both
-/// read the header with it.
+/// The token of an authorization value `Bearer <token>`, read as RFC 9110 §11.4 and
+/// RFC 6750 §2.1 write it: the scheme in any case, one or more spaces (not tabs), then
+/// a `b64token`; whitespace around the whole value is not part of it (§5.5). `None`
+/// when the value is anything else. Services and the gateway both read the header
+/// with it.
 pub fn bearer_token(value: &[u8]) -> Option<&str> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    let value = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
+    let (scheme, rest) = value.split_once(' ')?;
+    let token = rest.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && is_b64token(token)).then_some(token)
+}
+
+/// Whether `text` is a `b64token`: letters, digits and `-._~+/`, then any `=` padding.
+fn is_b64token(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// Why a method's auth policy refuses a call, before or after its token is verified.
@@ -343,19 +350,32 @@ mod tests {
 
     #[test]
     fn a_bearer_token_is_read_from_its_header_value() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (b"Bearer abc", Some("abc")),
-            (b"bearer abc", Some("abc")),
-            (b"Bearer  abc ", Some("abc")),
-            (b"Bearer ", None),
-            (b"Bearer", None),
-            (b"Basic abc", None),
-            (b"abc", None),
-            (b"BEARER abc", None),
-            (b"Bearer \xff", None),
+        struct Case {
+            why: &'static str,
+            value: &'static [u8],
+            token: Option<&'static str>,
+        }
+        let cases = [
+            Case { why: "the usual spelling", value: b"Bearer abc", token: Some("abc") },
+            Case { why: "the scheme in lower case", value: b"bearer abc", token: Some("abc") },
+            Case { why: "the scheme in upper case", value: b"BEARER abc", token: Some("abc") },
+            Case { why: "the scheme in mixed case", value: b"BeArEr abc", token: Some("abc") },
+            Case { why: "several spaces after the scheme", value: b"Bearer   abc", token: Some("abc") },
+            Case { why: "whitespace around the value", value: b" Bearer abc \t", token: Some("abc") },
+            Case { why: "a JWT", value: b"Bearer eyJ0.eyJz-_.c2ln", token: Some("eyJ0.eyJz-_.c2ln") },
+            Case { why: "padding at the end", value: b"Bearer a+b/c~==", token: Some("a+b/c~==") },
+            Case { why: "a tab after the scheme", value: b"Bearer\tabc", token: None },
+            Case { why: "no space after the scheme", value: b"Bearerabc", token: None },
+            Case { why: "no token", value: b"Bearer ", token: None },
+            Case { why: "the scheme alone", value: b"Bearer", token: None },
+            Case { why: "another scheme", value: b"Basic abc", token: None },
+            Case { why: "no scheme", value: b"abc", token: None },
+            Case { why: "a space in the token", value: b"Bearer abc def", token: None },
+            Case { why: "padding inside the token", value: b"Bearer ab=c", token: None },
+            Case { why: "not UTF-8", value: b"Bearer \xff", token: None },
         ];
-        for (value, want) in cases {
-            assert_eq!(bearer_token(value), *want, "{:?}", String::from_utf8_lossy(value));
+        for case in cases {
+            assert_eq!(bearer_token(case.value), case.token, "{}", case.why);
         }
     }
 

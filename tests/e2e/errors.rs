@@ -75,6 +75,20 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Back
         Case::new("an unknown enum value", Method::PATCH, &world_path, JSON, r#"{"visibility": "SECRET"}"#)
             .bad_field("world.visibility", "SECRET"),
         Case::new("an empty name", Method::PATCH, &rename, JSON, r#"{"name": ""}"#).bad_field("world.name", "name"),
+        Case::new("a key given twice", Method::POST, "/v1/worlds", JSON, r#"{"name": "W", "name": "V"}"#)
+            .bad_field("world.name", "twice"),
+        Case::new(
+            "a field by both its names",
+            Method::PATCH,
+            &world_path,
+            JSON,
+            r#"{"worldType": "OTHER", "world_type": "MODERN"}"#,
+        )
+        .bad_field("world.worldType", "twice"),
+        Case::new("a null field", Method::PATCH, &rename, JSON, r#"{"name": null}"#).bad_field("world.name", "null"),
+        Case::new("a required body left out", Method::PATCH, &rename, None, "").bad_field("world", "required"),
+        Case::new("a page size named as REST names it", Method::GET, "/v1/worlds?page_size=-1", None, "")
+            .bad_field("pageSize", "negative"),
         Case::new("a bad id in the path", Method::GET, "/v1/worlds/not-an-id", None, "").bad_field("id", "id"),
         Case::new("a bad job id in the path", Method::GET, "/v1/jobs/not-an-id", None, "").bad_field("id", "id"),
         Case::new("a body where none is taken", Method::GET, &world_path, JSON, "{}").refused(
@@ -122,7 +136,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Back
         let message = refused.body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(case.says), "{}: {message:?} does not say {:?}", case.why, case.says);
         if case.status == StatusCode::METHOD_NOT_ALLOWED {
-            assert_eq!(refused.headers["allow"], "GET, POST", "{}: the methods the path takes", case.why);
+            assert_eq!(refused.headers["allow"], "GET, HEAD, POST", "{}: the methods the path takes", case.why);
         }
     }
 

@@ -163,3 +163,92 @@ async fn jobs_routes_and_headers() {
     let deleted = stack.call(Method::DELETE, &format!("/v1/jobs/{id}"), Some(&ada.token), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
 }
+
+/// A path asked for with HEAD, and how (`accept`, the token).
+struct HeadCase {
+    why: &'static str,
+    path: String,
+    accept: &'static str,
+    signed_in: bool,
+}
+
+impl HeadCase {
+    fn new(why: &'static str, path: impl Into<String>) -> Self {
+        Self { why, path: path.into(), accept: "*/*", signed_in: true }
+    }
+
+    fn anonymous(self) -> Self {
+        Self { signed_in: false, ..self }
+    }
+
+    fn accepting(self, accept: &'static str) -> Self {
+        Self { accept, ..self }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_every_get_route_as_get_does_without_a_body() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    stack.enable_gpt(&ada).await;
+    let body = json!({"paraphrase": {"text": "The sea is wide."}});
+    let job = stack.call(Method::POST, "/v1/jobs", Some(&ada.token), Some(body)).await.body["id"].clone();
+    let job = job.as_str().unwrap().to_owned();
+    let cases = [
+        HeadCase::new("a list", "/v1/worlds"),
+        HeadCase::new("a resource", format!("/v1/worlds/{world}")),
+        HeadCase::new("a resource hidden from the anonymous", format!("/v1/worlds/{world}")).anonymous(),
+        HeadCase::new("a missing resource", "/v1/worlds/0190f1f0-0000-7000-8000-000000000000"),
+        HeadCase::new("a route that needs a token", "/v1/users/me").anonymous(),
+        HeadCase::new("a bad query", "/v1/worlds?colour=red"),
+        HeadCase::new("a watch, as events", format!("/v1/jobs/{job}/watch")).accepting("text/event-stream"),
+        HeadCase::new("a watch, as NDJSON", format!("/v1/jobs/{job}/watch")),
+        HeadCase::new("a watch of no job", "/v1/jobs/0190f1f0-0000-7000-8000-000000000000/watch"),
+        HeadCase::new("the OpenAPI document", "/openapi.json"),
+        HeadCase::new("the API reference", "/docs"),
+        HeadCase::new("liveness", "/healthz"),
+        HeadCase::new("readiness", "/readyz"),
+        HeadCase::new("metrics", "/metrics"),
+        HeadCase::new("the web page", "/"),
+        HeadCase::new("a file of the web page", "/assets/app.js"),
+    ];
+    for case in cases {
+        let request = |method| {
+            let request = stack.http.request(method, format!("{}{}", stack.base, case.path));
+            let request = request.header("accept", case.accept);
+            if case.signed_in { request.bearer_auth(&ada.token) } else { request }
+        };
+        let get = request(Method::GET).send().await.unwrap();
+        let head = request(Method::HEAD).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{}: the status of GET", case.why);
+        assert_eq!(head.headers().get("content-type"), get.headers().get("content-type"), "{}", case.why);
+        if case.path.starts_with("/assets/") || case.path == "/openapi.json" {
+            assert_eq!(head.headers().get("content-length"), get.headers().get("content-length"), "{}", case.why);
+        }
+        assert!(head.bytes().await.unwrap().is_empty(), "{}: no body", case.why);
+    }
+}
+
+/// A method a path does not take, and the methods it does.
+struct AllowCase {
+    method: Method,
+    path: &'static str,
+    allow: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_lists_head_beside_get() {
+    let stack = spawn().await;
+    let cases = [
+        AllowCase { method: Method::PUT, path: "/v1/worlds", allow: "GET, HEAD, POST" },
+        AllowCase { method: Method::POST, path: "/v1/users/me", allow: "GET, HEAD, PATCH" },
+        AllowCase { method: Method::HEAD, path: "/v1/auth/login", allow: "POST" },
+        AllowCase { method: Method::GET, path: "/v1/auth/login", allow: "POST" },
+    ];
+    for case in cases {
+        let answer = stack.call(case.method.clone(), case.path, None, None).await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{} {}", case.method, case.path);
+        assert_eq!(answer.headers["allow"], case.allow, "{} {}", case.method, case.path);
+    }
+}

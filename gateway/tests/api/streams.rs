@@ -110,3 +110,21 @@ async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url() {
     assert!(cookie.starts_with("fabula_watch=;") && cookie.contains("Max-Age=0"), "{cookie}");
     assert!(cookie.contains("Path=/v1/jobs/"), "the same path, or the browser keeps the cookie: {cookie}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_gets_no_watch_cookie() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let admin = stack.admin().await;
+    let path = format!("/v1/admin/users/{}?updateMask=disabled", ada.id);
+    let disabled = stack.call(Method::PATCH, &path, Some(&admin.token), Some(json!({"disabled": true}))).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
+
+    let set = stack.http.post(format!("{}/v1/auth/watch-cookie", stack.base)).bearer_auth(&ada.token).send().await;
+    let refused = common::answer(set.unwrap()).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(common::reason(&refused.body).as_deref(), Some("USER_DISABLED"), "{:?}", refused.body);
+    assert!(refused.headers.get("set-cookie").is_none(), "no cookie: {:?}", refused.headers);
+    assert_eq!(refused.headers["www-authenticate"], "Bearer");
+}
