@@ -2,8 +2,9 @@
 //!
 //! A request goes: [`proxy`] (the one handler) → [`routes`] (the table read from the
 //! `google.api.http` bindings of the contracts) → [`auth`] (the method's declared
-//! policy) → [`limits`] → [`transcode`] (JSON → protobuf, the body read by [`strict`]
-//! and every field checked against its declared rules by [`validate`]) → [`upstream`]
+//! policy) → [`limits`] → [`transcode`] (JSON → protobuf, the body read by [`strict`],
+//! an update's mask made by [`patch`], every field checked against its declared rules
+//! by [`validate`]) → [`upstream`]
 //! (gRPC) → back through [`transcode`], or [`errors`] (status → HTTP), or [`sse`] for
 //! streams.
 //! [`ops`] serves health and metrics, [`openapi`] the OpenAPI document of the routes,
@@ -18,6 +19,7 @@ pub mod errors;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod patch;
 pub mod proxy;
 pub mod routes;
 pub mod sse;

@@ -27,6 +27,7 @@ use tonic::Code;
 
 use crate::{
     errors::mapping,
+    patch,
     routes::{BodyRule, Route, RouteTable, Segment, Template},
 };
 
@@ -224,6 +225,10 @@ impl Builder {
         if let BodyRule::Field(field) = &route.body {
             bound.insert(field.name().to_owned());
         }
+        if patch::updatable(route).is_some() {
+            // An update's mask is made from its body.
+            bound.insert("update_mask".to_owned());
+        }
         self.query_parameters(&input, ("", ""), &bound, 0, &mut parameters);
         parameters
     }
@@ -274,10 +279,16 @@ impl Builder {
     fn request_body(&mut self, route: &Route) -> Option<Value> {
         let schema = match &route.body {
             BodyRule::None => return None,
-            BodyRule::Field(field) if is_partial_update(route) => {
-                let mut schema = self.partial_schema(field);
+            BodyRule::Field(field) if let Some((_, paths)) = patch::updatable(route) => {
+                let mut schema = self.partial_schema(field, paths);
                 leave_out_path_fields(&mut schema, field.name(), &route.template);
-                schema
+                let description = "The fields to change, and only those: a merge patch (RFC 7396). \
+                    `null` clears a message field. The `etag` read makes the change conditional.";
+                return Some(json!({
+                    "required": true,
+                    "description": description,
+                    "content": {"application/json": {"schema": schema}},
+                }));
             }
             BodyRule::Field(field) => self.field_schema(field),
             BodyRule::Whole => self.whole_body_schema(route),
@@ -286,8 +297,8 @@ impl Builder {
     }
 
     /// The body of an update: the resource with none of its fields required, since
-    /// only those the update mask names (or, without one, those present) change.
-    fn partial_schema(&mut self, field: &FieldDescriptor) -> Value {
+    /// only those present change, and `null` for each message field it may clear.
+    fn partial_schema(&mut self, field: &FieldDescriptor, paths: &[&str]) -> Value {
         let Kind::Message(message) = field.kind() else { return self.field_schema(field) };
         if well_known(&message).is_some() {
             return self.field_schema(field);
@@ -295,6 +306,14 @@ impl Builder {
         let mut schema = self.message_schema(&message);
         if let Some(object) = schema.as_object_mut() {
             object.remove("required");
+        }
+        let clearable = message.fields().filter(|f| {
+            matches!(f.kind(), Kind::Message(_)) && !f.is_list() && !f.is_map() && paths.contains(&f.name())
+        });
+        for field in clearable {
+            if let Some(property) = schema["properties"].get_mut(field.json_name()) {
+                *property = json!({"anyOf": [property.take(), {"type": "null"}]});
+            }
         }
         schema
     }
@@ -396,14 +415,14 @@ impl Builder {
             Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({
                 "type": ["string", "integer"],
                 "format": "int64",
-                "pattern": "^-?[0-9]{1,18}$",
+                "pattern": integer_pattern(i64::MIN, i64::MAX.unsigned_abs()),
                 "minimum": i64::MIN,
                 "maximum": i64::MAX,
             }),
             Kind::Uint64 | Kind::Fixed64 => json!({
                 "type": ["string", "integer"],
                 "format": "uint64",
-                "pattern": "^[0-9]{1,19}$",
+                "pattern": integer_pattern(0, u64::MAX),
                 "minimum": 0,
                 "maximum": u64::MAX,
             }),
@@ -567,11 +586,6 @@ fn leave_out_path_fields(schema: &mut Value, body: &str, template: &Template) {
     }
 }
 
-/// Whether `route` changes part of a resource: its request has an `update_mask`.
-fn is_partial_update(route: &Route) -> bool {
-    route.method.input().get_field_by_name("update_mask").is_some()
-}
-
 /// `name`, or `name2`, `name3`… when another binding of the method took it.
 fn unique_id(name: &str, ids: &mut HashSet<String>) -> String {
     let id = (1..).map(|n| if n == 1 { name.to_owned() } else { format!("{name}{n}") }).find(|id| !ids.contains(id));
@@ -719,12 +733,15 @@ fn constrained(mut schema: Value, kind: &Kind, rule: Option<&Rule>) -> Value {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
             if let Some(min) = rule.minimum {
                 schema["minimum"] = min.into();
-                if min >= 0 && schema["pattern"].is_string() {
-                    schema["pattern"] = "^[0-9]{1,18}$".into();
-                }
             }
             if let Some(max) = rule.maximum {
                 schema["maximum"] = max.into();
+            }
+            // A 64-bit integer may come as a string: its pattern takes the same range.
+            if schema["pattern"].is_string() {
+                let min = rule.minimum.unwrap_or(i64::MIN);
+                let max = rule.maximum.unwrap_or(i64::MAX);
+                schema["pattern"] = integer_pattern(min, u64::try_from(max).unwrap_or(0)).into();
             }
         }
         Kind::Message(message) if message.full_name() == "google.protobuf.FieldMask" => {
@@ -756,6 +773,17 @@ fn key_schema(rule: &Rule) -> Value {
         schema["pattern"] = pattern.into();
     }
     schema
+}
+
+/// A regular expression for the whole numbers written in decimal from `min` to `max`,
+/// where `min` is 0 or `i64::MIN` (the contracts declare no other minimum; a test says so).
+fn integer_pattern(min: i64, max: u64) -> String {
+    let up_to_max = format!("{}|{max}", below(max).trim_start_matches("(?:").trim_end_matches(')'));
+    if min == 0 {
+        format!("^(?:{up_to_max})$")
+    } else {
+        format!("^(?:-?(?:{up_to_max})|-{})$", i64::MIN.unsigned_abs())
+    }
 }
 
 /// A regular expression for the whole numbers from 0 to `max - 1` (`max` > 0),
@@ -848,6 +876,19 @@ mod tests {
                 assert_eq!(regex.is_match(&n.to_string()), n < max, "{n} against {pattern}");
             }
             assert!(!regex.is_match("007"), "leading zeros: {pattern}");
+        }
+        let int64 = regex::Regex::new(&integer_pattern(i64::MIN, i64::MAX.unsigned_abs())).unwrap();
+        for good in ["0", "-0", "9223372036854775807", "-9223372036854775808", "-9223372036854775807", "42"] {
+            assert!(int64.is_match(good), "{good}");
+        }
+        for bad in ["9223372036854775808", "-9223372036854775809", "10000000000000000000", "+1", "1.0", ""] {
+            assert!(!int64.is_match(bad), "{bad}");
+        }
+        let uint64 = regex::Regex::new(&integer_pattern(0, u64::MAX)).unwrap();
+        assert!(uint64.is_match("18446744073709551615") && !uint64.is_match("18446744073709551616"));
+        assert!(!uint64.is_match("-1"));
+        for (field, rule) in fabula_proto::rules::ALL {
+            assert!(rule.minimum.is_none_or(|min| min == 0), "{field}: only 0 is a minimum the patterns take");
         }
     }
 

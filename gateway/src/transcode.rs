@@ -9,6 +9,7 @@ use serde_path_to_error::Segment;
 
 use crate::{
     errors::ApiError,
+    patch,
     routes::{BodyRule, Route, field_path},
     strict, validate,
 };
@@ -25,20 +26,22 @@ pub fn request_message(
     body: &[u8],
 ) -> Result<DynamicMessage, ApiError> {
     let input = route.method.input();
-    let mut root = body_json(route, body)?;
+    let (mut root, cleared) = body_json(route, body)?;
     for (path, text) in vars {
         set_from_path(&mut root, &input, path, text)?;
     }
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         apply_query(&mut root, &input, &route.body, query)?;
     }
+    patch::set_mask(route, &mut root, &cleared)?;
     validate::check(&input, &root)?;
     deserialize(input, &Value::Object(root))
 }
 
 /// The body as the start of the request's JSON object, read and checked by [`strict`]:
-/// under the body field's JSON name when the body is one field, which may be required.
-fn body_json(route: &Route, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// under the body field's JSON name when the body is one field, which may be required;
+/// and, for an update, the fields its `null`s clear ([`patch`]).
+fn body_json(route: &Route, body: &[u8]) -> Result<(Map<String, Value>, Vec<String>), ApiError> {
     let field = match &route.body {
         BodyRule::Field(field) => Some(field),
         _ => None,
@@ -49,16 +52,17 @@ fn body_json(route: &Route, body: &[u8]) -> Result<Map<String, Value>, ApiError>
         (BodyRule::Field(field), Value::Null) if route.body_required => {
             Err(ApiError::bad_field(field.json_name(), "is required: send it as the body"))
         }
-        (_, Value::Null) if blank => Ok(Map::new()),
+        (_, Value::Null) if blank => Ok((Map::new(), Vec::new())),
         (BodyRule::None, _) => Err(ApiError::bad_request("UNEXPECTED_BODY", "this call takes no body")),
         (BodyRule::Whole, Value::Object(map)) => {
             strict::check_message(&map, &route.method.input())?;
-            Ok(map)
+            Ok((map, Vec::new()))
         }
         (BodyRule::Whole, _) => Err(ApiError::bad_request("MALFORMED_JSON", "the body must be a JSON object")),
-        (BodyRule::Field(field), value) => {
+        (BodyRule::Field(field), mut value) => {
+            let cleared = patch::take_cleared(route, &mut value);
             strict::check_field(field, &value)?;
-            Ok(Map::from_iter([(field.json_name().to_owned(), value)]))
+            Ok((Map::from_iter([(field.json_name().to_owned(), value)]), cleared))
         }
     }
 }
@@ -359,12 +363,12 @@ mod tests {
         let table = table();
         let (route, vars) = find(&table, Method::PATCH, "/v1/stories/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c");
         let body = br#"{"title": "T", "entity_ids": ["0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7d"], "order": "7"}"#;
-        let message = request_message(&route, &vars, Some("update_mask=title,entity_ids"), body).unwrap();
+        let message = request_message(&route, &vars, None, body).unwrap();
         let json = json_of(&message);
         assert_eq!(json["story"]["id"], "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c");
         assert_eq!(json["story"]["entityIds"][0], "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7d");
         assert_eq!(json["story"]["order"], "7");
-        assert_eq!(json["updateMask"], "title,entityIds");
+        assert_eq!(json["updateMask"], "entityIds,order,title", "the mask names what the body holds");
     }
 
     #[test]

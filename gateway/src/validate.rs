@@ -77,11 +77,23 @@ fn check_list(field: &FieldDescriptor, rule: Option<&Rule>, items: &[Value], pat
 }
 
 /// One value: a text, an integer or an enum against `rule`, or a message's fields.
+/// Whatever the rule, an integer must be exact and an enum number a declared one.
 fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out: &mut FieldViolations) {
     let problem = match (kind, value, rule) {
         (Kind::Message(message), Value::Object(map), _) => {
             check_message(message, map, &format!("{path}."), out);
             return;
+        }
+        (kind, Value::Number(number), _)
+            if is_integer(kind) && number.as_i64().is_none() && number.as_u64().is_none() =>
+        {
+            Some(inexact(number))
+        }
+        (Kind::Enum(values), Value::Number(number), _)
+            if number.as_i64().and_then(|n| i32::try_from(n).ok()).and_then(|n| values.get_value(n)).is_none() =>
+        {
+            let names: Vec<String> = values.values().map(|value| value.name().to_owned()).collect();
+            Some(format!("is not one of the values {}", names.join(", ")))
         }
         (Kind::String, Value::String(text), Some(rule)) => rules::text(text, rule).err(),
         (Kind::Int32 | Kind::Int64 | Kind::Sint32 | Kind::Sint64 | Kind::Sfixed32 | Kind::Sfixed64, _, Some(rule)) => {
@@ -99,6 +111,35 @@ fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out:
     };
     if let Some(problem) = problem {
         out.add(path, problem);
+    }
+}
+
+fn is_integer(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int32
+            | Kind::Int64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Sfixed32
+            | Kind::Sfixed64
+            | Kind::Uint32
+            | Kind::Uint64
+            | Kind::Fixed32
+            | Kind::Fixed64
+    )
+}
+
+/// Why a JSON number that is not an integer as written (`1.5`, `1e3`, or past what a
+/// 64-bit integer holds, which JSON parsers round) is refused for an integer field.
+fn inexact(number: &serde_json::Number) -> String {
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 => {
+            format!(
+                "is {number} written as a decimal or past the 64-bit range; send an integer, or a string for 64-bit values"
+            )
+        }
+        _ => format!("must be an integer, not {number}"),
     }
 }
 
@@ -165,6 +206,11 @@ mod tests {
             Case { what: "an unspecified role", request: "fabula.accounts.v1.UpdateUserRequest", json: json!({"user": {"role": "ROLE_UNSPECIFIED"}, "updateMask": "disabled"}), named: &["user.role"] },
             Case { what: "a wait too long", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300.5s"}), named: &["timeout"] },
             Case { what: "a wait just long enough", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300s"}), named: &[] },
+            Case { what: "a 64-bit integer past its range", request: "fabula.story.v1.UpdateEventRequest", json: json!({"event": {"storyPosition": -9_223_372_036_854_775_809.0_f64}}), named: &["event.storyPosition"] },
+            Case { what: "a fraction for an integer", request: "fabula.story.v1.ListWorldsRequest", json: json!({"pageSize": 2.5}), named: &["pageSize"] },
+            Case { what: "the greatest 64-bit integer", request: "fabula.story.v1.UpdateEventRequest", json: json!({"event": {"storyPosition": i64::MAX}}), named: &[] },
+            Case { what: "an enum number not declared", request: "fabula.accounts.v1.UpdateMeRequest", json: json!({"user": {"role": -4394}}), named: &["user.role"] },
+            Case { what: "an enum number declared", request: "fabula.story.v1.CreateWorldRequest", json: json!({"world": {"name": "W", "worldType": 1}}), named: &[] },
             Case { what: "a password of spaces", request: "fabula.accounts.v1.RegisterRequest", json: json!({"username": "ada", "email": "a@b.c", "password": "            "}), named: &["password"] },
         ];
         for case in cases {

@@ -179,7 +179,7 @@ export async function listAll(path, items, query = {}) {
   return all;
 }
 
-/** `PATCH path?updateMask=…` with `fields` (and the etag that was read) as the body. */
-export function update(path, fields, mask) {
-  return call("PATCH", path, { body: fields, query: { updateMask: mask.join(",") } });
+/** `PATCH path` with `fields` (and the etag that was read): it changes exactly those. */
+export function update(path, fields) {
+  return call("PATCH", path, { body: fields });
 }

@@ -626,7 +626,7 @@ async function saveStory(editor, conflict, { over } = {}) {
   const base = over ?? app.story;
   const mine = editorValues(editor);
   try {
-    app.story = await api.update(`/v1/stories/${base.id}`, { ...mine, etag: base.etag }, STORY_FIELDS);
+    app.story = await api.update(`/v1/stories/${base.id}`, { ...mine, etag: base.etag });
   } catch (error) {
     if (!(error instanceof api.ApiError && error.reason === "ETAG_MISMATCH")) throw error;
     const theirs = await api.call("GET", `/v1/stories/${base.id}`);
@@ -1371,12 +1371,7 @@ async function saveWorld(values, conflict) {
     description: values.description,
   };
   try {
-    app.world = await api.update(`/v1/worlds/${world.id}`, { ...fields, etag: world.etag }, [
-      "name",
-      "world_type",
-      "visibility",
-      "description",
-    ]);
+    app.world = await api.update(`/v1/worlds/${world.id}`, { ...fields, etag: world.etag });
   } catch (error) {
     if (error instanceof api.ApiError && error.reason === "ETAG_MISMATCH") {
       conflict.hidden = false;
@@ -1453,7 +1448,7 @@ async function renderAdmin() {
         h("span", {}, user.gptEnabled ? "Yes" : "No"),
         button(
           user.gptEnabled ? "Revoke model access" : "Grant model access",
-          () => setUser(user, { gptEnabled: !user.gptEnabled }, "gpt_enabled"),
+          () => setUser(user, { gptEnabled: !user.gptEnabled }),
           {
             "aria-label": `${user.gptEnabled ? "Revoke model access from" : "Grant model access to"} ${user.username}`,
             class: user.gptEnabled ? "secondary" : null,
@@ -1467,7 +1462,7 @@ async function renderAdmin() {
           ? h("span", { class: "meta" }, "you")
           : button(
               user.disabled ? "Enable account" : "Disable account",
-              () => setUser(user, { disabled: !user.disabled }, "disabled"),
+              () => setUser(user, { disabled: !user.disabled }),
               {
                 "aria-label": `${user.disabled ? "Enable the account of" : "Disable the account of"} ${user.username}`,
                 class: user.disabled ? null : "quiet",
@@ -1487,8 +1482,8 @@ async function renderAdmin() {
   );
 }
 
-async function setUser(user, fields, mask) {
-  if (await attempt(() => api.update(`/v1/admin/users/${user.id}`, fields, [mask]))) {
+async function setUser(user, fields) {
+  if (await attempt(() => api.update(`/v1/admin/users/${user.id}`, fields))) {
     const changed = {
       gptEnabled: fields.gptEnabled ? "model access granted" : "model access revoked",
       disabled: fields.disabled ? "account disabled" : "account enabled",

@@ -202,31 +202,75 @@ async fn readable(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result
     Ok((located, story))
 }
 
+/// The highest order a story may have, as the contract declares it.
+fn last_order() -> i64 {
+    declared::ORDER.maximum.unwrap_or(i64::MAX)
+}
+
 /// The order of a story placed at `requested` in world `world_id`: as requested, or
 /// after every story when 0. The `story_seq` bump locks the world's row until the
-/// transaction ends, so creates in one world never share an order.
-async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64) -> Result<i64> {
+/// transaction ends, so creates in one world never share an order. When the place
+/// after every story would pass the last order, the world's stories but `moving` (the
+/// story being placed, when it exists) are numbered afresh first.
+async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64, moving: Option<Uuid>) -> Result<i64> {
     let seq: i64 = sqlx::query(
         "UPDATE worlds SET story_seq = CASE WHEN $2 = 0 THEN story_seq + 1 WHEN story_seq < $2 THEN $2 \
          ELSE story_seq END WHERE id = $1 RETURNING story_seq",
     )
     .bind(world_id.to_string())
     .bind(requested)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    match requested {
+        0 if seq > last_order() => renumber(conn, world_id, moving).await,
+        0 => Ok(seq),
+        requested => Ok(requested),
+    }
+}
+
+/// Numbers the stories of world `world_id` but `moving` 1, 2, 3… in their order (their
+/// versions change with it), so that orders set by hand near the last one leave room
+/// again. The world's `story_seq` becomes the place after them, kept for the story
+/// being placed or made room for, and returned.
+async fn renumber(conn: &mut AnyConnection, world_id: Uuid, moving: Option<Uuid>) -> Result<i64> {
+    let moving = moving.map(|id| id.to_string()).unwrap_or_default();
+    sqlx::query(
+        "UPDATE stories SET sort_order = numbered.place, version = stories.version + 1, update_time = $1 \
+         FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY sort_order, id) AS place FROM stories \
+         WHERE world_id = $2 AND id <> $3) AS numbered WHERE stories.id = numbered.id",
+    )
+    .bind(now_micros())
+    .bind(world_id.to_string())
+    .bind(&moving)
+    .execute(&mut *conn)
+    .await?;
+    let last: i64 = sqlx::query(
+        "UPDATE worlds SET story_seq = (SELECT COUNT(*) FROM stories WHERE world_id = $1 AND id <> $2) + 1 \
+         WHERE id = $1 RETURNING story_seq",
+    )
+    .bind(world_id.to_string())
+    .bind(&moving)
     .fetch_one(conn)
     .await?
     .try_get(0)?;
-    Ok(if requested == 0 { seq } else { requested })
+    Ok(last)
 }
 
 /// Frees the place of story `before` in world `world_id` for story `moving`: `before`
 /// and every story after it move one down (their versions change with their order).
 /// Returns the freed place. The `story_seq` bump comes first, so it holds the world's
-/// row lock for the rest of the transaction, and stays past every order.
+/// row lock for the rest of the transaction, and stays past every order; when that
+/// passes the last order, the stories are numbered afresh first.
 async fn make_room(conn: &mut AnyConnection, world_id: Uuid, before: Uuid, moving: Uuid) -> Result<i64> {
-    sqlx::query("UPDATE worlds SET story_seq = story_seq + 1 WHERE id = $1")
+    let seq: i64 = sqlx::query("UPDATE worlds SET story_seq = story_seq + 1 WHERE id = $1 RETURNING story_seq")
         .bind(world_id.to_string())
-        .execute(&mut *conn)
-        .await?;
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    if seq > last_order() {
+        renumber(conn, world_id, Some(moving)).await?;
+    }
     let place: Option<i64> = sqlx::query_scalar("SELECT sort_order FROM stories WHERE id = $1 AND world_id = $2")
         .bind(before.to_string())
         .bind(world_id.to_string())
@@ -371,7 +415,7 @@ impl StoriesApi {
         }
         // The world's row stays locked from here to the commit: creates in one world
         // wait for each other only over these last statements.
-        let order = place(&mut tx, world_id, fields.order).await?;
+        let order = place(&mut tx, world_id, fields.order, None).await?;
         let mut story = insert(&mut tx, id, world_id, owner.user_id, &fields, order).await?;
         links.save_new(&mut tx, id, &mut story).await?;
         tx.commit().await?;
@@ -465,7 +509,7 @@ impl StoriesApi {
             quotas::check_public(&mut tx, &self.0.settings.quotas, &owner, Public::Stories, id).await?;
         }
         if mask.has("order") {
-            fields.order = place(&mut tx, located.access.world_id, fields.order).await?;
+            fields.order = place(&mut tx, located.access.world_id, fields.order, Some(id)).await?;
         }
         overwrite(&mut tx, id, located.version, &fields).await?;
         links.save(&mut tx, id).await?;
@@ -482,7 +526,7 @@ impl StoriesApi {
         let world_id = located.access.world_id;
         let order = match before {
             Some(before) => make_room(&mut tx, world_id, before, id).await?,
-            None => place(&mut tx, world_id, 0).await?,
+            None => place(&mut tx, world_id, 0, Some(id)).await?,
         };
         let moved = sqlx::query(
             "UPDATE stories SET sort_order = $1, version = version + 1, update_time = $2 WHERE id = $3 AND version = $4",

@@ -24,7 +24,6 @@ await run("cancelling a job", async ({ newPage, step, shot }) => {
   ).body.users.find((u) => u.username === username);
   const granted = await rest(base, "PATCH", `/v1/admin/users/${me.id}`, {
     token: login.body.accessToken,
-    query: { updateMask: "gptEnabled" },
     body: { gptEnabled: true },
   });
   assert.equal(granted.status, 200, JSON.stringify(granted.body));

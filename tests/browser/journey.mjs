@@ -135,7 +135,6 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   const before = await rest(base, "GET", `/v1/stories/${storyId}`, { token });
   const theirs = await rest(base, "PATCH", `/v1/stories/${storyId}`, {
     token,
-    query: { updateMask: "content" },
     body: { content: "Someone else's version.", etag: before.body.etag },
   });
   assert.equal(theirs.status, 200, JSON.stringify(theirs.body));

@@ -61,7 +61,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Back
     let ada = Rest::new(&running).register("ada").await;
     let world = ada.api.post("/v1/worlds", json!({"name": "Eldoria"})).await.expect(StatusCode::CREATED, "world");
     let world_path = format!("/v1/worlds/{}", world["id"].as_str().expect("an id"));
-    let rename = format!("{world_path}?updateMask=name");
+    let rename = world_path.clone();
     let cases = [
         Case::new("malformed JSON", Method::POST, "/v1/worlds", JSON, "{\"name\": ").refused(
             StatusCode::BAD_REQUEST,
@@ -88,7 +88,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Back
         Case::new("a null field", Method::PATCH, &rename, JSON, r#"{"name": null}"#).bad_field("world.name", "null"),
         Case::new("a required body left out", Method::PATCH, &rename, None, "").bad_field("world", "required"),
         Case::new("a page size named as REST names it", Method::GET, "/v1/worlds?page_size=-1", None, "")
-            .bad_field("pageSize", "negative"),
+            .bad_field("pageSize", "at least 0"),
         Case::new("a bad id in the path", Method::GET, "/v1/worlds/not-an-id", None, "").bad_field("id", "id"),
         Case::new("a bad job id in the path", Method::GET, "/v1/jobs/not-an-id", None, "").bad_field("id", "id"),
         Case::new("a body where none is taken", Method::GET, &world_path, JSON, "{}").refused(

@@ -54,7 +54,7 @@ async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend
     assert_eq!(ada.api.get(&format!("/v1/worlds/{world_id}")).await.expect(StatusCode::OK, "get"), world);
 
     // An update names its fields and carries the etag it read; a stale etag is refused.
-    let path = format!("/v1/worlds/{world_id}?updateMask=description");
+    let path = format!("/v1/worlds/{world_id}");
     let patch = |description: &str, etag: &Value| json!({"description": description, "etag": etag});
     let updated = ada.api.patch(&path, patch("Rivers and salt.", &world["etag"])).await.expect(StatusCode::OK, "edit");
     assert_eq!((&updated["description"], &updated["name"]), (&json!("Rivers and salt."), &json!("Eldoria")));
@@ -78,7 +78,7 @@ async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend
     assert_eq!((id_of(&neighbors["previous"]), id_of(&neighbors["next"])), (dawn.clone(), dusk.clone()));
     let first = ada.api.get(&format!("/v1/stories/{dawn}/neighbors")).await.expect(StatusCode::OK, "neighbors");
     assert!(first.get("previous").is_none() && id_of(&first["next"]) == *noon, "the first has no previous: {first}");
-    let moved = ada.api.patch(&format!("/v1/stories/{dusk}?updateMask=order"), json!({"order": 15})).await;
+    let moved = ada.api.patch(&format!("/v1/stories/{dusk}"), json!({"order": 15})).await;
     assert_eq!(moved.expect(StatusCode::OK, "move")["order"], "15");
 
     // Lists come in pages in that order, with the total.
@@ -100,7 +100,7 @@ async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend
 
     // A story's etag guards its delete too; deleted, it is gone.
     let story = ada.api.get(&format!("/v1/stories/{noon}")).await.expect(StatusCode::OK, "get");
-    let title = ada.api.patch(&format!("/v1/stories/{noon}?updateMask=title"), json!({"title": "Midday"})).await;
+    let title = ada.api.patch(&format!("/v1/stories/{noon}"), json!({"title": "Midday"})).await;
     let title = title.expect(StatusCode::OK, "retitle");
     let stale = ada.api.delete(&format!("/v1/stories/{noon}?etag={}", story["etag"].as_str().unwrap_or(""))).await;
     stale.expect_error(StatusCode::CONFLICT, "ABORTED", "ETAG_MISMATCH", "a delete of a stale version");
@@ -128,12 +128,12 @@ async fn entities_locations_and_events_make_a_timeline(backend: Backend) {
     let port = create(&ada, &under("locations"), port, "locations").await;
     assert_eq!(port["coordinates"], json!({"x": 1.5, "y": -2.0}), "{port}");
     let (mira_id, port_id) = (id_of(&mira), id_of(&port));
-    let path = format!("/v1/entities/{mira_id}?updateMask=attributes");
+    let path = format!("/v1/entities/{mira_id}");
     let edited = ada.api.patch(&path, json!({"attributes": {"eyes": "grey", "ship": "Gull"}})).await;
     assert_eq!(edited.expect(StatusCode::OK, "edit")["attributes"], json!({"eyes": "grey", "ship": "Gull"}));
 
     let links = json!({"entityIds": [mira_id], "locationIds": [port_id]});
-    let path = format!("/v1/stories/{story_id}?updateMask=entityIds,locationIds");
+    let path = format!("/v1/stories/{story_id}");
     let linked = ada.api.patch(&path, links).await.expect(StatusCode::OK, "link");
     assert_eq!(
         (strings(&linked["entityIds"]), strings(&linked["locationIds"])),

@@ -97,7 +97,7 @@ impl Rest {
     /// The administrator grants `user` model access.
     pub async fn grant_model_access(&self, user: &User) {
         let admin = self.admin().await;
-        let path = format!("/v1/admin/users/{}?updateMask=gptEnabled", user.id);
+        let path = format!("/v1/admin/users/{}", user.id);
         let updated = admin.api.patch(&path, json!({"gptEnabled": true})).await.expect(StatusCode::OK, "grant");
         assert_eq!(updated["gptEnabled"], true, "{updated}");
     }

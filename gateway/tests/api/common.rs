@@ -188,7 +188,7 @@ impl Stack {
     /// The administrator grants `user` model access.
     pub async fn enable_gpt(&self, user: &User) {
         let admin = self.admin().await;
-        let path = format!("/v1/admin/users/{}?updateMask=gptEnabled", user.id);
+        let path = format!("/v1/admin/users/{}", user.id);
         let answer = self.call(Method::PATCH, &path, Some(&admin.token), Some(json!({"gptEnabled": true}))).await;
         assert_eq!(answer.status, StatusCode::OK, "enable gpt: {:?}", answer.body);
         assert_eq!(answer.body["gptEnabled"], true);

@@ -17,11 +17,10 @@ async fn accounts_routes() {
     assert_eq!(me.body["role"], "USER", "enums by name");
     assert!(me.body["createTime"].as_str().is_some_and(|t| t.ends_with('Z')), "RFC 3339: {:?}", me.body);
 
-    // Both field names in, lowerCamelCase out; the mask in snake_case or lowerCamelCase.
-    let path = "/v1/users/me?update_mask=display_name";
+    // Both field names in, lowerCamelCase out.
+    let path = "/v1/users/me";
     let updated = stack.call(Method::PATCH, path, Some(&ada.token), Some(json!({"display_name": "Ada L."}))).await;
     assert_eq!((updated.status, &updated.body["displayName"]), (StatusCode::OK, &json!("Ada L.")));
-    let path = "/v1/users/me?updateMask=displayName";
     let updated = stack.call(Method::PATCH, path, Some(&ada.token), Some(json!({"displayName": "Ada"}))).await;
     assert_eq!(updated.body["displayName"], "Ada");
 
@@ -74,7 +73,7 @@ async fn worlds_and_shares_routes() {
         stack.call(Method::GET, "/v1/worlds?filter=visibility%20%3D%20%22PRIVATE%22", Some(&ada.token), None).await;
     assert_eq!(list.body["worlds"][0]["id"], id.as_str());
 
-    let patch = format!("/v1/worlds/{id}?updateMask=description");
+    let patch = format!("/v1/worlds/{id}");
     let updated = stack.call(Method::PATCH, &patch, Some(&ada.token), Some(json!({"description": "Isles"}))).await;
     assert_eq!((updated.status, &updated.body["description"]), (StatusCode::OK, &json!("Isles")));
 
@@ -91,7 +90,7 @@ async fn worlds_and_shares_routes() {
 }
 
 /// Create, get, list, update and delete of one child resource kind of a world.
-async fn child_crud(stack: &Stack, token: &str, world: &str, plural: &str, body: serde_json::Value, mask: &str) {
+async fn child_crud(stack: &Stack, token: &str, world: &str, plural: &str, body: serde_json::Value, field: &str) {
     let created = stack.call(Method::POST, &format!("/v1/worlds/{world}/{plural}"), Some(token), Some(body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{plural}: {:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
@@ -100,10 +99,9 @@ async fn child_crud(stack: &Stack, token: &str, world: &str, plural: &str, body:
     assert_eq!(stack.call(Method::GET, &location, Some(token), None).await.status, StatusCode::OK, "{plural}");
     let list = stack.call(Method::GET, &format!("/v1/worlds/{world}/{plural}"), Some(token), None).await;
     assert_eq!(list.status, StatusCode::OK, "{plural}");
-    let patch = format!("{location}?updateMask={mask}");
-    let updated = stack.call(Method::PATCH, &patch, Some(token), Some(json!({mask: "changed"}))).await;
+    let updated = stack.call(Method::PATCH, &location, Some(token), Some(json!({field: "changed"}))).await;
     assert_eq!(updated.status, StatusCode::OK, "{plural}: {:?}", updated.body);
-    assert_eq!(updated.body[mask], "changed", "{plural}");
+    assert_eq!(updated.body[field], "changed", "{plural}");
     assert_eq!(stack.call(Method::DELETE, &location, Some(token), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(stack.call(Method::GET, &location, Some(token), None).await.status, StatusCode::NOT_FOUND);
 }
@@ -251,4 +249,61 @@ async fn a_wrong_method_lists_head_beside_get() {
         assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{} {}", case.method, case.path);
         assert_eq!(answer.headers["allow"], case.allow, "{} {}", case.method, case.path);
     }
+}
+
+/// An update sent over REST, and what the resource holds after it.
+struct Patch {
+    why: &'static str,
+    body: serde_json::Value,
+    status: StatusCode,
+    /// The fields the location holds after it, when it passed.
+    after: serde_json::Value,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_changes_exactly_the_fields_its_body_holds() {
+    let stack = spawn().await;
+    let ada = stack.register("ada").await;
+    let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
+    let place = json!({"name": "Roke", "description": "The school", "coordinates": {"x": 1.5, "y": 2.0}});
+    let created =
+        stack.call(Method::POST, &format!("/v1/worlds/{world}/locations"), Some(&ada.token), Some(place)).await;
+    let path = format!("/v1/locations/{}", created.body["id"].as_str().unwrap());
+    #[rustfmt::skip]
+    let cases = [
+        Patch { why: "one field", body: json!({"description": "Isle of the Wise"}), status: StatusCode::OK,
+                after: json!({"name": "Roke", "description": "Isle of the Wise", "coordinates": {"x": 1.5, "y": 2.0}}) },
+        Patch { why: "an empty text clears it", body: json!({"description": ""}), status: StatusCode::OK,
+                after: json!({"name": "Roke", "coordinates": {"x": 1.5, "y": 2.0}}) },
+        Patch { why: "null takes it off the map", body: json!({"coordinates": null}), status: StatusCode::OK,
+                after: json!({"name": "Roke"}) },
+        Patch { why: "a required field cannot be emptied", body: json!({"name": ""}), status: StatusCode::BAD_REQUEST,
+                after: json!({"name": "Roke"}) },
+        Patch { why: "null for a text is refused", body: json!({"description": null}), status: StatusCode::BAD_REQUEST,
+                after: json!({"name": "Roke"}) },
+        Patch { why: "output-only fields are no change", body: json!({"name": "Roke Knoll", "createTime": "2020-01-01T00:00:00Z"}),
+                status: StatusCode::OK, after: json!({"name": "Roke Knoll"}) },
+    ];
+    for case in cases {
+        let answer = stack.call(Method::PATCH, &path, Some(&ada.token), Some(case.body.clone())).await;
+        assert_eq!(answer.status, case.status, "{}: {:?}", case.why, answer.body);
+        let now = stack.call(Method::GET, &path, Some(&ada.token), None).await.body;
+        let held =
+            json!({"name": now["name"], "description": now.get("description"), "coordinates": now.get("coordinates")});
+        let want = json!({
+            "name": case.after["name"],
+            "description": case.after.get("description"),
+            "coordinates": case.after.get("coordinates"),
+        });
+        assert_eq!(held, want, "{}", case.why);
+    }
+    let masked = stack
+        .call(Method::PATCH, &format!("{path}?updateMask=name"), Some(&ada.token), Some(json!({"name": "X"})))
+        .await;
+    assert_eq!(masked.status, StatusCode::BAD_REQUEST, "a mask is not a REST parameter: {:?}", masked.body);
+    assert!(
+        masked.body["error"]["message"].as_str().unwrap().contains("the fields its body holds"),
+        "{:?}",
+        masked.body
+    );
 }

@@ -116,7 +116,7 @@ async fn a_disabled_user_gets_no_watch_cookie() {
     let stack = spawn().await;
     let ada = stack.register("ada").await;
     let admin = stack.admin().await;
-    let path = format!("/v1/admin/users/{}?updateMask=disabled", ada.id);
+    let path = format!("/v1/admin/users/{}", ada.id);
     let disabled = stack.call(Method::PATCH, &path, Some(&admin.token), Some(json!({"disabled": true}))).await;
     assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
 

@@ -1,7 +1,8 @@
 //! ListUsers and UpdateUser, for administrators, and [`ensure_admin`], which makes
 //! the configured administrator exist at start.
 //!
-//! An administrator may not disable or demote themselves (SELF_LOCKOUT), which
+//! An administrator may not disable or demote themselves (PERMISSION_DENIED,
+//! SELF_LOCKOUT), which
 //! also means there is always one administrator left. Disabling a user revokes
 //! their refresh tokens and drops them from the authenticator's cache, so their
 //! access tokens stop working within a second on every replica.
@@ -77,7 +78,7 @@ impl AccountsApi {
         let change = StandingChange::parse(request)?;
         if change.id == admin && change.locks_out() {
             return Err(errors::status(
-                Code::FailedPrecondition,
+                Code::PermissionDenied,
                 "SELF_LOCKOUT",
                 "administrators cannot disable or demote themselves; ask another administrator",
             )

@@ -567,7 +567,7 @@ async fn administrators_change_roles_and_flags(backend: Backend) {
         accounts
             .update_user(update(User { id: admin.id.clone(), disabled: true, ..User::default() }, &["disabled"]))
             .await,
-        Code::FailedPrecondition,
+        Code::PermissionDenied,
         "SELF_LOCKOUT",
         "an administrator disables themselves",
     );
@@ -575,7 +575,7 @@ async fn administrators_change_roles_and_flags(backend: Backend) {
         accounts
             .update_user(update(User { id: admin.id.clone(), role: Role::User.into(), ..User::default() }, &["role"]))
             .await,
-        Code::FailedPrecondition,
+        Code::PermissionDenied,
         "SELF_LOCKOUT",
         "an administrator demotes themselves",
     );

@@ -25,6 +25,7 @@ both_databases!(
     deletes_with_and_without_an_etag,
     neighbors_follow_the_order_and_skip_unreadable_stories,
     moves_put_a_story_in_front_of_another_in_one_step,
+    orders_set_near_the_last_one_leave_room_for_more,
     deleting_a_world_deletes_its_children,
 );
 
@@ -510,6 +511,43 @@ async fn moves_put_a_story_in_front_of_another_in_one_step(backend: Backend) {
     );
     let unchanged = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
     assert_eq!(titles(&unchanged.stories), ["D", "B", "C", "A", "E"], "refused moves changed nothing");
+}
+
+/// The contract's highest order (`fabula.options.v1.rules` of `Story.order`).
+const LAST_ORDER: i64 = 999_999_999_999_999;
+
+async fn orders_set_near_the_last_one_leave_room_for_more(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let mut stories = app.stories();
+    let a = app.create_story(&alice, &world.id, "A", Visibility::Draft).await;
+    let b = app.create_story(&alice, &world.id, "B", Visibility::Draft).await;
+    let last = Story { id: a.id.clone(), order: LAST_ORDER, ..Story::default() };
+    let update = UpdateStoryRequest { story: Some(last), update_mask: mask(&["order"]) };
+    let a = stories.update_story(authed(update, &alice.token)).await.expect("A to the last order").into_inner();
+    assert_eq!(a.order, LAST_ORDER);
+
+    // Each of these would pass the last order; the world's stories are numbered afresh.
+    let c = app.create_story(&alice, &world.id, "C", Visibility::Draft).await;
+    let to_end = MoveStoryRequest { id: b.id.clone(), before_id: String::new(), etag: String::new() };
+    stories.move_story(authed(to_end, &alice.token)).await.expect("B to the end");
+    app.create_story(&alice, &world.id, "D", Visibility::Draft).await;
+    let a_last = Story { id: a.id.clone(), order: LAST_ORDER, ..Story::default() };
+    let update = UpdateStoryRequest { story: Some(a_last), update_mask: mask(&["order"]) };
+    stories.update_story(authed(update, &alice.token)).await.expect("A to the last order again");
+    let in_front = MoveStoryRequest { id: a.id.clone(), before_id: c.id.clone(), etag: String::new() };
+    stories.move_story(authed(in_front, &alice.token)).await.expect("A in front of C");
+
+    let listed = stories.list_stories(authed(list(&world.id, 0, "", ""), &alice.token)).await.unwrap().into_inner();
+    let titles: Vec<&str> = listed.stories.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(titles, ["A", "C", "B", "D"], "the order the writer made: {:?}", listed.stories);
+    let orders: HashSet<i64> = listed.stories.iter().map(|s| s.order).collect();
+    assert_eq!(orders.len(), 4, "no two stories share a place: {:?}", listed.stories);
+    assert!(
+        orders.iter().all(|order| (1..=LAST_ORDER).contains(order)),
+        "every order is one a client may send back: {orders:?}"
+    );
 }
 
 async fn deleting_a_world_deletes_its_children(backend: Backend) {
