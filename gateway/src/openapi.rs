@@ -293,7 +293,13 @@ impl Builder {
             BodyRule::Field(field) => self.field_schema(field),
             BodyRule::Whole => self.whole_body_schema(route),
         };
-        Some(json!({"required": true, "content": {"application/json": {"schema": schema}}}))
+        // A body may be left out where the gateway takes none as `{}`: a whole request
+        // with no required field, or a body field that is not required.
+        let required = match &route.body {
+            BodyRule::Whole => schema["required"].as_array().is_some_and(|fields| !fields.is_empty()),
+            _ => route.body_required,
+        };
+        Some(json!({"required": required, "content": {"application/json": {"schema": schema}}}))
     }
 
     /// The body of an update: the resource with none of its fields required, since
@@ -918,6 +924,15 @@ mod tests {
         let update = body("/v1/worlds/{id}", "patch");
         assert!(update["properties"]["name"].is_object(), "{update}");
         assert!(update.get("required").is_none(), "a partial update requires nothing: {update}");
+    }
+
+    #[test]
+    fn a_body_is_required_where_the_gateway_refuses_none() {
+        let doc = doc();
+        let required = |path: &str, method: &str| doc["paths"][path][method]["requestBody"]["required"].clone();
+        assert_eq!(required("/v1/worlds/{id}", "patch"), true, "an update's resource");
+        assert_eq!(required("/v1/auth/register", "post"), true, "a whole request with required fields");
+        assert_eq!(required("/v1/jobs/{id}/cancel", "post"), false, "a whole request of the path only");
     }
 
     #[test]

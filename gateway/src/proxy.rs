@@ -20,6 +20,7 @@ use fabula_proto::{
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use prost_reflect::DynamicMessage;
 use tonic::{Code, Status, metadata::MetadataValue};
 
@@ -214,15 +215,12 @@ fn render(template: &Template, message: &DynamicMessage) -> Option<String> {
     Some(out)
 }
 
+/// What a path segment escapes: all but the unreserved characters (RFC 3986 §2.3).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// `value` as a path segment: percent-encoded but for the unreserved characters.
 fn push_escaped(out: &mut String, value: &str) {
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    out.extend(utf8_percent_encode(value, SEGMENT));
 }
 
 #[cfg(test)]

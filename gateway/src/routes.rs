@@ -340,23 +340,7 @@ fn match_template(template: &Template, parts: &[&str]) -> Option<Vec<(String, St
 
 /// `%2F` and friends decoded; `None` for a segment that is not UTF-8 once decoded.
 fn percent_decode(part: &str) -> Option<String> {
-    let bytes = part.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(part).decode_utf8().ok().map(String::from)
 }
 
 #[cfg(test)]

@@ -84,11 +84,8 @@ fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out:
             check_message(message, map, &format!("{path}."), out);
             return;
         }
-        (kind, Value::Number(number), _)
-            if is_integer(kind) && number.as_i64().is_none() && number.as_u64().is_none() =>
-        {
-            Some(inexact(number))
-        }
+        (kind, Value::Number(number), rule) if integer_range(kind).is_some() => integer_problem(kind, number)
+            .or_else(|| rule.and_then(|rule| rule.check_int(integer(value)?).err())),
         (Kind::Enum(values), Value::Number(number), _)
             if number.as_i64().and_then(|n| i32::try_from(n).ok()).and_then(|n| values.get_value(n)).is_none() =>
         {
@@ -114,39 +111,51 @@ fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out:
     }
 }
 
-fn is_integer(kind: &Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Int32
-            | Kind::Int64
-            | Kind::Sint32
-            | Kind::Sint64
-            | Kind::Sfixed32
-            | Kind::Sfixed64
-            | Kind::Uint32
-            | Kind::Uint64
-            | Kind::Fixed32
-            | Kind::Fixed64
-    )
+/// The values an integer field holds; `None` when it is not one.
+fn integer_range(kind: &Kind) -> Option<(i128, i128)> {
+    Some(match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (i32::MIN.into(), i32::MAX.into()),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (i64::MIN.into(), i64::MAX.into()),
+        Kind::Uint32 | Kind::Fixed32 => (0, u32::MAX.into()),
+        Kind::Uint64 | Kind::Fixed64 => (0, u64::MAX.into()),
+        _ => return None,
+    })
 }
 
-/// Why a JSON number that is not an integer as written (`1.5`, `1e3`, or past what a
-/// 64-bit integer holds, which JSON parsers round) is refused for an integer field.
-fn inexact(number: &serde_json::Number) -> String {
-    match number.as_f64() {
-        Some(value) if value.fract() == 0.0 => {
-            format!(
-                "is {number} written as a decimal or past the 64-bit range; send an integer, or a string for 64-bit values"
-            )
-        }
-        _ => format!("must be an integer, not {number}"),
+/// What is wrong with `number` for an integer field of `kind`: not a whole number,
+/// past the field's range, or past 2^63 written so that JSON parsers round it (such a
+/// number is rounded once read, so it could pass a range check it fails as written).
+fn integer_problem(kind: &Kind, number: &serde_json::Number) -> Option<String> {
+    let (min, max) = integer_range(kind)?;
+    let Some(value) = exact_integer(number) else {
+        return Some(match number.as_f64() {
+            Some(value) if value.fract() == 0.0 => {
+                format!("is {number}, past what a JSON number holds exactly; send a 64-bit integer as a string")
+            }
+            _ => format!("must be a whole number, not {number}"),
+        });
+    };
+    (value < min || value > max).then(|| format!("must be between {min} and {max}, not {value}"))
+}
+
+/// `number` as an integer, when it is one exactly: written as one, or a whole number
+/// written as a decimal (`523.0`) below 2^63.
+fn exact_integer(number: &serde_json::Number) -> Option<i128> {
+    const TWO_TO_THE_63: f64 = 9_223_372_036_854_775_808.0;
+    if let Some(value) = number.as_i64() {
+        return Some(value.into());
     }
+    if let Some(value) = number.as_u64() {
+        return Some(value.into());
+    }
+    let value = number.as_f64()?;
+    (value.fract() == 0.0 && value.abs() < TWO_TO_THE_63).then_some(value as i128)
 }
 
 /// An integer sent as a JSON number or a string; `None` for anything else.
 fn integer(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => exact_integer(n).and_then(|n| i64::try_from(n).ok()),
         Value::String(text) => text.parse().ok(),
         _ => None,
     }
@@ -207,6 +216,10 @@ mod tests {
             Case { what: "a wait too long", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300.5s"}), named: &["timeout"] },
             Case { what: "a wait just long enough", request: "fabula.jobs.v1.WaitJobRequest", json: json!({"timeout": "300s"}), named: &[] },
             Case { what: "a 64-bit integer past its range", request: "fabula.story.v1.UpdateEventRequest", json: json!({"event": {"storyPosition": -9_223_372_036_854_775_809.0_f64}}), named: &["event.storyPosition"] },
+            Case { what: "a whole number written as a decimal", request: "fabula.story.v1.CreateEventRequest", json: json!({"event": {"title": "T", "year": 523.0}}), named: &[] },
+            Case { what: "a decimal past the declared maximum", request: "fabula.story.v1.CreateStoryRequest", json: json!({"story": {"title": "T", "order": 1e18}}), named: &["story.order"] },
+            Case { what: "past the 64-bit range, as an integer", request: "fabula.story.v1.UpdateEventRequest", json: json!({"event": {"storyPosition": 9_223_372_036_854_775_808_u64}}), named: &["event.storyPosition"] },
+            Case { what: "past the 32-bit range", request: "fabula.story.v1.ListWorldsRequest", json: json!({"pageSize": 4_294_967_296_i64}), named: &["pageSize"] },
             Case { what: "a fraction for an integer", request: "fabula.story.v1.ListWorldsRequest", json: json!({"pageSize": 2.5}), named: &["pageSize"] },
             Case { what: "the greatest 64-bit integer", request: "fabula.story.v1.UpdateEventRequest", json: json!({"event": {"storyPosition": i64::MAX}}), named: &[] },
             Case { what: "an enum number not declared", request: "fabula.accounts.v1.UpdateMeRequest", json: json!({"user": {"role": -4394}}), named: &["user.role"] },

@@ -43,27 +43,17 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
 pub fn read_verifying_keys(path: &Path) -> Result<Vec<VerifyingKey>, KeyFileError> {
     let pem = fs::read_to_string(path)
         .map_err(|e| KeyFileError::new(path, format!("{e} (start story-service once, or name the key file)")))?;
-    let keys = pem_blocks(&pem)
-        .map(|block| VerifyingKey::from_pem(block).map_err(|e| KeyFileError::new(path, e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if keys.is_empty() {
+    let blocks = pem::parse_many(&pem).map_err(|e| KeyFileError::new(path, e))?;
+    if blocks.is_empty() {
         return Err(KeyFileError::new(path, "no PEM public key in the file"));
     }
-    Ok(keys)
-}
-
-/// Each `-----BEGIN …-----` … `-----END …-----` block of `pem`, markers included.
-fn pem_blocks(pem: &str) -> impl Iterator<Item = &str> {
-    const END: &str = "-----END ";
-    let mut rest = pem;
-    std::iter::from_fn(move || {
-        let start = rest.find("-----BEGIN ")?;
-        let end_marker = start + rest[start..].find(END)?;
-        let end = end_marker + END.len() + rest[end_marker + END.len()..].find("-----")? + "-----".len();
-        let block = &rest[start..end];
-        rest = &rest[end..];
-        Some(block)
-    })
+    blocks
+        .iter()
+        .map(|block| match block.tag() {
+            "PUBLIC KEY" => VerifyingKey::from_der(block.contents()).map_err(|e| KeyFileError::new(path, e)),
+            tag => Err(KeyFileError::new(path, format!("a {tag} block where a PUBLIC KEY was expected"))),
+        })
+        .collect()
 }
 
 /// The development key `file` in `dir`, generated (with its public half beside it,
@@ -124,6 +114,8 @@ mod tests {
             ("", "an empty file"),
             ("not a key", "no PEM block"),
             ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "a block that is no key"),
+            ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "a private key"),
+            ("-----BEGIN PUBLIC KEY-----\nAAAA\n", "a block that does not end"),
         ] {
             fs::write(&path, contents).unwrap();
             assert!(read_verifying_keys(&path).is_err(), "{why}");

@@ -151,6 +151,12 @@ impl VerifyingKey {
         Ok(Self { kid: key_id(&key), key })
     }
 
+    /// Reads an SPKI public key in DER, a PEM block's contents.
+    pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        let key = ed25519_dalek::VerifyingKey::from_public_key_der(der).map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self { kid: key_id(&key), key })
+    }
+
     pub fn to_pem(&self) -> String {
         self.key.to_public_key_pem(LineEnding::LF).expect("an Ed25519 key encodes as SPKI")
     }

@@ -208,8 +208,7 @@ fn union(existing: &[String], added: &[String]) -> Vec<String> {
 /// The request id of one create of this job: the same on every attempt.
 pub fn request_id(ctx: &JobContext<'_>, kind: &str, scope: &str, name: &str) -> String {
     let digest = Sha256::digest(format!("{kind}\0{scope}\0{}", name.to_lowercase()));
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("job-{}-{hex}", ctx.job_id)
+    format!("job-{}-{}", ctx.job_id, hex::encode(&digest[..8]))
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ async fn remove_previous(ctx: &JobContext<'_>, event_ids: Vec<String>) -> Result
 }
 
 fn content_hash(content: &str) -> String {
-    Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(content.as_bytes()))
 }
 
 /// The last extraction of a story: of which content, what it created and which job made it.

@@ -3,7 +3,7 @@
 //! out the next one of the same family. A token presented twice means it leaked,
 //! so the whole family is revoked and the caller must sign in again.
 
-use std::{fmt::Write, time::Duration};
+use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use fabula_proto::auth::unauthenticated;
@@ -21,10 +21,7 @@ const PREFIX: &str = "rt_";
 
 /// The stored form of a refresh token: its SHA-256, in hex.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().fold(String::with_capacity(64), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A fresh random refresh token.
