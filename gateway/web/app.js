@@ -5,6 +5,7 @@
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, table, uid, when, words } from "/assets/dom.js";
+import { app, attempt, main, once, say, sayError, sentence } from "/assets/page.js";
 import { JobWatch } from "/assets/watch.js";
 
 /** The headings of the entity and place tables; the last column holds actions. */
@@ -35,64 +36,6 @@ const JOB_KINDS = [
 const FINAL_STATES = ["SUCCEEDED", "FAILED", "CANCELLED"];
 
 const nav = document.getElementById("nav");
-const main = document.getElementById("main");
-const flash = document.getElementById("flash");
-
-/** Everything the page knows; views read it and actions change it, then re-render. */
-const app = {
-  me: null,
-  view: "worlds",
-  worlds: [],
-  world: null,
-  role: null, // OWNER, CO_AUTHOR, READER or VIEWER of the open world
-  tab: "stories",
-  stories: [],
-  entities: [],
-  locations: [],
-  shares: [],
-  story: null, // the story open in the editor, as last read
-  dirty: false, // the editor holds changes not saved yet
-  job: null, // the JobView of the job being followed
-};
-
-// ---------------------------------------------------------------------------
-// Messages
-
-function say(text, kind = "info") {
-  fill(
-    flash,
-    h(
-      "div",
-      { class: `flash ${kind}` },
-      h("p", {}, kind === "error" ? h("strong", {}, "Error: ") : null, text),
-      h("button", { type: "button", class: "quiet", onclick: () => fill(flash) }, "Dismiss"),
-    ),
-  );
-}
-
-/** An API message (they start in lower case) as a sentence. */
-const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
-
-function sayError(error) {
-  say(error instanceof api.ApiError ? error.describe() : String(error?.message ?? error), "error");
-}
-
-/** Runs `action`, showing its error; true when it worked. */
-async function attempt(action) {
-  try {
-    await action();
-    return true;
-  } catch (error) {
-    sayError(error);
-    return false;
-  }
-}
-
-/** The query of an idempotent create: a new request id, where the browser can make one. */
-function once() {
-  const requestId = globalThis.crypto?.randomUUID?.();
-  return requestId ? { requestId } : undefined;
-}
 
 // ---------------------------------------------------------------------------
 // Navigation and the signed-in state
