@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/dom.js", content_type: JAVASCRIPT, body: include_str!("../web/dom.js") },
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },
     Asset { path: "/assets/page.js", content_type: JAVASCRIPT, body: include_str!("../web/page.js") },
+    Asset { path: "/assets/views/admin.js", content_type: JAVASCRIPT, body: include_str!("../web/views/admin.js") },
     Asset { path: "/assets/icon.svg", content_type: SVG, body: include_str!("../web/icon.svg") },
 ];
 
