@@ -1,5 +1,9 @@
 //! The web page at `/`: a small single-page app in plain HTML, CSS and JavaScript
 //! modules (`web/`), compiled into the binary, that uses only the public REST API.
+//! `app.js` starts it; `views/` holds a module per view (account, worlds, world, story,
+//! jobs, admin); `page.js`, `nav.js`, `api.js`, `dom.js` and `watch.js` are what the
+//! views share. Each file is served under `/assets/` at its path in `web/`, the path
+//! the modules import it by.
 //!
 //! Every file is served with a strict Content-Security-Policy (scripts, styles and
 //! images of this origin only, no inline code, fetches and event streams to this
@@ -34,6 +38,14 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: HTML, body: include_str!("../web/index.html") },
     Asset { path: "/assets/app.css", content_type: CSS, body: include_str!("../web/app.css") },
     Asset { path: "/assets/app.js", content_type: JAVASCRIPT, body: include_str!("../web/app.js") },
+    Asset { path: "/assets/page.js", content_type: JAVASCRIPT, body: include_str!("../web/page.js") },
+    Asset { path: "/assets/nav.js", content_type: JAVASCRIPT, body: include_str!("../web/nav.js") },
+    Asset { path: "/assets/views/account.js", content_type: JAVASCRIPT, body: include_str!("../web/views/account.js") },
+    Asset { path: "/assets/views/worlds.js", content_type: JAVASCRIPT, body: include_str!("../web/views/worlds.js") },
+    Asset { path: "/assets/views/world.js", content_type: JAVASCRIPT, body: include_str!("../web/views/world.js") },
+    Asset { path: "/assets/views/story.js", content_type: JAVASCRIPT, body: include_str!("../web/views/story.js") },
+    Asset { path: "/assets/views/jobs.js", content_type: JAVASCRIPT, body: include_str!("../web/views/jobs.js") },
+    Asset { path: "/assets/views/admin.js", content_type: JAVASCRIPT, body: include_str!("../web/views/admin.js") },
     Asset { path: "/assets/api.js", content_type: JAVASCRIPT, body: include_str!("../web/api.js") },
     Asset { path: "/assets/dom.js", content_type: JAVASCRIPT, body: include_str!("../web/dom.js") },
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },

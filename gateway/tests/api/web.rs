@@ -67,7 +67,21 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         pending.extend(asset_paths(&body));
         seen.push(path);
     }
-    for expected in ["/assets/app.js", "/assets/app.css", "/assets/api.js", "/assets/watch.js", "/assets/dom.js"] {
+    for expected in [
+        "/assets/app.js",
+        "/assets/app.css",
+        "/assets/page.js",
+        "/assets/nav.js",
+        "/assets/views/account.js",
+        "/assets/views/worlds.js",
+        "/assets/views/world.js",
+        "/assets/views/story.js",
+        "/assets/views/jobs.js",
+        "/assets/views/admin.js",
+        "/assets/api.js",
+        "/assets/watch.js",
+        "/assets/dom.js",
+    ] {
         assert!(seen.iter().any(|p| p == expected), "{expected} is loaded by the page: {seen:?}");
     }
 }

@@ -1,0 +1,61 @@
+// What every view shares: the state the page knows, its main region, and messages in
+// its live region (an API error shown with the API's own message).
+
+import { ApiError } from "/assets/api.js";
+import { fill, h } from "/assets/dom.js";
+
+export const main = document.getElementById("main");
+const flash = document.getElementById("flash");
+
+/** Everything the page knows; views read it and actions change it, then re-render. */
+export const app = {
+  me: null,
+  view: "worlds",
+  worlds: [],
+  world: null,
+  role: null, // OWNER, CO_AUTHOR, READER or VIEWER of the open world
+  tab: "stories",
+  stories: [],
+  entities: [],
+  locations: [],
+  shares: [],
+  story: null, // the story open in the editor, as last read
+  dirty: false, // the editor holds changes not saved yet
+  job: null, // the JobView of the job being followed
+};
+
+export function say(text, kind = "info") {
+  fill(
+    flash,
+    h(
+      "div",
+      { class: `flash ${kind}` },
+      h("p", {}, kind === "error" ? h("strong", {}, "Error: ") : null, text),
+      h("button", { type: "button", class: "quiet", onclick: () => fill(flash) }, "Dismiss"),
+    ),
+  );
+}
+
+/** An API message (they start in lower case) as a sentence. */
+export const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
+
+export function sayError(error) {
+  say(error instanceof ApiError ? error.describe() : String(error?.message ?? error), "error");
+}
+
+/** Runs `action`, showing its error; true when it worked. */
+export async function attempt(action) {
+  try {
+    await action();
+    return true;
+  } catch (error) {
+    sayError(error);
+    return false;
+  }
+}
+
+/** The query of an idempotent create: a new request id, where the browser can make one. */
+export function once() {
+  const requestId = globalThis.crypto?.randomUUID?.();
+  return requestId ? { requestId } : undefined;
+}
