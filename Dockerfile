@@ -13,13 +13,16 @@ COPY proto/proto proto/proto
 COPY story-service/Cargo.toml story-service/
 COPY gpt-worker/Cargo.toml gpt-worker/
 COPY gateway/Cargo.toml gateway/
-RUN for c in proto story-service gpt-worker gateway; do mkdir -p $c/src && echo '' > $c/src/lib.rs; done \
+COPY crates/runtime/Cargo.toml crates/runtime/
+COPY crates/store/Cargo.toml crates/store/
+COPY crates/testkit/Cargo.toml crates/testkit/
+RUN for c in proto crates/runtime crates/store crates/testkit story-service gpt-worker gateway; do mkdir -p $c/src && echo '' > $c/src/lib.rs; done \
  && echo 'fn main() {}' > src.rs && mkdir -p src && mv src.rs src/main.rs \
  && for c in story-service gpt-worker gateway; do echo 'fn main() {}' > $c/src/main.rs; done \
  && cargo build --release --locked -p story-service -p gpt-worker -p gateway || true
 # 2. The real sources.
 COPY . .
-RUN touch proto/src/lib.rs story-service/src/*.rs gpt-worker/src/*.rs gateway/src/*.rs \
+RUN touch proto/src/lib.rs crates/*/src/lib.rs story-service/src/*.rs gpt-worker/src/*.rs gateway/src/*.rs \
  && cargo build --release --locked -p story-service --bin story-service -p gpt-worker --bin gpt-worker \
       -p gateway --bin gateway
 

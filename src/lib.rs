@@ -5,7 +5,7 @@
 use std::{future::Future, net::SocketAddr};
 
 use clap::Parser;
-use fabula_proto::keys::{self, KeyFileError};
+use fabula_runtime::keys::{self, KeyFileError};
 use tokio_util::sync::CancellationToken;
 
 /// Why the stack did not start, or stopped with an error: the part it came from.

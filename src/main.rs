@@ -6,10 +6,10 @@ use fabula::{Addresses, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    fabula_proto::telemetry::init();
+    fabula_runtime::telemetry::init();
     let stack = fabula::build(Settings::parse()).await?;
     print_welcome(stack.addresses());
-    Ok(stack.run_until_stopped(fabula_proto::shutdown::signal()).await?)
+    Ok(stack.run_until_stopped(fabula_runtime::shutdown::signal()).await?)
 }
 
 fn print_welcome(Addresses { story, worker, gateway }: Addresses) {

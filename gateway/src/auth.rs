@@ -2,7 +2,7 @@
 //! A missing or invalid token where one is needed is 401, a non-administrator on an
 //! ADMIN route 403. The services check again: this is a convenience, not the lock.
 
-use fabula_proto::{
+use fabula_runtime::{
     auth::{self, AuthPolicy, Caller, Principal, Refusal},
     token::TokenVerifier,
 };
@@ -26,7 +26,7 @@ impl EdgeAuth {
     }
 
     /// Who calls under `policy` with `token` (already taken out of its header or cookie),
-    /// decided as the services decide ([`fabula_proto::auth`]).
+    /// decided as the services decide ([`fabula_runtime::auth`]).
     pub fn caller(&self, policy: AuthPolicy, token: Option<&str>) -> Result<Caller, ApiError> {
         let Some(token) = auth::token_to_verify(policy, token)? else {
             return Ok(Caller::Anonymous);
@@ -40,7 +40,7 @@ impl EdgeAuth {
     /// Seconds until a valid `token` expires.
     pub fn seconds_left(&self, token: &str) -> Option<i64> {
         let verified = self.verifier.verify(token).ok()?;
-        Some((verified.expires_at - fabula_proto::token::unix_now()).max(0))
+        Some((verified.expires_at - fabula_runtime::token::unix_now()).max(0))
     }
 }
 

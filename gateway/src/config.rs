@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use fabula_proto::config::parse_duration;
+use fabula_runtime::config::parse_duration;
 
 #[derive(clap::Args, Clone, Debug)]
 #[group(id = "gateway")]

@@ -6,7 +6,7 @@
 use std::{error::Error as _, time::Duration};
 
 use axum::response::{IntoResponse, Response};
-use fabula_proto::errors::{MAX_MESSAGE_BYTES, bounded};
+use fabula_runtime::errors::{MAX_MESSAGE_BYTES, bounded};
 use http::{HeaderValue, Method, StatusCode, header};
 use prost_reflect::MessageDescriptor;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::transcode::json_path;
 
 /// The `ErrorInfo.domain` of errors the gateway makes itself.
-const DOMAIN: &str = fabula_proto::errors::DOMAIN;
+const DOMAIN: &str = fabula_runtime::errors::DOMAIN;
 /// The longest field path a violation names, in bytes (the services' bound).
 const MAX_FIELD_BYTES: usize = 128;
 /// The longest description of one field violation, in bytes (the services' bound).
@@ -49,7 +49,7 @@ pub fn mapping(code: Code) -> (StatusCode, &'static str) {
         Code::Unavailable => 503,
         Code::DeadlineExceeded => 504,
     };
-    (StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), fabula_proto::errors::code_name(code))
+    (StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), fabula_runtime::errors::code_name(code))
 }
 
 impl ApiError {
@@ -244,7 +244,7 @@ mod tests {
     use super::*;
 
     fn input(name: &str) -> MessageDescriptor {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         pool.get_message_by_name(name).unwrap()
     }
 
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_services_field_paths_reach_rest_clients_in_json_names() {
-        let mut violations = fabula_proto::errors::FieldViolations::new();
+        let mut violations = fabula_runtime::errors::FieldViolations::new();
         violations.add("story.entity_ids", "\"x\" is no id");
         violations.add("update_mask", "\"colour\" cannot be updated; the fields that can are title");
         violations.add("story.title", "must not be empty");

@@ -35,7 +35,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
-use fabula_proto::{
+use fabula_runtime::{
     keys,
     token::{TokenVerifier, VerifyingKey},
 };
@@ -97,7 +97,7 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
 /// Reads the contracts into the route table, prepares the (lazy) upstream channels,
 /// and binds the listener; tokens are checked with `keys`, story-service's public keys.
 pub async fn build_with_keys(settings: Settings, keys: Vec<VerifyingKey>) -> Result<App, BuildError> {
-    let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).map_err(RouteError::from)?;
+    let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).map_err(RouteError::from)?;
     let table = RouteTable::from_pool(pool, &settings)?;
     let cors = cors(&settings)?;
     let gateway = Arc::new(Gateway {
@@ -167,7 +167,7 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then ends event streams and drains requests (for
-    /// up to [`fabula_proto::shutdown::GRACE`]).
+    /// up to [`fabula_runtime::shutdown::GRACE`]).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self { listener, router, gateway } = self;
         tracing::info!(addr = ?listener.local_addr().ok(), routes = gateway.table.routes.len(), "gateway listening");
@@ -178,7 +178,7 @@ impl App {
         };
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let serve = |stopping| axum::serve(listener, service).with_graceful_shutdown(stopping).into_future();
-        fabula_proto::shutdown::serve_within_grace(shutdown, fabula_proto::shutdown::GRACE, serve)
+        fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, serve)
             .await
             .unwrap_or(Ok(()))
     }

@@ -24,10 +24,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         let healthy = tokio::time::timeout(Duration::from_secs(3), is_healthy(cli.settings.listen)).await;
         return Ok(if matches!(healthy, Ok(true)) { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    fabula_proto::telemetry::init();
+    fabula_runtime::telemetry::init();
     let app = gateway::build(cli.settings).await?;
     println!("Fabula's gateway: http://{}", app.local_addr());
-    app.run_until_stopped(fabula_proto::shutdown::signal()).await?;
+    app.run_until_stopped(fabula_runtime::shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
-use fabula_proto::{
+use fabula_runtime::{
     auth::AuthPolicy,
     rules::{self, Rule, TextKind},
 };
@@ -724,7 +724,7 @@ fn constrained(mut schema: Value, kind: &Kind, rule: Option<&Rule>) -> Value {
             if max > 0 {
                 schema["maxLength"] = max.into();
             }
-            if let Some(pattern) = rule.pattern() {
+            if let Some(pattern) = rules::pattern(rule) {
                 schema["pattern"] = pattern.into();
             }
             if rule.text == TextKind::Id {
@@ -751,7 +751,7 @@ fn constrained(mut schema: Value, kind: &Kind, rule: Option<&Rule>) -> Value {
             }
         }
         Kind::Message(message) if message.full_name() == "google.protobuf.FieldMask" => {
-            if let Some(pattern) = rule.pattern() {
+            if let Some(pattern) = rules::pattern(rule) {
                 schema["pattern"] = pattern.into();
             }
         }
@@ -775,7 +775,7 @@ fn key_schema(rule: &Rule) -> Value {
     if key.max_length > 0 {
         schema["maxLength"] = key.max_length.into();
     }
-    if let Some(pattern) = key.pattern() {
+    if let Some(pattern) = rules::pattern(&key) {
         schema["pattern"] = pattern.into();
     }
     schema
@@ -849,7 +849,7 @@ mod tests {
     use crate::config::Settings;
 
     fn doc() -> Value {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         let table = RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap();
         document(&table)
     }
@@ -893,7 +893,7 @@ mod tests {
         let uint64 = regex::Regex::new(&integer_pattern(0, u64::MAX)).unwrap();
         assert!(uint64.is_match("18446744073709551615") && !uint64.is_match("18446744073709551616"));
         assert!(!uint64.is_match("-1"));
-        for (field, rule) in fabula_proto::rules::ALL {
+        for (field, rule) in fabula_runtime::rules::ALL {
             assert!(rule.minimum.is_none_or(|min| min == 0), "{field}: only 0 is a minimum the patterns take");
         }
     }

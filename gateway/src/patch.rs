@@ -6,7 +6,7 @@
 //! not a REST parameter: what a client sends is what it changes, so a required field
 //! cannot be named and left out.
 
-use fabula_proto::rules::{self, lower_camel};
+use fabula_runtime::rules::{self, lower_camel};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 

@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use fabula_proto::{
+use fabula_runtime::{
     errors,
     metadata::{GRPC_TIMEOUT, REQUEST_ID, TRACEPARENT, parse_grpc_timeout, request_id},
 };

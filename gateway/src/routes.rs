@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use fabula_proto::auth::AuthPolicy;
+use fabula_runtime::auth::AuthPolicy;
 use http::{Method, StatusCode, uri::PathAndQuery};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
@@ -348,7 +348,7 @@ mod tests {
     use super::*;
 
     fn table() -> RouteTable {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         let settings = Settings::for_tests("http://a", "http://b", "k".into());
         RouteTable::from_pool(pool, &settings).unwrap()
     }
@@ -358,7 +358,7 @@ mod tests {
         let table = table();
         assert!(table.routes.len() >= 45, "{} routes", table.routes.len());
         for route in &table.routes {
-            let declared = fabula_proto::auth::declared_policy(route.grpc_path.path());
+            let declared = fabula_runtime::auth::declared_policy(route.grpc_path.path());
             assert_eq!(Some(route.policy), declared, "{}", route.grpc_path);
         }
     }

@@ -25,7 +25,7 @@ use axum::{
     },
 };
 use bytes::Bytes;
-use fabula_proto::{auth::AuthPolicy, metadata::request_id};
+use fabula_runtime::{auth::AuthPolicy, metadata::request_id};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use tokio::sync::mpsc;

@@ -265,7 +265,7 @@ mod tests {
     }
 
     fn check(case: &Case) -> Result<(), ApiError> {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         let update = pool.get_message_by_name("fabula.story.v1.UpdateWorldRequest").unwrap();
         let world = update.get_field_by_name("world").unwrap();
         let within = case.whole.is_none().then_some(world.json_name());

@@ -2,7 +2,7 @@
 //! a request message assembled from the path variables, the query and the body as
 //! its route says, and a response message written as lowerCamelCase JSON.
 
-use fabula_proto::errors::quote;
+use fabula_runtime::errors::quote;
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
@@ -343,7 +343,7 @@ mod tests {
     };
 
     fn table() -> RouteTable {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap()
     }
 
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn field_paths_are_given_in_json_names() {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         let cases = [
             JsonPathCase { message: "fabula.story.v1.ListWorldsRequest", proto: "page_size", json: "pageSize" },
             JsonPathCase {

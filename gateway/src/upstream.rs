@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fabula_proto::server::MAX_MESSAGE_SIZE;
+use fabula_runtime::server::MAX_MESSAGE_SIZE;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{

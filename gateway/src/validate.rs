@@ -4,7 +4,8 @@
 //! refused; the services check again for their gRPC callers. Problems are named by the
 //! path the client wrote. Values of the wrong JSON type are left to the transcoder.
 
-use fabula_proto::{
+use fabula_runtime::rules::Checks;
+use fabula_runtime::{
     errors::FieldViolations,
     rules::{self, Rule},
 };
@@ -54,7 +55,13 @@ fn check_map(
         if let Err(problem) = rule.check_key(key) {
             out.add(path, problem);
         } else {
-            check_value(&value_kind, Some(rule), value, &format!("{path}[{}]", fabula_proto::errors::quote(key)), out);
+            check_value(
+                &value_kind,
+                Some(rule),
+                value,
+                &format!("{path}[{}]", fabula_runtime::errors::quote(key)),
+                out,
+            );
         }
     }
 }
@@ -84,8 +91,9 @@ fn check_value(kind: &Kind, rule: Option<&Rule>, value: &Value, path: &str, out:
             check_message(message, map, &format!("{path}."), out);
             return;
         }
-        (kind, Value::Number(number), rule) if integer_range(kind).is_some() => integer_problem(kind, number)
-            .or_else(|| rule.and_then(|rule| rule.check_int(integer(value)?).err())),
+        (kind, Value::Number(number), rule) if integer_range(kind).is_some() => {
+            integer_problem(kind, number).or_else(|| rule.and_then(|rule| rule.check_int(integer(value)?).err()))
+        }
         (Kind::Enum(values), Value::Number(number), _)
             if number.as_i64().and_then(|n| i32::try_from(n).ok()).and_then(|n| values.get_value(n)).is_none() =>
         {
@@ -187,7 +195,7 @@ mod tests {
     use super::*;
 
     fn message(name: &str) -> MessageDescriptor {
-        let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
         pool.get_message_by_name(name).unwrap()
     }
 

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::{LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient},
     jobs::{
         AnalyzeStory, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest,

@@ -2,19 +2,20 @@
 //! create jobs; everyone sees only their own (administrators see all), and another
 //! user's job is NOT_FOUND.
 
+use fabula_runtime::rules::Checks;
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use fabula_proto::{
+use fabula_contracts::pb::jobs::{
+    CancelJobRequest, CreateJobRequest, DeleteJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate,
+    ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
+    job_service_server::JobService, job_spec::Kind, job_update,
+};
+use fabula_runtime::{
     auth::{Caller, Principal, caller},
     errors::{self, FieldViolations},
-    pb::jobs::{
-        CancelJobRequest, CreateJobRequest, DeleteJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate,
-        ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
-        job_service_server::JobService, job_spec::Kind, job_update,
-    },
     rules,
-    store::{Db, Page, Result, error::not_found},
 };
+use fabula_store::{Db, Page, Result, error::not_found};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
@@ -45,7 +46,7 @@ pub struct JobsApi {
 impl JobsApi {
     /// Job `id` if `caller` may see it: their own, or any for an administrator.
     async fn visible_job(&self, caller: &Principal, id: &str) -> Result<Job> {
-        let id = job_id(id).map_err(|problem| fabula_proto::store::error::invalid("id", problem))?;
+        let id = job_id(id).map_err(|problem| fabula_store::error::invalid("id", problem))?;
         let job = store::fetch(&self.db.reader, id).await?.ok_or_else(|| not_found("job"))?;
         if job.owner_id != caller.user_id.to_string() && !caller.is_admin() {
             return Err(not_found("job"));
@@ -95,7 +96,7 @@ impl JobsApi {
         let principal = *caller.require_user()?;
         let timeout = match request.timeout {
             None => DEFAULT_WAIT,
-            Some(t) => wait_timeout(t).map_err(|problem| fabula_proto::store::error::invalid("timeout", problem))?,
+            Some(t) => wait_timeout(t).map_err(|problem| fabula_store::error::invalid("timeout", problem))?,
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut applied = self.applied.subscribe();

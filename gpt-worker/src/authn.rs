@@ -6,11 +6,11 @@
 //! may use the model comes from the same answer, or from a GetMe through a
 //! delegated token when only the user is known.
 
-use fabula_proto::{
+use fabula_contracts::pb::accounts::{GetMeRequest, Role, User};
+use fabula_runtime::{
     auth::{Authenticator, Principal, UserStatuses, unauthenticated},
     errors,
     metadata::AUTHORIZATION,
-    pb::accounts::{GetMeRequest, Role, User},
     token::TokenVerifier,
 };
 use tonic::{Code, Request, Status};

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use fabula_proto::{
+use fabula_runtime::{
     config::{Secret, parse_duration},
     keys,
 };

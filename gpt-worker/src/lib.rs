@@ -21,14 +21,14 @@ pub mod writer;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use fabula_proto::{
+use fabula_contracts::pb::jobs::job_service_server::JobServiceServer;
+use fabula_runtime::{
     keys,
-    pb::jobs::job_service_server::JobServiceServer,
     server::{self, MAX_MESSAGE_SIZE},
-    store::{Backend, Db, now_micros},
     telemetry::escaped,
     token::{DelegationIssuer, SigningKey, TokenVerifier, VerifyingKey},
 };
+use fabula_store::{Backend, Db, now_micros};
 use tokio::{net::TcpListener, sync::broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

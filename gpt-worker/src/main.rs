@@ -20,11 +20,11 @@ struct Cli {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     if cli.health_check {
-        let serving = fabula_proto::server::is_serving(cli.settings.listen, "", Duration::from_secs(3)).await;
+        let serving = fabula_runtime::server::is_serving(cli.settings.listen, "", Duration::from_secs(3)).await;
         return Ok(if serving { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    fabula_proto::telemetry::init();
+    fabula_runtime::telemetry::init();
     let app = gpt_worker::build(cli.settings).await?;
-    app.run_until_stopped(fabula_proto::shutdown::signal()).await?;
+    app.run_until_stopped(fabula_runtime::shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use fabula_proto::{
-    pb::jobs::Job,
-    store::{Backend, Bind, Db, Result, Sql, now_micros},
-};
+use fabula_contracts::pb::jobs::Job;
+use fabula_store::{Backend, Bind, Db, Result, Sql, now_micros};
 use rand::Rng;
 use sqlx::Row;
 use uuid::Uuid;
@@ -71,7 +69,7 @@ async fn claim_where(
         .map(|row| {
             let job = job_from_row(row)?;
             Ok(Claimed {
-                id: job.id.parse().map_err(|_| fabula_proto::store::Error::Internal("bad job id".into()))?,
+                id: job.id.parse().map_err(|_| fabula_store::Error::Internal("bad job id".into()))?,
                 job,
                 last_seq: row.try_get(15)?,
                 cancel_requested: row.try_get::<i64, _>(16)? != 0,

@@ -6,10 +6,8 @@
 
 use std::sync::Mutex;
 
-use fabula_proto::{
-    pb::jobs::{JobState, JobUpdate, Progress, job_update::Kind},
-    store::Result,
-};
+use fabula_contracts::pb::jobs::{JobState, JobUpdate, Progress, job_update::Kind};
+use fabula_store::Result;
 use uuid::Uuid;
 
 use crate::writer::{Answer, Change, End, Writer};
@@ -108,8 +106,8 @@ impl Recorder {
     pub fn finished(
         &self,
         state: JobState,
-        result: Option<fabula_proto::pb::jobs::JobResult>,
-        error: Option<fabula_proto::pb::jobs::JobError>,
+        result: Option<fabula_contracts::pb::jobs::JobResult>,
+        error: Option<fabula_contracts::pb::jobs::JobError>,
     ) -> End {
         let mut pending = self.pending.lock().expect("recorder");
         push(&mut pending, Kind::State(state.into()));

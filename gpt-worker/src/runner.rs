@@ -13,11 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fabula_proto::{
-    pb::jobs::{JobError, JobState},
-    store::{Db, Result, now_micros},
-    telemetry::escaped,
-};
+use fabula_contracts::pb::jobs::{JobError, JobState};
+use fabula_runtime::telemetry::escaped;
+use fabula_store::{Db, Result, now_micros};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -355,7 +353,7 @@ impl Worker {
 }
 
 enum Attempt {
-    Done(std::result::Result<fabula_proto::pb::jobs::JobResult, Failure>),
+    Done(std::result::Result<fabula_contracts::pb::jobs::JobResult, Failure>),
     Stopped,
     LeaseLost,
 }

@@ -3,14 +3,14 @@
 //! updates and the model answers its runs saved.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use fabula_proto::{
-    errors,
-    pb::jobs::{Job, JobError, JobResult, JobSpec, JobState, JobUpdate, Progress, job_spec::Kind, job_update},
-    store::{
-        Bind, Db, Error, Key, Listing, Page, Result, Sql,
-        error::{invalid, not_found},
-        filter, now_micros, timestamp,
-    },
+use fabula_contracts::pb::jobs::{
+    Job, JobError, JobResult, JobSpec, JobState, JobUpdate, Progress, job_spec::Kind, job_update,
+};
+use fabula_runtime::errors;
+use fabula_store::{
+    Bind, Db, Error, Key, Listing, Page, Result, Sql,
+    error::{invalid, not_found},
+    filter, now_micros, timestamp,
 };
 use prost::Message;
 use sqlx::{Any, Executor, Row, any::AnyRow};
@@ -24,9 +24,9 @@ pub const COLUMNS: &str = "id, owner_id, spec, state, progress_percent, progress
 
 /// ListJobs as its request declares it, and the columns of its filter fields.
 pub const LISTING: Listing = Listing {
-    page_size: &fabula_proto::rules::jobs::list_jobs_request::PAGE_SIZE,
-    page_token: &fabula_proto::rules::jobs::list_jobs_request::PAGE_TOKEN,
-    filter: &fabula_proto::rules::jobs::list_jobs_request::FILTER,
+    page_size: &fabula_runtime::rules::jobs::list_jobs_request::PAGE_SIZE,
+    page_token: &fabula_runtime::rules::jobs::list_jobs_request::PAGE_TOKEN,
+    filter: &fabula_runtime::rules::jobs::list_jobs_request::FILTER,
     columns: &[("state", "state"), ("kind", "kind"), ("owner_id", "owner_id")],
 };
 

@@ -4,19 +4,15 @@
 
 use std::sync::Arc;
 
-use fabula_proto::{
-    metadata::AUTHORIZATION,
-    pb::{
-        accounts::account_service_client::AccountServiceClient,
-        story::{
-            entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-            location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
-            world_service_client::WorldServiceClient,
-        },
+use fabula_contracts::pb::{
+    accounts::account_service_client::AccountServiceClient,
+    story::{
+        entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
+        location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
-    server::MAX_MESSAGE_SIZE,
-    token::DelegationIssuer,
 };
+use fabula_runtime::{metadata::AUTHORIZATION, server::MAX_MESSAGE_SIZE, token::DelegationIssuer};
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 

@@ -14,11 +14,9 @@
 
 use std::sync::Arc;
 
-use fabula_proto::{
-    pb::jobs::{JobError, JobResult, JobState, JobUpdate, Progress, job_update},
-    store::{Db, Error, Result, now_micros},
-    telemetry::escaped,
-};
+use fabula_contracts::pb::jobs::{JobError, JobResult, JobState, JobUpdate, Progress, job_update};
+use fabula_runtime::telemetry::escaped;
+use fabula_store::{Db, Error, Result, now_micros};
 use sqlx::{Any, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;

@@ -1,28 +1,16 @@
-//! Fabula's contracts and the small runtime every service shares.
-//!
-//! - [`pb`]: the code generated from `proto/`, and [`FILE_DESCRIPTOR_SET`] for reflection.
-//! - [`auth`]: each method's declared policy, the [`auth::Caller`], and the tower layer
-//!   that turns a bearer token into one.
-//! - [`token`]: the access-token format (EdDSA JWT), its signing and verification.
-//! - [`errors`]: `google.rpc` error details on every `Status`.
-//! - [`rules`]: the rules of request fields the contracts declare, as constants and checks.
-//! - `store` (feature `store`): the database plumbing of services that have one.
-//! - [`metadata`], [`telemetry`], [`shutdown`], [`server`]: plumbing.
+//! Fabula's contracts: the code generated from `proto/`, the encoded descriptor set
+//! ([`FILE_DESCRIPTOR_SET`]) for reflection and transcoding, and what the contracts'
+//! own options declare, as tables: each method's [`policies`] and each request field's
+//! [`rules`]. Nothing here runs a service; `fabula-runtime` does.
 
-pub mod auth;
-pub mod config;
-pub mod errors;
-pub mod keys;
-pub mod metadata;
 pub mod rules;
-pub mod server;
-pub mod shutdown;
-#[cfg(feature = "store")]
-pub mod store;
-pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
-pub mod token;
+
+pub mod policies {
+    //! The auth policy each method declares (`fabula.options.v1.auth_policy`).
+    pub use crate::pb::fabula::options::v1::AuthPolicy;
+
+    include!(concat!(env!("OUT_DIR"), "/auth_policies.rs"));
+}
 
 /// Every file of Fabula's contracts with its imports, as an encoded `FileDescriptorSet`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fabula_descriptor.bin"));

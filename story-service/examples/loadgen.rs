@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::{RegisterRequest, account_service_client::AccountServiceClient},
     story::{
         CreateStoryRequest, CreateWorldRequest, GetStoryRequest, Story, World,
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     connections: usize,
     /// How long to measure, after a one-second warm-up.
-    #[arg(long, default_value = "10s", value_parser = fabula_proto::config::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = fabula_runtime::config::parse_duration)]
     duration: Duration,
 }
 

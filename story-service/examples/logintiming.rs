@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fabula_proto::pb::accounts::{LoginRequest, RegisterRequest, account_service_client::AccountServiceClient};
+use fabula_contracts::pb::accounts::{LoginRequest, RegisterRequest, account_service_client::AccountServiceClient};
 use tonic::{Code, transport::Channel};
 
 #[derive(Parser)]

@@ -10,14 +10,12 @@
 //! - Not readable is NOT_FOUND, so existence never leaks; readable but not
 //!   writable is PERMISSION_DENIED.
 
-use fabula_proto::{
-    auth::Caller,
-    pb::story::{ShareRole, Visibility},
-};
+use fabula_contracts::pb::story::{ShareRole, Visibility};
+use fabula_runtime::auth::Caller;
 use sqlx::{Any, Executor, Row, any::AnyRow};
 use uuid::Uuid;
 
-use crate::{
+use fabula_store::{
     error::{Result, denied, not_found},
     pagination::{Bind, Sql},
 };
@@ -140,7 +138,7 @@ pub fn access_from_row(row: &AnyRow, first: usize, caller: &Caller, world_id: Uu
     };
     Ok(WorldAccess {
         world_id,
-        owner_id: owner.parse().map_err(|_| crate::error::Error::Internal(format!("bad owner id {owner}")))?,
+        owner_id: owner.parse().map_err(|_| fabula_store::error::Error::Internal(format!("bad owner id {owner}")))?,
         relation,
         visibility: Visibility::from_str_name(&visibility).unwrap_or(Visibility::Draft),
         admin: caller.is_admin(),
@@ -163,7 +161,8 @@ pub fn push_readable_worlds(caller: &Caller, sql: &mut Sql) {
 
 #[cfg(test)]
 mod tests {
-    use fabula_proto::{auth::Principal, pb::accounts::Role};
+    use fabula_contracts::pb::accounts::Role;
+    use fabula_runtime::auth::Principal;
 
     use super::*;
 

@@ -3,16 +3,16 @@
 //! token was issued. User status is cached for at most a second, so a disabled
 //! user's tokens stop working within a second.
 
-use fabula_proto::{
+use fabula_contracts::pb::accounts::Role;
+use fabula_runtime::{
     auth::{Authenticator, Principal, UserStatuses, unauthenticated},
-    pb::accounts::Role,
     token::TokenVerifier,
 };
 use sqlx::Row;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::{db::Db, error::Error};
+use fabula_store::{db::Db, error::Error};
 
 #[derive(Clone, Copy, Debug)]
 struct UserStatus {

@@ -11,19 +11,21 @@
 //! caller may not read is NOT_FOUND under the child's own name, so a guessed id
 //! tells nothing about what exists.
 
-use fabula_proto::{auth::Caller, errors::FieldViolations, rules::Rule};
+use fabula_runtime::{auth::Caller, errors::FieldViolations, rules::Rule};
+use fabula_store::{
+    db::{Db, timestamp},
+    error::{Result, etag_mismatch, invalid, not_found},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
+};
 use prost_types::Timestamp;
 use sqlx::{Any, AnyConnection, Executor, Row, Transaction, any::AnyRow};
 use uuid::Uuid;
 
 use crate::{
     access::{WORLD_ACCESS_COLUMNS, WORLD_ACCESS_JOIN, WorldAccess, access_from_row, caller_key, world_access},
-    db::{Db, timestamp},
     domain,
-    error::{Result, etag_mismatch, invalid, not_found},
-    filter,
     idempotency::{self, Claim},
-    pagination::{Bind, Key, Listing, Page, Sql},
     update::{check_etag, etag},
 };
 
@@ -127,7 +129,7 @@ pub async fn locate_with<T: WorldChild>(conn: &mut AnyConnection, caller: &Calle
         .ok_or_else(|| not_found(T::NOUN))?;
     let world_id: String = row.try_get(first)?;
     let world_id = Uuid::try_parse(&world_id)
-        .map_err(|_| crate::error::Error::Internal(format!("bad world id {world_id} of {} {id}", T::NOUN)))?;
+        .map_err(|_| fabula_store::error::Error::Internal(format!("bad world id {world_id} of {} {id}", T::NOUN)))?;
     let access = access_from_row(&row, first + 2, caller, world_id)?;
     let mut child = T::from_row(&row)?;
     child.read_extra(&row, first + 5)?;
@@ -277,15 +279,14 @@ pub(crate) mod testing {
     //! A real service state on a fresh SQLite file, with users and a world to
     //! hang children on.
 
-    use fabula_proto::{
-        auth::{Caller, Principal},
-        pb::accounts::Role,
-    };
+    use fabula_contracts::pb::accounts::Role;
+    use fabula_runtime::auth::{Caller, Principal};
+    use fabula_store::{db::now_micros, error::Error};
     use tonic::{Code, Request, Status};
     use tonic_types::StatusExt;
     use uuid::Uuid;
 
-    use crate::{Settings, State, db::now_micros, error::Error};
+    use crate::{Settings, State};
 
     /// `message` as sent by `caller`.
     pub fn by<T>(caller: Caller, message: T) -> Request<T> {
@@ -300,7 +301,7 @@ pub(crate) mod testing {
     }
 
     /// The fields a `BadRequest` names, or why there is none.
-    pub fn violated<T: std::fmt::Debug>(result: crate::error::Result<T>) -> Vec<String> {
+    pub fn violated<T: std::fmt::Debug>(result: fabula_store::error::Result<T>) -> Vec<String> {
         match result {
             Err(Error::Rejected(status)) => status
                 .get_details_bad_request()

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use fabula_proto::config::{Secret, parse_duration};
+use fabula_runtime::config::{Secret, parse_duration};
 
 #[derive(clap::Args, Clone, Debug)]
 #[group(id = "story")]

@@ -1,9 +1,10 @@
 //! Parsers that turn request fields into values that cannot be wrong, beside the
-//! declared rules of text fields ([`fabula_proto::rules`]): ids, enums, request ids.
+//! declared rules of text fields ([`fabula_runtime::rules`]): ids, enums, request ids.
 //! Each returns a description of the problem, which the caller files under the
 //! field's name.
 
-use fabula_proto::{
+use fabula_runtime::rules::Checks;
+use fabula_runtime::{
     errors::FieldViolations,
     rules::{self, Rule, TextKind},
 };
@@ -49,7 +50,7 @@ pub fn ids(field: &str, values: &[String], rule: &Rule, violations: &mut FieldVi
 
 #[cfg(test)]
 mod tests {
-    use fabula_proto::pb::story::Visibility;
+    use fabula_contracts::pb::story::Visibility;
 
     use super::*;
 
@@ -63,7 +64,7 @@ mod tests {
         assert!(id("0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c").is_ok());
         assert_eq!(optional_id(""), Ok(None));
         let one = "0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c".to_owned();
-        let rule = fabula_proto::rules::story::story::ENTITY_IDS;
+        let rule = fabula_runtime::rules::story::story::ENTITY_IDS;
         let mut violations = FieldViolations::new();
         assert_eq!(ids("story.entity_ids", &[one.clone(), one], &rule, &mut violations), None);
         assert!(!violations.is_empty(), "duplicates were accepted");
@@ -78,7 +79,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_bounded() {
-        let rule = fabula_proto::rules::story::create_world_request::REQUEST_ID;
+        let rule = fabula_runtime::rules::story::create_world_request::REQUEST_ID;
         assert_eq!(request_id("", &rule), Ok(None));
         assert!(request_id(&"r".repeat(101), &rule).is_err());
     }

@@ -6,16 +6,22 @@
 //! removes it from the stories and events that link it (ON DELETE CASCADE on
 //! `story_entities` and `event_entities`).
 
+use fabula_runtime::rules::Checks;
 use std::collections::{BTreeMap, HashMap};
 
-use fabula_proto::{
+use fabula_contracts::pb::story::{
+    CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, ListEntitiesRequest, ListEntitiesResponse,
+    UpdateEntityRequest, entity_service_server::EntityService,
+};
+use fabula_runtime::{
     auth::{Caller, caller},
     errors::{FieldViolations, quote},
-    pb::story::{
-        CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, ListEntitiesRequest, ListEntitiesResponse,
-        UpdateEntityRequest, entity_service_server::EntityService,
-    },
     rules::{self, story::entity as declared},
+};
+use fabula_store::{
+    db::now_micros,
+    error::{Error, Result, invalid},
+    pagination::Listing,
 };
 use sqlx::{Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -23,10 +29,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     State,
     children::{self, Begun, CreateTarget, ListRequest, Stamps, WorldChild},
-    db::now_micros,
     domain,
-    error::{Error, Result, invalid},
-    pagination::Listing,
     update::{self, Mask},
 };
 
@@ -368,7 +371,7 @@ mod tests {
         assert_eq!((characters.total_size, characters.entities[0].id.as_str()), (1, arwen.id.as_str()));
         assert_eq!(code(api.list_entities(by(world.stranger, list("", ""))).await), Code::NotFound);
         let world_id = world.world_id.to_string();
-        let forged = crate::pagination::Page::parse(1, "", &LISTING, &["ListEntities", &world_id, ""])
+        let forged = fabula_store::pagination::Page::parse(1, "", &LISTING, &["ListEntities", &world_id, ""])
             .unwrap()
             .next_token(vec![]);
         assert_eq!(code(api.list_entities(by(world.reader, list("", &forged))).await), Code::InvalidArgument);

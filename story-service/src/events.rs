@@ -9,17 +9,24 @@
 //! (ON DELETE CASCADE). Lists and the timeline run in the world's calendar: by year,
 //! then by place in the story, then by id.
 
+use fabula_runtime::rules::Checks;
 use std::collections::HashMap;
 
-use fabula_proto::{
+use fabula_contracts::pb::story::{
+    CreateEventRequest, DeleteEventRequest, Event, EventConnection, GetEventRequest, GetTimelineRequest,
+    ListEventsRequest, ListEventsResponse, Timeline, TimelineEra, UpdateEventRequest,
+    event_service_server::EventService,
+};
+use fabula_runtime::{
     auth::{Caller, caller},
     errors::FieldViolations,
-    pb::story::{
-        CreateEventRequest, DeleteEventRequest, Event, EventConnection, GetEventRequest, GetTimelineRequest,
-        ListEventsRequest, ListEventsResponse, Timeline, TimelineEra, UpdateEventRequest,
-        event_service_server::EventService,
-    },
     rules::{self, story::event as declared},
+};
+use fabula_store::{
+    db::now_micros,
+    error::{Error, Result, etag_mismatch, invalid},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
 };
 use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -29,12 +36,8 @@ use crate::{
     State,
     access::world_access,
     children::{self, Begun, CreateTarget, Stamps, WorldChild},
-    db::now_micros,
     domain,
-    error::{Error, Result, etag_mismatch, invalid},
-    filter,
     links::{self, Linkable, Links, Owner, Scope, Target},
-    pagination::{Bind, Key, Listing, Page, Sql},
     update::{self, Mask},
 };
 

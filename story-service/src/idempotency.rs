@@ -1,12 +1,12 @@
 //! Idempotent creates: a `request_id` already used by the same caller returns the
 //! first result, so a retried create never makes a second resource.
 
-use fabula_proto::errors;
+use fabula_runtime::errors;
 use sqlx::{Any, Row, Transaction};
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::{db::now_micros, error::Result};
+use fabula_store::{db::now_micros, error::Result};
 
 /// What became of a create's `request_id`.
 pub enum Claim {
@@ -55,5 +55,5 @@ pub async fn claim(
             format!("this request_id was already used to create another resource ({first_kind}); send a new one");
         return Err(errors::status(Code::AlreadyExists, "REQUEST_ID_REUSED", message).into());
     }
-    Ok(Claim::Replay(first_id.parse().map_err(|_| crate::error::Error::Internal("bad stored id".into()))?))
+    Ok(Claim::Replay(first_id.parse().map_err(|_| fabula_store::error::Error::Internal("bad stored id".into()))?))
 }

@@ -1,9 +1,9 @@
 //! story-service: Fabula's accounts and story data over gRPC.
 //!
-//! A request goes: [`fabula_proto::auth::AuthLayer`] (token → `Caller`, per the
+//! A request goes: [`fabula_runtime::auth::AuthLayer`] (token → `Caller`, per the
 //! method's declared policy) → the resource's API ([`worlds`], [`stories`],
 //! [`entities`], [`locations`], [`events`], [`accounts`]) → [`access`] (may this
-//! caller do this?) → the database ([`db`]). [`build`] binds the listener and
+//! caller do this?) → the database ([`fabula_store`]). [`build`] binds the listener and
 //! prepares everything; [`App::run_until_stopped`] serves until shutdown.
 
 pub mod access;
@@ -24,20 +24,17 @@ pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use fabula_proto::{
+use fabula_contracts::pb::{accounts::account_service_server::AccountServiceServer, story};
+use fabula_runtime::{
     keys,
-    pb::{accounts::account_service_server::AccountServiceServer, story},
     server::{self, MAX_MESSAGE_SIZE},
     token::{self, TokenIssuer, TokenVerifier, VerifyingKey},
 };
+use fabula_store::db::Db;
 use tokio::net::TcpListener;
 
-// The database plumbing every service with a database shares, under the names the
-// modules of this crate use.
-pub use fabula_proto::store::{db, error, filter, pagination};
-
+use crate::authn::StoryAuthenticator;
 pub use crate::config::Settings;
-use crate::{authn::StoryAuthenticator, db::Db};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -122,7 +119,7 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight calls (for up to
-    /// [`fabula_proto::shutdown::GRACE`]) and closes the database.
+    /// [`fabula_runtime::shutdown::GRACE`]) and closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -157,11 +154,12 @@ impl App {
                 state.clone()
             ))));
         let incoming = server::incoming(listener);
-        let served = fabula_proto::shutdown::serve_within_grace(shutdown, fabula_proto::shutdown::GRACE, |stopping| {
-            router.serve_with_incoming_shutdown(incoming, stopping)
-        })
-        .await
-        .unwrap_or(Ok(()));
+        let served =
+            fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, |stopping| {
+                router.serve_with_incoming_shutdown(incoming, stopping)
+            })
+            .await
+            .unwrap_or(Ok(()));
         state.db.close().await;
         tracing::info!("story-service stopped");
         served

@@ -15,17 +15,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fabula_proto::errors::FieldViolations;
+use fabula_runtime::errors::FieldViolations;
 use sqlx::{Any, AnyConnection, Executor, Row, any::AnyRow};
 use uuid::Uuid;
 
-use fabula_proto::rules::{self, Rule};
-
-use crate::{
-    domain,
+use fabula_runtime::rules::{self, Rule};
+use fabula_store::{
     error::Result,
     pagination::{Bind, Sql},
 };
+
+use crate::domain;
 
 /// A kind of row of a world that a request may name by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,14 +6,19 @@
 //! the stories and events that link it (ON DELETE CASCADE on `story_locations` and
 //! `event_locations`).
 
-use fabula_proto::{
+use fabula_contracts::pb::story::{
+    Coordinates, CreateLocationRequest, DeleteLocationRequest, GetLocationRequest, ListLocationsRequest,
+    ListLocationsResponse, Location, UpdateLocationRequest, location_service_server::LocationService,
+};
+use fabula_runtime::{
     auth::{Caller, caller},
     errors::FieldViolations,
-    pb::story::{
-        Coordinates, CreateLocationRequest, DeleteLocationRequest, GetLocationRequest, ListLocationsRequest,
-        ListLocationsResponse, Location, UpdateLocationRequest, location_service_server::LocationService,
-    },
     rules::{self, story::location as declared},
+};
+use fabula_store::{
+    db::now_micros,
+    error::{Result, invalid},
+    pagination::Listing,
 };
 use sqlx::{Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -21,10 +26,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     State,
     children::{self, Begun, CreateTarget, ListRequest, Stamps, WorldChild},
-    db::now_micros,
     domain,
-    error::{Result, invalid},
-    pagination::Listing,
     update::{self, Mask},
 };
 

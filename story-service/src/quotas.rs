@@ -2,14 +2,13 @@
 //! transaction after locking the owner's row, so concurrent publishes cannot both
 //! slip under the limit.
 
-use fabula_proto::{auth::Principal, pb::accounts::Role};
+use fabula_contracts::pb::accounts::Role;
+use fabula_runtime::auth::Principal;
+use fabula_store::error::{Result, quota_exceeded};
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::{
-    config::Quotas,
-    error::{Result, quota_exceeded},
-};
+use crate::config::Quotas;
 
 /// What a quota counts.
 #[derive(Clone, Copy, Debug)]

@@ -13,18 +13,25 @@
 //! `push_readable_stories` for lists and neighbours): a story the caller may not
 //! read is NOT_FOUND, whatever its world.
 
-use fabula_proto::{
+use fabula_contracts::pb::story::{
+    CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
+    ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
+    story_service_server::StoryService,
+};
+use fabula_runtime::rules::Checks;
+use fabula_runtime::{
     auth::{Caller, caller},
     errors::{self, FieldViolations},
-    pb::story::{
-        CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
-        ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
-        story_service_server::StoryService,
-    },
     rules::{self, story::story as declared},
 };
 use std::sync::LazyLock;
 
+use fabula_store::{
+    db::now_micros,
+    error::{Error, Result, etag_mismatch, invalid, not_found},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
+};
 use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -33,12 +40,8 @@ use crate::{
     State,
     access::{WorldAccess, world_access},
     children::{self, Begun, CreateTarget, Located, Stamps, WorldChild},
-    db::now_micros,
     domain,
-    error::{Error, Result, etag_mismatch, invalid, not_found},
-    filter,
     links::{self, Linkable, Links, Owner, Scope, Target},
-    pagination::{Bind, Key, Listing, Page, Sql},
     quotas::{self, Public},
     update::{self, Mask, check_etag},
 };

@@ -1,16 +1,14 @@
 //! What updates and deletes share: field masks (AIP-134) and etags (AIP-154).
 
-use fabula_proto::{
+use fabula_runtime::{
     errors::{FieldViolations, quote},
     rules,
 };
+use fabula_store::error::{Result, etag_mismatch, invalid};
 use prost_types::FieldMask;
 use uuid::Uuid;
 
-use crate::{
-    domain,
-    error::{Result, etag_mismatch, invalid},
-};
+use crate::domain;
 
 /// The fields an update changes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,20 @@
 //! WorldService: worlds, their visibility and their sharing.
 
-use fabula_proto::{
+use fabula_contracts::pb::story::{
+    CreateWorldRequest, DeleteWorldRequest, GetWorldRequest, ListWorldSharesRequest, ListWorldSharesResponse,
+    ListWorldsRequest, ListWorldsResponse, ShareRole, ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest,
+    Visibility, World, WorldShare, WorldType, world_service_server::WorldService,
+};
+use fabula_runtime::{
     auth::{Caller, caller},
     errors::FieldViolations,
-    pb::story::{
-        CreateWorldRequest, DeleteWorldRequest, GetWorldRequest, ListWorldSharesRequest, ListWorldSharesResponse,
-        ListWorldsRequest, ListWorldsResponse, ShareRole, ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest,
-        Visibility, World, WorldShare, WorldType, world_service_server::WorldService,
-    },
     rules::{self, story::world as declared},
+};
+use fabula_store::{
+    db::{now_micros, timestamp},
+    error::{Error, Result, invalid, not_found},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
 };
 use sqlx::{Any, Executor, Row, any::AnyRow};
 use tonic::{Request, Response, Status};
@@ -17,12 +23,8 @@ use uuid::Uuid;
 use crate::{
     State,
     access::{push_readable_worlds, world_access},
-    db::{now_micros, timestamp},
     domain,
-    error::{Error, Result, invalid, not_found},
-    filter,
     idempotency::{self, Claim},
-    pagination::{Bind, Key, Listing, Page, Sql},
     quotas::{self, Public},
     update::{self, check_etag, etag},
 };
@@ -209,7 +211,7 @@ impl WorldsApi {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(crate::error::etag_mismatch("world"));
+            return Err(fabula_store::error::etag_mismatch("world"));
         }
         let world = fetch_world(&mut *tx, id).await?;
         tx.commit().await?;
@@ -309,7 +311,9 @@ impl WorldsApi {
         let access = world_access(&self.0.db.reader, &caller, world_id).await?;
         access.require_read()?;
         if !access.reads_everything() {
-            return Err(crate::error::denied("only the world's owner and the users it is shared with see its shares"));
+            return Err(fabula_store::error::denied(
+                "only the world's owner and the users it is shared with see its shares",
+            ));
         }
         let rows = sqlx::query(
             "SELECT s.user_id, u.username, s.role, s.create_time FROM world_shares s \

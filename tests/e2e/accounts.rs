@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -111,10 +111,8 @@ async fn account_errors_say_what_went_wrong(backend: Backend) {
 /// token is refused by story-service and by gpt-worker, both through the gateway
 /// (which checks only the signature) and over gRPC straight to gpt-worker.
 async fn a_disabled_users_token_fails_everywhere_within_a_second(backend: Backend) {
-    use fabula_proto::{
-        pb::jobs::{ListJobsRequest, job_service_client::JobServiceClient},
-        testing::authed,
-    };
+    use fabula_contracts::pb::jobs::{ListJobsRequest, job_service_client::JobServiceClient};
+    use fabula_testkit::authed;
 
     let running = stack::start(backend).await;
     let api = Rest::new(&running);

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use fabula_proto::testing::{Backend, run_within};
+use fabula_testkit::{Backend, run_within};
 
 use crate::stack;
 
@@ -44,7 +44,7 @@ fn missing_tools() -> Option<String> {
 /// Whether the test cannot run here, after saying so loudly (a failure in CI).
 fn skipped(test: &str) -> bool {
     let missing = missing_tools();
-    fabula_proto::testing::skipped_unless(missing.is_none(), &format!("browser::{test}"), &missing.unwrap_or_default())
+    fabula_testkit::skipped_unless(missing.is_none(), &format!("browser::{test}"), &missing.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

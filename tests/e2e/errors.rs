@@ -2,7 +2,7 @@
 //! status, the Google JSON error shape and a stable reason, and changes nothing. The
 //! gateway's own tests hold the depth.
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

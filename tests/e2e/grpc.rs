@@ -1,27 +1,26 @@
 //! The stack as internal callers meet it: gRPC straight to story-service and
-//! gpt-worker, with the clients generated in `fabula_proto`. The core flow (an
+//! gpt-worker, with the clients generated in `fabula_contracts`. The core flow (an
 //! account, a world and a story, a job submitted with the story owner's token,
 //! followed to its end, its results read back), and each service checking tokens
 //! itself, the gateway being no lock of theirs.
 
-use fabula_proto::{
-    both_databases,
-    pb::{
-        accounts::{
-            AuthResponse, LoginRequest, RegisterRequest, UpdateUserRequest, User,
-            account_service_client::AccountServiceClient,
-        },
-        jobs::{
-            AnalyzeStory, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result,
-            job_service_client::JobServiceClient, job_spec::Kind, job_update,
-        },
-        story::{
-            CreateStoryRequest, CreateWorldRequest, GetStoryRequest, ListEntitiesRequest, ListLocationsRequest, Story,
-            World, entity_service_client::EntityServiceClient, location_service_client::LocationServiceClient,
-            story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
-        },
+use fabula_contracts::pb::{
+    accounts::{
+        AuthResponse, LoginRequest, RegisterRequest, UpdateUserRequest, User,
+        account_service_client::AccountServiceClient,
     },
-    testing::{Backend, authed, reason},
+    jobs::{
+        AnalyzeStory, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result,
+        job_service_client::JobServiceClient, job_spec::Kind, job_update,
+    },
+    story::{
+        CreateStoryRequest, CreateWorldRequest, GetStoryRequest, ListEntitiesRequest, ListLocationsRequest, Story,
+        World, entity_service_client::EntityServiceClient, location_service_client::LocationServiceClient,
+        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+    },
+};
+use fabula_testkit::{
+    both_databases, {Backend, authed, reason},
 };
 use prost_types::FieldMask;
 use tonic::{Code, Request, Status, transport::Channel};

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::{StatusCode, header::ACCEPT};
 use serde_json::{Value, json};
 use tokio::{

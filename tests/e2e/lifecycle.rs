@@ -1,7 +1,7 @@
 //! The stack as a process: it starts, every part answers, it stops cleanly, and a
 //! second start finds the data of the first.
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::StatusCode;
 use serde_json::json;
 

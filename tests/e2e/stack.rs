@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 
 use clap::Parser;
 use fabula::Addresses;
-use fabula_proto::testing::{Backend, PostgresDb, postgres_url};
+use fabula_testkit::{Backend, PostgresDb, postgres_url};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
         }
     };
     let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
-    let public_key = data.path().join(fabula_proto::keys::ACCOUNTS_PUBLIC_KEY_FILE);
+    let public_key = data.path().join(fabula_runtime::keys::ACCOUNTS_PUBLIC_KEY_FILE);
     let public_key = public_key.to_str().expect("a UTF-8 temporary path");
     let mut args = vec![
         "fabula",

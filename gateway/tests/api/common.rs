@@ -5,7 +5,7 @@
 
 use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
-use fabula_proto::{config::Secret, keys};
+use fabula_runtime::{config::Secret, keys};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -260,7 +260,7 @@ async fn bad_input_is_refused_at_the_edge() {
 
 /// A well-formed token for `user` signed by a key nobody trusts.
 fn forged_token(user: &str) -> String {
-    use fabula_proto::token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now};
+    use fabula_runtime::token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now};
     let now = unix_now();
     let claims = Claims {
         iss: ISSUER.into(),
@@ -335,7 +335,7 @@ const SCHEME_CASES: [SchemeCase; 7] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc() {
-    use fabula_proto::pb::accounts::{GetMeRequest, account_service_client::AccountServiceClient};
+    use fabula_contracts::pb::accounts::{GetMeRequest, account_service_client::AccountServiceClient};
 
     let stack = spawn().await;
     let ada = stack.register("ada").await;
@@ -355,12 +355,7 @@ async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc() {
         } else {
             assert_eq!(reason(&rest.body).as_deref(), Some("TOKEN_MALFORMED"), "{}, REST: {:?}", case.why, rest.body);
             let status = grpc.expect_err("refused");
-            assert_eq!(
-                fabula_proto::testing::reason(&status).as_deref(),
-                Some("TOKEN_MALFORMED"),
-                "{}, gRPC",
-                case.why
-            );
+            assert_eq!(fabula_testkit::reason(&status).as_deref(), Some("TOKEN_MALFORMED"), "{}, gRPC", case.why);
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::common;
 use std::{collections::HashSet, io::Write, path::Path, process::Command, time::Duration};
 
 use common::spawn;
-use fabula_proto::testing::{self, run_within};
+use fabula_testkit::run_within;
 use gateway::{Settings, openapi::openapi_path, routes::RouteTable};
 use prost_reflect::DescriptorPool;
 use reqwest::{Method, StatusCode};
@@ -70,9 +70,9 @@ async fn the_docs_page_is_self_contained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_spec_validator_accepts_the_document() {
-    let installed = testing::runs("python3", &["-c", "import openapi_spec_validator"]);
+    let installed = fabula_testkit::runs("python3", &["-c", "import openapi_spec_validator"]);
     let test = "openapi::openapi_spec_validator_accepts_the_document";
-    if testing::skipped_unless(installed, test, "openapi-spec-validator is not installed (see .ci/run)") {
+    if fabula_testkit::skipped_unless(installed, test, "openapi-spec-validator is not installed (see .ci/run)") {
         return;
     }
     let stack = spawn().await;
@@ -86,9 +86,13 @@ async fn openapi_spec_validator_accepts_the_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_as_anyone_user_or_administrator() {
-    let installed = testing::runs(SCHEMATHESIS, &["--version"]);
+    let installed = fabula_testkit::runs(SCHEMATHESIS, &["--version"]);
     let test = "openapi::schemathesis_finds_nothing_as_anyone_user_or_administrator";
-    if testing::skipped_unless(installed, test, "schemathesis is not installed (see .ci/run for the pinned version)") {
+    if fabula_testkit::skipped_unless(
+        installed,
+        test,
+        "schemathesis is not installed (see .ci/run for the pinned version)",
+    ) {
         return;
     }
     let stack = spawn().await;
@@ -131,7 +135,7 @@ fn schemathesis_command(base: &str, token: Option<&str>) -> Command {
 }
 
 fn route_table() -> RouteTable {
-    let pool = DescriptorPool::decode(fabula_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).unwrap();
     RouteTable::from_pool(pool, &Settings::for_tests("http://a", "http://b", "k".into())).unwrap()
 }
 

@@ -26,7 +26,7 @@ async fn an_upstream_that_is_down_is_503_and_recovers_by_itself() {
     // A port nothing listens on yet; story-service starts there later.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     // The gateway needs story-service's public key: make it as story-service would.
-    fabula_proto::keys::development_key(dir.path(), fabula_proto::keys::ACCOUNTS_KEY_FILE).unwrap();
+    fabula_runtime::keys::development_key(dir.path(), fabula_runtime::keys::ACCOUNTS_KEY_FILE).unwrap();
     let url = format!("http://{addr}");
     let (gateway_addr, _gateway) = common::start_gateway(dir.path(), &url, &url, |_| {}).await;
     let http = common::client();

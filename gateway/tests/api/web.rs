@@ -8,7 +8,7 @@ use reqwest::{StatusCode, header};
 /// A gateway with nothing behind it, and its base URL.
 async fn gateway_alone() -> (String, common::Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    fabula_proto::keys::development_key(dir.path(), fabula_proto::keys::ACCOUNTS_KEY_FILE).unwrap();
+    fabula_runtime::keys::development_key(dir.path(), fabula_runtime::keys::ACCOUNTS_KEY_FILE).unwrap();
     let nowhere = "http://127.0.0.1:9";
     let (addr, running) = common::start_gateway(dir.path(), nowhere, nowhere, |_| {}).await;
     (format!("http://{addr}"), running, dir)

@@ -4,7 +4,7 @@
 //! the item's name in the model's answer, which a re-run of the job gets back from
 //! [`ask`] unchanged, so a job re-run after a crash creates nothing twice.
 
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     jobs::{AnalysesResult, AnalysisResult, AnalyzeStory, BatchAnalyze, job_result::Kind},
     story::{
         CreateEntityRequest, CreateLocationRequest, Entity, GetStoryRequest, GetWorldRequest, Location, Story,

@@ -3,7 +3,7 @@
 //! within a budget. Everything is read through story-service as the job's owner,
 //! so a prompt holds only what the owner may read.
 
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     Entity, Event, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, Location, Story, World,
 };
 use tonic::Status;

@@ -2,7 +2,7 @@
 //! with an etag-checked update. A human edit made meanwhile wins: the text is kept in
 //! the result, not applied, and the job says so.
 
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     jobs::{DescribeStory, DescribeWorld, DescriptionResult, job_result::Kind},
     story::{GetStoryRequest, GetWorldRequest, Story, UpdateStoryRequest, UpdateWorldRequest, World},
 };

@@ -4,16 +4,14 @@
 //! previous extraction made. An extraction the same job made in an earlier run is
 //! kept as it is: that run finished the story.
 
-use fabula_proto::{
-    pb::{
-        jobs::{EventsResult, ExtractEvents, extract_events::Target, job_result::Kind},
-        story::{
-            CreateEventRequest, DeleteEventRequest, Event, GetStoryRequest, GetWorldRequest, ListStoriesRequest, Story,
-            World,
-        },
+use fabula_contracts::pb::{
+    jobs::{EventsResult, ExtractEvents, extract_events::Target, job_result::Kind},
+    story::{
+        CreateEventRequest, DeleteEventRequest, Event, GetStoryRequest, GetWorldRequest, ListStoriesRequest, Story,
+        World,
     },
-    store::{Result as StoreResult, now_micros},
 };
+use fabula_store::{Result as StoreResult, now_micros};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tonic::Code;

@@ -18,11 +18,9 @@ mod paraphrase;
 
 use std::{sync::Arc, time::Duration};
 
-use fabula_proto::{
-    pb::jobs::{JobResult, JobSpec, job_spec::Kind},
-    store::{Db, Error as StoreError},
-    telemetry::escaped,
-};
+use fabula_contracts::pb::jobs::{JobResult, JobSpec, job_spec::Kind};
+use fabula_runtime::telemetry::escaped;
+use fabula_store::{Db, Error as StoreError};
 use tonic::{Code, Status};
 use uuid::Uuid;
 

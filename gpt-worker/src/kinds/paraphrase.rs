@@ -1,6 +1,6 @@
 //! Paraphrase: three rewordings of a text. Nothing is written anywhere.
 
-use fabula_proto::pb::jobs::{Paraphrase, SuggestionsResult, job_result::Kind};
+use fabula_contracts::pb::jobs::{Paraphrase, SuggestionsResult, job_result::Kind};
 
 use super::{Failure, JobContext, Step, ask};
 use crate::{

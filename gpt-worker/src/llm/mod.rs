@@ -198,7 +198,7 @@ pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<std::sync:
 
 #[cfg(test)]
 mod tests {
-    use fabula_proto::config::Secret;
+    use fabula_runtime::config::Secret;
 
     use super::*;
 

@@ -11,7 +11,7 @@
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
 
-use fabula_proto::{config::Secret, telemetry::escaped};
+use fabula_runtime::{config::Secret, telemetry::escaped};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -433,8 +433,9 @@ fn seconds(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use reqwest::header::HeaderValue;
+
+    use super::*;
 
     fn headers_with_retry_after(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

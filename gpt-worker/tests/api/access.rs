@@ -11,12 +11,12 @@ use common::{
     Backend, as_caller, authed, expect_code, expect_invalid, expect_reason, paraphrase, spawn_stack, spawn_stack_with,
     submit_to,
 };
-use fabula_proto::pb::jobs::{
+use fabula_contracts::pb::jobs::{
     AnalyzeStory, BatchAnalyze, CancelJobRequest, CreateJobRequest, DeleteJobRequest, DescribeStory, DescribeWorld,
     ExtractEvents, GetJobRequest, JobSpec, JobState, ListJobsRequest, Paraphrase, WaitJobRequest, WatchJobRequest,
     extract_events::Target, job_spec::Kind,
 };
-use fabula_proto::pb::story::{GetWorldRequest, ShareRole, ShareWorldRequest};
+use fabula_contracts::pb::story::{GetWorldRequest, ShareRole, ShareWorldRequest};
 use support::{FakeOpenAi, Reply};
 use tonic::Code;
 use uuid::Uuid;
@@ -284,7 +284,7 @@ async fn a_job_writes_only_where_its_owner_could(backend: Backend) {
 /// A watch authorised when it opened does not outlive its user's account: disabled
 /// by an administrator, the user's open watch ends UNAUTHENTICATED within seconds.
 async fn an_open_watch_ends_when_its_user_is_disabled(backend: Backend) {
-    use fabula_proto::pb::accounts::{UpdateUserRequest, User};
+    use fabula_contracts::pb::accounts::{UpdateUserRequest, User};
 
     let model = FakeOpenAi::start(Reply::hang()).await;
     let stack = spawn_stack_with(backend, |s| s.llm.base_url = Some(model.base_url.clone())).await;

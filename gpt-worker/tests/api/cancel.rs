@@ -8,7 +8,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Stack, TestUser, authed, paraphrase, spawn_stack_with, wait_for};
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     jobs::{CancelJobRequest, DescribeWorld, Job, JobState, job_service_client::JobServiceClient, job_spec::Kind},
     story::GetWorldRequest,
 };

@@ -17,24 +17,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fabula_proto::{
-    config::Secret,
-    pb::{
-        accounts::{
-            LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient,
-        },
-        jobs::{
-            CreateJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate, Paraphrase, WaitJobRequest,
-            WatchJobRequest, job_service_client::JobServiceClient, job_spec::Kind, job_update,
-        },
-        story::{
-            CreateStoryRequest, CreateWorldRequest, Story, Visibility, World,
-            entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-            location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
-            world_service_client::WorldServiceClient,
-        },
+use fabula_contracts::pb::{
+    accounts::{LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient},
+    jobs::{
+        CreateJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate, Paraphrase, WaitJobRequest,
+        WatchJobRequest, job_service_client::JobServiceClient, job_spec::Kind, job_update,
+    },
+    story::{
+        CreateStoryRequest, CreateWorldRequest, Story, Visibility, World, entity_service_client::EntityServiceClient,
+        event_service_client::EventServiceClient, location_service_client::LocationServiceClient,
+        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
     },
 };
+use fabula_runtime::config::Secret;
 use gpt_worker::Settings;
 use prost_types::FieldMask;
 use sqlx::{AnyPool, Row};
@@ -51,14 +46,12 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
-pub use fabula_proto::testing::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason,
-};
+pub use fabula_testkit::{Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason};
 
-/// `fabula_proto::both_databases!`, under the name the tests of this crate use.
+/// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
     ($($tests:tt)*) => {
-        fabula_proto::both_databases!($($tests)*);
+        fabula_testkit::both_databases!($($tests)*);
     };
 }
 
@@ -546,7 +539,7 @@ macro_rules! postgres_only {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if fabula_proto::testing::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                    if fabula_testkit::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
                         return;
                     }
                     super::$name().await;
@@ -729,7 +722,7 @@ async fn start_worker_process(mut settings: Settings) -> Result<WorkerProcess, S
         }
         // The log line says this process bound the port, not another that took it meanwhile.
         if child.log().contains(LISTENING_LOG)
-            && fabula_proto::server::is_serving(addr, "fabula.jobs.v1.JobService", Duration::from_secs(1)).await
+            && fabula_runtime::server::is_serving(addr, "fabula.jobs.v1.JobService", Duration::from_secs(1)).await
         {
             return Ok(WorkerProcess { addr, channel: connect(addr).await, child });
         }

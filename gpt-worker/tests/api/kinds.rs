@@ -7,7 +7,7 @@ use crate::support;
 use std::time::Duration;
 
 use common::{Backend, Stack, TestUser, authed, paraphrase, spawn_stack, spawn_stack_with};
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     jobs::{
         AnalysesResult, AnalyzeStory, BatchAnalyze, DescribeStory, DescribeWorld, EventsResult, ExtractEvents, Job,
         JobState, extract_events::Target, job_result, job_spec::Kind, job_update,

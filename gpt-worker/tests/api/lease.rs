@@ -8,10 +8,8 @@ use crate::support;
 use std::time::Duration;
 
 use common::{Backend, JOB_TIMEOUT, paraphrase, spawn_services, submit_to, wait_for};
-use fabula_proto::{
-    pb::jobs::{JobState, job_update::Kind},
-    store::now_micros,
-};
+use fabula_contracts::pb::jobs::{JobState, job_update::Kind};
+use fabula_store::now_micros;
 use support::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(a_job_running_longer_than_its_lease_is_not_taken_over);

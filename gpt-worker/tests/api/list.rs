@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::{Backend, authed, expect_invalid, paraphrase, spawn_stack};
-use fabula_proto::pb::jobs::{DescribeWorld, JobState, ListJobsRequest, job_spec::Kind};
+use fabula_contracts::pb::jobs::{DescribeWorld, JobState, ListJobsRequest, job_spec::Kind};
 use uuid::Uuid;
 
 both_databases!(jobs_are_listed_newest_first_filtered_and_paged);

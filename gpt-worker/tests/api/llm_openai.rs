@@ -5,7 +5,7 @@ use crate::support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use fabula_proto::config::Secret;
+use fabula_runtime::config::Secret;
 use gpt_worker::llm::openai::{OpenAi, OpenAiSettings};
 use gpt_worker::llm::{ChatMessage, ChatRequest, Completion, LanguageModel, LlmError, Purpose};
 use support::{FakeOpenAi, Reply, content_chunk};

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::*;
-use fabula_proto::pb::jobs::{
+use fabula_contracts::pb::jobs::{
     BatchAnalyze, CancelJobRequest, CreateJobRequest, DeleteJobRequest, DescribeWorld, GetJobRequest, JobSpec,
     ListJobsRequest, Paraphrase, WaitJobRequest, WatchJobRequest, job_spec::Kind,
 };

@@ -9,13 +9,11 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Stack, authed, paraphrase, spawn_stack_with};
-use fabula_proto::{
-    config::Secret,
-    pb::{
-        jobs::{AnalyzeStory, DescribeWorld, Job, JobState, WatchJobRequest, job_result, job_spec::Kind, job_update},
-        story::GetWorldRequest,
-    },
+use fabula_contracts::pb::{
+    jobs::{AnalyzeStory, DescribeWorld, Job, JobState, WatchJobRequest, job_result, job_spec::Kind, job_update},
+    story::GetWorldRequest,
 };
+use fabula_runtime::config::Secret;
 use support::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(

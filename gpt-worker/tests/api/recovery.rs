@@ -11,16 +11,14 @@ use crate::support;
 use std::{sync::Arc, time::Duration};
 
 use common::{Backend, CrashableWorker, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
-use fabula_proto::{
-    pb::{
-        jobs::{
-            BatchAnalyze, ExtractEvents, Job, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind,
-            job_update,
-        },
-        story::{GetStoryRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, Story},
+use fabula_contracts::pb::{
+    jobs::{
+        BatchAnalyze, ExtractEvents, Job, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind,
+        job_update,
     },
-    store::Db,
+    story::{GetStoryRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, Story},
 };
+use fabula_store::Db;
 use gpt_worker::{
     queue::{self, Claimed},
     recorder::Recorder,

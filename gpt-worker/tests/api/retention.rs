@@ -9,7 +9,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, JOB_TIMEOUT, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
-use fabula_proto::pb::jobs::{GetJobRequest, JobState, job_service_client::JobServiceClient};
+use fabula_contracts::pb::jobs::{GetJobRequest, JobState, job_service_client::JobServiceClient};
 use support::{FakeOpenAi, Reply};
 use tonic::{Code, transport::Channel};
 

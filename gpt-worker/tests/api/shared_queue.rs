@@ -9,7 +9,7 @@ use crate::common;
 use crate::support;
 
 use common::{Backend, Stack, paraphrase, spawn_services, submit_to, wait_for};
-use fabula_proto::pb::jobs::{JobState, job_service_client::JobServiceClient, job_update::Kind};
+use fabula_contracts::pb::jobs::{JobState, job_service_client::JobServiceClient, job_update::Kind};
 use support::{FakeOpenAi, Reply};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;

@@ -8,7 +8,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Stack, authed, paraphrase, spawn_stack_with, wait_for};
-use fabula_proto::pb::jobs::{JobState, WaitJobRequest, WatchJobRequest, job_update::Kind};
+use fabula_contracts::pb::jobs::{JobState, WaitJobRequest, WatchJobRequest, job_update::Kind};
 use sqlx::Row;
 use support::{FakeOpenAi, Reply, content_chunk};
 use tonic::Code;

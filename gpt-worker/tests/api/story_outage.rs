@@ -9,7 +9,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, JOB_TIMEOUT, Stack, StoredJob, TestUser, authed, spawn_services, submit_to, wait_for};
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     jobs::{DescribeWorld, Job, JobState, job_result, job_spec::Kind, job_update},
     story::{GetWorldRequest, World},
 };

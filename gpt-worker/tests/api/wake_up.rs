@@ -9,7 +9,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, JOB_TIMEOUT, Stack, paraphrase, spawn_services, submit_to, wait_for};
-use fabula_proto::pb::jobs::JobState;
+use fabula_contracts::pb::jobs::JobState;
 use sqlx::Row;
 use support::{FakeOpenAi, Reply};
 

@@ -7,7 +7,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestUser, authed, expect_invalid, paraphrase, spawn_stack, spawn_stack_with};
-use fabula_proto::pb::jobs::{
+use fabula_contracts::pb::jobs::{
     JobState, JobUpdate, WaitJobRequest, WatchJobRequest, job_service_client::JobServiceClient, job_update::Kind,
 };
 use support::{FakeOpenAi, Reply};

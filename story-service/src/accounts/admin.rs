@@ -7,12 +7,18 @@
 //! their refresh tokens and drops them from the authenticator's cache, so their
 //! access tokens stop working within a second on every replica.
 
-use fabula_proto::{
+use fabula_contracts::pb::accounts::{ListUsersRequest, ListUsersResponse, Role, UpdateUserRequest, User};
+use fabula_runtime::{
     auth::Caller,
     config::Secret,
     errors::{self, FieldViolations},
-    pb::accounts::{ListUsersRequest, ListUsersResponse, Role, UpdateUserRequest, User},
     rules,
+};
+use fabula_store::{
+    db::{Db, now_micros},
+    error::{Error, Result, invalid},
+    filter,
+    pagination::{Bind, Key, Listing, Page, Sql},
 };
 use sqlx::Row;
 use tonic::Code;
@@ -23,15 +29,7 @@ use super::{
     users::{self, Account, COLUMNS, NewAccount, account_from_row},
     validate,
 };
-use crate::{
-    BuildError, Settings,
-    db::{Db, now_micros},
-    domain,
-    error::{Error, Result, invalid},
-    filter,
-    pagination::{Bind, Key, Listing, Page, Sql},
-    update::Mask,
-};
+use crate::{BuildError, Settings, domain, update::Mask};
 
 /// What an administrator may change of an account.
 const STANDING_FIELDS: &[&str] = rules::accounts::update_user_request::UPDATE_MASK.paths;
@@ -169,7 +167,7 @@ pub async fn ensure_admin(db: &Db, settings: &Settings) -> Result<(), BuildError
         validate::email(&settings.admin_email).map_err(|e| BuildError::Admin(format!("the email address {e}")))?;
     let email = email.as_str();
     create_or_promote_admin(db, &username, password, email).await.map_err(|e| match e {
-        Error::Database(cause) => BuildError::Database(cause),
+        Error::Database { source, .. } => BuildError::Database(source),
         other => BuildError::Admin(other.to_string()),
     })
 }

@@ -8,7 +8,7 @@
 //!   (Argon2id), [`throttle`] (slowing down password guessing), [`validate`]
 //!   (the rules of each field).
 //!
-//! Access tokens are the [`TokenIssuer`](fabula_proto::token::TokenIssuer)'s; they
+//! Access tokens are the [`TokenIssuer`](fabula_runtime::token::TokenIssuer)'s; they
 //! die with their user because [`crate::authn`] checks the user on every call, and
 //! every change that should end sessions here also calls `authn.forget`.
 
@@ -22,14 +22,12 @@ mod users;
 mod validate;
 
 pub use admin::ensure_admin;
-use fabula_proto::{
-    auth::caller,
-    pb::accounts::{
-        AuthResponse, ChangePasswordRequest, GetMeRequest, ListUsersRequest, ListUsersResponse, LoginRequest,
-        LogoutRequest, RefreshTokenRequest, RegisterRequest, UpdateMeRequest, UpdateUserRequest, User,
-        account_service_server::AccountService,
-    },
+use fabula_contracts::pb::accounts::{
+    AuthResponse, ChangePasswordRequest, GetMeRequest, ListUsersRequest, ListUsersResponse, LoginRequest,
+    LogoutRequest, RefreshTokenRequest, RegisterRequest, UpdateMeRequest, UpdateUserRequest, User,
+    account_service_server::AccountService,
 };
+use fabula_runtime::auth::caller;
 use tonic::{Request, Response, Status};
 
 use self::users::Account;

@@ -11,7 +11,7 @@ use argon2::{
 };
 use tokio::sync::Semaphore;
 
-use crate::error::{Error, Result};
+use fabula_store::error::{Error, Result};
 
 /// A hash of a random password nobody knows, made once, with the same parameters
 /// as real hashes.

@@ -6,12 +6,13 @@
 //! counts towards the account's lock like a failed sign-in, so a stolen access
 //! token cannot be used to guess the password quickly.
 
-use fabula_proto::{
+use fabula_contracts::pb::accounts::{ChangePasswordRequest, UpdateMeRequest, User};
+use fabula_runtime::{
     auth::Caller,
     errors::{self, FieldViolations},
-    pb::accounts::{ChangePasswordRequest, UpdateMeRequest, User},
     rules,
 };
+use fabula_store::error::{Result, invalid};
 use tonic::Code;
 
 use super::{
@@ -19,10 +20,7 @@ use super::{
     throttle::{self, Target},
     users, validate,
 };
-use crate::{
-    error::{Result, invalid},
-    update::Mask,
-};
+use crate::update::Mask;
 
 /// What a user may change of their own account.
 const PROFILE_FIELDS: &[&str] = rules::accounts::update_me_request::UPDATE_MASK.paths;

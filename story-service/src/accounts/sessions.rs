@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use fabula_proto::auth::unauthenticated;
+use fabula_runtime::auth::unauthenticated;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Executor, Row, Transaction};
 use uuid::Uuid;
 
-use crate::{
+use fabula_store::{
     db::{Db, now_micros},
     error::{Error, Result},
 };

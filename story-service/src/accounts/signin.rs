@@ -6,12 +6,11 @@
 //! against a dummy hash. A disabled account is told USER_DISABLED, but only after
 //! its password was right, so the answer tells nothing to someone guessing.
 
-use fabula_proto::{
-    auth::unauthenticated,
-    errors::FieldViolations,
-    pb::accounts::{AuthResponse, LoginRequest, LogoutRequest, RefreshTokenRequest, RegisterRequest, Role},
-    rules,
+use fabula_contracts::pb::accounts::{
+    AuthResponse, LoginRequest, LogoutRequest, RefreshTokenRequest, RegisterRequest, Role,
 };
+use fabula_runtime::{auth::unauthenticated, errors::FieldViolations, rules};
+use fabula_store::error::{Error, Result, invalid};
 
 use super::{
     AccountsApi, passwords, sessions,
@@ -19,7 +18,6 @@ use super::{
     users::{self, NewAccount},
     validate,
 };
-use crate::error::{Error, Result, invalid};
 
 fn invalid_credentials() -> Error {
     unauthenticated("INVALID_CREDENTIALS", "the login or the password is wrong").into()

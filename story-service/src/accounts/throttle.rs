@@ -14,11 +14,11 @@ use std::{
     time::Duration,
 };
 
-use fabula_proto::errors;
+use fabula_runtime::errors;
 use sqlx::{Any, Executor, Row};
 use uuid::Uuid;
 
-use crate::{
+use fabula_store::{
     db::{Db, now_micros},
     error::{Error, Result},
 };

@@ -1,19 +1,17 @@
 //! The `users` table: rows as [`Account`]s, and the queries the account API runs.
 //! Usernames and email addresses are unique by their lowercase `*_key` columns.
 
-use fabula_proto::{
-    errors,
-    pb::accounts::{Role, User},
+use fabula_contracts::pb::accounts::{Role, User};
+use fabula_runtime::errors;
+use fabula_store::{
+    db::{flag, now_micros, timestamp},
+    error::{Error, Result, is_unique_violation, not_found},
 };
 use sqlx::{Any, Executor, Row, Transaction, any::AnyRow};
 use tonic::Code;
 use uuid::Uuid;
 
 use super::validate::key;
-use crate::{
-    db::{flag, now_micros, timestamp},
-    error::{Error, Result, is_unique_violation, not_found},
-};
 
 /// The columns [`account_from_row`] reads, in order.
 pub const COLUMNS: &str = "id, username, email, display_name, role, gpt_enabled, disabled, create_time";
@@ -204,7 +202,7 @@ pub async fn set_password(tx: &mut Transaction<'static, Any>, id: Uuid, password
          update_time = $3 WHERE id = $4",
     )
     .bind(password_hash)
-    .bind(fabula_proto::token::unix_now_millis())
+    .bind(fabula_runtime::token::unix_now_millis())
     .bind(now_micros())
     .bind(id.to_string())
     .execute(&mut **tx)

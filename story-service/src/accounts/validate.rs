@@ -2,10 +2,8 @@
 //! names and roles. Each parser returns a description of the problem, which the
 //! caller files under the field's proto name.
 
-use fabula_proto::{
-    pb::accounts::Role,
-    rules::{self, accounts as declared},
-};
+use fabula_contracts::pb::accounts::Role;
+use fabula_runtime::rules::{self, accounts as declared};
 
 /// A username as registration declares it: ASCII letters, digits, `_` or `-`.
 pub fn username(value: &str) -> Result<String, String> {

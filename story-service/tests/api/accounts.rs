@@ -6,7 +6,7 @@ use crate::common;
 use std::{collections::HashSet, time::Duration};
 
 use common::*;
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::{
         ChangePasswordRequest, GetMeRequest, ListUsersRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
         RegisterRequest, Role, UpdateMeRequest, UpdateUserRequest, User,

@@ -11,7 +11,7 @@
 use crate::common;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     DeleteStoryRequest, DeleteWorldRequest, GetStoryRequest, GetWorldRequest, ListStoriesRequest, ListWorldsRequest,
     ShareRole, Story, UpdateStoryRequest, UpdateWorldRequest,
     Visibility::{self, Draft, Private, Public},

@@ -10,17 +10,17 @@
 
 use std::{io::Write, net::SocketAddr, time::Duration};
 
-use fabula_proto::{
-    config::Secret,
-    pb::{
-        accounts::{LoginRequest, RegisterRequest, Role, account_service_client::AccountServiceClient},
-        story::{
-            CreateStoryRequest, CreateWorldRequest, ShareRole, ShareWorldRequest, Story, Visibility, World,
-            entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-            location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
-            world_service_client::WorldServiceClient,
-        },
+use fabula_contracts::pb::{
+    accounts::{LoginRequest, RegisterRequest, Role, account_service_client::AccountServiceClient},
+    story::{
+        CreateStoryRequest, CreateWorldRequest, ShareRole, ShareWorldRequest, Story, Visibility, World,
+        entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
+        location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
+};
+use fabula_runtime::{
+    config::Secret,
     server::is_serving,
     token::{ACCESS, AUDIENCE, Claims, ISSUER, SigningKey, unix_now},
 };
@@ -42,14 +42,12 @@ const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
-pub use fabula_proto::testing::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason,
-};
+pub use fabula_testkit::{Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason};
 
-/// `fabula_proto::both_databases!`, under the name the tests of this crate use.
+/// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
     ($($tests:tt)*) => {
-        fabula_proto::both_databases!($($tests)*);
+        fabula_testkit::both_databases!($($tests)*);
     };
 }
 

@@ -5,7 +5,7 @@ use crate::common;
 use std::collections::HashSet;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     CreateEntityRequest, CreateStoryRequest, Entity, ListEntitiesRequest, ListStoriesRequest, Story, Visibility,
 };
 

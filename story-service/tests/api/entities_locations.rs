@@ -6,7 +6,7 @@ use crate::common;
 use std::collections::HashMap;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     Coordinates, CreateEntityRequest, CreateEventRequest, CreateLocationRequest, CreateStoryRequest,
     DeleteEntityRequest, DeleteLocationRequest, Entity, Event, GetEntityRequest, GetEventRequest, GetLocationRequest,
     GetStoryRequest, ListEntitiesRequest, ListLocationsRequest, Location, ShareRole, Story, UpdateEntityRequest,

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     CreateEntityRequest, CreateEventRequest, DeleteEventRequest, DeleteStoryRequest, DeleteWorldRequest, Entity, Event,
     EventConnection, GetEventRequest, GetTimelineRequest, ListEventsRequest, ShareRole, UpdateEventRequest, Visibility,
 };

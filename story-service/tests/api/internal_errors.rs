@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use fabula_proto::pb::story::{CreateStoryRequest, GetStoryRequest, ListStoriesRequest, Story, Visibility};
+use fabula_contracts::pb::story::{CreateStoryRequest, GetStoryRequest, ListStoriesRequest, Story, Visibility};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 

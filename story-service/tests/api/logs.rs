@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{Binary, connect};
-use fabula_proto::pb::accounts::{LoginRequest, account_service_client::AccountServiceClient};
+use fabula_contracts::pb::accounts::{LoginRequest, account_service_client::AccountServiceClient};
 use tonic::Code;
 
 /// A login that, written raw, would put a line of its own in the log.

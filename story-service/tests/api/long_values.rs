@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::HashMap;
 
 use common::*;
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::{LoginRequest, RegisterRequest},
     story::{
         CreateEntityRequest, CreateStoryRequest, CreateWorldRequest, DeleteWorldRequest, Entity, GetWorldRequest,

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::*;
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::RegisterRequest,
     story::{
         CreateEntityRequest, CreateEventRequest, CreateLocationRequest, CreateStoryRequest, Entity, Event, Location,
@@ -76,9 +76,9 @@ async fn names_refuse_control_direction_and_invisible_characters(backend: Backen
     assert_eq!(good.into_inner().name, "Ae\u{200d}ril", "surrounding spaces are removed");
 }
 
-fn create_world(name: &str) -> fabula_proto::pb::story::CreateWorldRequest {
-    let world = fabula_proto::pb::story::World { name: name.into(), ..Default::default() };
-    fabula_proto::pb::story::CreateWorldRequest { world: Some(world), request_id: String::new() }
+fn create_world(name: &str) -> fabula_contracts::pb::story::CreateWorldRequest {
+    let world = fabula_contracts::pb::story::World { name: name.into(), ..Default::default() };
+    fabula_contracts::pb::story::CreateWorldRequest { world: Some(world), request_id: String::new() }
 }
 
 async fn passwords_of_white_space_are_refused(backend: Backend) {

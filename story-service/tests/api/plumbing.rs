@@ -8,7 +8,7 @@ use crate::common;
 use std::{collections::HashSet, time::Duration};
 
 use common::*;
-use fabula_proto::pb::{
+use fabula_contracts::pb::{
     accounts::{GetMeRequest, RegisterRequest},
     story::{CreateStoryRequest, GetWorldRequest, ListStoriesRequest, Story, Visibility},
 };
@@ -186,7 +186,7 @@ async fn a_deadline_is_honoured(backend: Backend) {
     let status = app.accounts().register(hurried).await.expect_err("1 ms is not enough");
     // A tonic client gives up at the deadline itself, with a CANCELLED of its own that
     // never reached the server; the server's answer, DEADLINE_EXCEEDED with an
-    // ErrorInfo, is checked over plain HTTP/2 in fabula-proto's `server` tests.
+    // ErrorInfo, is checked over plain HTTP/2 in fabula-runtime's `server` tests.
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "a missed deadline ends the call: {status:?}"

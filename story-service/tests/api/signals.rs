@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::Binary;
-use fabula_proto::server::is_serving;
+use fabula_runtime::server::is_serving;
 
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly() {

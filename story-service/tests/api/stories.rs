@@ -6,7 +6,7 @@ use crate::common;
 use std::collections::HashSet;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     CreateEntityRequest, CreateLocationRequest, CreateStoryRequest, DeleteStoryRequest, DeleteWorldRequest, Entity,
     GetStoryNeighborsRequest, GetStoryRequest, ListStoriesRequest, Location, MoveStoryRequest, ShareRole, Story,
     StoryFormat, UpdateStoryRequest, Visibility,

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::*;
-use fabula_proto::{
-    pb::accounts::{GetMeRequest, Role, UpdateUserRequest, User},
-    token::{Claims, SigningKey, unix_now},
-};
+use fabula_contracts::pb::accounts::{GetMeRequest, Role, UpdateUserRequest, User};
+use fabula_runtime::token::{Claims, SigningKey, unix_now};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use prost_types::FieldMask;
 use tonic::{Code, Request};

@@ -5,7 +5,7 @@ use crate::common;
 use std::collections::HashSet;
 
 use common::*;
-use fabula_proto::pb::story::{
+use fabula_contracts::pb::story::{
     CreateWorldRequest, DeleteWorldRequest, GetWorldRequest, ListWorldSharesRequest, ListWorldsRequest, ShareRole,
     ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest, Visibility, World, WorldType,
 };

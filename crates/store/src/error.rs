@@ -1,8 +1,12 @@
 //! A service's one error type and its single mapping to `tonic::Status`.
-//! Database errors are logged with their cause and reach the caller as an opaque
-//! INTERNAL; everything else is already a status with its `ErrorInfo`.
+//! Database errors keep where the failing statement ran (the `?` that met it, through
+//! `#[track_caller]`), are logged with that place and their cause, and reach the
+//! caller as an opaque INTERNAL; everything else is already a status with its
+//! `ErrorInfo`.
 
-use crate::{errors, telemetry::escaped};
+use std::panic::Location;
+
+use fabula_runtime::{errors, telemetry::escaped};
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -10,24 +14,43 @@ pub enum Error {
     /// A refusal meant for the caller, with its details.
     #[error("{}", .0.message())]
     Rejected(#[from] Status),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A statement that failed, and the place in the code that ran it.
+    #[error("database error at {at}: {source}")]
+    Database { source: sqlx::Error, at: &'static Location<'static> },
     #[error("{0}")]
     Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<sqlx::Error> for Error {
+    /// Notes the caller's place: for `statement.await?`, the line of that statement.
+    #[track_caller]
+    fn from(source: sqlx::Error) -> Self {
+        Error::Database { source, at: Location::caller() }
+    }
+}
+
+impl Error {
+    /// The database error, when this is one.
+    pub fn database(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Database { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::Rejected(status) => status,
-            Error::Database(sqlx::Error::PoolTimedOut) => {
-                tracing::error!("database pool timed out");
+            Error::Database { source: sqlx::Error::PoolTimedOut, at } => {
+                tracing::error!(%at, "database pool timed out");
                 errors::status(Code::Unavailable, "DATABASE_BUSY", "the service is overloaded; try again")
             }
-            Error::Database(cause) => {
-                tracing::error!(error = %escaped(&cause), "database error");
+            Error::Database { source, at } => {
+                tracing::error!(%at, error = %escaped(&source), "database error");
                 errors::status(Code::Internal, "INTERNAL", "internal error")
             }
             Error::Internal(cause) => {
@@ -72,4 +95,26 @@ pub fn invalid(field: &str, description: impl Into<String>) -> Error {
 /// Whether a database error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line of the `?` in `failing`.
+    const QUESTION_MARK_LINE: u32 = line!() + 3;
+
+    fn failing() -> Result<()> {
+        Err(sqlx::Error::RowNotFound)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_error_keeps_the_place_of_its_statement() {
+        let error = failing().unwrap_err();
+        let Error::Database { at, .. } = &error else { panic!("not a database error: {error:?}") };
+        assert_eq!((at.file(), at.line()), (file!(), QUESTION_MARK_LINE), "the `?` in `failing`");
+        assert!(error.to_string().contains(&format!("{}:{QUESTION_MARK_LINE}", file!())), "{error}");
+        assert!(matches!(error.database(), Some(sqlx::Error::RowNotFound)));
+    }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::pb::accounts::Role;
+use fabula_contracts::pb::accounts::Role;
 
 /// `iss` of every access token.
 pub const ISSUER: &str = "fabula-story-service";

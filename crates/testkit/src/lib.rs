@@ -1,7 +1,7 @@
 //! What the services' integration tests share: a test written once runs on SQLite
 //! and on PostgreSQL ([`both_databases!`](crate::both_databases)), each PostgreSQL
 //! test in a database of its own ([`PostgresDb`]), and a loud note when PostgreSQL is
-//! not configured. Compiled only with the `testing` feature, for dev-dependencies.
+//! not configured. A dev-dependency only.
 
 use std::io::Write;
 
@@ -28,7 +28,7 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::testing::Backend::Sqlite).await;
+                    super::$name($crate::Backend::Sqlite).await;
                 }
             )*
         }
@@ -36,10 +36,10 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if $crate::testing::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                    if $crate::skip_without_postgres(concat!(module_path!(), "::", stringify!($name))) {
                         return;
                     }
-                    super::$name($crate::testing::Backend::Postgres).await;
+                    super::$name($crate::Backend::Postgres).await;
                 }
             )*
         }

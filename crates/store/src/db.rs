@@ -19,7 +19,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
-use crate::telemetry::escaped;
+use fabula_runtime::telemetry::escaped;
 
 /// Which database a URL points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

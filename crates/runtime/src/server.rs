@@ -51,7 +51,7 @@ pub fn reflection(
     reflection::v1alpha::server_reflection_server::ServerReflectionServer<Reflection>,
 ) {
     let descriptor_sets = [
-        crate::FILE_DESCRIPTOR_SET,
+        fabula_contracts::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         reflection::v1::FILE_DESCRIPTOR_SET,
         reflection::v1alpha::FILE_DESCRIPTOR_SET,

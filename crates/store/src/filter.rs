@@ -1,15 +1,16 @@
 //! List filters: the AIP-160 subset Fabula supports, `field = value` terms joined by
 //! ` AND `, each field one the list's rule declares (`fabula.options.v1.rules`). A
 //! value is a word without spaces or quotes, or any text but quotes in double
-//! quotes. The grammar is exactly the pattern [`Rule::pattern`] publishes.
+//! quotes. The grammar is exactly the pattern [`rules::pattern`] publishes.
 
-use super::{
-    error::{Error, Result, invalid},
-    pagination::{Bind, Listing, Sql},
-};
-use crate::{
+use fabula_runtime::{
     errors::quote,
     rules::{self, FilterValues},
+};
+
+use crate::{
+    error::{Error, Result, invalid},
+    pagination::{Bind, Listing, Sql},
 };
 
 /// Appends ` AND column = $n` to `sql` for each term of `filter`, a filter of the
@@ -87,8 +88,9 @@ fn malformed(at: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use fabula_runtime::rules::{EMPTY, FilterField, Rule, TextKind};
+
     use super::*;
-    use crate::rules::{EMPTY, FilterField, Rule, TextKind};
 
     const RULE: Rule = Rule {
         text: TextKind::Filter,
@@ -152,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_published_pattern_is_the_grammar() {
-        let pattern = regex::Regex::new(&RULE.pattern().unwrap()).unwrap();
+        let pattern = regex::Regex::new(&rules::pattern(&RULE).unwrap()).unwrap();
         let words =
             ["genre", "disabled", "visibility", "=", " ", "  ", "AND", "\"", "a", "true", "PUBLIC", "\t", "x y"];
         // Every sequence of up to four words.

@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn fabula() -> Index {
-        let sets = [crate::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET];
+        let sets = [fabula_contracts::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET];
         let reflection = Reflection::new(&sets, Vec::new()).expect("Fabula's descriptor sets decode");
         Arc::try_unwrap(reflection.index).expect("the only handle")
     }

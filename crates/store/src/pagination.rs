@@ -2,11 +2,12 @@
 //! small SQL builder for the keyset conditions and filters lists share.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use fabula_runtime::rules::Checks;
+use fabula_runtime::rules::{self, Rule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{Result, invalid};
-use crate::rules::{self, Rule};
 
 /// Page size when none is asked for.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -239,9 +240,9 @@ mod tests {
     use super::*;
 
     const LISTING: Listing = Listing {
-        page_size: &crate::rules::story::list_worlds_request::PAGE_SIZE,
-        page_token: &crate::rules::story::list_worlds_request::PAGE_TOKEN,
-        filter: &crate::rules::story::list_worlds_request::FILTER,
+        page_size: &fabula_runtime::rules::story::list_worlds_request::PAGE_SIZE,
+        page_token: &fabula_runtime::rules::story::list_worlds_request::PAGE_TOKEN,
+        filter: &fabula_runtime::rules::story::list_worlds_request::FILTER,
         columns: &[],
     };
 

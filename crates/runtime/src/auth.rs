@@ -17,15 +17,14 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use crate::pb::fabula::options::v1::AuthPolicy;
+use fabula_contracts::pb::accounts::Role;
+pub use fabula_contracts::policies::{AuthPolicy, declared_policy};
+
 use crate::{
     errors,
     metadata::{self, AUTHORIZATION, REQUEST_ID, RequestId},
-    pb::accounts::Role,
     token::{TokenVerifier, VerifiedToken},
 };
-
-include!(concat!(env!("OUT_DIR"), "/auth_policies.rs"));
 
 /// A signed-in user, as far as authorisation cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
