@@ -16,7 +16,7 @@ use fabula_runtime::{
 use tonic::{Code, Request, Status};
 use uuid::Uuid;
 
-use crate::story::StoryClient;
+use crate::story_client::StoryClient;
 
 #[derive(Clone, Copy, Debug)]
 pub struct UserStatus {

@@ -3,7 +3,7 @@
 //! A job goes: [`api`] (CreateJob, within the owner's limits) → the jobs table, which
 //! is the queue ([`store`], [`queue`]) → a runner ([`runner`]) that claims it with a
 //! lease and runs its kind ([`kinds`]) against the model ([`llm`]), reading and
-//! writing story-service as the job's owner ([`story`]) → its updates and end,
+//! writing story-service as the job's owner ([`story_client`]) → its updates and end,
 //! group-committed ([`recorder`], [`writer`]) → watchers ([`api`]'s WatchJob).
 
 pub mod api;
@@ -16,7 +16,7 @@ pub mod queue;
 pub mod recorder;
 pub mod runner;
 pub mod store;
-pub mod story;
+pub mod story_client;
 pub mod writer;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -35,7 +35,8 @@ use uuid::Uuid;
 
 pub use crate::config::Settings;
 use crate::{
-    api::JobsApi, authn::WorkerAuthenticator, llm::LanguageModel, runner::Worker, story::StoryClient, writer::Writer,
+    api::JobsApi, authn::WorkerAuthenticator, llm::LanguageModel, runner::Worker, story_client::StoryClient,
+    writer::Writer,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -26,7 +26,7 @@ use crate::{
     llm::LanguageModel,
     queue::{self, Claimed},
     recorder::Recorder,
-    story::StoryClient,
+    story_client::StoryClient,
     writer::{End, Writer},
 };
 

@@ -29,7 +29,7 @@ use crate::{
     outputs::OutputError,
     recorder::Recorder,
     store,
-    story::StoryClient,
+    story_client::StoryClient,
 };
 
 /// What a kind may use while it runs.
