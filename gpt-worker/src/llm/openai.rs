@@ -90,7 +90,7 @@ impl OpenAi {
         if !response.status().is_success() {
             return Err(reject(response, self.idle_timeout).await);
         }
-        let mut answer = Answer::new(&self.model);
+        let mut answer = PartialCompletion::new(&self.model);
         if is_json(response.headers()) {
             read_whole_answer(response, &mut answer, on_delta, self.idle_timeout).await?;
         } else {
@@ -223,9 +223,9 @@ struct MessageContent {
     content: Option<String>,
 }
 
-/// The answer being assembled.
+/// The model's reply as it arrives, assembled into a [`Completion`].
 #[derive(Debug)]
-struct Answer {
+struct PartialCompletion {
     text: String,
     model: String,
     /// A choice reported why it stopped, so a stream that then ends without `[DONE]` is complete.
@@ -239,7 +239,7 @@ enum Flow {
     Done,
 }
 
-impl Answer {
+impl PartialCompletion {
     fn new(model: &str) -> Self {
         Self { text: String::new(), model: model.to_owned(), finished: false }
     }
@@ -282,7 +282,7 @@ impl Answer {
 
 async fn read_streamed_answer(
     mut response: Response,
-    answer: &mut Answer,
+    answer: &mut PartialCompletion,
     on_delta: &mut (dyn FnMut(&str) + Send),
     idle_timeout: Duration,
 ) -> Result<(), LlmError> {
@@ -308,7 +308,7 @@ async fn read_streamed_answer(
 
 async fn read_whole_answer(
     response: Response,
-    answer: &mut Answer,
+    answer: &mut PartialCompletion,
     on_delta: &mut (dyn FnMut(&str) + Send),
     idle_timeout: Duration,
 ) -> Result<(), LlmError> {
