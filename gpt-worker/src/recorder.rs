@@ -10,7 +10,7 @@ use fabula_contracts::pb::jobs::{JobState, JobUpdate, Progress, job_update::Kind
 use fabula_store::Result;
 use uuid::Uuid;
 
-use crate::writer::{Answer, Change, End, Writer};
+use crate::writer::{Change, JobDisposition, SavedAnswer, Writer};
 
 pub struct Recorder {
     job_id: Uuid,
@@ -93,12 +93,12 @@ impl Recorder {
     /// is committed; `Ok(false)` when the lease was lost and nothing was saved.
     pub async fn save_answer(&self, step: &str, text: String) -> Result<bool> {
         let mut change = self.take(None);
-        change.answer = Some(Answer { step: step.to_owned(), text });
+        change.answer = Some(SavedAnswer { step: step.to_owned(), text });
         self.writer.write(change).await
     }
 
     /// Ends the attempt: what is pending, then `end`.
-    pub async fn end(&self, end: End) -> Result<bool> {
+    pub async fn end(&self, end: JobDisposition) -> Result<bool> {
         self.writer.write(self.take(Some(end))).await
     }
 
@@ -108,14 +108,14 @@ impl Recorder {
         state: JobState,
         result: Option<fabula_contracts::pb::jobs::JobResult>,
         error: Option<fabula_contracts::pb::jobs::JobError>,
-    ) -> End {
+    ) -> JobDisposition {
         let mut pending = self.pending.lock().expect("recorder");
         push(&mut pending, Kind::State(state.into()));
         pending.seq += 1;
-        End::Finished { state, result, error, seq: pending.seq }
+        JobDisposition::Finished { state, result, error, seq: pending.seq }
     }
 
-    fn take(&self, end: Option<End>) -> Change {
+    fn take(&self, end: Option<JobDisposition>) -> Change {
         let mut pending = self.pending.lock().expect("recorder");
         Change {
             job_id: self.job_id,

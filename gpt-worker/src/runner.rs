@@ -27,7 +27,7 @@ use crate::{
     queue::{self, Claimed},
     recorder::Recorder,
     story_client::StoryClient,
-    writer::{End, Writer},
+    writer::{JobDisposition, Writer},
 };
 
 /// How often a running job's output is written while the model streams.
@@ -158,7 +158,7 @@ impl Worker {
             Attempt::Done(Err(failure)) => self.fail(&recorder, failure, attempts).await,
             Attempt::Stopped if self.stopping.is_cancelled() => {
                 recorder.state(JobState::Queued);
-                self.end(&recorder, End::Release, Outcome::Released).await
+                self.end(&recorder, JobDisposition::Release, Outcome::Released).await
             }
             Attempt::Stopped => {
                 self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await
@@ -231,7 +231,7 @@ impl Worker {
                     format!("attempt {attempts} failed ({message}); retrying in {:.1} s", delay.as_secs_f64()),
                 );
                 let error = JobError { code: code.into(), message };
-                let end = End::Retry { run_after: now_micros() + delay.as_micros() as i64, error };
+                let end = JobDisposition::Retry { run_after: now_micros() + delay.as_micros() as i64, error };
                 let outcome = self.end(recorder, end, Outcome::Retrying).await;
                 self.wake_after(delay);
                 outcome
@@ -253,7 +253,7 @@ impl Worker {
         });
     }
 
-    async fn end(&self, recorder: &Recorder, end: End, outcome: Outcome) -> Result<Outcome> {
+    async fn end(&self, recorder: &Recorder, end: JobDisposition, outcome: Outcome) -> Result<Outcome> {
         let held = recorder.end(end).await?;
         Ok(if held { outcome } else { Outcome::LeaseLost })
     }

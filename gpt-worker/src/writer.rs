@@ -9,8 +9,8 @@
 //! whose lease expired writes nothing, whether another worker took the job over or
 //! this one claimed it again for a new run.
 //!
-//! A change may carry a model answer to save ([`Answer`]); it is committed, under the
-//! same check, before the runner hears that the change was written.
+//! A change may carry a model answer to save ([`SavedAnswer`]); it is committed, under
+//! the same check, before the runner hears that the change was written.
 
 use std::sync::Arc;
 
@@ -38,21 +38,22 @@ pub struct Change {
     pub output: String,
     pub progress: Option<Progress>,
     /// A model answer to save for later runs of the job.
-    pub answer: Option<Answer>,
-    pub end: Option<End>,
+    pub answer: Option<SavedAnswer>,
+    pub end: Option<JobDisposition>,
 }
 
-/// A valid answer of the model for one step of a job.
+/// A valid answer of the model for one step of a job, saved for the job's later runs.
 #[derive(Debug)]
-pub struct Answer {
+pub struct SavedAnswer {
     /// Names the model call within the job, the same on every run.
     pub step: String,
     pub text: String,
 }
 
-/// How an attempt ended.
+/// What becomes of a job when its attempt ends: finished for good, queued again to
+/// retry, or handed back to the queue.
 #[derive(Debug)]
-pub enum End {
+pub enum JobDisposition {
     /// Finished for good; the writer records the final job as update `seq`.
     Finished { state: JobState, result: Option<JobResult>, error: Option<JobError>, seq: i64 },
     /// Failed, to be tried again after `run_after` (micros); the output starts over.
@@ -169,13 +170,13 @@ async fn apply_to_row(tx: &mut Transaction<'static, Any>, worker_id: &str, chang
     let last_seq = change.updates.last().map(|u| u.seq);
     match &change.end {
         None => record_progress(tx, worker_id, change, last_seq).await,
-        Some(End::Finished { state, result, error, seq }) => {
+        Some(JobDisposition::Finished { state, result, error, seq }) => {
             finish(tx, worker_id, change, *state, result.as_ref(), error.as_ref(), *seq).await
         }
-        Some(End::Retry { run_after, error }) => {
+        Some(JobDisposition::Retry { run_after, error }) => {
             requeue(tx, worker_id, change, *run_after, Some(error), last_seq, true).await
         }
-        Some(End::Release) => requeue(tx, worker_id, change, now_micros(), None, last_seq, false).await,
+        Some(JobDisposition::Release) => requeue(tx, worker_id, change, now_micros(), None, last_seq, false).await,
     }
 }
 
@@ -184,7 +185,7 @@ async fn final_updates(tx: &mut Transaction<'static, Any>, changes: &[&Change]) 
     let finished: Vec<(Uuid, i64)> = changes
         .iter()
         .filter_map(|change| match &change.end {
-            Some(End::Finished { seq, .. }) => Some((change.job_id, *seq)),
+            Some(JobDisposition::Finished { seq, .. }) => Some((change.job_id, *seq)),
             _ => None,
         })
         .collect();
