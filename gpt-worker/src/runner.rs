@@ -39,9 +39,10 @@ const GATHER_FOR: Duration = Duration::from_millis(2);
 /// How often the dispatcher looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// How one attempt ended.
+/// What one step of the worker ([`Worker::try_run_next_job`]) came to: nothing was
+/// due, or what became of the job it ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum StepOutcome {
     /// Nothing was due.
     Idle,
     Succeeded,
@@ -124,46 +125,50 @@ impl Worker {
     }
 
     /// Claims one due job and runs one attempt of it.
-    pub async fn try_run_next_job(&self) -> Result<Outcome> {
+    pub async fn try_run_next_job(&self) -> Result<StepOutcome> {
         let mut claimed = queue::claim(&self.db, &self.id, 1, self.settings.lease).await?;
         match claimed.pop() {
             Some(job) => self.run_claimed(job).await,
-            None => Ok(Outcome::Idle),
+            None => Ok(StepOutcome::Idle),
         }
     }
 
     /// Runs one attempt of a job this worker holds, and records how it ended.
-    async fn run_claimed(&self, claimed: Claimed) -> Result<Outcome> {
+    async fn run_claimed(&self, claimed: Claimed) -> Result<StepOutcome> {
         let recorder = Recorder::new(claimed.id, claimed.job.attempts.into(), claimed.last_seq, self.writer.clone());
         let attempts = u32::try_from(claimed.job.attempts).unwrap_or(u32::MAX);
         if claimed.cancel_requested {
-            return self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await;
+            return self
+                .end(&recorder, recorder.finished(JobState::Cancelled, None, None), StepOutcome::Cancelled)
+                .await;
         }
         if attempts > self.settings.max_attempts {
             let error = JobError {
                 code: "ATTEMPTS_EXHAUSTED".into(),
                 message: format!("the job was interrupted {} times", attempts - 1),
             };
-            return self.end(&recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await;
+            return self
+                .end(&recorder, recorder.finished(JobState::Failed, None, Some(error)), StepOutcome::Failed)
+                .await;
         }
         recorder.state(JobState::Running);
         let stop = self.start_run(&claimed);
         let ended = self.attempt(&claimed, &recorder, &stop).await;
         self.end_run(&claimed);
         match ended {
-            Attempt::Done(Ok(result)) => {
-                self.end(&recorder, recorder.finished(JobState::Succeeded, Some(result), None), Outcome::Succeeded)
+            AttemptEnd::Done(Ok(result)) => {
+                self.end(&recorder, recorder.finished(JobState::Succeeded, Some(result), None), StepOutcome::Succeeded)
                     .await
             }
-            Attempt::Done(Err(failure)) => self.fail(&recorder, failure, attempts).await,
-            Attempt::Stopped if self.stopping.is_cancelled() => {
+            AttemptEnd::Done(Err(failure)) => self.fail(&recorder, failure, attempts).await,
+            AttemptEnd::Stopped if self.stopping.is_cancelled() => {
                 recorder.state(JobState::Queued);
-                self.end(&recorder, JobDisposition::Release, Outcome::Released).await
+                self.end(&recorder, JobDisposition::Release, StepOutcome::Released).await
             }
-            Attempt::Stopped => {
-                self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), Outcome::Cancelled).await
+            AttemptEnd::Stopped => {
+                self.end(&recorder, recorder.finished(JobState::Cancelled, None, None), StepOutcome::Cancelled).await
             }
-            Attempt::LeaseLost => Ok(Outcome::LeaseLost),
+            AttemptEnd::LeaseLost => Ok(StepOutcome::LeaseLost),
         }
     }
 
@@ -188,7 +193,7 @@ impl Worker {
     }
 
     /// Runs the job's kind until it ends or is stopped, writing output as it streams.
-    async fn attempt(&self, claimed: &Claimed, recorder: &Recorder, stop: &CancellationToken) -> Attempt {
+    async fn attempt(&self, claimed: &Claimed, recorder: &Recorder, stop: &CancellationToken) -> AttemptEnd {
         let ctx = JobContext {
             job_id: claimed.id,
             // A run saves answers only with its updates: none stored, no earlier run.
@@ -206,11 +211,11 @@ impl Worker {
         flush.tick().await;
         loop {
             tokio::select! {
-                ended = &mut work => return Attempt::Done(ended),
-                () = stop.cancelled() => return Attempt::Stopped,
+                ended = &mut work => return AttemptEnd::Done(ended),
+                () = stop.cancelled() => return AttemptEnd::Stopped,
                 _ = flush.tick() => match recorder.flush().await {
                     Ok(true) => {}
-                    Ok(false) => return Attempt::LeaseLost,
+                    Ok(false) => return AttemptEnd::LeaseLost,
                     Err(error) => {
                         tracing::warn!(error = %escaped(&error), job = %claimed.id, "progress not written; will retry");
                     }
@@ -220,7 +225,7 @@ impl Worker {
     }
 
     /// A failed attempt: again later when it may help and attempts remain, else FAILED.
-    async fn fail(&self, recorder: &Recorder, failure: Failure, attempts: u32) -> Result<Outcome> {
+    async fn fail(&self, recorder: &Recorder, failure: Failure, attempts: u32) -> Result<StepOutcome> {
         match failure {
             Failure::Transient { code, message, retry_after } if attempts < self.settings.max_attempts => {
                 let delay = queue::backoff(attempts, self.settings.retry_base, self.settings.retry_max, retry_after);
@@ -232,14 +237,14 @@ impl Worker {
                 );
                 let error = JobError { code: code.into(), message };
                 let end = JobDisposition::Retry { run_after: now_micros() + delay.as_micros() as i64, error };
-                let outcome = self.end(recorder, end, Outcome::Retrying).await;
+                let outcome = self.end(recorder, end, StepOutcome::Retrying).await;
                 self.wake_after(delay);
                 outcome
             }
             Failure::Transient { code, message, .. } | Failure::Permanent { code, message } => {
                 tracing::info!(job = %recorder.job_id(), code, "job failed");
                 let error = JobError { code: code.into(), message };
-                self.end(recorder, recorder.finished(JobState::Failed, None, Some(error)), Outcome::Failed).await
+                self.end(recorder, recorder.finished(JobState::Failed, None, Some(error)), StepOutcome::Failed).await
             }
         }
     }
@@ -253,9 +258,9 @@ impl Worker {
         });
     }
 
-    async fn end(&self, recorder: &Recorder, end: JobDisposition, outcome: Outcome) -> Result<Outcome> {
+    async fn end(&self, recorder: &Recorder, end: JobDisposition, outcome: StepOutcome) -> Result<StepOutcome> {
         let held = recorder.end(end).await?;
-        Ok(if held { outcome } else { Outcome::LeaseLost })
+        Ok(if held { outcome } else { StepOutcome::LeaseLost })
     }
 
     /// Claims and runs jobs until `shutdown` resolves; then lets running jobs finish
@@ -352,7 +357,8 @@ impl Worker {
     }
 }
 
-enum Attempt {
+/// How running a job's kind ended, before anything of it is recorded.
+enum AttemptEnd {
     Done(std::result::Result<fabula_contracts::pb::jobs::JobResult, Failure>),
     Stopped,
     LeaseLost,
