@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     config::QueueSettings,
-    kinds::{self, Failure, JobContext},
+    kinds::{self, JobContext, KindError},
     llm::LanguageModel,
     queue::{self, Claimed},
     recorder::Recorder,
@@ -225,9 +225,9 @@ impl Worker {
     }
 
     /// A failed attempt: again later when it may help and attempts remain, else FAILED.
-    async fn fail(&self, recorder: &Recorder, failure: Failure, attempts: u32) -> Result<StepOutcome> {
+    async fn fail(&self, recorder: &Recorder, failure: KindError, attempts: u32) -> Result<StepOutcome> {
         match failure {
-            Failure::Transient { code, message, retry_after } if attempts < self.settings.max_attempts => {
+            KindError::Transient { code, message, retry_after } if attempts < self.settings.max_attempts => {
                 let delay = queue::backoff(attempts, self.settings.retry_base, self.settings.retry_max, retry_after);
                 tracing::info!(job = %recorder.job_id(), code, attempt = attempts, ?delay, "attempt failed; will retry");
                 recorder.state(JobState::Queued);
@@ -241,7 +241,7 @@ impl Worker {
                 self.wake_after(delay);
                 outcome
             }
-            Failure::Transient { code, message, .. } | Failure::Permanent { code, message } => {
+            KindError::Transient { code, message, .. } | KindError::Permanent { code, message } => {
                 tracing::info!(job = %recorder.job_id(), code, "job failed");
                 let error = JobError { code: code.into(), message };
                 self.end(recorder, recorder.finished(JobState::Failed, None, Some(error)), StepOutcome::Failed).await
@@ -359,7 +359,7 @@ impl Worker {
 
 /// How running a job's kind ended, before anything of it is recorded.
 enum AttemptEnd {
-    Done(std::result::Result<fabula_contracts::pb::jobs::JobResult, Failure>),
+    Done(std::result::Result<fabula_contracts::pb::jobs::JobResult, KindError>),
     Stopped,
     LeaseLost,
 }

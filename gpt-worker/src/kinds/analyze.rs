@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use super::{
-    Failure, JobContext, Step, ask,
+    JobContext, KindError, Step, ask,
     context::{self, CONTENT_BUDGET},
 };
 use crate::{
@@ -27,12 +27,12 @@ use crate::{
 /// Attempts at linking when the story keeps changing under us.
 const LINK_ATTEMPTS: usize = 3;
 
-pub async fn one(ctx: &JobContext<'_>, spec: &AnalyzeStory) -> Result<Kind, Failure> {
+pub async fn one(ctx: &JobContext<'_>, spec: &AnalyzeStory) -> Result<Kind, KindError> {
     let result = analyze(ctx, &spec.story_id, None, (0, 100)).await?;
     Ok(Kind::Analyses(AnalysesResult { stories: vec![result] }))
 }
 
-pub async fn batch(ctx: &JobContext<'_>, spec: &BatchAnalyze) -> Result<Kind, Failure> {
+pub async fn batch(ctx: &JobContext<'_>, spec: &BatchAnalyze) -> Result<Kind, KindError> {
     let count = spec.story_ids.len().max(1) as i32;
     let mut stories = Vec::with_capacity(spec.story_ids.len());
     for (i, story_id) in spec.story_ids.iter().enumerate() {
@@ -49,7 +49,7 @@ async fn analyze(
     story_id: &str,
     world_id: Option<&str>,
     span: (i32, i32),
-) -> Result<AnalysisResult, Failure> {
+) -> Result<AnalysisResult, KindError> {
     let at = |fraction: i32| span.0 + (span.1 - span.0) * fraction / 100;
     ctx.recorder.progress(at(0), format!("reading story {story_id}"));
     let story = ctx
@@ -59,7 +59,7 @@ async fn analyze(
         .await?
         .into_inner();
     if world_id.is_some_and(|w| w != story.world_id) {
-        return Err(Failure::permanent(
+        return Err(KindError::permanent(
             "INVALID_SPEC",
             format!("story {story_id} is not in world {}", world_id.unwrap_or_default()),
         ));
@@ -109,7 +109,7 @@ async fn record(
     story: &Story,
     facts: &context::WorldFacts,
     analysis: &Analysis,
-) -> Result<AnalysisResult, Failure> {
+) -> Result<AnalysisResult, KindError> {
     let mut result = AnalysisResult { story_id: story.id.clone(), ..Default::default() };
     for found in &analysis.entities {
         match facts.entities.iter().find(|e| e.name.eq_ignore_ascii_case(&found.name)) {
@@ -156,7 +156,7 @@ async fn record(
 }
 
 /// Adds the links to the story, re-reading it when an edit raced ours.
-async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -> Result<(), Failure> {
+async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -> Result<(), KindError> {
     for _ in 0..LINK_ATTEMPTS {
         let entity_ids = union(&story.entity_ids, &result.linked_entity_ids);
         let location_ids = union(&story.location_ids, &result.linked_location_ids);
@@ -187,7 +187,7 @@ async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -
         }
     }
     // Busy, not wrong: the job runs again later, and its creates are idempotent.
-    Err(Failure::Transient {
+    Err(KindError::Transient {
         code: "EDIT_CONFLICT",
         message: "the story kept changing while its links were being added".into(),
         retry_after: None,

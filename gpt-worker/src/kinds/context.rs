@@ -8,7 +8,7 @@ use fabula_contracts::pb::story::{
 };
 use tonic::Status;
 
-use super::{Failure, JobContext};
+use super::{JobContext, KindError};
 
 /// Characters of context at most (about 1 500 tokens at four characters a token).
 pub const CONTEXT_BUDGET: usize = 6_000;
@@ -25,7 +25,7 @@ pub struct WorldFacts {
 }
 
 /// Reads every entity, location and event of `world_id`, the three lists at once.
-pub async fn world_facts(ctx: &JobContext<'_>, world_id: &str) -> Result<WorldFacts, Failure> {
+pub async fn world_facts(ctx: &JobContext<'_>, world_id: &str) -> Result<WorldFacts, KindError> {
     let entities = all_pages(|page_token| async move {
         let request =
             ListEntitiesRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };

@@ -10,7 +10,7 @@ use prost_types::FieldMask;
 use tonic::Code;
 
 use super::{
-    Failure, JobContext, Step, ask,
+    JobContext, KindError, Step, ask,
     context::{self, CONTENT_BUDGET},
 };
 use crate::{
@@ -18,7 +18,7 @@ use crate::{
     outputs::{parse_description, parse_summary},
 };
 
-pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, Failure> {
+pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, KindError> {
     ctx.recorder.progress(5, "reading the world");
     let world = ctx
         .story
@@ -44,7 +44,7 @@ pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, F
     Ok(finish(ctx, text, applied))
 }
 
-pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, Failure> {
+pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, KindError> {
     ctx.recorder.progress(5, "reading the story");
     let story = ctx
         .story
@@ -82,7 +82,12 @@ pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, F
 
 /// Streams the model's text, following `instruction`, about `source` (the only user
 /// message, as the prompt convention of [`crate::llm`] asks), and returns it validated.
-async fn write(ctx: &JobContext<'_>, purpose: Purpose, instruction: String, source: String) -> Result<String, Failure> {
+async fn write(
+    ctx: &JobContext<'_>,
+    purpose: Purpose,
+    instruction: String,
+    source: String,
+) -> Result<String, KindError> {
     ctx.recorder.progress(20, "writing");
     let parse = if purpose == Purpose::DescribeStory { parse_summary } else { parse_description };
     let request = ChatRequest {
@@ -103,7 +108,7 @@ async fn write(ctx: &JobContext<'_>, purpose: Purpose, instruction: String, sour
 }
 
 /// Whether an etag-checked update went through: ABORTED means a human edit won.
-fn applied<T>(outcome: Result<T, tonic::Status>) -> Result<bool, Failure> {
+fn applied<T>(outcome: Result<T, tonic::Status>) -> Result<bool, KindError> {
     match outcome {
         Ok(_) => Ok(true),
         Err(status) if status.code() == Code::Aborted => Ok(false),

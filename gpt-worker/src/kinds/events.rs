@@ -18,7 +18,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use super::{
-    Failure, JobContext, Step,
+    JobContext, KindError, Step,
     analyze::request_id,
     ask,
     context::{self, CONTENT_BUDGET, WorldFacts},
@@ -28,7 +28,7 @@ use crate::{
     outputs::{ExtractedEvents, parse_events},
 };
 
-pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind, Failure> {
+pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind, KindError> {
     ctx.recorder.progress(2, "reading the stories");
     let stories = match spec.target.as_ref() {
         Some(Target::StoryId(id)) => vec![
@@ -39,7 +39,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
                 .into_inner(),
         ],
         Some(Target::WorldId(id)) => stories_of(ctx, id).await?,
-        None => return Err(Failure::permanent("INVALID_SPEC", "name a story_id or a world_id")),
+        None => return Err(KindError::permanent("INVALID_SPEC", "name a story_id or a world_id")),
     };
     let Some(first) = stories.first() else {
         ctx.recorder.progress(100, "the world has no stories");
@@ -57,7 +57,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
     for (i, story) in stories.iter().enumerate() {
         let percent = 5 + 95 * i as i32 / count;
         let hash = content_hash(&story.content);
-        let cached = cached_extraction(ctx, &story.id).await.map_err(Failure::storage)?;
+        let cached = cached_extraction(ctx, &story.id).await.map_err(KindError::storage)?;
         if let Some(done) = cached.as_ref().filter(|c| c.made_by(ctx.job_id)) {
             ctx.recorder.progress(percent, format!("\"{}\" was done by an earlier attempt", story.title));
             result.created_event_ids.extend(done.event_ids.iter().cloned());
@@ -71,7 +71,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
         ctx.recorder.progress(percent, format!("extracting events from \"{}\"", story.title));
         remove_previous(ctx, cached.map(|c| c.event_ids).unwrap_or_default()).await?;
         let created = extract_story(ctx, &world, &facts, story).await?;
-        remember_extraction(ctx, &story.id, &hash, &created).await.map_err(Failure::storage)?;
+        remember_extraction(ctx, &story.id, &hash, &created).await.map_err(KindError::storage)?;
         result.created_event_ids.extend(created);
     }
     ctx.recorder.progress(100, format!("{} events created", result.created_event_ids.len()));
@@ -79,7 +79,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
 }
 
 /// Every story of world `world_id` the owner may read, in the world's order.
-async fn stories_of(ctx: &JobContext<'_>, world_id: &str) -> Result<Vec<Story>, Failure> {
+async fn stories_of(ctx: &JobContext<'_>, world_id: &str) -> Result<Vec<Story>, KindError> {
     let mut stories = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -99,7 +99,7 @@ async fn extract_story(
     world: &World,
     facts: &WorldFacts,
     story: &Story,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Vec<String>, KindError> {
     let request = ChatRequest {
         purpose: Purpose::ExtractEvents,
         messages: vec![
@@ -157,7 +157,7 @@ fn ids_named<'a>(names: &[String], known: impl Iterator<Item = (&'a String, &'a 
 }
 
 /// Deletes what an earlier extraction made; events deleted since are skipped.
-async fn remove_previous(ctx: &JobContext<'_>, event_ids: Vec<String>) -> Result<(), Failure> {
+async fn remove_previous(ctx: &JobContext<'_>, event_ids: Vec<String>) -> Result<(), KindError> {
     for id in event_ids {
         let request = DeleteEventRequest { id, etag: String::new() };
         match ctx.story.events().delete_event(ctx.story.as_user(ctx.owner, request)).await {

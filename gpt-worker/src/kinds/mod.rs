@@ -3,7 +3,7 @@
 //!
 //! A kind reports progress and output through the job's [`Recorder`], reads and
 //! writes story-service as the job's owner, and ends with a result or a
-//! [`Failure`] that says whether trying again could help.
+//! [`KindError`] that says whether trying again could help.
 //!
 //! Every model call goes through [`ask`], which saves each valid answer before the
 //! kind writes anything from it. A job run again (after a crash, a retry or a
@@ -44,17 +44,17 @@ pub struct JobContext<'a> {
     pub db: &'a Db,
 }
 
-/// Why an attempt failed. Messages are safe to show the job's owner: never raw
-/// upstream text or secrets.
+/// Why a kind's run failed, and whether another attempt could help. Messages are safe
+/// to show the job's owner: never raw upstream text or secrets.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
+pub enum KindError {
     /// Worth another attempt (model overloaded, story-service restarting…).
     Transient { code: &'static str, message: String, retry_after: Option<Duration> },
     /// Will fail the same way again.
     Permanent { code: &'static str, message: String },
 }
 
-impl Failure {
+impl KindError {
     pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
         Self::Permanent { code, message: message.into() }
     }
@@ -66,7 +66,7 @@ impl Failure {
     }
 }
 
-impl From<LlmError> for Failure {
+impl From<LlmError> for KindError {
     fn from(error: LlmError) -> Self {
         match error {
             LlmError::Transient { retry_after, .. } => {
@@ -77,7 +77,7 @@ impl From<LlmError> for Failure {
     }
 }
 
-impl From<Status> for Failure {
+impl From<Status> for KindError {
     fn from(status: Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
@@ -99,9 +99,9 @@ impl From<Status> for Failure {
 }
 
 /// Runs the kind of `spec` to its result.
-pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, Failure> {
+pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, KindError> {
     let model = ctx.llm.model().to_owned();
-    let kind = match spec.kind.as_ref().ok_or_else(|| Failure::permanent("INVALID_SPEC", "the job names no kind"))? {
+    let kind = match spec.kind.as_ref().ok_or_else(|| KindError::permanent("INVALID_SPEC", "the job names no kind"))? {
         Kind::DescribeWorld(spec) => describe::world(ctx, spec).await?,
         Kind::DescribeStory(spec) => describe::story(ctx, spec).await?,
         Kind::AnalyzeStory(spec) => analyze::one(ctx, spec).await?,
@@ -129,7 +129,7 @@ pub async fn ask<T>(
     step: Step<'_>,
     request: ChatRequest,
     parse: impl Fn(&str) -> Result<T, OutputError>,
-) -> Result<T, Failure> {
+) -> Result<T, KindError> {
     let Step::Saved(step) = step else {
         return Ok(ask_model(ctx, request, &parse).await?.1);
     };
@@ -140,12 +140,12 @@ pub async fn ask<T>(
     match ctx.recorder.save_answer(step, text).await {
         Ok(true) => Ok(parsed),
         // The runner finds the lease lost when it records the end, and stops there.
-        Ok(false) => Err(Failure::Transient {
+        Ok(false) => Err(KindError::Transient {
             code: "LEASE_LOST",
             message: "another run of the job took it over".into(),
             retry_after: None,
         }),
-        Err(error) => Err(Failure::storage(error)),
+        Err(error) => Err(KindError::storage(error)),
     }
 }
 
@@ -155,11 +155,11 @@ async fn saved_answer<T>(
     ctx: &JobContext<'_>,
     step: &str,
     parse: impl Fn(&str) -> Result<T, OutputError>,
-) -> Result<Option<T>, Failure> {
+) -> Result<Option<T>, KindError> {
     if !ctx.resumed {
         return Ok(None);
     }
-    let Some(text) = store::saved_answer(ctx.db, ctx.job_id, step).await.map_err(Failure::storage)? else {
+    let Some(text) = store::saved_answer(ctx.db, ctx.job_id, step).await.map_err(KindError::storage)? else {
         return Ok(None);
     };
     match parse(&text) {
@@ -187,7 +187,7 @@ async fn ask_model<T>(
     ctx: &JobContext<'_>,
     mut request: ChatRequest,
     parse: impl Fn(&str) -> Result<T, OutputError>,
-) -> Result<(String, T), Failure> {
+) -> Result<(String, T), KindError> {
     let recorder = ctx.recorder;
     let first = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
     let error = match parse(&first) {
@@ -204,7 +204,7 @@ async fn ask_model<T>(
     let second = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
     match parse(&second) {
         Ok(parsed) => Ok((second, parsed)),
-        Err(error) => Err(Failure::permanent(
+        Err(error) => Err(KindError::permanent(
             "INVALID_MODEL_OUTPUT",
             format!("the model's answer stayed invalid: {}", error.for_owner()),
         )),

@@ -2,13 +2,13 @@
 
 use fabula_contracts::pb::jobs::{Paraphrase, SuggestionsResult, job_result::Kind};
 
-use super::{Failure, JobContext, Step, ask};
+use super::{JobContext, KindError, Step, ask};
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, Purpose},
     outputs::parse_suggestions,
 };
 
-pub async fn run(ctx: &JobContext<'_>, spec: &Paraphrase) -> Result<Kind, Failure> {
+pub async fn run(ctx: &JobContext<'_>, spec: &Paraphrase) -> Result<Kind, KindError> {
     ctx.recorder.progress(10, "asking the model for three rewordings");
     let style = if spec.mode.trim().is_empty() { "neutral".to_owned() } else { spec.mode.trim().to_owned() };
     let request = ChatRequest {
