@@ -2,7 +2,7 @@
 //! a request message assembled from the path variables, the query and the body as
 //! its route says, and a response message written as lowerCamelCase JSON.
 
-use fabula_runtime::errors::quote;
+use fabula_runtime::{errors::quote, rules::lower_camel};
 use prost_reflect::{DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
@@ -180,29 +180,15 @@ fn scalar(field: &FieldDescriptor, text: &str, name: &str) -> Result<Value, ApiE
             "false" => Ok(Value::Bool(false)),
             _ => Err(ApiError::bad_field(name, "must be true or false")),
         },
-        Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => Ok(Value::String(camel_mask(text))),
+        Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => {
+            // A mask's snake_case paths, written lowerCamelCase as its JSON form wants.
+            Ok(Value::String(lower_camel(text)))
+        }
         Kind::Message(m) if !STRING_MESSAGES.contains(&m.full_name()) => {
             Err(ApiError::bad_field(name, "a message cannot be set from a string"))
         }
         _ => Ok(Value::String(text.to_owned())),
     }
-}
-
-/// A field mask with snake_case paths written lowerCamelCase, as its JSON form wants.
-fn camel_mask(mask: &str) -> String {
-    let mut out = String::with_capacity(mask.len());
-    let mut upper = false;
-    for ch in mask.chars() {
-        match ch {
-            '_' => upper = true,
-            _ if upper => {
-                out.push(ch.to_ascii_uppercase());
-                upper = false;
-            }
-            _ => out.push(ch),
-        }
-    }
-    out
 }
 
 /// The message from its JSON, each error naming the field it is about and quoting

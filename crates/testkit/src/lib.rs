@@ -1,7 +1,8 @@
 //! What the services' integration tests share: a test written once runs on SQLite
 //! and on PostgreSQL ([`both_databases!`](crate::both_databases)), each PostgreSQL
 //! test in a database of its own ([`PostgresDb`]), and a loud note when PostgreSQL is
-//! not configured. A dev-dependency only.
+//! not configured; and the services a test starts ([`Server`]), which fail the test
+//! when they fail. A dev-dependency only.
 
 use std::io::Write;
 
@@ -9,6 +10,10 @@ use sqlx::Connection;
 use tonic::{Request, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
+
+mod server;
+
+pub use server::{Server, Shutdown};
 
 /// The environment variable naming the PostgreSQL admin URL.
 pub const POSTGRES_URL_VAR: &str = "FABULA_TEST_POSTGRES_URL";

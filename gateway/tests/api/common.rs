@@ -3,39 +3,17 @@
 //! keys) and the gateway in front, all on free ports, and a real HTTP client.
 #![allow(dead_code)]
 
-use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use fabula_runtime::{config::Secret, keys};
+use fabula_testkit::Server;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 pub const ADMIN_USERNAME: &str = "root_admin";
 pub const ADMIN_PASSWORD: &str = "admin password 123";
 pub const PASSWORD: &str = "correct horse battery";
-
-/// A server on the test's runtime, stopped when dropped.
-pub struct Running(Option<oneshot::Sender<()>>);
-
-impl Running {
-    fn spawn<Fut>(serve: impl FnOnce(oneshot::Receiver<()>) -> Fut) -> Self
-    where
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(serve(stopped));
-        Self(Some(stop))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 /// The three processes and a client of the gateway.
 pub struct Stack {
@@ -43,9 +21,9 @@ pub struct Stack {
     pub gateway_addr: SocketAddr,
     pub story_addr: SocketAddr,
     pub http: reqwest::Client,
-    gateway: Running,
-    worker: Running,
-    story: Running,
+    gateway: Server,
+    worker: Server,
+    story: Server,
     pub dir: TempDir,
 }
 
@@ -65,7 +43,7 @@ pub struct User {
 }
 
 /// Starts story-service on `addr` (port 0 for any) with its files in `dir`.
-pub async fn start_story_service(dir: &Path, addr: SocketAddr) -> (SocketAddr, Running) {
+pub async fn start_story_service(dir: &Path, addr: SocketAddr) -> (SocketAddr, Server) {
     let database_url = format!("sqlite://{}/story.db?mode=rwc", dir.display());
     let mut settings = story_service::Settings::for_tests(database_url, dir);
     settings.listen = addr;
@@ -73,24 +51,16 @@ pub async fn start_story_service(dir: &Path, addr: SocketAddr) -> (SocketAddr, R
     settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     let app = story_service::build(settings).await.expect("story-service builds");
     let addr = app.local_addr();
-    let running = Running::spawn(|stopped| async move {
-        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
-            let _ = writeln!(std::io::stderr(), "story-service failed: {error}");
-        }
-    });
+    let running = Server::spawn("story-service", |shutdown| app.run_until_stopped(shutdown));
     (addr, running)
 }
 
-async fn start_worker(dir: &Path, story: SocketAddr) -> (SocketAddr, Running) {
+async fn start_worker(dir: &Path, story: SocketAddr) -> (SocketAddr, Server) {
     let database_url = format!("sqlite://{}/worker.db?mode=rwc", dir.display());
     let settings = gpt_worker::Settings::for_tests(database_url, format!("http://{story}"), dir);
     let app = gpt_worker::build(settings).await.expect("gpt-worker builds");
     let addr = app.local_addr();
-    let running = Running::spawn(|stopped| async move {
-        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
-            let _ = writeln!(std::io::stderr(), "gpt-worker failed: {error}");
-        }
-    });
+    let running = Server::spawn("gpt-worker", |shutdown| app.run_until_stopped(shutdown));
     (addr, running)
 }
 
@@ -100,16 +70,12 @@ pub async fn start_gateway(
     story: &str,
     worker: &str,
     configure: impl FnOnce(&mut gateway::Settings),
-) -> (SocketAddr, Running) {
+) -> (SocketAddr, Server) {
     let mut settings = gateway::Settings::for_tests(story, worker, dir.join(keys::ACCOUNTS_PUBLIC_KEY_FILE));
     configure(&mut settings);
     let app = gateway::build(settings).await.expect("the gateway builds");
     let addr = app.local_addr();
-    let running = Running::spawn(|stopped| async move {
-        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
-            let _ = writeln!(std::io::stderr(), "gateway failed: {error}");
-        }
-    });
+    let running = Server::spawn("gateway", |shutdown| app.run_until_stopped(shutdown));
     (addr, running)
 }
 

@@ -6,7 +6,7 @@ use crate::common;
 use reqwest::{StatusCode, header};
 
 /// A gateway with nothing behind it, and its base URL.
-async fn gateway_alone() -> (String, common::Running, tempfile::TempDir) {
+async fn gateway_alone() -> (String, fabula_testkit::Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     fabula_runtime::keys::development_key(dir.path(), fabula_runtime::keys::ACCOUNTS_KEY_FILE).unwrap();
     let nowhere = "http://127.0.0.1:9";

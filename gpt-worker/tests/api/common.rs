@@ -34,7 +34,7 @@ use gpt_worker::Settings;
 use prost_types::FieldMask;
 use sqlx::{AnyPool, Row};
 use tempfile::TempDir;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::sync::oneshot;
 use tonic::{Code, Status, transport::Channel};
 
 pub const ADMIN_USERNAME: &str = "root_admin";
@@ -46,7 +46,9 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
-pub use fabula_testkit::{Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason};
+pub use fabula_testkit::{
+    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, postgres_url, reason,
+};
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
@@ -55,49 +57,11 @@ macro_rules! both_databases {
     };
 }
 
-/// A server running on the test's runtime until told to stop.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    /// Runs `serve` with a shutdown future that resolves when this is stopped or dropped.
-    fn spawn<F, Fut>(serve: F) -> Self
-    where
-        F: FnOnce(oneshot::Receiver<()>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let (stop, stopped) = oneshot::channel();
-        Self { stop: Some(stop), task: Some(tokio::spawn(serve(stopped))) }
-    }
-
-    fn signal(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-
-    /// Signals shutdown and waits until the server has stopped.
-    async fn stop(&mut self) {
-        self.signal();
-        if let Some(task) = self.task.take() {
-            task.await.expect("the server task ends cleanly");
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.signal();
-    }
-}
-
 /// A running gpt-worker.
 pub struct WorkerHandle {
     pub addr: SocketAddr,
     channel: Channel,
-    running: Running,
+    running: Server,
 }
 
 impl WorkerHandle {
@@ -157,7 +121,7 @@ pub struct Stack {
     /// [`Stack::spawn_worker`].
     worker: Option<WorkerHandle>,
     jobs_pool: tokio::sync::OnceCell<AnyPool>,
-    story: Running,
+    story: Server,
     // Dropped after the servers are told to stop, in this order.
     postgres: Option<PostgresDb>,
     dir: TempDir,
@@ -224,17 +188,13 @@ fn worker_settings(
 async fn start_worker(settings: Settings) -> WorkerHandle {
     let app = gpt_worker::build(settings).await.expect("gpt-worker builds");
     let addr = app.local_addr();
-    let running = Running::spawn(|stopped| async move {
-        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
-            let _ = writeln!(std::io::stderr(), "gpt-worker failed: {error}");
-        }
-    });
+    let running = Server::spawn("gpt-worker", |shutdown| app.run_until_stopped(shutdown));
     WorkerHandle { addr, channel: connect(addr).await, running }
 }
 
 /// Starts story-service on `listen` with its SQLite database in `dir` (made when new),
 /// with the development keys there.
-async fn spawn_story_service(dir: &TempDir, listen: SocketAddr) -> (SocketAddr, Running) {
+async fn spawn_story_service(dir: &TempDir, listen: SocketAddr) -> (SocketAddr, Server) {
     let database_url = format!("sqlite://{}/story.db?mode=rwc", dir.path().display());
     let mut settings = story_service::Settings::for_tests(database_url, dir.path());
     settings.listen = listen;
@@ -242,11 +202,7 @@ async fn spawn_story_service(dir: &TempDir, listen: SocketAddr) -> (SocketAddr, 
     settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     let app = story_service::build(settings).await.expect("story-service builds");
     let addr = app.local_addr();
-    let running = Running::spawn(|stopped| async move {
-        if let Err(error) = app.run_until_stopped(async { drop(stopped.await) }).await {
-            let _ = writeln!(std::io::stderr(), "story-service failed: {error}");
-        }
-    });
+    let running = Server::spawn("story-service", |shutdown| app.run_until_stopped(shutdown));
     (addr, running)
 }
 

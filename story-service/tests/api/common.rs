@@ -8,7 +8,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); without it they say so loudly and pass.
 #![allow(dead_code)]
 
-use std::{io::Write, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use fabula_contracts::pb::{
     accounts::{LoginRequest, RegisterRequest, Role, account_service_client::AccountServiceClient},
@@ -27,7 +27,7 @@ use fabula_runtime::{
 use sqlx::{AnyPool, Row};
 use story_service::Settings;
 use tempfile::TempDir;
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::OnceCell;
 use tonic::{Code, Status, transport::Channel};
 use uuid::Uuid;
 
@@ -42,7 +42,9 @@ const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
-pub use fabula_testkit::{Backend, POSTGRES_URL_VAR, PostgresDb, as_caller, authed, bad_fields, postgres_url, reason};
+pub use fabula_testkit::{
+    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, postgres_url, reason,
+};
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
 macro_rules! both_databases {
@@ -60,8 +62,8 @@ pub struct TestApp {
     pub key: SigningKey,
     channel: Channel,
     pool: OnceCell<AnyPool>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    /// Stopped when dropped, first: the PostgreSQL database is then dropped WITH (FORCE).
+    server: Server,
     // Dropped after the server is told to stop, in this order.
     postgres: Option<PostgresDb>,
     dir: TempDir,
@@ -103,28 +105,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let app = story_service::build(settings).await.expect("story-service builds");
     let addr = app.local_addr();
     assert_eq!(app.verifying_key(), key.verifying_key(), "the service signs with the harness key");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(error) = app.run_until_stopped(shutdown).await {
-            let _ = writeln!(std::io::stderr(), "story-service failed: {error}");
-        }
-    });
+    let server = Server::spawn("story-service", |shutdown| app.run_until_stopped(shutdown));
     let channel = connect(addr).await;
-    TestApp {
-        addr,
-        backend,
-        database_url,
-        key,
-        channel,
-        pool: OnceCell::new(),
-        shutdown: Some(stop),
-        server: Some(server),
-        postgres,
-        dir,
-    }
+    TestApp { addr, backend, database_url, key, channel, pool: OnceCell::new(), server, postgres, dir }
 }
 
 /// A new HTTP/2 connection to `addr`.
@@ -135,17 +118,6 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .expect("connect to story-service")
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
-        // The server drains on its own; the runtime ends it at the latest. The
-        // PostgreSQL database is then dropped WITH (FORCE), open connections or not.
-        drop(self.server.take());
-    }
 }
 
 /// A registered user and their tokens.
