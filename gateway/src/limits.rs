@@ -1,5 +1,6 @@
 //! Rate limits at the edge: token buckets (governor's GCRA) per client IP and per
-//! user, with stricter ones on `/v1/auth/*` (per IP) and on job creation (per user).
+//! user, with stricter ones on the calls whose contract declares a rate class: signing
+//! in (per IP) and starting a job (per user).
 //! Over a limit is 429 with `Retry-After`. All of them are off when so configured.
 
 use std::{
@@ -13,19 +14,16 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
-use http::StatusCode;
 use uuid::Uuid;
 
 use crate::{
     config::RateLimits,
     errors::ApiError,
-    routes::{Route, Upstream},
+    routes::{RateClass, Route},
 };
 
 /// Every this many checks, buckets that have refilled are forgotten.
 const SWEEP_EVERY: u64 = 4096;
-/// The path prefix of sign-up, sign-in and token refresh.
-const AUTH_PREFIX: &str = "/v1/auth/";
 
 /// The limiters; `None` when limits are off.
 pub struct Limits(Option<Limiters>);
@@ -69,12 +67,12 @@ impl Limits {
         let Some(limiters) = &self.0 else { return Ok(()) };
         limiters.sweep();
         limiters.take(&limiters.ip, &ip)?;
-        if route.template.text.starts_with(AUTH_PREFIX) {
+        if route.rate_class == RateClass::SignIn {
             limiters.take(&limiters.auth, &ip)?;
         }
         if let Some(user) = caller.user_id() {
             limiters.take(&limiters.user, &user)?;
-            if route.upstream == Upstream::Worker && route.success == StatusCode::ACCEPTED {
+            if route.rate_class == RateClass::JobStart {
                 limiters.take(&limiters.jobs, &user)?;
             }
         }

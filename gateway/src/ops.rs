@@ -119,7 +119,8 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: 200 when both services report SERVING, else 503 naming who does not.
 pub async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    let (story, worker) = tokio::join!(serving(&gateway, Upstream::Story), serving(&gateway, Upstream::Worker));
+    let (story, worker) =
+        tokio::join!(serving(&gateway, Upstream::StoryService), serving(&gateway, Upstream::GptWorker));
     let status = if story && worker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |up: bool| if up { "SERVING" } else { "NOT_SERVING" };
     json_response(status, &json!({"story-service": word(story), "gpt-worker": word(worker)}))

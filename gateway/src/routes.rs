@@ -1,14 +1,20 @@
 //! The route table: every Fabula method with a `google.api.http` binding, read once
 //! at start-up from the descriptor pool, and the matcher that finds a request's route.
-//! No route is written by hand: a new RPC with a binding appears here by itself.
+//! No route is written by hand and nothing is guessed from names: a service declares
+//! its upstream and a method its REST answer (`fabula/options/v1/gateway.proto`), so a
+//! new service or RPC appears here by itself. What the gateway cannot serve (no
+//! upstream, a `response_body`, a verb it does not know, two bindings of one route)
+//! stops it at start-up with the service or method named.
 
 use std::sync::Arc;
 
+use fabula_contracts::pb::fabula::options::v1::RestOptions;
+pub use fabula_contracts::pb::fabula::options::v1::{RateClass, Upstream};
 use fabula_runtime::auth::AuthPolicy;
 use http::{Method, StatusCode, uri::PathAndQuery};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
-    ServiceDescriptor, Value,
+    Value,
 };
 
 use crate::config::Settings;
@@ -17,17 +23,12 @@ use crate::config::Settings;
 const HTTP_RULE: &str = "google.api.http";
 /// The extension that carries a method's auth policy.
 const AUTH_POLICY: &str = "fabula.options.v1.auth_policy";
+/// The extension that names a service's upstream.
+const UPSTREAM: &str = "fabula.options.v1.upstream";
+/// The extension that carries a method's REST answer.
+const REST: &str = "fabula.options.v1.rest";
 /// The extension that marks a field's behaviour (REQUIRED, OUTPUT_ONLY…).
 const FIELD_BEHAVIOR: &str = "google.api.field_behavior";
-/// The message whose content earns the larger body limit.
-const STORY_MESSAGE: &str = "fabula.story.v1.Story";
-
-/// Which service answers a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Upstream {
-    Story,
-    Worker,
-}
 
 /// One piece of a path template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub struct Route {
     pub success: StatusCode,
     /// The template of the created resource's GET route, for `Location`.
     pub location: Option<Template>,
+    pub rate_class: RateClass,
     pub body_limit: usize,
 }
 
@@ -92,6 +94,10 @@ pub enum RouteError {
     Missing(&'static str),
     #[error("{method}: {reason}")]
     Binding { method: String, reason: String },
+    #[error("{service} declares no upstream: give it `option ({UPSTREAM}) = …;`")]
+    NoUpstream { service: String },
+    #[error("{first} and {second} are both bound to {route}")]
+    Collision { first: String, second: String, route: String },
 }
 
 /// Every route, most literal templates first.
@@ -101,18 +107,28 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Reads every binding of every `fabula.*` service of `pool`.
+    /// Reads every binding of every `fabula.*` service of `pool`, as the services and
+    /// methods declare them.
     pub fn from_pool(pool: DescriptorPool, settings: &Settings) -> Result<Self, RouteError> {
-        let http = pool.get_extension_by_name(HTTP_RULE).ok_or(RouteError::Missing(HTTP_RULE))?;
-        let auth = pool.get_extension_by_name(AUTH_POLICY).ok_or(RouteError::Missing(AUTH_POLICY))?;
+        let extension = |name: &'static str| pool.get_extension_by_name(name).ok_or(RouteError::Missing(name));
+        let options = Extensions { http: extension(HTTP_RULE)?, auth: extension(AUTH_POLICY)?, rest: extension(REST)? };
+        let upstream_option = extension(UPSTREAM)?;
         let mut routes = Vec::new();
         for service in pool.services().filter(|s| s.package_name().starts_with("fabula.")) {
+            let upstream = match service.options().get_extension(&upstream_option).as_enum_number() {
+                Some(n) => Upstream::try_from(n).unwrap_or(Upstream::Unspecified),
+                None => Upstream::Unspecified,
+            };
+            if upstream == Upstream::Unspecified {
+                return Err(RouteError::NoUpstream { service: service.full_name().into() });
+            }
             for method in service.methods() {
-                routes.extend(method_routes(&method, &http, &auth, settings)?);
+                routes.extend(method_routes(&method, &options, upstream, settings)?);
             }
         }
-        let mut routes: Vec<Route> = routes;
-        add_locations(&mut routes);
+        add_locations(&mut routes)?;
+        let mut routes: Vec<Route> = routes.into_iter().map(|(route, _)| route).collect();
+        refuse_collisions(&routes)?;
         routes.sort_by_key(|r| std::cmp::Reverse(literal_count(&r.template)));
         Ok(Self { pool, routes: routes.into_iter().map(Arc::new).collect() })
     }
@@ -145,59 +161,88 @@ impl RouteTable {
     }
 }
 
-/// The routes of one method: its binding and its additional bindings.
+/// The method options a route is made of.
+struct Extensions {
+    http: ExtensionDescriptor,
+    auth: ExtensionDescriptor,
+    rest: ExtensionDescriptor,
+}
+
+/// A route as its method declares it, before its `Location` template is found.
+struct Declared {
+    policy: AuthPolicy,
+    upstream: Upstream,
+    rest: RestOptions,
+}
+
+/// The routes of one method: its binding and its additional bindings, each with the
+/// method its `Location` comes from (empty for none).
 fn method_routes(
     method: &MethodDescriptor,
-    http: &ExtensionDescriptor,
-    auth: &ExtensionDescriptor,
+    options: &Extensions,
+    upstream: Upstream,
     settings: &Settings,
-) -> Result<Vec<Route>, RouteError> {
-    let options = method.options();
-    if !options.has_extension(http) {
+) -> Result<Vec<(Route, String)>, RouteError> {
+    let method_options = method.options();
+    if !method_options.has_extension(&options.http) {
         return Ok(Vec::new());
     }
     let binding_error = |reason: String| RouteError::Binding { method: method.full_name().into(), reason };
-    let policy = match options.get_extension(auth).as_ref() {
+    let policy = match method_options.get_extension(&options.auth).as_ref() {
         Value::EnumNumber(n) => AuthPolicy::try_from(*n).map_err(|_| binding_error(format!("unknown policy {n}")))?,
         _ => return Err(binding_error("no auth policy".into())),
     };
-    let Value::Message(rule) = options.get_extension(http).into_owned() else {
+    let rest = match method_options.get_extension(&options.rest).as_ref() {
+        Value::Message(rest) => rest.transcode_to::<RestOptions>().map_err(|e| binding_error(e.to_string()))?,
+        _ => return Err(binding_error(format!("{REST} is not a message"))),
+    };
+    let Value::Message(rule) = method_options.get_extension(&options.http).into_owned() else {
         return Err(binding_error("google.api.http is not a message".into()));
     };
     let mut rules = vec![rule.clone()];
     if let Some(Value::List(more)) = rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()) {
         rules.extend(more.into_iter().filter_map(|v| v.as_message().cloned()));
     }
-    rules.iter().map(|rule| route_of(method, rule, policy, settings).map_err(binding_error)).collect()
+    let declared = Declared { policy, upstream, rest };
+    rules
+        .iter()
+        .map(|rule| route_of(method, rule, &declared, settings).map(|route| (route, declared.rest.location.clone())))
+        .collect::<Result<_, _>>()
+        .map_err(binding_error)
 }
 
 /// One binding of `method`.
 fn route_of(
     method: &MethodDescriptor,
     rule: &DynamicMessage,
-    policy: AuthPolicy,
+    declared: &Declared,
     settings: &Settings,
 ) -> Result<Route, String> {
     let (http_method, text) = verb_and_path(rule)?;
+    if let Some(Value::String(field)) = rule.get_field_by_name("response_body").as_deref()
+        && !field.is_empty()
+    {
+        return Err(format!("response_body ({field}) is not served: the answer is the whole response message"));
+    }
     let template = parse_template(&text, &method.input())?;
     let body = body_rule(rule, &method.input())?;
-    let service = method.parent_service();
-    let upstream = if service.package_name().starts_with("fabula.jobs.") { Upstream::Worker } else { Upstream::Story };
-    let body_limit =
-        if carries(&body, &method.input(), STORY_MESSAGE) { settings.story_body_limit } else { settings.body_limit };
-    let grpc_path = format!("/{}/{}", service.full_name(), method.name());
+    let rest = &declared.rest;
+    let success = success_status(method, rest.success_status)?;
+    let body_limit = if rest.large_body { settings.story_body_limit } else { settings.body_limit };
+    let grpc_path = format!("/{}/{}", method.parent_service().full_name(), method.name());
     Ok(Route {
         name: format!("{http_method} {text}"),
         grpc_path: PathAndQuery::try_from(grpc_path).map_err(|e| e.to_string())?,
-        success: success_status(method, service, &http_method),
+        success,
         method: method.clone(),
         http_method,
         template,
         body_required: is_required(&body),
         body,
-        policy,
-        upstream,
+        policy: declared.policy,
+        upstream: declared.upstream,
         location: None,
+        rate_class: rest.rate_class(),
         body_limit,
     })
 }
@@ -217,7 +262,7 @@ fn verb_and_path(rule: &DynamicMessage) -> Result<(Method, String), String> {
             return Ok((method, path.clone()));
         }
     }
-    Err("only get, post, put, patch and delete bindings are supported".into())
+    Err("only get, post, put, patch and delete bindings are served (not custom)".into())
 }
 
 /// Parses `/v1/worlds/{world_id}/stories`, checking each variable names a field of `input`.
@@ -274,44 +319,68 @@ fn is_required(body: &BodyRule) -> bool {
             Value::List(values) if values.iter().any(|v| v.as_enum_number() == required))
 }
 
-/// Whether the body of a route holds a `message`.
-fn carries(body: &BodyRule, input: &MessageDescriptor, message: &str) -> bool {
-    let is = |kind: Kind| matches!(kind, Kind::Message(m) if m.full_name() == message);
-    match body {
-        BodyRule::None => false,
-        BodyRule::Whole => input.fields().any(|f| is(f.kind())),
-        BodyRule::Field(field) => is(field.kind()),
+/// The declared success status (200 when unset): a 2xx, and 204 only for a method
+/// that answers nothing.
+fn success_status(method: &MethodDescriptor, declared: u32) -> Result<StatusCode, String> {
+    let status = match declared {
+        0 => StatusCode::OK,
+        code => u16::try_from(code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::IM_A_TEAPOT),
+    };
+    if !status.is_success() {
+        return Err(format!("success_status {declared} is not a 2xx status"));
     }
+    if status == StatusCode::NO_CONTENT && method.output().full_name() != "google.protobuf.Empty" {
+        return Err(format!(
+            "success_status 204 answers no body, but the method returns {}",
+            method.output().full_name()
+        ));
+    }
+    Ok(status)
 }
 
-/// 201 for a create, 202 for a create that starts a long-running operation (its
-/// service can be waited on), 204 for a delete (or any DELETE that returns nothing),
-/// 200 otherwise.
-fn success_status(method: &MethodDescriptor, service: &ServiceDescriptor, http_method: &Method) -> StatusCode {
-    let name = method.name();
-    let returns_nothing = method.output().full_name() == "google.protobuf.Empty";
-    let is_operation = service.methods().any(|m| m.name().starts_with("Wait") || m.name().starts_with("Watch"));
-    match () {
-        () if name.starts_with("Create") && is_operation => StatusCode::ACCEPTED,
-        () if name.starts_with("Create") => StatusCode::CREATED,
-        () if name.starts_with("Delete") || (*http_method == Method::DELETE && returns_nothing) => {
-            StatusCode::NO_CONTENT
+/// Refuses two bindings that one request would match alike: the same verb, and the
+/// same literals and variables in the same places.
+fn refuse_collisions(routes: &[Route]) -> Result<(), RouteError> {
+    let shape = |route: &Route| -> (Method, Vec<Option<String>>) {
+        let segments = route
+            .template
+            .segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(literal) => Some(literal.clone()),
+                Segment::Variable(_) => None,
+            })
+            .collect();
+        (route.http_method.clone(), segments)
+    };
+    for (i, first) in routes.iter().enumerate() {
+        if let Some(second) = routes[i + 1..].iter().find(|second| shape(second) == shape(first)) {
+            return Err(RouteError::Collision {
+                first: first.method.full_name().into(),
+                second: second.method.full_name().into(),
+                route: first.name.clone(),
+            });
         }
-        () => StatusCode::OK,
     }
+    Ok(())
 }
 
-/// Gives each `Create<X>` route the template of the `Get<X>` route of its service.
-fn add_locations(routes: &mut [Route]) {
+/// Gives each route whose method declares a `location` (the method's full name beside
+/// the route) the template of that method's GET binding.
+fn add_locations(routes: &mut [(Route, String)]) -> Result<(), RouteError> {
     let gets: Vec<(String, Template)> = routes
         .iter()
-        .filter(|r| r.http_method == Method::GET && r.method.name().starts_with("Get"))
-        .map(|r| (r.method.full_name().to_owned(), r.template.clone()))
+        .filter(|(r, _)| r.http_method == Method::GET)
+        .map(|(r, _)| (r.method.full_name().to_owned(), r.template.clone()))
         .collect();
-    for route in routes.iter_mut().filter(|r| r.method.name().starts_with("Create")) {
-        let get = route.method.full_name().replacen(".Create", ".Get", 1);
-        route.location = gets.iter().find(|(name, _)| *name == get).map(|(_, t)| t.clone());
+    for (route, location) in routes.iter_mut().filter(|(_, location)| !location.is_empty()) {
+        let template = gets.iter().find(|(name, _)| name == location).map(|(_, t)| t.clone());
+        route.location = Some(template.ok_or_else(|| RouteError::Binding {
+            method: route.method.full_name().into(),
+            reason: format!("its location {location} is no method with a GET binding"),
+        })?);
     }
+    Ok(())
 }
 
 fn literal_count(template: &Template) -> usize {
@@ -392,9 +461,110 @@ mod tests {
         assert_eq!(by_name("CreateJob").success, StatusCode::ACCEPTED);
         assert_eq!(by_name("DeleteWorld").success, StatusCode::NO_CONTENT);
         assert_eq!(by_name("GetWorld").success, StatusCode::OK);
-        assert_eq!(by_name("CreateJob").upstream, Upstream::Worker);
+        assert_eq!(by_name("CreateJob").upstream, Upstream::GptWorker);
+        assert_eq!(by_name("CreateJob").rate_class, RateClass::JobStart);
+        assert_eq!(by_name("Login").rate_class, RateClass::SignIn);
+        assert_eq!(by_name("GetWorld").upstream, Upstream::StoryService);
+        assert_eq!(by_name("UnshareWorld").success, StatusCode::NO_CONTENT, "a DELETE that answers nothing");
+        assert_eq!(by_name("ShareWorld").success, StatusCode::OK);
         assert!(by_name("UpdateWorld").body_required && by_name("CreateJob").body_required);
         assert!(!by_name("CancelJob").body_required, "body: \"*\" is the request, no field");
         assert!(!by_name("GetWorld").body_required);
+    }
+
+    /// A contract written for the test beside Fabula's options: a note service whose
+    /// service options, create options and extra methods each case fills in.
+    const NOTES: &str = r#"
+        syntax = "proto3";
+        package fabula.test.v1;
+        import "fabula/options/v1/auth.proto";
+        import "fabula/options/v1/gateway.proto";
+        import "google/api/annotations.proto";
+        import "google/protobuf/empty.proto";
+        service NoteService {
+          SERVICE_OPTIONS
+          rpc GetNote(GetNoteRequest) returns (Note) {
+            option (google.api.http) = { get: "/v1/notes/{id}" };
+            option (fabula.options.v1.auth_policy) = PUBLIC;
+          }
+          rpc CreateNote(CreateNoteRequest) returns (Note) {
+            option (google.api.http) = { CREATE_BINDING };
+            option (fabula.options.v1.auth_policy) = USER;
+            CREATE_OPTIONS
+          }
+          MORE_METHODS
+        }
+        message Note { string id = 1; string text = 2; }
+        message GetNoteRequest { string id = 1; }
+        message CreateNoteRequest { Note note = 1; }
+    "#;
+
+    /// The route table of `proto`, compiled as the contracts are (protox, no protoc).
+    fn table_of(proto: &str) -> Result<RouteTable, RouteError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.proto"), proto).unwrap();
+        let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
+        let mut compiler = protox::Compiler::new([dir.path(), contracts.as_path()]).unwrap();
+        compiler.include_imports(true);
+        compiler.open_files(["notes.proto"]).unwrap_or_else(|e| panic!("the test contract compiles: {e}"));
+        RouteTable::from_pool(compiler.descriptor_pool(), &Settings::for_tests("http://a", "http://b", "k".into()))
+    }
+
+    struct Contract {
+        what: &'static str,
+        service_options: &'static str,
+        create_binding: &'static str,
+        create_options: &'static str,
+        more_methods: &'static str,
+        /// What the refusal says; `None` when the gateway serves the contract.
+        refused: Option<&'static str>,
+    }
+
+    const GOOD: Contract = Contract {
+        what: "",
+        service_options: "option (fabula.options.v1.upstream) = GPT_WORKER;",
+        create_binding: r#"post: "/v1/notes" body: "note""#,
+        create_options: r#"option (fabula.options.v1.rest) = { success_status: 201 location: "fabula.test.v1.NoteService.GetNote" rate_class: JOB_START large_body: true };"#,
+        more_methods: "",
+        refused: None,
+    };
+
+    #[test]
+    fn a_service_is_served_as_its_contract_declares_or_refused_naming_it() {
+        #[rustfmt::skip]
+        let cases = [
+            Contract { what: "all declared", ..GOOD },
+            Contract { what: "no upstream", service_options: "", refused: Some("fabula.test.v1.NoteService declares no upstream"), ..GOOD },
+            Contract { what: "a response_body", create_binding: r#"post: "/v1/notes" body: "note" response_body: "text""#, refused: Some("fabula.test.v1.NoteService.CreateNote: response_body (text) is not served"), ..GOOD },
+            Contract { what: "a custom verb", create_binding: r#"custom: { kind: "SEARCH" path: "/v1/notes" }"#, refused: Some("CreateNote: only get, post, put, patch and delete bindings are served"), ..GOOD },
+            Contract { what: "two methods on one route", more_methods: r#"rpc FindNote(CreateNoteRequest) returns (Note) { option (google.api.http) = { get: "/v1/notes/{note.text}" }; option (fabula.options.v1.auth_policy) = PUBLIC; }"#, refused: Some("are both bound to GET /v1/notes/{"), ..GOOD },
+            Contract { what: "a success that is no 2xx", create_options: "option (fabula.options.v1.rest) = { success_status: 302 };", refused: Some("CreateNote: success_status 302 is not a 2xx status"), ..GOOD },
+            Contract { what: "204 with an answer", create_options: "option (fabula.options.v1.rest) = { success_status: 204 };", refused: Some("CreateNote: success_status 204 answers no body"), ..GOOD },
+            Contract { what: "a location that is no GET", create_options: r#"option (fabula.options.v1.rest) = { location: "fabula.test.v1.NoteService.CreateNote" };"#, refused: Some("CreateNote: its location fabula.test.v1.NoteService.CreateNote is no method with a GET binding"), ..GOOD },
+        ];
+        for case in cases {
+            let proto = NOTES
+                .replace("SERVICE_OPTIONS", case.service_options)
+                .replace("CREATE_BINDING", case.create_binding)
+                .replace("CREATE_OPTIONS", case.create_options)
+                .replace("MORE_METHODS", case.more_methods);
+            match (table_of(&proto), case.refused) {
+                (Ok(table), None) => {
+                    let create = table.routes.iter().find(|r| r.method.name() == "CreateNote").expect("CreateNote");
+                    assert_eq!(create.success, StatusCode::CREATED, "{}", case.what);
+                    assert_eq!(create.location.as_ref().map(|t| t.text.as_str()), Some("/v1/notes/{id}"));
+                    assert_eq!((create.upstream, create.rate_class), (Upstream::GptWorker, RateClass::JobStart));
+                    assert_eq!(create.body_limit, 2 << 20, "a large body");
+                    let get = table.routes.iter().find(|r| r.method.name() == "GetNote").expect("GetNote");
+                    assert_eq!(
+                        (get.success, get.rate_class, get.body_limit),
+                        (StatusCode::OK, RateClass::Unspecified, 1 << 20)
+                    );
+                }
+                (Err(error), Some(says)) => assert!(error.to_string().contains(says), "{}: {error}", case.what),
+                (Ok(_), Some(says)) => panic!("{}: served, but should be refused with {says:?}", case.what),
+                (Err(error), None) => panic!("{}: refused: {error}", case.what),
+            }
+        }
     }
 }

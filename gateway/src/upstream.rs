@@ -127,8 +127,9 @@ impl Upstreams {
 
     fn replicas(&self, upstream: Upstream) -> &Replicas {
         match upstream {
-            Upstream::Story => &self.story,
-            Upstream::Worker => &self.worker,
+            Upstream::GptWorker => &self.worker,
+            // A service without an upstream stops the gateway before it serves.
+            Upstream::StoryService | Upstream::Unspecified => &self.story,
         }
     }
 
