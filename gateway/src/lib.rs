@@ -94,11 +94,22 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     build_with_keys(settings, keys).await
 }
 
-/// Reads the contracts into the route table, prepares the (lazy) upstream channels,
-/// and binds the listener; tokens are checked with `keys`, story-service's public keys.
+/// [`build_with_contracts`] serving Fabula's contracts.
 pub async fn build_with_keys(settings: Settings, keys: Vec<VerifyingKey>) -> Result<App, BuildError> {
-    let pool = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).map_err(RouteError::from)?;
-    let table = RouteTable::from_pool(pool, &settings)?;
+    let contracts = DescriptorPool::decode(fabula_contracts::FILE_DESCRIPTOR_SET).map_err(RouteError::from)?;
+    build_with_contracts(settings, keys, contracts).await
+}
+
+/// Reads the services of `contracts` into the route table, as they declare them,
+/// prepares the (lazy) upstream channels, and binds the listener; tokens are checked
+/// with `keys`, story-service's public keys. A service the gateway was not built with
+/// is served like its own: nothing in the gateway names a service.
+pub async fn build_with_contracts(
+    settings: Settings,
+    keys: Vec<VerifyingKey>,
+    contracts: DescriptorPool,
+) -> Result<App, BuildError> {
+    let table = RouteTable::from_pool(contracts, &settings)?;
     let cors = cors(&settings)?;
     let gateway = Arc::new(Gateway {
         table,

@@ -472,37 +472,14 @@ mod tests {
         assert!(!by_name("GetWorld").body_required);
     }
 
-    /// A contract written for the test beside Fabula's options: a note service whose
-    /// service options, create options and extra methods each case fills in.
-    const NOTES: &str = r#"
-        syntax = "proto3";
-        package fabula.test.v1;
-        import "fabula/options/v1/auth.proto";
-        import "fabula/options/v1/gateway.proto";
-        import "google/api/annotations.proto";
-        import "google/protobuf/empty.proto";
-        service NoteService {
-          SERVICE_OPTIONS
-          rpc GetNote(GetNoteRequest) returns (Note) {
-            option (google.api.http) = { get: "/v1/notes/{id}" };
-            option (fabula.options.v1.auth_policy) = PUBLIC;
-          }
-          rpc CreateNote(CreateNoteRequest) returns (Note) {
-            option (google.api.http) = { CREATE_BINDING };
-            option (fabula.options.v1.auth_policy) = USER;
-            CREATE_OPTIONS
-          }
-          MORE_METHODS
-        }
-        message Note { string id = 1; string text = 2; }
-        message GetNoteRequest { string id = 1; }
-        message CreateNoteRequest { Note note = 1; }
-    "#;
-
-    /// The route table of `proto`, compiled as the contracts are (protox, no protoc).
-    fn table_of(proto: &str) -> Result<RouteTable, RouteError> {
+    /// The route table of the test contract `gateway/tests/contracts/notes.proto`, with
+    /// `replace` replaced by `with`, compiled as the contracts are (protox, no protoc).
+    fn notes_table(replace: &str, with: &str) -> Result<RouteTable, RouteError> {
+        let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts");
+        let proto = std::fs::read_to_string(tests.join("notes.proto")).unwrap();
+        assert!(proto.contains(replace), "the contract holds {replace:?}");
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("notes.proto"), proto).unwrap();
+        std::fs::write(dir.path().join("notes.proto"), proto.replace(replace, with)).unwrap();
         let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
         let mut compiler = protox::Compiler::new([dir.path(), contracts.as_path()]).unwrap();
         compiler.include_imports(true);
@@ -510,51 +487,40 @@ mod tests {
         RouteTable::from_pool(compiler.descriptor_pool(), &Settings::for_tests("http://a", "http://b", "k".into()))
     }
 
+    /// A change to the test contract, and what the gateway says of it.
     struct Contract {
         what: &'static str,
-        service_options: &'static str,
-        create_binding: &'static str,
-        create_options: &'static str,
-        more_methods: &'static str,
+        replace: &'static str,
+        with: &'static str,
         /// What the refusal says; `None` when the gateway serves the contract.
         refused: Option<&'static str>,
     }
 
-    const GOOD: Contract = Contract {
-        what: "",
-        service_options: "option (fabula.options.v1.upstream) = GPT_WORKER;",
-        create_binding: r#"post: "/v1/notes" body: "note""#,
-        create_options: r#"option (fabula.options.v1.rest) = { success_status: 201 location: "fabula.test.v1.NoteService.GetNote" rate_class: JOB_START large_body: true };"#,
-        more_methods: "",
-        refused: None,
-    };
+    const BINDING: &str = r#"post: "/v1/notes" body: "note""#;
+    const REST: &str = r#"option (fabula.options.v1.rest) = { success_status: 201 location: "fabula.test.v1.NoteService.GetNote" rate_class: JOB_START large_body: true };"#;
 
     #[test]
     fn a_service_is_served_as_its_contract_declares_or_refused_naming_it() {
         #[rustfmt::skip]
         let cases = [
-            Contract { what: "all declared", ..GOOD },
-            Contract { what: "no upstream", service_options: "", refused: Some("fabula.test.v1.NoteService declares no upstream"), ..GOOD },
-            Contract { what: "a response_body", create_binding: r#"post: "/v1/notes" body: "note" response_body: "text""#, refused: Some("fabula.test.v1.NoteService.CreateNote: response_body (text) is not served"), ..GOOD },
-            Contract { what: "a custom verb", create_binding: r#"custom: { kind: "SEARCH" path: "/v1/notes" }"#, refused: Some("CreateNote: only get, post, put, patch and delete bindings are served"), ..GOOD },
-            Contract { what: "two methods on one route", more_methods: r#"rpc FindNote(CreateNoteRequest) returns (Note) { option (google.api.http) = { get: "/v1/notes/{note.text}" }; option (fabula.options.v1.auth_policy) = PUBLIC; }"#, refused: Some("are both bound to GET /v1/notes/{"), ..GOOD },
-            Contract { what: "a success that is no 2xx", create_options: "option (fabula.options.v1.rest) = { success_status: 302 };", refused: Some("CreateNote: success_status 302 is not a 2xx status"), ..GOOD },
-            Contract { what: "204 with an answer", create_options: "option (fabula.options.v1.rest) = { success_status: 204 };", refused: Some("CreateNote: success_status 204 answers no body"), ..GOOD },
-            Contract { what: "a location that is no GET", create_options: r#"option (fabula.options.v1.rest) = { location: "fabula.test.v1.NoteService.CreateNote" };"#, refused: Some("CreateNote: its location fabula.test.v1.NoteService.CreateNote is no method with a GET binding"), ..GOOD },
+            Contract { what: "as written", replace: "", with: "", refused: None },
+            Contract { what: "no upstream", replace: "option (fabula.options.v1.upstream) = GPT_WORKER;", with: "", refused: Some("fabula.test.v1.NoteService declares no upstream") },
+            Contract { what: "a response_body", replace: BINDING, with: r#"post: "/v1/notes" body: "note" response_body: "text""#, refused: Some("fabula.test.v1.NoteService.CreateNote: response_body (text) is not served") },
+            Contract { what: "a custom verb", replace: BINDING, with: r#"custom: { kind: "SEARCH" path: "/v1/notes" }"#, refused: Some("CreateNote: only get, post, put, patch and delete bindings are served") },
+            Contract { what: "two methods on one route", replace: "  rpc CreateNote(", with: r#"  rpc FindNote(CreateNoteRequest) returns (Note) { option (google.api.http) = { get: "/v1/notes/{note.text}" }; option (fabula.options.v1.auth_policy) = PUBLIC; }
+  rpc CreateNote("#, refused: Some("are both bound to GET /v1/notes/{") },
+            Contract { what: "a success that is no 2xx", replace: REST, with: "option (fabula.options.v1.rest) = { success_status: 302 };", refused: Some("CreateNote: success_status 302 is not a 2xx status") },
+            Contract { what: "204 with an answer", replace: REST, with: "option (fabula.options.v1.rest) = { success_status: 204 };", refused: Some("CreateNote: success_status 204 answers no body") },
+            Contract { what: "a location that is no GET", replace: REST, with: r#"option (fabula.options.v1.rest) = { location: "fabula.test.v1.NoteService.CreateNote" };"#, refused: Some("CreateNote: its location fabula.test.v1.NoteService.CreateNote is no method with a GET binding") },
         ];
         for case in cases {
-            let proto = NOTES
-                .replace("SERVICE_OPTIONS", case.service_options)
-                .replace("CREATE_BINDING", case.create_binding)
-                .replace("CREATE_OPTIONS", case.create_options)
-                .replace("MORE_METHODS", case.more_methods);
-            match (table_of(&proto), case.refused) {
+            match (notes_table(case.replace, case.with), case.refused) {
                 (Ok(table), None) => {
                     let create = table.routes.iter().find(|r| r.method.name() == "CreateNote").expect("CreateNote");
                     assert_eq!(create.success, StatusCode::CREATED, "{}", case.what);
                     assert_eq!(create.location.as_ref().map(|t| t.text.as_str()), Some("/v1/notes/{id}"));
                     assert_eq!((create.upstream, create.rate_class), (Upstream::GptWorker, RateClass::JobStart));
-                    assert_eq!(create.body_limit, 2 << 20, "a large body");
+                    assert_eq!((create.policy, create.body_limit), (AuthPolicy::User, 2 << 20), "a large body");
                     let get = table.routes.iter().find(|r| r.method.name() == "GetNote").expect("GetNote");
                     assert_eq!(
                         (get.success, get.rate_class, get.body_limit),

@@ -27,10 +27,17 @@ use crate::{
     routes::{Route, Upstream},
 };
 
-/// A codec of dynamic messages, decoding responses as `response`.
+/// A codec of dynamic messages, decoding what it reads as one message type: the
+/// gateway reads answers with it, and a gRPC server of dynamic messages requests.
 #[derive(Clone)]
 pub struct DynamicCodec {
-    response: MessageDescriptor,
+    decodes: MessageDescriptor,
+}
+
+impl DynamicCodec {
+    pub fn new(decodes: MessageDescriptor) -> Self {
+        Self { decodes }
+    }
 }
 
 impl Codec for DynamicCodec {
@@ -44,7 +51,7 @@ impl Codec for DynamicCodec {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.response.clone())
+        DynamicDecoder(self.decodes.clone())
     }
 }
 
@@ -56,7 +63,7 @@ impl Encoder for DynamicEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst).map_err(|e| Status::internal(format!("cannot encode the request: {e}")))
+        item.encode(dst).map_err(|e| Status::internal(format!("cannot encode the message: {e}")))
     }
 }
 
@@ -70,7 +77,7 @@ impl Decoder for DynamicDecoder {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
         DynamicMessage::decode(self.0.clone(), src)
             .map(Some)
-            .map_err(|e| Status::internal(format!("cannot decode the response: {e}")))
+            .map_err(|e| Status::internal(format!("cannot decode the message: {e}")))
     }
 }
 
@@ -208,7 +215,7 @@ impl Upstreams {
         request: tonic::Request<DynamicMessage>,
     ) -> Result<tonic::Response<DynamicMessage>, Status> {
         self.call(route.upstream, request, |mut grpc, request| async move {
-            let codec = DynamicCodec { response: route.method.output() };
+            let codec = DynamicCodec::new(route.method.output());
             grpc.unary(request, route.grpc_path.clone(), codec).await
         })
         .await
@@ -221,7 +228,7 @@ impl Upstreams {
         request: tonic::Request<DynamicMessage>,
     ) -> Result<Streaming<DynamicMessage>, Status> {
         self.call(route.upstream, request, |mut grpc, request| async move {
-            let codec = DynamicCodec { response: route.method.output() };
+            let codec = DynamicCodec::new(route.method.output());
             Ok(grpc.server_streaming(request, route.grpc_path.clone(), codec).await?.into_inner())
         })
         .await

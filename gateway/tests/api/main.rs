@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod contracts;
 mod errors;
 mod openapi;
 mod ops;
