@@ -7,20 +7,18 @@ use std::{path::Path, time::Duration};
 
 use clap::Parser;
 use fabula::Addresses;
-use fabula_testkit::{Backend, PostgresDb, postgres_url};
+use fabula_testkit::{Backend, PostgresDb, Server, postgres_url};
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// The administrator every test stack is started with.
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "the administrator's password";
 
-/// A running stack; stopped (and its databases dropped) when dropped.
+/// A running stack; stopped (and its databases dropped) when dropped. A stack that
+/// ended with an error fails the test.
 pub struct Running {
     pub addresses: Addresses,
-    stop: CancellationToken,
-    served: Option<JoinHandle<Result<(), fabula::StackError>>>,
+    server: Server,
     /// The command line it was started with.
     args: Vec<String>,
     _data: TempDir,
@@ -75,18 +73,16 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
     ];
     args.extend_from_slice(extra);
     let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-    let (addresses, stop, served) = launch(&args).await;
-    Running { addresses, stop, served: Some(served), args, _data: data, _databases: databases }
+    let (addresses, server) = launch(&args).await;
+    Running { addresses, server, args, _data: data, _databases: databases }
 }
 
 /// Parses `args` as `cargo run` would and serves the stack they describe until `stop`.
-async fn launch(args: &[String]) -> (Addresses, CancellationToken, JoinHandle<Result<(), fabula::StackError>>) {
+async fn launch(args: &[String]) -> (Addresses, Server) {
     let settings = fabula::Settings::try_parse_from(args).expect("the test's flags parse");
     let stack = fabula::build(settings).await.expect("the stack starts");
     let addresses = stack.addresses();
-    let stop = CancellationToken::new();
-    let served = tokio::spawn(stack.run_until_stopped(stop.clone().cancelled_owned()));
-    (addresses, stop, served)
+    (addresses, Server::spawn("the stack", |shutdown| stack.run_until_stopped(shutdown)))
 }
 
 /// An HTTP client for the gateway. reqwest is built without a TLS crypto provider of
@@ -125,20 +121,10 @@ impl Running {
     /// same files and databases: a second `cargo run`. It listens on new ports.
     pub async fn restart(&mut self) {
         self.stop_cleanly().await;
-        let (addresses, stop, served) = launch(&self.args).await;
-        (self.addresses, self.stop, self.served) = (addresses, stop, Some(served));
+        (self.addresses, self.server) = launch(&self.args).await;
     }
 
     async fn stop_cleanly(&mut self) {
-        self.stop.cancel();
-        let served = self.served.take().expect("stopped once");
-        let stopped = tokio::time::timeout(Duration::from_secs(30), served).await;
-        stopped.expect("the stack stops within 30 s").expect("the stack's task").expect("the stack stops cleanly");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.server.stop()).await.expect("the stack stops within 30 s");
     }
 }
