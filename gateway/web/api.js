@@ -62,17 +62,39 @@ function forget() {
   sessionStorage.removeItem(REFRESH_KEY);
 }
 
-/** `method path` with an optional JSON body and query; the answer's JSON, or null for 204. */
+/** The calls made without an access token; every other call needs one. */
+const WITHOUT_TOKEN = ["/v1/auth/register", "/v1/auth/login", "/v1/auth/logout"];
+
+/** The session ended (its refresh token no longer works): the page should sign in again. */
+export const SESSION_ENDED = "SESSION_ENDED";
+const ENDED_MESSAGE = "Your session has ended. Please log in again.";
+
+/**
+ * `method path` with an optional JSON body and query; the answer's JSON, or null for
+ * 204. A call that needs a token is never sent without one: when the session has
+ * ended it fails with the reason SESSION_ENDED instead.
+ */
 export async function call(method, path, { body, query } = {}) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
+  const needsToken = !WITHOUT_TOKEN.includes(path);
   if (accessToken && Date.now() >= renewAt && hasSession()) await refresh();
+  if (needsToken && !accessToken) throw endedError();
   let response = await send(method, url, body);
-  if (response.status === 401 && hasSession()) {
-    if (await refresh()) {
-      response = await send(method, url, body);
-    }
+  if (response.status === 401 && needsToken) {
+    if (await refresh()) response = await send(method, url, body);
+    else if (!hasSession()) throw endedError();
   }
   return read(response);
+}
+
+function endedError() {
+  return new ApiError(401, {
+    error: {
+      status: "UNAUTHENTICATED",
+      message: ENDED_MESSAGE,
+      details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: SESSION_ENDED }],
+    },
+  });
 }
 
 async function send(method, url, body) {
@@ -121,7 +143,7 @@ export function refresh() {
     } catch (error) {
       if (error instanceof ApiError && error.httpStatus !== 0) {
         forget();
-        sessionEnded("Your session has ended. Please log in again.");
+        sessionEnded(ENDED_MESSAGE);
       }
       return false;
     }

@@ -1,7 +1,7 @@
 // What every view shares: the state the page knows, its main region, and messages in
 // its live region (an API error shown with the API's own message).
 
-import { ApiError } from "/assets/api.js";
+import { ApiError, SESSION_ENDED } from "/assets/api.js";
 import { fill, h } from "/assets/dom.js";
 
 export const main = document.getElementById("main");
@@ -40,6 +40,8 @@ export function say(text, kind = "info") {
 export const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
 
 export function sayError(error) {
+  // The end of the session is said once, where the page goes to sign in (app.js).
+  if (error instanceof ApiError && error.reason === SESSION_ENDED) return;
   say(error instanceof ApiError ? error.describe() : String(error?.message ?? error), "error");
 }
 
