@@ -6,19 +6,24 @@
 // This module starts the page. `page.js` holds the state every view reads and the
 // messages, `nav.js` the bar at the top and going from view to view, and `views/` one
 // module per view: account, worlds, world, story, jobs, admin. Under them, `api.js`
-// talks to the REST API, `dom.js` builds elements and `watch.js` follows a job live.
+// talks to the REST API, `dom.js` builds elements, `watch.js` follows a job live and
+// `drafts.js` keeps what is typed in an editor until it is saved.
 // Views import each other both ways (the world's panel shows the stories tab, which
 // redraws the panel): ES modules allow it, since no module calls another while loading.
 
 import * as api from "/assets/api.js";
 import { show } from "/assets/nav.js";
 import { app, say, sayError } from "/assets/page.js";
-import { forgetEverything, signedIn } from "/assets/views/account.js";
+import { forgetEverything, rememberPlace, signedIn } from "/assets/views/account.js";
 
+// What was typed is already in the browser (drafts.js): after signing in again the
+// writer is back in the same place with it.
 api.onSessionEnded((message) => {
+  const typing = app.dirty;
+  rememberPlace();
   forgetEverything();
   show("worlds");
-  say(message, "error");
+  say(typing ? `${message} What you typed is kept in this browser and comes back once you have.` : message, "error");
 });
 
 window.addEventListener("beforeunload", (event) => {

@@ -9,12 +9,13 @@ import { renderWorlds } from "/assets/views/worlds.js";
 
 const nav = document.getElementById("nav");
 
+/** Shows `view`; the promise settles once it has loaded what it shows. */
 export function show(view) {
   app.view = view;
   renderNav();
-  if (!app.me) renderAuth();
-  else if (view === "admin") renderAdmin();
-  else renderWorlds();
+  if (!app.me) return renderAuth();
+  if (view === "admin") return renderAdmin();
+  return renderWorlds();
 }
 
 function renderNav() {

@@ -123,8 +123,8 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   await page.getByRole("button", { name: "The Crossing", exact: true }).click();
   await page.getByText("Characters and things: Mira Vale, Tomas Reed").waitFor();
   const mine = `${STORY}\n\nAt dusk the ferry turned back toward the harbour.`;
-  await page.getByLabel("Story text").fill(mine);
-  // The same user, from another client, saves a different text first.
+  // The same user, from another client, saves a different text first (before the
+  // writer types here: the page saves by itself after a pause in typing).
   const login = await rest(base, "POST", "/v1/auth/login", { body: { login: username, password } });
   assert.equal(login.status, 200);
   const token = login.body.accessToken;
@@ -138,6 +138,7 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
     body: { content: "Someone else's version.", etag: before.body.etag },
   });
   assert.equal(theirs.status, 200, JSON.stringify(theirs.body));
+  await page.getByLabel("Story text").fill(mine);
   await page.getByRole("button", { name: "Save story" }).click();
   const conflict = page.getByRole("alert").filter({ hasText: "changed by someone else" });
   await conflict.waitFor();

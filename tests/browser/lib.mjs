@@ -70,8 +70,10 @@ export async function run(name, scenario) {
     current = text;
     console.log(`• ${text}`);
   };
-  const newPage = async (label) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // A page in a new browser context, or a new tab beside `besides` (sharing its
+  // localStorage and clock, not its sessionStorage).
+  const newPage = async (label, { besides } = {}) => {
+    const context = besides?.context() ?? (await browser.newContext({ viewport: { width: 1280, height: 900 } }));
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
     page.on("dialog", (dialog) => dialog.accept());
@@ -118,6 +120,13 @@ export async function register(page, base, username) {
   await page.getByRole("button", { name: "Create account" }).click();
   await waitForFlash(page, `Welcome to Fabula, ${username}`);
   await page.getByText(`Signed in as ${username}`).waitFor();
+}
+
+/** Logs `username` in on the login screen the page shows. */
+export async function logIn(page, username) {
+  await page.getByLabel("Username or email").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
 }
 
 /** Creates a world on the page and opens it. */

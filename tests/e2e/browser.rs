@@ -3,6 +3,9 @@
 //! stack. `journey.mjs`: a writer registers, writes, gets model access from the
 //! administrator, runs AnalyzeStory and watches it, resolves an edit conflict, and logs
 //! out. `cancel.mjs`: a job waiting on a model that never answers is cancelled.
+//! `drafts.mjs`: nothing typed is lost: the editor saves after a pause, the text typed
+//! when the session ends comes back after signing in and saves, and an edit from
+//! another tab, or made while the writer was signed out, is shown as a conflict.
 //!
 //! `.ci/run` installs Chromium and the npm package; where either or node is missing the
 //! test says so loudly and does nothing.
@@ -54,6 +57,16 @@ async fn a_writer_works_through_the_web_page_in_chromium() {
     }
     let running = stack::start(Backend::Sqlite).await;
     run_scenario("journey.mjs", &running.base_url()).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_typed_on_the_web_page_is_lost() {
+    if skipped("nothing_typed_on_the_web_page_is_lost") {
+        return;
+    }
+    let running = stack::start(Backend::Sqlite).await;
+    run_scenario("drafts.mjs", &running.base_url()).await;
     running.stop().await;
 }
 

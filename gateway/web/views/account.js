@@ -1,10 +1,13 @@
 // Signing in: the forms to log in and to create an account, and what signing in and
-// out changes on the page.
+// out changes on the page. When the session ends, the page remembers where the writer
+// was and goes back there once they have signed in again.
 
 import * as api from "/assets/api.js";
 import { field, fill, form, h } from "/assets/dom.js";
 import { show } from "/assets/nav.js";
 import { app, attempt, main, say, sayError } from "/assets/page.js";
+import { leaveStory, openStory } from "/assets/views/story.js";
+import { openWorld, switchTab } from "/assets/views/world.js";
 
 export function renderAuth() {
   const loginForm = form(
@@ -48,11 +51,50 @@ export function renderAuth() {
   );
 }
 
-export function signedIn(user, greeting) {
+export async function signedIn(user, greeting) {
   app.me = user;
   if (greeting) say(greeting);
-  show("worlds");
+  const place = takePlace(user);
+  const shown = show("worlds");
   main.focus();
+  if (!place) return;
+  await shown;
+  await returnTo(place);
+}
+
+/** Where the page is kept for after signing in again: this tab's own, like its session. */
+const PLACE_KEY = "fabula.place";
+
+/**
+ * Remembers where the signed-in user is (world, tab, story) when their session ends;
+ * the unsaved text of the story is already in the browser (drafts.js).
+ */
+export function rememberPlace() {
+  if (!app.me) return;
+  const place = { userId: app.me.id, worldId: app.world?.id, tab: app.tab, storyId: app.story?.id };
+  sessionStorage.setItem(PLACE_KEY, JSON.stringify(place));
+}
+
+/** The place remembered for `user`, forgotten once read; null when there is none. */
+function takePlace(user) {
+  let place = null;
+  try {
+    place = JSON.parse(sessionStorage.getItem(PLACE_KEY) ?? "null");
+  } catch {
+    place = null;
+  }
+  sessionStorage.removeItem(PLACE_KEY);
+  return place?.userId === user.id && place.worldId ? place : null;
+}
+
+/** Opens the world, tab and story of `place`; the story's editor restores its draft. */
+async function returnTo(place) {
+  await openWorld(place.worldId);
+  if (app.world?.id !== place.worldId) return;
+  // Said first: what the story's editor finds (a conflict) is said after it.
+  say("You are signed in again, back where you were.");
+  if (place.storyId) await openStory(place.storyId);
+  else if (place.tab && place.tab !== "stories") await switchTab(place.tab);
 }
 
 export function forgetEverything() {
@@ -70,7 +112,7 @@ export function forgetEverything() {
 }
 
 export async function logOut() {
-  if (app.dirty && !confirm("Your story has changes that are not saved. Log out anyway?")) return;
+  if (!(await leaveStory())) return;
   try {
     await api.logout();
   } catch (error) {

@@ -1,9 +1,11 @@
 // The stories tab: a world's stories in reading order, moving them up and down, and the
-// editor, which saves over the version it opened and, when someone else saved in
-// between, shows the conflict without losing the text typed.
+// editor. The editor keeps what is typed in the browser at once and saves it after a
+// pause in typing (drafts.js), over the version it opened; when someone else saved in
+// between, it shows both versions and lets the writer choose, without losing a word.
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, when, words } from "/assets/dom.js";
+import { autosaver, dropDraft, keepDraft, readDraft, restore, sameFields } from "/assets/drafts.js";
 import { app, attempt, once, say, sentence } from "/assets/page.js";
 import { canWrite, nameOf, renderWorldPanel } from "/assets/views/world.js";
 import { VISIBILITIES } from "/assets/views/worlds.js";
@@ -53,6 +55,7 @@ function newStoryForm() {
     { "aria-label": "New story", class: "inline" },
     (values, el) =>
       attempt(async () => {
+        if (!(await leaveStory())) return;
         const story = await api.call("POST", `/v1/worlds/${app.world.id}/stories`, {
           body: { title: values.title, format: "PLAIN", visibility: "DRAFT" },
           query: once(),
@@ -70,8 +73,8 @@ function newStoryForm() {
   );
 }
 
-async function openStory(id) {
-  if (app.dirty && app.story?.id !== id && !confirm("Your story has changes that are not saved. Leave it?")) return;
+export async function openStory(id) {
+  if (app.story?.id !== id && !(await leaveStory())) return;
   await attempt(async () => {
     app.story = await api.call("GET", `/v1/stories/${id}`);
     app.dirty = false;
@@ -101,13 +104,22 @@ async function refreshStories() {
   });
 }
 
+/** The open editor's autosaver (drafts.js); a new one for each editor drawn. */
+let saver = null;
+
 function storyEditor() {
+  saver?.cancel();
   const story = app.story;
   const writable = canWrite();
   const conflict = h("div", { id: "conflict", class: "conflict", hidden: true });
+  const status = h(
+    "p",
+    { class: "saved meta", id: "save-status", role: "status" },
+    story.updateTime ? `Saved ${when(story.updateTime)}` : "",
+  );
   const editor = form(
     { "aria-labelledby": "editor-title", class: "editor", id: "story-form" },
-    () => attempt(() => saveStory(editor, conflict)),
+    () => attempt(() => saver.queue(() => saveStory(editor, conflict, status, { explicit: true }))),
     field(
       "Title",
       h("input", { name: "title", value: story.title ?? "", required: true, maxlength: 200, readonly: !writable }),
@@ -140,18 +152,15 @@ function storyEditor() {
           button("Delete story", () => deleteStory(), { class: "danger" }),
         )
       : button("Close", () => closeStory(), { class: "secondary" }),
+    status,
   );
-  editor.addEventListener("input", () => {
-    app.dirty = true;
-    editor.querySelector(".saved").textContent = "Unsaved changes";
-  });
+  saver = autosaver(() => autosave(editor, conflict, status));
+  editor.addEventListener("input", () => typed(editor, conflict, status));
   const linked = (label, ids, list) =>
     ids?.length
       ? h("p", { class: "linked" }, h("strong", {}, `${label}: `), ids.map((id) => nameOf(list, id)).join(", "))
       : null;
-  editor.append(
-    h("p", { class: "saved meta", "aria-live": "polite" }, story.updateTime ? `Saved ${when(story.updateTime)}` : ""),
-  );
+  if (writable) applyDraft(editor, conflict, status);
   return h(
     "section",
     { class: "card story-editor", "aria-labelledby": "editor-title" },
@@ -169,44 +178,109 @@ function editorValues(editor) {
   return { title: values.title, content: values.content, genre: values.genre, visibility: values.visibility };
 }
 
-const sameField = (a, b) => (a ?? "") === (b ?? "");
+/** Each change is kept in the browser at once, and saved after a pause in typing. */
+function typed(editor, conflict, status) {
+  app.dirty = true;
+  keepDraft(app.me.id, "story", app.story.id, editorValues(editor), app.story);
+  if (!conflict.hidden) return;
+  status.textContent = "Not saved yet";
+  saver.typed();
+}
+
+/**
+ * Puts the draft kept for this story (typed before the session ended, the tab closed
+ * or the view changed) back in the editor: saved after a pause when the server still
+ * holds the version it was typed over, shown beside the server's version when someone
+ * changed the story meanwhile.
+ */
+function applyDraft(editor, conflict, status) {
+  const story = app.story;
+  const draft = readDraft(app.me.id, "story", story.id);
+  const outcome = restore(draft, story);
+  if (outcome === "none") {
+    if (draft) dropDraft(app.me.id, "story", story.id);
+    return;
+  }
+  for (const [name, value] of Object.entries(draft.fields)) {
+    const control = editor.elements.namedItem(name);
+    if (control) control.value = value;
+  }
+  if (outcome === "conflict") {
+    app.dirty = true;
+    showConflict(editor, conflict, status, story, null);
+    return;
+  }
+  if (!app.dirty) status.textContent = `Restored what you typed ${when(draft.time)}; not saved yet`;
+  app.dirty = true;
+  saver.typed();
+}
+
+/** A save after a pause in typing: its outcome goes to the status line, not the flash. */
+async function autosave(editor, conflict, status) {
+  if (!editor.isConnected || !app.dirty || !conflict.hidden || !app.me) return;
+  try {
+    await saveStory(editor, conflict, status);
+  } catch (error) {
+    status.textContent = `Not saved: ${error instanceof api.ApiError ? error.describe() : error.message}`;
+  }
+}
 
 /**
  * Saves the editor over the version it was opened from (its etag). When someone
  * else saved in between: if they changed none of the fields the editor writes (an
  * analysis only linked characters, say), save over their version; otherwise show the
- * conflict, keep the text typed here, and let the writer choose.
+ * conflict, keep the text typed here, and let the writer choose. The draft goes once
+ * what it holds is saved; text typed while saving stays in it.
  */
-async function saveStory(editor, conflict, { over } = {}) {
+async function saveStory(editor, conflict, status, { over, explicit } = {}) {
   const base = over ?? app.story;
   const mine = editorValues(editor);
+  status.textContent = "Saving…";
+  let saved;
   try {
-    app.story = await api.update(`/v1/stories/${base.id}`, { ...mine, etag: base.etag });
+    saved = await api.update(`/v1/stories/${base.id}`, { ...mine, etag: base.etag });
   } catch (error) {
-    if (!(error instanceof api.ApiError && error.reason === "ETAG_MISMATCH")) throw error;
-    const theirs = await api.call("GET", `/v1/stories/${base.id}`);
-    if (!over && STORY_FIELDS.every((f) => sameField(theirs[f], app.story[f]))) {
-      return saveStory(editor, conflict, { over: theirs });
+    if (!(error instanceof api.ApiError && error.reason === "ETAG_MISMATCH")) {
+      status.textContent = `Not saved: ${error instanceof api.ApiError ? error.describe() : error.message}`;
+      throw error;
     }
-    showConflict(editor, conflict, theirs, error);
+    const theirs = await api.call("GET", `/v1/stories/${base.id}`);
+    if (!over && sameFields(STORY_FIELDS, theirs, app.story)) {
+      return saveStory(editor, conflict, status, { over: theirs, explicit });
+    }
+    showConflict(editor, conflict, status, theirs, error);
     return;
   }
-  app.dirty = false;
+  if (!app.me || app.story?.id !== saved.id) return;
+  app.story = saved;
+  const now = editorValues(editor);
+  if (sameFields(STORY_FIELDS, now, saved)) {
+    app.dirty = false;
+    dropDraft(app.me.id, "story", saved.id);
+    status.textContent = `Saved ${when(saved.updateTime)}`;
+  } else {
+    keepDraft(app.me.id, "story", saved.id, now, saved);
+    status.textContent = "Not saved yet";
+  }
+  if (!explicit) return;
   say(`Story “${app.story.title}” saved.`);
   await refreshStories();
   renderWorldPanel();
 }
 
-function showConflict(editor, conflict, theirs, error) {
+/** Their version beside the text typed here (still in the editor), and the choice. */
+function showConflict(editor, conflict, status, theirs, error) {
+  saver.cancel();
   conflict.hidden = false;
   conflict.setAttribute("role", "alert");
+  const why = error ? `${sentence(error.message)}.` : "It was changed elsewhere since you began typing.";
   fill(
     conflict,
     h("h4", {}, "This story was changed by someone else while you were editing it"),
-    h("p", {}, `${sentence(error.message)}. Your text is still in the editor below: nothing you typed has been lost.`),
+    h("p", {}, `${why} Your text is still in the editor below: nothing you typed has been lost.`),
     h(
       "details",
-      {},
+      { open: true },
       h("summary", {}, `Their version, saved ${when(theirs.updateTime)}`),
       h("p", {}, h("strong", {}, "Title: "), theirs.title),
       h("pre", { class: "their-text" }, theirs.content ?? ""),
@@ -217,13 +291,14 @@ function showConflict(editor, conflict, theirs, error) {
       button("Overwrite with my version", () =>
         attempt(async () => {
           conflict.hidden = true;
-          await saveStory(editor, conflict, { over: theirs });
+          await saver.queue(() => saveStory(editor, conflict, status, { over: theirs, explicit: true }));
         }),
       ),
       button(
         "Discard mine and load theirs",
         () => {
           if (!confirm("Throw away your changes and load their version?")) return;
+          dropDraft(app.me.id, "story", theirs.id);
           app.story = theirs;
           app.dirty = false;
           renderWorldPanel();
@@ -232,11 +307,24 @@ function showConflict(editor, conflict, theirs, error) {
       ),
     ),
   );
+  status.textContent = "Not saved: the story was changed elsewhere; choose which version to keep";
   say("The story was not saved: it was changed elsewhere. Your text is kept; choose how to go on.", "error");
 }
 
-function closeStory() {
-  if (app.dirty && !confirm("Your story has changes that are not saved. Close it?")) return;
+/**
+ * Before the editor goes (another story, tab or world, logging out): saves what it
+ * holds; true when it may go. When that fails, the writer is asked: the text stays in
+ * the browser either way, and comes back when they open the story again.
+ */
+export async function leaveStory() {
+  if (app.dirty && saver) await saver.queue(() => saver.save()).catch(() => {});
+  if (!app.dirty) return true;
+  return confirm("Your story has changes that could not be saved. Leave it? They stay in this browser for when you open it again.");
+}
+
+async function closeStory() {
+  if (!(await leaveStory())) return;
+  saver?.cancel();
   app.story = null;
   app.dirty = false;
   renderWorldPanel();

@@ -1,12 +1,14 @@
 // One world, open in its panel: its heading and tabs, and the tabs of its characters
 // and things, places, timeline, settings and sharing. The stories tab is
-// views/story.js, the AI jobs tab views/jobs.js.
+// views/story.js, the AI jobs tab views/jobs.js. What is typed in the settings is kept
+// in the browser until it is saved (drafts.js).
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, table, when, words } from "/assets/dom.js";
 import { app, attempt, once, say, sentence } from "/assets/page.js";
+import { dropDraft, keepDraft, readDraft, restore } from "/assets/drafts.js";
 import { jobsTab } from "/assets/views/jobs.js";
-import { storiesTab } from "/assets/views/story.js";
+import { leaveStory, storiesTab } from "/assets/views/story.js";
 import { VISIBILITIES, WORLD_TYPES, loadWorlds, renderWorldList, renderWorlds } from "/assets/views/worlds.js";
 
 const ROLE_NAMES = { OWNER: "owner", CO_AUTHOR: "co-author", READER: "reader", VIEWER: "reader" };
@@ -29,7 +31,7 @@ const TABS = [
 ];
 
 export async function openWorld(id) {
-  if (app.dirty && !confirm("Your story has changes that are not saved. Leave it?")) return;
+  if (!(await leaveStory())) return;
   const ok = await attempt(async () => {
     await loadWorldContents(id);
     app.story = null;
@@ -120,14 +122,8 @@ export function renderWorldPanel() {
   );
 }
 
-async function switchTab(key) {
-  if (
-    app.tab === "stories" &&
-    key !== "stories" &&
-    app.dirty &&
-    !confirm("Your story has changes that are not saved. Leave it?")
-  )
-    return;
+export async function switchTab(key) {
+  if (app.tab === "stories" && key !== "stories" && !(await leaveStory())) return;
   if (key !== "stories") {
     app.dirty = false;
   }
@@ -390,31 +386,12 @@ function settingsTab() {
       ),
     ),
   );
-  const conflict = h("p", { class: "error", hidden: true, role: "alert" });
+  const conflict = h("div", { class: "conflict", hidden: true, role: "alert" });
   return h(
     "div",
     { class: "settings" },
     owner
-      ? form(
-          { "aria-label": "World settings", class: "card" },
-          (values) => attempt(() => saveWorld(values, conflict)),
-          h("h3", {}, "World settings"),
-          conflict,
-          field("World name", h("input", { name: "name", value: world.name, required: true, maxlength: 200 })),
-          h(
-            "div",
-            { class: "row" },
-            field("World type", select("worldType", WORLD_TYPES, world.worldType)),
-            field("Visibility", select("visibility", VISIBILITIES, world.visibility ?? "DRAFT")),
-          ),
-          field("Description", h("textarea", { name: "description", rows: 4, value: world.description ?? "" })),
-          h(
-            "div",
-            { class: "actions" },
-            h("button", { type: "submit" }, "Save world"),
-            button("Delete world", deleteWorld, { class: "danger" }),
-          ),
-        )
+      ? worldSettingsForm(world, conflict)
       : h("p", { class: "muted" }, "Only the world's owner can change its settings and sharing."),
     h(
       "section",
@@ -444,37 +421,101 @@ function settingsTab() {
   );
 }
 
-async function saveWorld(values, conflict) {
-  const world = app.world;
-  const fields = {
-    name: values.name,
-    worldType: values.worldType,
-    visibility: values.visibility,
-    description: values.description,
-  };
-  try {
-    app.world = await api.update(`/v1/worlds/${world.id}`, { ...fields, etag: world.etag });
-  } catch (error) {
-    if (error instanceof api.ApiError && error.reason === "ETAG_MISMATCH") {
-      conflict.hidden = false;
-      fill(
-        conflict,
-        `${sentence(error.message)}. `,
-        button("Load the current settings", () =>
-          attempt(async () => {
-            app.world = await api.call("GET", `/v1/worlds/${world.id}`);
-            renderWorldPanel();
-          }),
-        ),
-      );
-      return;
-    }
-    throw error;
+/** The world fields the settings form writes, all of which its draft keeps. */
+const WORLD_FIELDS = ["name", "worldType", "visibility", "description"];
+
+/** The owner's settings form: what is typed is kept in the browser until it is saved (drafts.js). */
+function worldSettingsForm(world, conflict) {
+  const note = h("p", { class: "saved meta", role: "status" });
+  const settings = form(
+    { "aria-label": "World settings", class: "card" },
+    () => attempt(() => saveWorld(settings, conflict)),
+    h("h3", {}, "World settings"),
+    conflict,
+    field("World name", h("input", { name: "name", value: world.name, required: true, maxlength: 200 })),
+    h(
+      "div",
+      { class: "row" },
+      field("World type", select("worldType", WORLD_TYPES, world.worldType)),
+      field("Visibility", select("visibility", VISIBILITIES, world.visibility ?? "DRAFT")),
+    ),
+    field("Description", h("textarea", { name: "description", rows: 4, value: world.description ?? "" })),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit" }, "Save world"),
+      button("Delete world", deleteWorld, { class: "danger" }),
+    ),
+    note,
+  );
+  settings.addEventListener("input", () =>
+    keepDraft(app.me.id, "world", world.id, worldValues(settings), app.world),
+  );
+  const draft = readDraft(app.me.id, "world", world.id);
+  const outcome = restore(draft, world);
+  if (outcome === "none" && draft) dropDraft(app.me.id, "world", world.id);
+  if (outcome === "none") return settings;
+  for (const [name, value] of Object.entries(draft.fields)) {
+    const control = settings.elements.namedItem(name);
+    if (control) control.value = value;
   }
+  if (outcome === "conflict") showWorldConflict(settings, conflict, world);
+  else note.textContent = `Restored what you typed ${when(draft.time)}; not saved yet`;
+  return settings;
+}
+
+function worldValues(settings) {
+  const values = Object.fromEntries(new FormData(settings));
+  return Object.fromEntries(WORLD_FIELDS.map((f) => [f, values[f] ?? ""]));
+}
+
+/** Saves the settings over `over` (by default the version read), or shows the conflict. */
+async function saveWorld(settings, conflict, over = app.world) {
+  const world = app.world;
+  try {
+    app.world = await api.update(`/v1/worlds/${world.id}`, { ...worldValues(settings), etag: over.etag });
+  } catch (error) {
+    if (!(error instanceof api.ApiError && error.reason === "ETAG_MISMATCH")) throw error;
+    showWorldConflict(settings, conflict, await api.call("GET", `/v1/worlds/${world.id}`));
+    return;
+  }
+  dropDraft(app.me.id, "world", world.id);
   say(`World “${app.world.name}” saved.`);
   await loadWorlds();
   renderWorldList();
   renderWorldPanel();
+}
+
+/** Their settings beside the ones typed here (still in the form), and the choice. */
+function showWorldConflict(settings, conflict, theirs) {
+  conflict.hidden = false;
+  fill(
+    conflict,
+    h("h4", {}, "The world's settings were changed elsewhere while you were editing them"),
+    h("p", {}, "Yours are still in the form below. Theirs:"),
+    h(
+      "dl",
+      { class: "their-settings" },
+      h("dt", {}, "Name"),
+      h("dd", {}, theirs.name),
+      h("dt", {}, "Description"),
+      h("dd", {}, h("pre", { class: "their-text" }, theirs.description ?? "")),
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      button("Save mine over theirs", () => attempt(() => saveWorld(settings, conflict, theirs))),
+      button(
+        "Discard mine and load theirs",
+        () => {
+          dropDraft(app.me.id, "world", theirs.id);
+          app.world = theirs;
+          renderWorldPanel();
+        },
+        { class: "secondary" },
+      ),
+    ),
+  );
 }
 
 async function unshare(share) {
