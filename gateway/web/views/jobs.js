@@ -316,8 +316,9 @@ class JobView {
         await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
     }
     fill(this.result, resultView(job.result ?? {}));
-    // Show what changed, but never redraw an editor holding unsaved text.
-    if (app.tab !== "jobs" && !(app.tab === "stories" && app.dirty)) renderWorldPanel();
+    // Show what changed, but never redraw an editor holding unsaved text or being typed in.
+    const typing = app.dirty || Boolean(document.activeElement?.closest("#story-form"));
+    if (app.tab !== "jobs" && !(app.tab === "stories" && typing)) renderWorldPanel();
   }
 
   async cancelJob() {
