@@ -3,7 +3,7 @@
 // asks them to log in and then brings them back to the story with the text, which
 // saves; when the story changed meanwhile both versions are shown and the writer
 // chooses; an edit saved from another tab is shown as a conflict, never lost; and the
-// world's settings keep what is typed across a reload.
+// world's settings keep what is typed across a reload. Deleting a story drops its draft.
 //
 // The session is ended the way it ends for a writer who left the page open: its
 // refresh token no longer works (revoked here through the API), and a quarter of an
@@ -145,4 +145,15 @@ await run("nothing typed is lost", async ({ newPage, step, shot }) => {
   await waitForFlash(page, "World “Driftwood” saved.");
   const saved = (await rest(base, "GET", `/v1/worlds/${world.id}`, { token })).body;
   assert.equal(saved.description, description);
+  const drafts = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("fabula.draft.")));
+  assert.deepEqual(drafts, [], "the saved settings' draft is dropped");
+
+  step("deletes the story straight after typing in it: the story and its draft go");
+  await page.getByRole("tab", { name: "Stories" }).click();
+  await page.getByRole("button", { name: "The Lighthouse", exact: true }).click();
+  await editor.fill(`${MINE} One last line.`);
+  await page.getByRole("button", { name: "Delete story" }).click();
+  await waitForFlash(page, "Story “The Lighthouse” deleted.");
+  assert.equal((await rest(base, "GET", `/v1/stories/${storyId}`, { token })).status, 404);
+  assert.equal(await draft(), null);
 });

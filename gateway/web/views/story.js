@@ -333,8 +333,11 @@ async function closeStory() {
 async function deleteStory() {
   const story = app.story;
   if (!confirm(`Delete the story “${story.title}”? This cannot be undone.`)) return;
-  const ok = await attempt(() => api.call("DELETE", `/v1/stories/${story.id}`, { query: { etag: story.etag } }));
+  // After any save under way, with the etag it leaves; the story's draft goes with it.
+  const remove = () => api.call("DELETE", `/v1/stories/${story.id}`, { query: { etag: app.story.etag } });
+  const ok = await attempt(() => saver.queue(remove));
   if (!ok) return;
+  dropDraft(app.me.id, "story", story.id);
   app.story = null;
   app.dirty = false;
   say(`Story “${story.title}” deleted.`);

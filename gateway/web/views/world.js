@@ -530,6 +530,7 @@ async function deleteWorld() {
   const world = app.world;
   if (!confirm(`Delete the world “${world.name}” with all its stories, entities, places and events?`)) return;
   if (!(await attempt(() => api.call("DELETE", `/v1/worlds/${world.id}`, { query: { etag: world.etag } })))) return;
+  dropDraft(app.me.id, "world", world.id);
   app.world = null;
   app.story = null;
   say(`World “${world.name}” deleted.`);
