@@ -175,9 +175,9 @@ impl Upstreams {
         Err(status)
     }
 
-    /// Makes `call` on a ready address of `upstream`. A call that could not connect was
-    /// never sent, so it goes to the next address, each tried once; the request is
-    /// copied for that only when the service has several.
+    /// Makes `call` on a ready address of `upstream`. A call that never reached the
+    /// service ([`never_sent`]) goes to the next address, each tried once; the request
+    /// is copied for that only when the service has several.
     async fn call<T, F>(
         &self,
         upstream: Upstream,
@@ -194,7 +194,7 @@ impl Upstreams {
             let again = (left > 0).then(|| copy(&request));
             match (call(grpc, request).await, again) {
                 (Err(status), Some(again)) if never_sent(&status) => {
-                    tracing::warn!(?upstream, url = %replica.url, "upstream refused the connection, trying the next");
+                    tracing::warn!(?upstream, url = %replica.url, "upstream did not take the call, trying the next");
                     replica.leave_out(Some(Instant::now() + LEAVE_OUT));
                     request = again;
                 }
@@ -242,12 +242,23 @@ fn copy(request: &tonic::Request<DynamicMessage>) -> tonic::Request<DynamicMessa
     copy
 }
 
-/// Whether `status` says the connection could not be made: the call never left.
+/// Whether `status` says the call never reached the service, so that another replica
+/// may take it whatever it does: the connection was refused; the request was still
+/// queued when its connection closed (hyper's "canceled"); or the service refused its
+/// stream, or was shutting down (a GOAWAY) and never processed it (RFC 9113 §8.7, §6.8).
 fn never_sent(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote());
         }
         source = error.source();
     }
