@@ -195,3 +195,24 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
         .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
+
+/// A database for one service of a test: a new SQLite file in the test's directory,
+/// or a new PostgreSQL database ([`PostgresDb`]) dropped with this.
+pub struct TestDatabase {
+    pub url: String,
+    _postgres: Option<PostgresDb>,
+}
+
+impl TestDatabase {
+    /// `name`.db in `dir` on SQLite; a database named by a fresh UUID on PostgreSQL.
+    pub async fn create(backend: Backend, dir: &std::path::Path, name: &str) -> Self {
+        match backend {
+            Backend::Sqlite => Self { url: format!("sqlite://{}/{name}.db?mode=rwc", dir.display()), _postgres: None },
+            Backend::Postgres => {
+                let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
+                let db = PostgresDb::create(admin_url).await;
+                Self { url: db.url(), _postgres: Some(db) }
+            }
+        }
+    }
+}
