@@ -614,6 +614,23 @@ impl Stack {
         })
     }
 
+    /// Stores a copy of finished job `id` under a new id, ended at the epoch: long past
+    /// any retention, so the next sweep removes it. Returns the copy's id.
+    pub async fn plant_finished_copy(&self, id: &str) -> String {
+        let copy = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO jobs (id, owner_id, kind, spec, state, max_attempts, run_after, create_time, end_time) \
+             SELECT $1, owner_id, kind, spec, state, max_attempts, run_after, 0, 1 FROM jobs WHERE id = $2",
+        )
+        .bind(&copy)
+        .bind(id)
+        .execute(self.jobs_db().await)
+        .await
+        .expect("copy the job's row");
+        assert!(self.stored_job(&copy).await.is_some_and(|row| row.is_finished()), "job {id} is finished");
+        copy
+    }
+
     /// Job `id`'s row once `matches` holds for it, looked at every few milliseconds; panics
     /// when the job finished or its row is gone without matching, or after [`JOB_TIMEOUT`].
     /// Needs no service, only the database.
