@@ -110,7 +110,8 @@ async fn open_watches_and_waits_do_not_hold_up_shutdown(backend: Backend) {
     let wait = WaitJobRequest { id: job.id.clone(), timeout: Some(prost_types::Duration { seconds: 300, nanos: 0 }) };
     let mut jobs = stack.jobs();
     let waiting = tokio::spawn(async move { jobs.wait_job(authed(wait, &user.token)).await });
-    // Nothing tells when a unary call has reached the server: give it a moment to.
+    // Nothing tells when a unary call has reached the server: give it a moment to. This
+    // cannot make the test pass wrongly: a wait that never arrived ends without SHUTTING_DOWN.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();

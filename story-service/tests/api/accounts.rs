@@ -214,6 +214,7 @@ async fn repeated_failures_lock_the_account_briefly(backend: Backend) {
         let retry = status.get_details_retry_info().and_then(|r| r.retry_delay);
         assert!(retry.is_some_and(|d| d > Duration::ZERO), "{why}: a RetryInfo says when ({status:?})");
     }
+    // Deliberate: the throttling window is the subject; the lock ends after a second.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     accounts.login(login("alice", PASSWORD)).await.expect("the lock of the fifth failure lasts a second");
     expect_reason(

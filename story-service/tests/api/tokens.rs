@@ -153,6 +153,7 @@ async fn a_disabled_users_tokens_stop_working_within_a_second(backend: Backend) 
     };
     let disabled = accounts.update_user(authed(disable, &admin.token)).await.expect("disable alice").into_inner();
     assert!(disabled.disabled);
+    // Deliberate: the subject is that a verified token is trusted for at most a second.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     expect_reason(
         accounts.get_me(authed(GetMeRequest {}, &alice.token)).await,
