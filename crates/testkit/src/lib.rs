@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use sqlx::Connection;
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
@@ -215,4 +215,43 @@ impl TestDatabase {
             }
         }
     }
+}
+
+/// The error of `result`, after checking its gRPC code and its `ErrorInfo.reason`:
+/// every error a service returns says why in one. `context` says what was tried.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
+    match result {
+        Ok(value) => panic!("{context}: expected {code:?} ({want}), got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
+            assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
+            status
+        }
+    }
+}
+
+/// Checks `result` is INVALID_ARGUMENT (reason INVALID_ARGUMENT) with a `BadRequest`
+/// naming `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::InvalidArgument, "INVALID_ARGUMENT", context);
+    expect_field(&status, field, context);
+    status
+}
+
+/// Checks `result` is NOT_FOUND (reason REFERENCE_NOT_FOUND) with a `BadRequest`
+/// naming `field`: a well-formed id that names nothing the world holds.
+#[track_caller]
+pub fn expect_missing<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::NotFound, "REFERENCE_NOT_FOUND", context);
+    expect_field(&status, field, context);
+    status
+}
+
+/// Checks the `BadRequest` of `status` names `field`.
+#[track_caller]
+pub fn expect_field(status: &Status, field: &str, context: &str) {
+    let fields = bad_fields(status);
+    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
 }

@@ -35,7 +35,7 @@ use prost_types::FieldMask;
 use sqlx::{AnyPool, Row};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
-use tonic::{Code, Status, transport::Channel};
+use tonic::transport::Channel;
 
 pub const ADMIN_USERNAME: &str = "root_admin";
 pub const ADMIN_PASSWORD: &str = "admin password 123";
@@ -47,7 +47,8 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use fabula_testkit::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, postgres_url, reason,
+    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, expect_code, expect_invalid,
+    expect_missing, postgres_url, reason,
 };
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
@@ -455,35 +456,6 @@ pub struct TestUser {
     pub id: String,
     pub username: String,
     pub token: String,
-}
-
-/// The error of `result`, after checking it has `code`; `context` says what was tried.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, context: &str) -> Status {
-    match result {
-        Ok(value) => panic!("{context}: expected {code:?}, got OK: {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
-            status
-        }
-    }
-}
-
-/// Checks `result` has `code` and the ErrorInfo `reason`.
-#[track_caller]
-pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
-    let status = expect_code(result, code, context);
-    assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
-    status
-}
-
-/// Checks `result` is INVALID_ARGUMENT with a `BadRequest` naming `field`.
-#[track_caller]
-pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
-    let status = expect_code(result, Code::InvalidArgument, context);
-    let fields = bad_fields(&status);
-    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
-    status
 }
 
 /// Makes a `postgres::<test>` of each `async fn <test>()` that only PostgreSQL can run
