@@ -255,3 +255,33 @@ pub fn expect_field(status: &Status, field: &str, context: &str) {
     let fields = bad_fields(status);
     assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
 }
+
+/// The `ErrorInfo.reason` of an error body in the Google JSON shape, if it has one.
+pub fn json_reason(body: &serde_json::Value) -> Option<String> {
+    body["error"]["details"]
+        .as_array()?
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .and_then(|d| d["reason"].as_str())
+        .map(str::to_owned)
+}
+
+/// Checks an HTTP answer (`status`, `body`) is an error of status `want` in the Google
+/// JSON shape, with gRPC status name `name`, a message and the `ErrorInfo.reason`
+/// `reason`: what [`expect_code`] checks of a gRPC error, over REST.
+#[track_caller]
+pub fn expect_json_error(
+    status: http::StatusCode,
+    body: &serde_json::Value,
+    want: http::StatusCode,
+    name: &str,
+    reason: &str,
+    what: &str,
+) {
+    assert_eq!(status, want, "{what}: {body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], want.as_u16(), "{what}: {body}");
+    assert_eq!(error["status"], name, "{what}: {body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message: {body}");
+    assert_eq!(json_reason(body).as_deref(), Some(reason), "{what}: wrong ErrorInfo reason: {body}");
+}

@@ -188,12 +188,13 @@ fn user_of(body: &Value) -> User {
     }
 }
 
-/// The `ErrorInfo.reason` of an error body.
-pub fn reason(body: &Value) -> Option<String> {
-    body["error"]["details"]
-        .as_array()?
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-        .and_then(|d| d["reason"].as_str())
-        .map(str::to_owned)
+pub use fabula_testkit::json_reason as reason;
+
+impl Answer {
+    /// Asserts this is an error of `status` in the Google JSON shape with gRPC status
+    /// name `name` and `ErrorInfo.reason` `reason`.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode, name: &str, reason: &str, what: &str) {
+        fabula_testkit::expect_json_error(self.status, &self.body, status, name, reason, what);
+    }
 }
