@@ -47,8 +47,7 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use fabula_testkit::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, expect_code, expect_invalid,
-    expect_missing, postgres_url, reason,
+    Backend, Server, TestDatabase, as_caller, authed, bad_fields, expect_code, expect_invalid, expect_missing, reason,
 };
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
@@ -124,7 +123,7 @@ pub struct Stack {
     jobs_pool: tokio::sync::OnceCell<AnyPool>,
     story: Server,
     // Dropped after the servers are told to stop, in this order.
-    postgres: Option<PostgresDb>,
+    jobs_database: TestDatabase,
     dir: TempDir,
 }
 
@@ -148,17 +147,8 @@ pub async fn spawn_services(backend: Backend) -> Stack {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (story_addr, story) = spawn_story_service(&dir, "127.0.0.1:0".parse().expect("a socket address")).await;
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
-            Some(PostgresDb::create(admin_url).await)
-        }
-    };
-    let jobs_database_url = match &postgres {
-        Some(db) => db.url(),
-        None => format!("sqlite://{}/worker.db?mode=rwc", dir.path().display()),
-    };
+    let jobs_database = TestDatabase::create(backend, dir.path(), "worker").await;
+    let jobs_database_url = jobs_database.url.clone();
     Stack {
         backend,
         jobs_database_url,
@@ -167,7 +157,7 @@ pub async fn spawn_services(backend: Backend) -> Stack {
         worker: None,
         jobs_pool: tokio::sync::OnceCell::new(),
         story,
-        postgres,
+        jobs_database,
         dir,
     }
 }

@@ -43,8 +43,7 @@ const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use fabula_testkit::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, expect_code, expect_invalid,
-    expect_missing, postgres_url, reason,
+    Backend, Server, TestDatabase, as_caller, authed, bad_fields, expect_code, expect_invalid, expect_missing, reason,
 };
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
@@ -66,7 +65,7 @@ pub struct TestApp {
     /// Stopped when dropped, first: the PostgreSQL database is then dropped WITH (FORCE).
     server: Server,
     // Dropped after the server is told to stop, in this order.
-    postgres: Option<PostgresDb>,
+    database: TestDatabase,
     dir: TempDir,
 }
 
@@ -82,17 +81,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
-            Some(PostgresDb::create(admin_url).await)
-        }
-    };
-    let database_url = match &postgres {
-        Some(db) => db.url(),
-        None => format!("sqlite://{}/story.db?mode=rwc", dir.path().display()),
-    };
+    let database = TestDatabase::create(backend, dir.path(), "story").await;
+    let database_url = database.url.clone();
     let key = SigningKey::generate();
     let key_file = dir.path().join("token-key.pem");
     std::fs::write(&key_file, key.to_pem()).expect("write the token key");
@@ -108,7 +98,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     assert_eq!(app.verifying_key(), key.verifying_key(), "the service signs with the harness key");
     let server = Server::spawn("story-service", |shutdown| app.run_until_stopped(shutdown));
     let channel = connect(addr).await;
-    TestApp { addr, backend, database_url, key, channel, pool: OnceCell::new(), server, postgres, dir }
+    TestApp { addr, backend, database_url, key, channel, pool: OnceCell::new(), server, database, dir }
 }
 
 /// A new HTTP/2 connection to `addr`.
