@@ -133,13 +133,12 @@ async fn tokens_of_a_retired_key_are_accepted_while_it_is_listed(backend: Backen
     accounts.get_me(get_me(Some(&new_token))).await.expect("a token of the current key");
 
     let unlisted = format!("Bearer {}", SigningKey::generate().sign(&app.claims(&alice.id)));
-    let status = expect_code(
+    expect_code(
         accounts.get_me(get_me(Some(&unlisted))).await,
         Code::Unauthenticated,
         "TOKEN_INVALID",
         "an unknown key",
     );
-    assert_eq!(reason(&status).as_deref(), Some("TOKEN_INVALID"));
 }
 
 async fn a_disabled_users_tokens_stop_working_within_a_second(backend: Backend) {

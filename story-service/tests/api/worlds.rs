@@ -120,7 +120,6 @@ async fn refuses_bad_worlds_naming_each_field(backend: Backend) {
             "INVALID_ARGUMENT",
             why,
         );
-        assert_eq!(reason(&status).as_deref(), Some("INVALID_ARGUMENT"), "{why}");
         let named = bad_fields(&status);
         for field in fields {
             assert!(named.iter().any(|n| n == field), "{why}: BadRequest names {named:?}, missing {field}");
