@@ -141,22 +141,7 @@ impl Answer {
     /// name `name` and `ErrorInfo.reason` `reason`.
     #[track_caller]
     pub fn expect_error(&self, status: StatusCode, name: &str, reason: &str, what: &str) {
-        assert_eq!(self.status, status, "{what}: {}", self.body);
-        let error = &self.body["error"];
-        assert_eq!(error["code"], status.as_u16(), "{what}: {}", self.body);
-        assert_eq!(error["status"], name, "{what}: {}", self.body);
-        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message: {}", self.body);
-        assert_eq!(self.reason().as_deref(), Some(reason), "{what}: {}", self.body);
-    }
-
-    /// The `ErrorInfo.reason` of an error body.
-    pub fn reason(&self) -> Option<String> {
-        self.body["error"]["details"]
-            .as_array()?
-            .iter()
-            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-            .and_then(|d| d["reason"].as_str())
-            .map(str::to_owned)
+        fabula_testkit::expect_json_error(self.status, &self.body, status, name, reason, what);
     }
 }
 

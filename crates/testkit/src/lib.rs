@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use sqlx::Connection;
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
@@ -194,4 +194,94 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// A database for one service of a test: a new SQLite file in the test's directory,
+/// or a new PostgreSQL database ([`PostgresDb`]) dropped with this.
+pub struct TestDatabase {
+    pub url: String,
+    _postgres: Option<PostgresDb>,
+}
+
+impl TestDatabase {
+    /// `name`.db in `dir` on SQLite; a database named by a fresh UUID on PostgreSQL.
+    pub async fn create(backend: Backend, dir: &std::path::Path, name: &str) -> Self {
+        match backend {
+            Backend::Sqlite => Self { url: format!("sqlite://{}/{name}.db?mode=rwc", dir.display()), _postgres: None },
+            Backend::Postgres => {
+                let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
+                let db = PostgresDb::create(admin_url).await;
+                Self { url: db.url(), _postgres: Some(db) }
+            }
+        }
+    }
+}
+
+/// The error of `result`, after checking its gRPC code and its `ErrorInfo.reason`:
+/// every error a service returns says why in one. `context` says what was tried.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
+    match result {
+        Ok(value) => panic!("{context}: expected {code:?} ({want}), got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
+            assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
+            status
+        }
+    }
+}
+
+/// Checks `result` is INVALID_ARGUMENT (reason INVALID_ARGUMENT) with a `BadRequest`
+/// naming `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::InvalidArgument, "INVALID_ARGUMENT", context);
+    expect_field(&status, field, context);
+    status
+}
+
+/// Checks `result` is NOT_FOUND (reason REFERENCE_NOT_FOUND) with a `BadRequest`
+/// naming `field`: a well-formed id that names nothing the world holds.
+#[track_caller]
+pub fn expect_missing<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
+    let status = expect_code(result, Code::NotFound, "REFERENCE_NOT_FOUND", context);
+    expect_field(&status, field, context);
+    status
+}
+
+/// Checks the `BadRequest` of `status` names `field`.
+#[track_caller]
+pub fn expect_field(status: &Status, field: &str, context: &str) {
+    let fields = bad_fields(status);
+    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
+}
+
+/// The `ErrorInfo.reason` of an error body in the Google JSON shape, if it has one.
+pub fn json_reason(body: &serde_json::Value) -> Option<String> {
+    body["error"]["details"]
+        .as_array()?
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .and_then(|d| d["reason"].as_str())
+        .map(str::to_owned)
+}
+
+/// Checks an HTTP answer (`status`, `body`) is an error of status `want` in the Google
+/// JSON shape, with gRPC status name `name`, a message and the `ErrorInfo.reason`
+/// `reason`: what [`expect_code`] checks of a gRPC error, over REST.
+#[track_caller]
+pub fn expect_json_error(
+    status: http::StatusCode,
+    body: &serde_json::Value,
+    want: http::StatusCode,
+    name: &str,
+    reason: &str,
+    what: &str,
+) {
+    assert_eq!(status, want, "{what}: {body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], want.as_u16(), "{what}: {body}");
+    assert_eq!(error["status"], name, "{what}: {body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message: {body}");
+    assert_eq!(json_reason(body).as_deref(), Some(reason), "{what}: wrong ErrorInfo reason: {body}");
 }

@@ -1,12 +1,17 @@
 //! The integration-test harness: a real story-service and gpt-worker on loopback
-//! (fresh SQLite databases in a directory of the test's own, sharing its development
-//! keys) and the gateway in front, all on free ports, and a real HTTP client.
+//! (fresh databases, SQLite files or PostgreSQL databases of their own, and the
+//! development keys in a directory of the test's own) and the gateway in front, all on
+//! free ports, and a real HTTP client.
+//!
+//! A test that reaches the services' storage is written as `async fn name(backend:
+//! Backend)` and listed in its file's `both_databases!(...)`, so it runs on both.
 #![allow(dead_code)]
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use fabula_runtime::{config::Secret, keys};
-use fabula_testkit::Server;
+pub use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{Server, TestDatabase};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -24,6 +29,8 @@ pub struct Stack {
     gateway: Server,
     worker: Server,
     story: Server,
+    /// Dropped after the services that use them.
+    databases: [TestDatabase; 2],
     pub dir: TempDir,
 }
 
@@ -42,9 +49,9 @@ pub struct User {
     pub token: String,
 }
 
-/// Starts story-service on `addr` (port 0 for any) with its files in `dir`.
-pub async fn start_story_service(dir: &Path, addr: SocketAddr) -> (SocketAddr, Server) {
-    let database_url = format!("sqlite://{}/story.db?mode=rwc", dir.display());
+/// Starts story-service on `addr` (port 0 for any) on `database_url`, with its keys in `dir`.
+pub async fn start_story_service(dir: &Path, database_url: &str, addr: SocketAddr) -> (SocketAddr, Server) {
+    let database_url = database_url.to_owned();
     let mut settings = story_service::Settings::for_tests(database_url, dir);
     settings.listen = addr;
     settings.admin_username = Some(ADMIN_USERNAME.into());
@@ -55,9 +62,8 @@ pub async fn start_story_service(dir: &Path, addr: SocketAddr) -> (SocketAddr, S
     (addr, running)
 }
 
-async fn start_worker(dir: &Path, story: SocketAddr) -> (SocketAddr, Server) {
-    let database_url = format!("sqlite://{}/worker.db?mode=rwc", dir.display());
-    let settings = gpt_worker::Settings::for_tests(database_url, format!("http://{story}"), dir);
+async fn start_worker(dir: &Path, database_url: &str, story: SocketAddr) -> (SocketAddr, Server) {
+    let settings = gpt_worker::Settings::for_tests(database_url.to_owned(), format!("http://{story}"), dir);
     let app = gpt_worker::build(settings).await.expect("gpt-worker builds");
     let addr = app.local_addr();
     let running = Server::spawn("gpt-worker", |shutdown| app.run_until_stopped(shutdown));
@@ -79,19 +85,24 @@ pub async fn start_gateway(
     (addr, running)
 }
 
-/// The whole stack with the test settings.
-pub async fn spawn() -> Stack {
-    spawn_with(|_| {}).await
+/// The whole stack on `backend` with the test settings.
+pub async fn spawn(backend: Backend) -> Stack {
+    spawn_with(backend, |_| {}).await
 }
 
-/// The whole stack, the gateway's settings changed by `configure`.
-pub async fn spawn_with(configure: impl FnOnce(&mut gateway::Settings)) -> Stack {
+/// The whole stack on `backend`, the gateway's settings changed by `configure`.
+pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut gateway::Settings)) -> Stack {
     if let Ok(filter) = std::env::var("FABULA_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (story_addr, story) = start_story_service(dir.path(), "127.0.0.1:0".parse().expect("an address")).await;
-    let (worker_addr, worker) = start_worker(dir.path(), story_addr).await;
+    let databases = [
+        TestDatabase::create(backend, dir.path(), "story").await,
+        TestDatabase::create(backend, dir.path(), "worker").await,
+    ];
+    let any = "127.0.0.1:0".parse().expect("an address");
+    let (story_addr, story) = start_story_service(dir.path(), &databases[0].url, any).await;
+    let (worker_addr, worker) = start_worker(dir.path(), &databases[1].url, story_addr).await;
     let (gateway_addr, gateway) =
         start_gateway(dir.path(), &format!("http://{story_addr}"), &format!("http://{worker_addr}"), configure).await;
     Stack {
@@ -102,6 +113,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut gateway::Settings)) -> Stack
         gateway,
         worker,
         story,
+        databases,
         dir,
     }
 }
@@ -176,12 +188,13 @@ fn user_of(body: &Value) -> User {
     }
 }
 
-/// The `ErrorInfo.reason` of an error body.
-pub fn reason(body: &Value) -> Option<String> {
-    body["error"]["details"]
-        .as_array()?
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-        .and_then(|d| d["reason"].as_str())
-        .map(str::to_owned)
+pub use fabula_testkit::json_reason as reason;
+
+impl Answer {
+    /// Asserts this is an error of `status` in the Google JSON shape with gRPC status
+    /// name `name` and `ErrorInfo.reason` `reason`.
+    #[track_caller]
+    pub fn expect_error(&self, status: StatusCode, name: &str, reason: &str, what: &str) {
+        fabula_testkit::expect_json_error(self.status, &self.body, status, name, reason, what);
+    }
 }

@@ -3,18 +3,30 @@
 
 use crate::common;
 
-use common::{reason, spawn};
+use common::{Backend, both_databases, reason, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// (why, method, path, token, body, HTTP status, gRPC status name)
-type ServiceCase<'a> = (&'a str, Method, String, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+both_databases!(
+    service_errors_map_to_http_with_the_google_error_shape,
+    bad_input_is_refused_at_the_edge,
+    auth_is_checked_at_the_edge,
+    the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc,
+    a_deadline_that_passes_is_504_deadline_exceeded,
+    a_body_says_each_field_once_and_never_null,
+    a_required_body_that_is_missing_is_refused_naming_it,
+    errors_name_fields_as_rest_clients_do,
+    a_long_value_gets_a_short_answer,
+    a_url_over_hypers_limit_is_414_not_a_broken_connection,
+);
+
+/// (why, method, path, token, body, HTTP status, gRPC status name, ErrorInfo reason)
+type ServiceCase<'a> = (&'a str, Method, String, Option<&'a str>, Option<Value>, StatusCode, &'a str, &'a str);
 /// (why, method, URL, content type, body, HTTP status, words the message must hold)
 type InputCase<'a> = (&'a str, Method, String, &'a str, String, StatusCode, &'a str);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_errors_map_to_http_with_the_google_error_shape() {
-    let stack = spawn().await;
+async fn service_errors_map_to_http_with_the_google_error_shape(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let bob = stack.register("bob").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
@@ -29,6 +41,7 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             None,
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
+            "INVALID_ARGUMENT",
         ),
         (
             "an unknown world",
@@ -37,6 +50,7 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             Some(&ada.token),
             None,
             StatusCode::NOT_FOUND,
+            "NOT_FOUND",
             "NOT_FOUND",
         ),
         (
@@ -47,6 +61,7 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             Some(register_ada),
             StatusCode::CONFLICT,
             "ALREADY_EXISTS",
+            "USERNAME_TAKEN",
         ),
         (
             "a share of someone else's world",
@@ -55,6 +70,7 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             Some(&bob.token),
             None,
             StatusCode::NOT_FOUND,
+            "NOT_FOUND",
             "NOT_FOUND",
         ),
         (
@@ -65,6 +81,7 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             Some(json!({"login": "ada", "password": "wrong password!"})),
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
+            "INVALID_CREDENTIALS",
         ),
         (
             "model access not granted",
@@ -74,15 +91,12 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
             Some(json!({"paraphrase": {"text": "x"}})),
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
+            "MODEL_ACCESS_REQUIRED",
         ),
     ];
-    for (why, method, path, token, body, status, name) in cases {
+    for (why, method, path, token, body, status, name, want) in cases {
         let answer = stack.call(method, &path, token, body).await;
-        assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
-        assert_eq!(answer.body["error"]["code"], status.as_u16(), "{why}");
-        assert_eq!(answer.body["error"]["status"], name, "{why}");
-        assert!(answer.body["error"]["message"].is_string(), "{why}");
-        assert!(reason(&answer.body).is_some(), "{why}: an ErrorInfo with a reason: {:?}", answer.body);
+        answer.expect_error(status, name, want, why);
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(answer.headers["www-authenticate"], "Bearer", "{why}");
         }
@@ -92,9 +106,8 @@ async fn service_errors_map_to_http_with_the_google_error_shape() {
     assert_eq!(violation.unwrap()["fieldViolations"][0]["field"], "id", "BadRequest as JSON: {:?}", bad.body);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_refused_at_the_edge() {
-    let stack = spawn_with_small_limits().await;
+async fn bad_input_is_refused_at_the_edge(backend: Backend) {
+    let stack = spawn_with_small_limits(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let stories = format!("{}/v1/worlds/{world}/stories", stack.base);
@@ -276,17 +289,16 @@ fn forged_token(user: &str) -> String {
     SigningKey::generate().sign(&claims)
 }
 
-async fn spawn_with_small_limits() -> common::Stack {
-    common::spawn_with(|settings| {
+async fn spawn_with_small_limits(backend: Backend) -> common::Stack {
+    common::spawn_with(backend, |settings| {
         settings.body_limit = 1024;
         settings.story_body_limit = 2048;
     })
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_is_checked_at_the_edge() {
-    let stack = spawn().await;
+async fn auth_is_checked_at_the_edge(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let forged = forged_token(&ada.id);
     // (why, path, token, status, reason)
@@ -333,11 +345,10 @@ const SCHEME_CASES: [SchemeCase; 7] = [
     SchemeCase { why: "another scheme", header: "Basic {token}", accepted: false },
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc() {
+async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc(backend: Backend) {
     use fabula_contracts::pb::accounts::{GetMeRequest, account_service_client::AccountServiceClient};
 
-    let stack = spawn().await;
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.story_addr)).unwrap();
     let mut accounts = AccountServiceClient::new(channel.connect().await.expect("story-service answers"));
@@ -367,9 +378,8 @@ struct DeadlineCase {
     grpc_timeout: &'static str,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deadline_that_passes_is_504_deadline_exceeded() {
-    let stack = spawn().await;
+async fn a_deadline_that_passes_is_504_deadline_exceeded(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let cases = [
         DeadlineCase { why: "a microsecond, to story-service", path: "/v1/worlds", grpc_timeout: "1u" },
@@ -429,9 +439,8 @@ async fn expect_field_errors(stack: &common::Stack, token: &str, cases: Vec<Fiel
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_says_each_field_once_and_never_null() {
-    let stack = spawn().await;
+async fn a_body_says_each_field_once_and_never_null(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let cases = vec![
@@ -459,9 +468,8 @@ async fn a_body_says_each_field_once_and_never_null() {
     expect_field_errors(&stack, &ada.token, cases).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_required_body_that_is_missing_is_refused_naming_it() {
-    let stack = spawn().await;
+async fn a_required_body_that_is_missing_is_refused_naming_it(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let cases = vec![
@@ -476,9 +484,8 @@ async fn a_required_body_that_is_missing_is_refused_naming_it() {
     assert_eq!(kept.body["name"], "Earthsea", "nothing changed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_name_fields_as_rest_clients_do() {
-    let stack = spawn().await;
+async fn errors_name_fields_as_rest_clients_do(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     stack.enable_gpt(&ada).await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
@@ -533,9 +540,8 @@ const LONG_IN_A_URL: usize = 60_000;
 /// The characters of a long value in a body, or in a URL over hyper's limit.
 const LONG: usize = 100_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_value_gets_a_short_answer() {
-    let stack = spawn().await;
+async fn a_long_value_gets_a_short_answer(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let (url, body) = ("a".repeat(LONG_IN_A_URL), "a".repeat(LONG));
     let cases = [
@@ -570,11 +576,10 @@ async fn a_long_value_gets_a_short_answer() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_url_over_hypers_limit_is_414_not_a_broken_connection() {
+async fn a_url_over_hypers_limit_is_414_not_a_broken_connection(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let stack = spawn().await;
+    let stack = spawn(backend).await;
     let long = "a".repeat(LONG);
     let targets = [
         format!("/v1/worlds/{long}"),

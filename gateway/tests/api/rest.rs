@@ -3,13 +3,22 @@
 
 use crate::common;
 
-use common::{Stack, spawn};
+use common::{Backend, Stack, both_databases, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accounts_routes() {
-    let stack = spawn().await;
+both_databases!(
+    accounts_routes,
+    worlds_and_shares_routes,
+    stories_entities_locations_and_events_routes,
+    jobs_routes_and_headers,
+    head_answers_every_get_route_as_get_does_without_a_body,
+    a_wrong_method_lists_head_beside_get,
+    an_update_changes_exactly_the_fields_its_body_holds,
+);
+
+async fn accounts_routes(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let me = stack.call(Method::GET, "/v1/users/me", Some(&ada.token), None).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -46,9 +55,8 @@ async fn accounts_routes() {
     assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worlds_and_shares_routes() {
-    let stack = spawn().await;
+async fn worlds_and_shares_routes(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let bob = stack.register("bob").await;
     let created = stack
@@ -106,9 +114,8 @@ async fn child_crud(stack: &Stack, token: &str, world: &str, plural: &str, body:
     assert_eq!(stack.call(Method::GET, &location, Some(token), None).await.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stories_entities_locations_and_events_routes() {
-    let stack = spawn().await;
+async fn stories_entities_locations_and_events_routes(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     child_crud(&stack, &ada.token, &world, "stories", json!({"title": "One", "content": "Once"}), "title").await;
@@ -129,9 +136,8 @@ async fn stories_entities_locations_and_events_routes() {
     assert_eq!(timeline.status, StatusCode::OK, "{:?}", timeline.body);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_routes_and_headers() {
-    let stack = spawn().await;
+async fn jobs_routes_and_headers(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     stack.enable_gpt(&ada).await;
     let created = stack
@@ -184,9 +190,8 @@ impl HeadCase {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_answers_every_get_route_as_get_does_without_a_body() {
-    let stack = spawn().await;
+async fn head_answers_every_get_route_as_get_does_without_a_body(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     stack.enable_gpt(&ada).await;
@@ -235,9 +240,8 @@ struct AllowCase {
     allow: &'static str,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_method_lists_head_beside_get() {
-    let stack = spawn().await;
+async fn a_wrong_method_lists_head_beside_get(backend: Backend) {
+    let stack = spawn(backend).await;
     let cases = [
         AllowCase { method: Method::PUT, path: "/v1/worlds", allow: "GET, HEAD, POST" },
         AllowCase { method: Method::POST, path: "/v1/users/me", allow: "GET, HEAD, PATCH" },
@@ -260,9 +264,8 @@ struct Patch {
     after: serde_json::Value,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_update_changes_exactly_the_fields_its_body_holds() {
-    let stack = spawn().await;
+async fn an_update_changes_exactly_the_fields_its_body_holds(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let place = json!({"name": "Roke", "description": "The school", "coordinates": {"x": 1.5, "y": 2.0}});

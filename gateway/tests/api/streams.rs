@@ -3,9 +3,15 @@
 
 use crate::common;
 
-use common::{Stack, User, spawn};
+use common::{Backend, Stack, User, both_databases, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+both_databases!(
+    a_job_is_watched_as_server_sent_events_and_resumed,
+    a_browser_watches_with_the_cookie_and_no_token_in_the_url,
+    a_disabled_user_gets_no_watch_cookie,
+);
 
 /// Starts a paraphrase job of `user` and returns its id.
 async fn start_job(stack: &Stack, user: &User) -> String {
@@ -40,9 +46,8 @@ fn events(text: &str) -> Vec<(Option<String>, String, Value)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_is_watched_as_server_sent_events_and_resumed() {
-    let stack = spawn().await;
+async fn a_job_is_watched_as_server_sent_events_and_resumed(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     stack.enable_gpt(&ada).await;
     let id = start_job(&stack, &ada).await;
@@ -78,9 +83,8 @@ async fn a_job_is_watched_as_server_sent_events_and_resumed() {
     assert_eq!(lines[0]["result"]["seq"], "1");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url() {
-    let stack = spawn().await;
+async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     stack.enable_gpt(&ada).await;
     let id = start_job(&stack, &ada).await;
@@ -111,9 +115,8 @@ async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url() {
     assert!(cookie.contains("Path=/v1/jobs/"), "the same path, or the browser keeps the cookie: {cookie}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disabled_user_gets_no_watch_cookie() {
-    let stack = spawn().await;
+async fn a_disabled_user_gets_no_watch_cookie(backend: Backend) {
+    let stack = spawn(backend).await;
     let ada = stack.register("ada").await;
     let admin = stack.admin().await;
     let path = format!("/v1/admin/users/{}", ada.id);

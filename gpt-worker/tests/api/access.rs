@@ -8,8 +8,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use common::{
-    Backend, as_caller, authed, expect_code, expect_invalid, expect_reason, paraphrase, spawn_stack, spawn_stack_with,
-    submit_to,
+    Backend, as_caller, authed, expect_code, expect_invalid, paraphrase, spawn_stack, spawn_stack_with, submit_to,
 };
 use fabula_contracts::pb::jobs::{
     AnalyzeStory, BatchAnalyze, CancelJobRequest, CreateJobRequest, DeleteJobRequest, DescribeStory, DescribeWorld,
@@ -47,7 +46,7 @@ async fn model_access_is_granted_and_revoked_by_an_administrator(backend: Backen
     let mut jobs = stack.jobs();
 
     let denied = jobs.create_job(authed(create(paraphrase("Hello there.")), &user.token)).await;
-    expect_reason(denied, Code::PermissionDenied, "MODEL_ACCESS_REQUIRED", "create without model access");
+    expect_code(denied, Code::PermissionDenied, "MODEL_ACCESS_REQUIRED", "create without model access");
 
     stack.set_model_access(&user, true).await;
     // The worker trusts what story-service said of a user for a second.
@@ -87,7 +86,7 @@ async fn active_jobs_are_limited_per_user(backend: Backend) {
     }
 
     let refused = jobs.create_job(authed(create(paraphrase("One too many.")), &user.token)).await;
-    expect_reason(refused, Code::ResourceExhausted, "TOO_MANY_ACTIVE_JOBS", "a fourth active job");
+    expect_code(refused, Code::ResourceExhausted, "TOO_MANY_ACTIVE_JOBS", "a fourth active job");
     submit_to(&mut jobs, &other, paraphrase("Another user's job.")).await;
 
     let cancel = CancelJobRequest { id: active[0].id.clone() };
@@ -105,14 +104,14 @@ async fn daily_jobs_are_limited_per_user(backend: Backend) {
 
     let refused = stack.jobs().create_job(authed(create(paraphrase("Three.")), &user.token)).await;
 
-    expect_reason(refused, Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", "a third job today");
+    expect_code(refused, Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", "a third job today");
     let mut jobs = stack.jobs();
     let listed = jobs.list_jobs(authed(ListJobsRequest::default(), &user.token)).await.expect("list").into_inner();
     for job in listed.jobs {
         jobs.delete_job(authed(DeleteJobRequest { id: job.id }, &user.token)).await.expect("delete a finished job");
     }
     let still = jobs.create_job(authed(create(paraphrase("Three.")), &user.token)).await;
-    expect_reason(still, Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", "deleting jobs gives no new quota");
+    expect_code(still, Code::ResourceExhausted, "DAILY_JOB_QUOTA_EXCEEDED", "deleting jobs gives no new quota");
 }
 
 async fn another_users_job_is_not_found(backend: Backend) {
@@ -126,15 +125,15 @@ async fn another_users_job_is_not_found(backend: Backend) {
     for id in [job.id.clone(), Uuid::now_v7().to_string()] {
         let context = |rpc: &str| format!("{rpc} of {id} by a stranger");
         let get = jobs.get_job(authed(GetJobRequest { id: id.clone() }, token)).await;
-        expect_reason(get, Code::NotFound, "NOT_FOUND", &context("GetJob"));
+        expect_code(get, Code::NotFound, "NOT_FOUND", &context("GetJob"));
         let cancel = jobs.cancel_job(authed(CancelJobRequest { id: id.clone() }, token)).await;
-        expect_reason(cancel, Code::NotFound, "NOT_FOUND", &context("CancelJob"));
+        expect_code(cancel, Code::NotFound, "NOT_FOUND", &context("CancelJob"));
         let watch = jobs.watch_job(authed(WatchJobRequest { id: id.clone(), after_seq: 0 }, token)).await;
-        expect_reason(watch.map(|_| ()), Code::NotFound, "NOT_FOUND", &context("WatchJob"));
+        expect_code(watch.map(|_| ()), Code::NotFound, "NOT_FOUND", &context("WatchJob"));
         let wait = jobs.wait_job(authed(WaitJobRequest { id: id.clone(), timeout: None }, token)).await;
-        expect_reason(wait, Code::NotFound, "NOT_FOUND", &context("WaitJob"));
+        expect_code(wait, Code::NotFound, "NOT_FOUND", &context("WaitJob"));
         let delete = jobs.delete_job(authed(DeleteJobRequest { id: id.clone() }, token)).await;
-        expect_reason(delete, Code::NotFound, "NOT_FOUND", &context("DeleteJob"));
+        expect_code(delete, Code::NotFound, "NOT_FOUND", &context("DeleteJob"));
     }
     let malformed = jobs.get_job(authed(GetJobRequest { id: "not-a-uuid".into() }, token)).await;
     expect_invalid(malformed, "id", "GetJob of a malformed id");
@@ -155,18 +154,18 @@ async fn anonymous_callers_are_unauthenticated(backend: Backend) {
     let mut jobs = stack.jobs();
     let id = Uuid::now_v7().to_string();
     let forged = "eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl";
-    for token in [None, Some(forged)] {
+    for (token, want) in [(None, "TOKEN_MISSING"), (Some(forged), "TOKEN_INVALID")] {
         let who = if token.is_some() { "a forged token" } else { "no token" };
         let created = jobs.create_job(as_caller(create(paraphrase("Hi.")), token)).await;
-        expect_code(created, Code::Unauthenticated, &format!("CreateJob with {who}"));
+        expect_code(created, Code::Unauthenticated, want, &format!("CreateJob with {who}"));
         let got = jobs.get_job(as_caller(GetJobRequest { id: id.clone() }, token)).await;
-        expect_code(got, Code::Unauthenticated, &format!("GetJob with {who}"));
+        expect_code(got, Code::Unauthenticated, want, &format!("GetJob with {who}"));
         let listed = jobs.list_jobs(as_caller(ListJobsRequest::default(), token)).await;
-        expect_code(listed, Code::Unauthenticated, &format!("ListJobs with {who}"));
+        expect_code(listed, Code::Unauthenticated, want, &format!("ListJobs with {who}"));
         let watched = jobs.watch_job(as_caller(WatchJobRequest { id: id.clone(), after_seq: 0 }, token)).await;
-        expect_code(watched.map(|_| ()), Code::Unauthenticated, &format!("WatchJob with {who}"));
+        expect_code(watched.map(|_| ()), Code::Unauthenticated, want, &format!("WatchJob with {who}"));
         let cancelled = jobs.cancel_job(as_caller(CancelJobRequest { id: id.clone() }, token)).await;
-        expect_code(cancelled, Code::Unauthenticated, &format!("CancelJob with {who}"));
+        expect_code(cancelled, Code::Unauthenticated, want, &format!("CancelJob with {who}"));
     }
 }
 
@@ -248,13 +247,13 @@ async fn only_finished_jobs_can_be_deleted(backend: Backend) {
     let job = submit_to(&mut jobs, &user, paraphrase("Still thinking.")).await;
 
     let refused = jobs.delete_job(authed(DeleteJobRequest { id: job.id.clone() }, &user.token)).await;
-    expect_reason(refused, Code::FailedPrecondition, "JOB_NOT_FINISHED", "delete an active job");
+    expect_code(refused, Code::FailedPrecondition, "JOB_NOT_FINISHED", "delete an active job");
 
     jobs.cancel_job(authed(CancelJobRequest { id: job.id.clone() }, &user.token)).await.expect("cancel");
     stack.wait(&user, &job.id).await;
     jobs.delete_job(authed(DeleteJobRequest { id: job.id.clone() }, &user.token)).await.expect("delete");
     let gone = jobs.get_job(authed(GetJobRequest { id: job.id.clone() }, &user.token)).await;
-    expect_reason(gone, Code::NotFound, "NOT_FOUND", "get a deleted job");
+    expect_code(gone, Code::NotFound, "NOT_FOUND", "get a deleted job");
 }
 
 async fn a_job_writes_only_where_its_owner_could(backend: Backend) {

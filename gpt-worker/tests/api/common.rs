@@ -35,7 +35,7 @@ use prost_types::FieldMask;
 use sqlx::{AnyPool, Row};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
-use tonic::{Code, Status, transport::Channel};
+use tonic::transport::Channel;
 
 pub const ADMIN_USERNAME: &str = "root_admin";
 pub const ADMIN_PASSWORD: &str = "admin password 123";
@@ -47,7 +47,7 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use fabula_testkit::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, postgres_url, reason,
+    Backend, Server, TestDatabase, as_caller, authed, bad_fields, expect_code, expect_invalid, expect_missing, reason,
 };
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
@@ -123,7 +123,7 @@ pub struct Stack {
     jobs_pool: tokio::sync::OnceCell<AnyPool>,
     story: Server,
     // Dropped after the servers are told to stop, in this order.
-    postgres: Option<PostgresDb>,
+    jobs_database: TestDatabase,
     dir: TempDir,
 }
 
@@ -147,17 +147,8 @@ pub async fn spawn_services(backend: Backend) -> Stack {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (story_addr, story) = spawn_story_service(&dir, "127.0.0.1:0".parse().expect("a socket address")).await;
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
-            Some(PostgresDb::create(admin_url).await)
-        }
-    };
-    let jobs_database_url = match &postgres {
-        Some(db) => db.url(),
-        None => format!("sqlite://{}/worker.db?mode=rwc", dir.path().display()),
-    };
+    let jobs_database = TestDatabase::create(backend, dir.path(), "worker").await;
+    let jobs_database_url = jobs_database.url.clone();
     Stack {
         backend,
         jobs_database_url,
@@ -166,7 +157,7 @@ pub async fn spawn_services(backend: Backend) -> Stack {
         worker: None,
         jobs_pool: tokio::sync::OnceCell::new(),
         story,
-        postgres,
+        jobs_database,
         dir,
     }
 }
@@ -457,35 +448,6 @@ pub struct TestUser {
     pub token: String,
 }
 
-/// The error of `result`, after checking it has `code`; `context` says what was tried.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, context: &str) -> Status {
-    match result {
-        Ok(value) => panic!("{context}: expected {code:?}, got OK: {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
-            status
-        }
-    }
-}
-
-/// Checks `result` has `code` and the ErrorInfo `reason`.
-#[track_caller]
-pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
-    let status = expect_code(result, code, context);
-    assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
-    status
-}
-
-/// Checks `result` is INVALID_ARGUMENT with a `BadRequest` naming `field`.
-#[track_caller]
-pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
-    let status = expect_code(result, Code::InvalidArgument, context);
-    let fields = bad_fields(&status);
-    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
-    status
-}
-
 /// Makes a `postgres::<test>` of each `async fn <test>()` that only PostgreSQL can run
 /// (several worker processes on one queue; SQLite is a single-process queue). Without
 /// `FABULA_TEST_POSTGRES_URL` it says so loudly and passes, like [`both_databases!`].
@@ -612,6 +574,23 @@ impl Stack {
             lease_expires: row.try_get(5).expect(get),
             run_after: row.try_get(6).expect(get),
         })
+    }
+
+    /// Stores a copy of finished job `id` under a new id, ended at the epoch: long past
+    /// any retention, so the next sweep removes it. Returns the copy's id.
+    pub async fn plant_finished_copy(&self, id: &str) -> String {
+        let copy = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO jobs (id, owner_id, kind, spec, state, max_attempts, run_after, create_time, end_time) \
+             SELECT $1, owner_id, kind, spec, state, max_attempts, run_after, 0, 1 FROM jobs WHERE id = $2",
+        )
+        .bind(&copy)
+        .bind(id)
+        .execute(self.jobs_db().await)
+        .await
+        .expect("copy the job's row");
+        assert!(self.stored_job(&copy).await.is_some_and(|row| row.is_finished()), "job {id} is finished");
+        copy
     }
 
     /// Job `id`'s row once `matches` holds for it, looked at every few milliseconds; panics

@@ -47,6 +47,7 @@ async fn a_job_running_longer_than_its_lease_is_not_taken_over(backend: Backend)
     let claimed = stack.stored_job(&job.id).await.expect("the job's row");
     let second = stack.spawn_worker(settings(&other)).await;
 
+    // Deliberate: the job must run past its first lease, which is the subject.
     tokio::time::sleep(LEASE * 2).await;
     let later = stack.stored_job(&job.id).await.expect("the job's row");
     let now = now_micros();

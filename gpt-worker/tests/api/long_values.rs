@@ -146,7 +146,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
         },
     ];
     for case in cases {
-        let status = expect_code(case.answer, Code::InvalidArgument, case.what);
+        let status = expect_code(case.answer, Code::InvalidArgument, "INVALID_ARGUMENT", case.what);
         let bytes = status.message().len() + status.details().len();
         assert!(bytes <= SHORT, "{}: {bytes} bytes of message and details: {:?}", case.what, status.message());
         assert!(

@@ -18,7 +18,7 @@ both_databases!(a_finished_job_is_removed_after_the_retention_and_unfinished_one
 const SUGGESTIONS: &str = r#"{"suggestions": ["One way.", "Another way.", "A third way."]}"#;
 const RETENTION: Duration = Duration::from_secs(2);
 /// How long a worker that just started is given for its first sweep.
-const FIRST_SWEEP: Duration = Duration::from_millis(300);
+const FIRST_SWEEP: Duration = Duration::from_secs(5);
 
 fn settings(model: &FakeOpenAi) -> impl FnOnce(&mut gpt_worker::Settings) + Clone + use<> {
     let base_url = model.base_url.clone();
@@ -64,13 +64,21 @@ async fn a_finished_job_is_removed_after_the_retention_and_unfinished_ones_are_k
     let ended = Instant::now();
     assert_eq!(done.state(), JobState::Succeeded, "{done:?}");
 
-    // A sweep within the retention keeps it.
+    // A sweep within the retention keeps it. A sweep removes what it removes in one
+    // statement, so a copy of the job that ended long ago, gone, says a sweep ran and
+    // looked at the finished job too.
+    let canary = stack.plant_finished_copy(&finished.id).await;
     let early = stack.spawn_worker(settings(&model)).await;
-    tokio::time::sleep(FIRST_SWEEP).await;
+    let deadline = Instant::now() + FIRST_SWEEP;
+    while stack.stored_job(&canary).await.is_some() {
+        assert!(Instant::now() < deadline, "the worker did not sweep within {FIRST_SWEEP:?} of starting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(ended.elapsed() < RETENTION, "the early sweep ran within the retention");
     assert_kept(&stack, &mut early.jobs(), &user, &finished.id, JobState::Succeeded).await;
     early.shutdown().await;
 
+    // Waiting out the retention is the subject: only then may a sweep remove the job.
     tokio::time::sleep((ended + RETENTION + Duration::from_millis(200)).saturating_duration_since(Instant::now()))
         .await;
     let late = stack.spawn_worker(settings(&model)).await;

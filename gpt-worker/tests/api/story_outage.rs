@@ -89,6 +89,7 @@ async fn a_job_is_retried_while_story_service_is_down_and_succeeds_once_it_is_ba
     let twice = |row: &StoredJob| row.state == "QUEUED" && row.attempts >= 2;
     let second = stack.wait_for_row(&job.id, "fail again while story-service is down", twice).await;
     assert!(failed_for_story_service(&second), "{second:?}");
+    // Deliberate: the outage lasts OUTAGE, longer than attempts tried at once would.
     tokio::time::sleep(OUTAGE.saturating_sub(failed_at.elapsed())).await;
     stack.restart_story_service().await;
 

@@ -69,6 +69,7 @@ async fn a_job_queued_through_a_busy_process_starts_at_once_in_another() {
     wait_until_listening(&stack, 2).await;
 
     for round in 0..ROUNDS {
+        // Deliberate: queued just after the dispatcher's last look, a job it finds by polling would wait.
         tokio::time::sleep(AFTER_THE_LAST).await;
         let queued = Instant::now();
         let job = submit_to(&mut busy.jobs(), &user, paraphrase(&format!("Round {round}."))).await;

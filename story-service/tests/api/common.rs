@@ -28,7 +28,7 @@ use sqlx::{AnyPool, Row};
 use story_service::Settings;
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
-use tonic::{Code, Status, transport::Channel};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 /// The administrator every test app is started with.
@@ -43,7 +43,7 @@ const CLIENT_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use fabula_testkit::{
-    Backend, POSTGRES_URL_VAR, PostgresDb, Server, as_caller, authed, bad_fields, postgres_url, reason,
+    Backend, Server, TestDatabase, as_caller, authed, bad_fields, expect_code, expect_invalid, expect_missing, reason,
 };
 
 /// `fabula_testkit::both_databases!`, under the name the tests of this crate use.
@@ -65,7 +65,7 @@ pub struct TestApp {
     /// Stopped when dropped, first: the PostgreSQL database is then dropped WITH (FORCE).
     server: Server,
     // Dropped after the server is told to stop, in this order.
-    postgres: Option<PostgresDb>,
+    database: TestDatabase,
     dir: TempDir,
 }
 
@@ -81,17 +81,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let postgres = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let admin_url = postgres_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
-            Some(PostgresDb::create(admin_url).await)
-        }
-    };
-    let database_url = match &postgres {
-        Some(db) => db.url(),
-        None => format!("sqlite://{}/story.db?mode=rwc", dir.path().display()),
-    };
+    let database = TestDatabase::create(backend, dir.path(), "story").await;
+    let database_url = database.url.clone();
     let key = SigningKey::generate();
     let key_file = dir.path().join("token-key.pem");
     std::fs::write(&key_file, key.to_pem()).expect("write the token key");
@@ -107,7 +98,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     assert_eq!(app.verifying_key(), key.verifying_key(), "the service signs with the harness key");
     let server = Server::spawn("story-service", |shutdown| app.run_until_stopped(shutdown));
     let channel = connect(addr).await;
-    TestApp { addr, backend, database_url, key, channel, pool: OnceCell::new(), server, postgres, dir }
+    TestApp { addr, backend, database_url, key, channel, pool: OnceCell::new(), server, database, dir }
 }
 
 /// A new HTTP/2 connection to `addr`.
@@ -268,46 +259,6 @@ pub fn stories_client(channel: Channel) -> StoryServiceClient<Channel> {
     StoryServiceClient::new(channel)
         .max_decoding_message_size(CLIENT_MESSAGE_LIMIT)
         .max_encoding_message_size(CLIENT_MESSAGE_LIMIT)
-}
-
-/// The error of `result`, after checking it has `code`; `context` says what was tried.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, context: &str) -> Status {
-    match result {
-        Ok(value) => panic!("{context}: expected {code:?}, got OK: {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{context}: wrong code ({status:?})");
-            assert!(reason(&status).is_some(), "{context}: {code:?} without an ErrorInfo ({status:?})");
-            status
-        }
-    }
-}
-
-/// Checks `result` is INVALID_ARGUMENT with a `BadRequest` naming `field`.
-#[track_caller]
-pub fn expect_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
-    let status = expect_code(result, Code::InvalidArgument, context);
-    let fields = bad_fields(&status);
-    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
-    status
-}
-
-/// Checks `result` is NOT_FOUND (REFERENCE_NOT_FOUND) with a `BadRequest` naming
-/// `field`: a well-formed id that names nothing the world holds.
-#[track_caller]
-pub fn expect_missing<T: std::fmt::Debug>(result: Result<T, Status>, field: &str, context: &str) -> Status {
-    let status = expect_reason(result, Code::NotFound, "REFERENCE_NOT_FOUND", context);
-    let fields = bad_fields(&status);
-    assert!(fields.iter().any(|f| f == field), "{context}: BadRequest names {fields:?}, not {field:?} ({status:?})");
-    status
-}
-
-/// Checks `result` has `code` and the ErrorInfo `reason`.
-#[track_caller]
-pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, want: &str, context: &str) -> Status {
-    let status = expect_code(result, code, context);
-    assert_eq!(reason(&status).as_deref(), Some(want), "{context}: wrong ErrorInfo reason ({status:?})");
-    status
 }
 
 /// The story-service binary, started as it is deployed: its settings in its

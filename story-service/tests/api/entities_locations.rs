@@ -96,7 +96,7 @@ async fn entities_are_created_read_listed_updated_and_deleted(backend: Backend) 
     let updated = entities.update_entity(authed(update.clone(), &alice.token)).await.unwrap().into_inner();
     assert_eq!(updated.attributes, attributes(&[("motto", "Be seen")]), "attributes are replaced as a whole");
     assert_eq!(updated.description, "Grey cloaks", "unmasked fields are kept");
-    expect_reason(
+    expect_code(
         entities.update_entity(authed(update, &alice.token)).await,
         Code::Aborted,
         "ETAG_MISMATCH",
@@ -111,14 +111,15 @@ async fn entities_are_created_read_listed_updated_and_deleted(backend: Backend) 
     assert_eq!((updated.name.as_str(), updated.description.as_str()), ("Hero", "Brave"), "no mask: populated only");
 
     let delete = |id: &str, etag: &str| authed(DeleteEntityRequest { id: id.into(), etag: etag.into() }, &alice.token);
-    expect_reason(entities.delete_entity(delete(&hero.id, "\"9\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale");
+    expect_code(entities.delete_entity(delete(&hero.id, "\"9\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale");
     entities.delete_entity(delete(&hero.id, &updated.etag)).await.expect("delete with the current etag");
     expect_code(
         entities.get_entity(authed(GetEntityRequest { id: hero.id.clone() }, &alice.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a deleted entity",
     );
-    expect_code(entities.delete_entity(delete(&hero.id, "")).await, Code::NotFound, "deleting it again");
+    expect_code(entities.delete_entity(delete(&hero.id, "")).await, Code::NotFound, "NOT_FOUND", "deleting it again");
     expect_invalid(entities.delete_entity(delete("x", "")).await, "id", "a bad id");
     expect_invalid(
         entities.get_entity(authed(GetEntityRequest { id: "x".into() }, &alice.token)).await,
@@ -186,7 +187,12 @@ async fn refuses_bad_entities_naming_each_field(backend: Backend) {
         "a page token reused with another filter",
     );
     let missing = UpdateEntityRequest { entity: Some(Entity { id: unknown_id(), ..ok() }), update_mask: None };
-    expect_code(entities.update_entity(authed(missing, &alice.token)).await, Code::NotFound, "an unknown entity");
+    expect_code(
+        entities.update_entity(authed(missing, &alice.token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "an unknown entity",
+    );
 }
 
 async fn locations_are_created_read_listed_updated_and_deleted(backend: Backend) {
@@ -222,7 +228,7 @@ async fn locations_are_created_read_listed_updated_and_deleted(backend: Backend)
     let updated = locations.update_location(authed(off_the_map.clone(), &alice.token)).await.unwrap().into_inner();
     assert_eq!(updated.coordinates, None, "a masked, absent coordinates field takes the place off the map");
     assert_eq!(updated.name, "Harbour");
-    expect_reason(
+    expect_code(
         locations.update_location(authed(off_the_map, &alice.token)).await,
         Code::Aborted,
         "ETAG_MISMATCH",
@@ -241,12 +247,18 @@ async fn locations_are_created_read_listed_updated_and_deleted(backend: Backend)
 
     let delete =
         |id: &str, etag: &str| authed(DeleteLocationRequest { id: id.into(), etag: etag.into() }, &alice.token);
-    expect_reason(locations.delete_location(delete(&cave.id, "\"1\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale");
+    expect_code(locations.delete_location(delete(&cave.id, "\"1\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale");
     locations.delete_location(delete(&cave.id, &moved.etag)).await.expect("delete");
-    expect_code(locations.delete_location(delete(&cave.id, "")).await, Code::NotFound, "deleting it again");
+    expect_code(
+        locations.delete_location(delete(&cave.id, "")).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "deleting it again",
+    );
     expect_code(
         locations.get_location(authed(GetLocationRequest { id: cave.id.clone() }, &alice.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a deleted location",
     );
 }
@@ -279,6 +291,7 @@ async fn refuses_bad_locations_naming_each_field(backend: Backend) {
     expect_code(
         locations.create_location(authed(new_location(&unknown_id(), ok()), &alice.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a world that does not exist",
     );
 }
@@ -304,12 +317,22 @@ async fn children_follow_their_worlds_access(backend: Backend) {
 
     let get_hidden = |token: Option<&str>| as_caller(GetEntityRequest { id: hidden.id.clone() }, token);
     entities.get_entity(get_hidden(Some(&reader.token))).await.expect("a reader reads a private world's entity");
-    expect_code(entities.get_entity(get_hidden(Some(&stranger.token))).await, Code::NotFound, "stranger, private");
-    expect_code(entities.get_entity(get_hidden(None)).await, Code::NotFound, "anonymous, private world");
+    expect_code(
+        entities.get_entity(get_hidden(Some(&stranger.token))).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "stranger, private",
+    );
+    expect_code(entities.get_entity(get_hidden(None)).await, Code::NotFound, "NOT_FOUND", "anonymous, private world");
     let list_hidden = |token: Option<&str>| {
         as_caller(ListEntitiesRequest { world_id: private.id.clone(), ..Default::default() }, token)
     };
-    expect_code(entities.list_entities(list_hidden(Some(&stranger.token))).await, Code::NotFound, "stranger lists");
+    expect_code(
+        entities.list_entities(list_hidden(Some(&stranger.token))).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "stranger lists",
+    );
     locations
         .get_location(GetLocationRequest { id: open.id.clone() })
         .await
@@ -324,27 +347,48 @@ async fn children_follow_their_worlds_access(backend: Backend) {
             token,
         )
     };
-    expect_code(locations.update_location(rename(Some(&reader.token))).await, Code::PermissionDenied, "reader edits");
+    expect_code(
+        locations.update_location(rename(Some(&reader.token))).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        "reader edits",
+    );
     expect_code(
         locations.update_location(rename(Some(&stranger.token))).await,
         Code::PermissionDenied,
+        "PERMISSION_DENIED",
         "stranger edits",
     );
-    expect_code(locations.update_location(rename(None)).await, Code::Unauthenticated, "anonymous edits");
+    expect_code(
+        locations.update_location(rename(None)).await,
+        Code::Unauthenticated,
+        "TOKEN_MISSING",
+        "anonymous edits",
+    );
     locations.update_location(rename(Some(&co_author.token))).await.expect("a co-author edits");
     #[rustfmt::skip]
     let creates = [
-        (new_entity(&private.id, entity("X")), Some(&reader.token), Code::PermissionDenied, "a reader creates"),
-        (new_entity(&private.id, entity("X")), Some(&stranger.token), Code::NotFound, "a stranger creates in a private world"),
-        (new_entity(&public.id, entity("X")), Some(&stranger.token), Code::PermissionDenied, "a stranger creates in a public world"),
-        (new_entity(&public.id, entity("X")), None, Code::Unauthenticated, "an anonymous caller creates"),
+        (new_entity(&private.id, entity("X")), Some(&reader.token), Code::PermissionDenied, "PERMISSION_DENIED", "a reader creates"),
+        (new_entity(&private.id, entity("X")), Some(&stranger.token), Code::NotFound, "NOT_FOUND", "a stranger creates in a private world"),
+        (new_entity(&public.id, entity("X")), Some(&stranger.token), Code::PermissionDenied, "PERMISSION_DENIED", "a stranger creates in a public world"),
+        (new_entity(&public.id, entity("X")), None, Code::Unauthenticated, "TOKEN_MISSING", "an anonymous caller creates"),
     ];
-    for (request, token, code, why) in creates {
-        expect_code(entities.create_entity(as_caller(request, token.map(String::as_str))).await, code, why);
+    for (request, token, code, want, why) in creates {
+        expect_code(entities.create_entity(as_caller(request, token.map(String::as_str))).await, code, want, why);
     }
     let delete = |token: &str| authed(DeleteEntityRequest { id: hidden.id.clone(), etag: String::new() }, token);
-    expect_code(entities.delete_entity(delete(&reader.token)).await, Code::PermissionDenied, "a reader deletes");
-    expect_code(entities.delete_entity(delete(&stranger.token)).await, Code::NotFound, "a stranger deletes");
+    expect_code(
+        entities.delete_entity(delete(&reader.token)).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        "a reader deletes",
+    );
+    expect_code(
+        entities.delete_entity(delete(&stranger.token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "a stranger deletes",
+    );
     entities.delete_entity(delete(&co_author.token)).await.expect("a co-author deletes");
 }
 
@@ -367,7 +411,7 @@ async fn creates_with_a_request_id_are_idempotent(backend: Backend) {
     assert_eq!(app.count("locations", &[]).await, 1, "one location");
 
     let reused = CreateLocationRequest { request_id: "entity-1".into(), ..new_location(&world.id, location("Other")) };
-    expect_reason(
+    expect_code(
         app.locations().create_location(authed(reused, &alice.token)).await,
         Code::AlreadyExists,
         "REQUEST_ID_REUSED",

@@ -77,7 +77,7 @@ async fn events_are_created_read_listed_updated_and_deleted(backend: Backend) {
     assert_eq!((updated.year, updated.title.as_str()), (13, "War"), "only the masked fields change");
     assert!(updated.connections.is_empty(), "connections in the mask, sent empty, are cleared");
     assert_eq!(updated.story_id, war.story_id, "the story is kept");
-    expect_reason(events.update_event(authed(update, token)).await, Code::Aborted, "ETAG_MISMATCH", "a stale etag");
+    expect_code(events.update_event(authed(update, token)).await, Code::Aborted, "ETAG_MISMATCH", "a stale etag");
     let unlink = UpdateEventRequest {
         event: Some(Event { id: war.id.clone(), ..Event::default() }),
         update_mask: mask(&["story_id"]),
@@ -86,10 +86,15 @@ async fn events_are_created_read_listed_updated_and_deleted(backend: Backend) {
     assert_eq!(unlinked.story_id, None, "a masked, absent story_id detaches the event");
 
     let delete = |id: &str, etag: &str| authed(DeleteEventRequest { id: id.into(), etag: etag.into() }, token);
-    expect_reason(events.delete_event(delete(&war.id, "\"1\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale etag");
+    expect_code(events.delete_event(delete(&war.id, "\"1\"")).await, Code::Aborted, "ETAG_MISMATCH", "stale etag");
     events.delete_event(delete(&war.id, &unlinked.etag)).await.expect("delete");
-    expect_code(events.delete_event(delete(&war.id, "")).await, Code::NotFound, "deleting it again");
-    expect_code(events.get_event(authed(GetEventRequest { id: war.id.clone() }, token)).await, Code::NotFound, "gone");
+    expect_code(events.delete_event(delete(&war.id, "")).await, Code::NotFound, "NOT_FOUND", "deleting it again");
+    expect_code(
+        events.get_event(authed(GetEventRequest { id: war.id.clone() }, token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "gone",
+    );
     expect_invalid(events.get_event(authed(GetEventRequest { id: "?".into() }, token)).await, "id", "a bad id");
     expect_invalid(events.delete_event(delete("?", "")).await, "id", "a bad id");
 }
@@ -167,10 +172,11 @@ async fn refuses_bad_events_naming_each_field(backend: Backend) {
     let list = ListEventsRequest { world_id: world.id.clone(), filter: "year = 1".into(), ..Default::default() };
     expect_invalid(events.list_events(authed(list, token)).await, "filter", "a field that cannot be filtered on");
     let missing = UpdateEventRequest { event: Some(Event { id: unknown_id(), ..ok() }), update_mask: None };
-    expect_code(events.update_event(authed(missing, token)).await, Code::NotFound, "an unknown event");
+    expect_code(events.update_event(authed(missing, token)).await, Code::NotFound, "NOT_FOUND", "an unknown event");
     expect_code(
         events.get_timeline(authed(GetTimelineRequest { world_id: unknown_id() }, token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "the timeline of an unknown world",
     );
     expect_invalid(
@@ -273,14 +279,14 @@ async fn events_follow_their_worlds_access(backend: Backend) {
     assert_eq!(timeline.expect("anyone reads a public timeline").into_inner().eras.len(), 1);
     #[rustfmt::skip]
     let cases = [
-        (events.get_event(authed(GetEventRequest { id: hidden.id.clone() }, &stranger.token)).await.map(drop), Code::NotFound, "a stranger reads a private event"),
-        (events.get_timeline(GetTimelineRequest { world_id: private.id.clone() }).await.map(drop), Code::NotFound, "an anonymous private timeline"),
-        (events.create_event(authed(create(&private.id, event("X", 1, "")), &reader.token)).await.map(drop), Code::PermissionDenied, "a reader creates"),
-        (events.create_event(authed(create(&public.id, event("X", 1, "")), &stranger.token)).await.map(drop), Code::PermissionDenied, "a stranger creates in a public world"),
-        (events.create_event(create(&public.id, event("X", 1, ""))).await.map(drop), Code::Unauthenticated, "an anonymous caller creates"),
-        (events.delete_event(authed(DeleteEventRequest { id: hidden.id.clone(), etag: String::new() }, &reader.token)).await.map(drop), Code::PermissionDenied, "a reader deletes"),
+        (events.get_event(authed(GetEventRequest { id: hidden.id.clone() }, &stranger.token)).await.map(drop), Code::NotFound, "NOT_FOUND", "a stranger reads a private event"),
+        (events.get_timeline(GetTimelineRequest { world_id: private.id.clone() }).await.map(drop), Code::NotFound, "NOT_FOUND", "an anonymous private timeline"),
+        (events.create_event(authed(create(&private.id, event("X", 1, "")), &reader.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a reader creates"),
+        (events.create_event(authed(create(&public.id, event("X", 1, "")), &stranger.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a stranger creates in a public world"),
+        (events.create_event(create(&public.id, event("X", 1, ""))).await.map(drop), Code::Unauthenticated, "TOKEN_MISSING", "an anonymous caller creates"),
+        (events.delete_event(authed(DeleteEventRequest { id: hidden.id.clone(), etag: String::new() }, &reader.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a reader deletes"),
     ];
-    for (result, code, why) in cases {
-        expect_code(result, code, why);
+    for (result, code, want, why) in cases {
+        expect_code(result, code, want, why);
     }
 }

@@ -43,7 +43,7 @@ async fn a_broken_database_is_an_opaque_internal_error(backend: Backend) {
         ("ListStories", app.stories().list_stories(authed(list, &alice.token)).await.map(drop)),
     ];
     for (what, result) in calls {
-        let status = expect_reason(result, Code::Internal, "INTERNAL", what);
+        let status = expect_code(result, Code::Internal, "INTERNAL", what);
         assert_leaks_nothing(&status, what);
     }
 

@@ -32,6 +32,8 @@ struct Case {
     what: &'static str,
     answer: Result<(), Status>,
     code: Code,
+    /// Its `ErrorInfo.reason`.
+    reason: &'static str,
     /// The field its `BadRequest` names, for INVALID_ARGUMENT.
     field: &'static str,
     /// Words the message holds: the value's shortened quote with its length, or what
@@ -56,6 +58,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
             what: "a world id",
             answer: app.worlds().get_world(authed(GetWorldRequest { id: long.clone() }, token)).await.map(drop),
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "id",
             says: QUOTED,
         },
@@ -66,6 +69,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().list_worlds(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "filter",
             says: "at most 1000 characters, not",
         },
@@ -76,6 +80,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().list_worlds(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "filter",
             says: "at most 1000 characters, not",
         },
@@ -87,6 +92,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.stories().list_stories(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "filter",
             says: "at most 1000 characters, not",
         },
@@ -98,6 +104,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.stories().list_stories(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "page_token",
             says: "at most 2048 characters, not 100000",
         },
@@ -108,6 +115,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().update_world(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "update_mask",
             says: QUOTED,
         },
@@ -120,6 +128,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().update_world(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "etag",
             says: "at most 100 characters, not 100000",
         },
@@ -130,6 +139,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().delete_world(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "etag",
             says: "at most 100 characters, not 100000",
         },
@@ -141,6 +151,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().create_world(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "request_id",
             says: "at most 100 characters",
         },
@@ -153,6 +164,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.stories().create_story(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "story.entity_ids",
             says: QUOTED,
         },
@@ -166,6 +178,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.entities().create_entity(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "entity.attributes",
             says: QUOTED,
         },
@@ -180,6 +193,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.worlds().share_world(authed(request, token)).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "user",
             says: "at most 50 characters, not 100000",
         },
@@ -194,6 +208,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.accounts().register(request).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "username",
             says: "at most 50 characters, not 100000",
         },
@@ -205,6 +220,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 app.accounts().register(request).await.map(drop)
             },
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "email",
             says: "at most 254 characters, not 100000",
         },
@@ -216,12 +232,13 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
                 .await
                 .map(drop),
             code: Code::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
             field: "login",
             says: "at most 254 characters, not 100000",
         },
     ];
     for case in cases {
-        let status = expect_code(case.answer, case.code, case.what);
+        let status = expect_code(case.answer, case.code, case.reason, case.what);
         let bytes = status.message().len() + status.details().len();
         assert!(bytes <= SHORT, "{}: {bytes} bytes of message and details: {:?}", case.what, status.message());
         assert!(

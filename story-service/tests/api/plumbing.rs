@@ -235,12 +235,12 @@ async fn requests_tonic_refuses_itself_carry_an_error_info(backend: Backend) {
         ("an unknown service", "/fabula.moon.v1.MoonService/GetMoon", &[], Code::Unimplemented, "UNIMPLEMENTED"),
     ];
     for (what, method, bytes, code, want) in cases {
-        let status = expect_reason(call_raw(&app, method, bytes).await, *code, want, what);
+        let status = expect_code(call_raw(&app, method, bytes).await, *code, want, what);
         assert!(!status.message().is_empty(), "{what}: a message says what went wrong ({status:?})");
     }
     // The server goes on.
     let malformed = call_raw(&app, GET_WORLD, &[0x0a, 0xff]).await;
-    expect_reason(malformed, Code::Internal, "MALFORMED_REQUEST", "the same again");
+    expect_code(malformed, Code::Internal, "MALFORMED_REQUEST", "the same again");
     let alice = app.register("alice").await;
     app.create_world(&alice, "Still here", Visibility::Public).await;
 }

@@ -114,9 +114,12 @@ async fn refuses_bad_worlds_naming_each_field(backend: Backend) {
         ),
     ];
     for (request, fields, why) in cases {
-        let status =
-            expect_code(app.worlds().create_world(authed(request, &alice.token)).await, Code::InvalidArgument, why);
-        assert_eq!(reason(&status).as_deref(), Some("INVALID_ARGUMENT"), "{why}");
+        let status = expect_code(
+            app.worlds().create_world(authed(request, &alice.token)).await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+            why,
+        );
         let named = bad_fields(&status);
         for field in fields {
             assert!(named.iter().any(|n| n == field), "{why}: BadRequest names {named:?}, missing {field}");
@@ -133,7 +136,7 @@ async fn anonymous_callers_cannot_write(backend: Backend) {
     let alice = app.register("alice").await;
     let public = app.create_world(&alice, "Open", Visibility::Public).await;
     let mut worlds = app.worlds();
-    expect_reason(
+    expect_code(
         worlds.create_world(create(world("Sneaky", Visibility::Draft), "")).await,
         Code::Unauthenticated,
         "TOKEN_MISSING",
@@ -143,15 +146,16 @@ async fn anonymous_callers_cannot_write(backend: Backend) {
         world: Some(World { id: public.id.clone(), ..world("X", Visibility::Unspecified) }),
         update_mask: None,
     };
-    expect_code(worlds.update_world(update).await, Code::Unauthenticated, "update without a token");
+    expect_code(worlds.update_world(update).await, Code::Unauthenticated, "TOKEN_MISSING", "update without a token");
     expect_code(
         worlds.delete_world(DeleteWorldRequest { id: public.id.clone(), etag: String::new() }).await,
         Code::Unauthenticated,
+        "TOKEN_MISSING",
         "delete without a token",
     );
     let share =
         ShareWorldRequest { world_id: public.id.clone(), user: alice.id.clone(), role: ShareRole::Reader.into() };
-    expect_code(worlds.share_world(share).await, Code::Unauthenticated, "share without a token");
+    expect_code(worlds.share_world(share).await, Code::Unauthenticated, "TOKEN_MISSING", "share without a token");
     // Reading a public world needs no token.
     worlds.get_world(GetWorldRequest { id: public.id }).await.expect("anonymous read of a public world");
 }
@@ -163,7 +167,7 @@ async fn a_user_may_own_one_public_world(backend: Backend) {
     let mut worlds = app.worlds();
     app.create_world(&alice, "First", Visibility::Public).await;
 
-    let status = expect_reason(
+    let status = expect_code(
         worlds.create_world(authed(create(world("Second", Visibility::Public), ""), &alice.token)).await,
         Code::ResourceExhausted,
         "QUOTA_EXCEEDED",
@@ -177,7 +181,7 @@ async fn a_user_may_own_one_public_world(backend: Backend) {
         world: Some(World { id: draft.id.clone(), visibility: Visibility::Public.into(), ..World::default() }),
         update_mask: mask(&["visibility"]),
     };
-    expect_reason(
+    expect_code(
         worlds.update_world(authed(publish, &alice.token)).await,
         Code::ResourceExhausted,
         "QUOTA_EXCEEDED",
@@ -201,7 +205,7 @@ async fn a_user_may_own_one_public_world(backend: Backend) {
 async fn a_quota_of_zero_refuses_the_first_public_world(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.quotas.public_worlds_user = 0).await;
     let alice = app.register("alice").await;
-    expect_reason(
+    expect_code(
         app.worlds().create_world(authed(create(world("Open", Visibility::Public), ""), &alice.token)).await,
         Code::ResourceExhausted,
         "QUOTA_EXCEEDED",
@@ -243,13 +247,18 @@ async fn get_refuses_bad_and_unknown_ids(backend: Backend) {
     for (id, why) in [("", "an empty id"), ("not-a-uuid", "an id that is not a UUID"), ("42", "a number")] {
         expect_invalid(worlds.get_world(authed(GetWorldRequest { id: id.into() }, &alice.token)).await, "id", why);
     }
-    expect_reason(
+    expect_code(
         worlds.get_world(authed(GetWorldRequest { id: unknown_id() }, &alice.token)).await,
         Code::NotFound,
         "NOT_FOUND",
         "an id that names no world",
     );
-    expect_code(worlds.get_world(GetWorldRequest { id: unknown_id() }).await, Code::NotFound, "anonymous, unknown id");
+    expect_code(
+        worlds.get_world(GetWorldRequest { id: unknown_id() }).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "anonymous, unknown id",
+    );
 }
 
 async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
@@ -447,14 +456,14 @@ async fn update_errors(backend: Backend) {
         expect_invalid(worlds.update_world(authed(request, &alice.token)).await, field, why);
     }
 
-    expect_reason(
+    expect_code(
         worlds.update_world(authed(rename("\"999\""), &alice.token)).await,
         Code::Aborted,
         "ETAG_MISMATCH",
         "an etag that is not the current one",
     );
     let renamed = worlds.update_world(authed(rename(&created.etag), &alice.token)).await.unwrap().into_inner();
-    expect_reason(
+    expect_code(
         worlds.update_world(authed(rename(&created.etag), &alice.token)).await,
         Code::Aborted,
         "ETAG_MISMATCH",
@@ -463,7 +472,12 @@ async fn update_errors(backend: Backend) {
     worlds.update_world(authed(rename(&renamed.etag), &alice.token)).await.expect("the current etag works");
 
     let missing = with(World { id: unknown_id(), name: "X".into(), ..World::default() }, &["name"]);
-    expect_code(worlds.update_world(authed(missing, &alice.token)).await, Code::NotFound, "an unknown world");
+    expect_code(
+        worlds.update_world(authed(missing, &alice.token)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+        "an unknown world",
+    );
 }
 
 async fn deletes_with_and_without_an_etag(backend: Backend) {
@@ -476,7 +490,7 @@ async fn deletes_with_and_without_an_etag(backend: Backend) {
 
     expect_invalid(worlds.delete_world(authed(delete("", ""), &alice.token)).await, "id", "no id");
     expect_invalid(worlds.delete_world(authed(delete("x", ""), &alice.token)).await, "id", "a bad id");
-    expect_reason(
+    expect_code(
         worlds.delete_world(authed(delete(&first.id, "\"41\""), &alice.token)).await,
         Code::Aborted,
         "ETAG_MISMATCH",
@@ -488,11 +502,13 @@ async fn deletes_with_and_without_an_etag(backend: Backend) {
         expect_code(
             worlds.get_world(authed(GetWorldRequest { id: id.clone() }, &alice.token)).await,
             Code::NotFound,
+            "NOT_FOUND",
             "a deleted world is gone",
         );
         expect_code(
             worlds.delete_world(authed(delete(id, ""), &alice.token)).await,
             Code::NotFound,
+            "NOT_FOUND",
             "deleting a deleted world",
         );
     }
@@ -508,7 +524,7 @@ async fn shares_grant_and_unshares_revoke(backend: Backend) {
     let secret = app.create_world(&alice, "Secret", Visibility::Private).await;
     let get = |token: &str| authed(GetWorldRequest { id: secret.id.clone() }, token);
 
-    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "bob before the share");
+    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "NOT_FOUND", "bob before the share");
 
     // By username, ignoring case.
     let share = ShareWorldRequest { world_id: secret.id.clone(), user: "BOB".into(), role: ShareRole::Reader.into() };
@@ -541,8 +557,8 @@ async fn shares_grant_and_unshares_revoke(backend: Backend) {
 
     let unshare = UnshareWorldRequest { world_id: secret.id.clone(), user_id: bob.id.clone() };
     worlds.unshare_world(authed(unshare.clone(), &alice.token)).await.expect("unshare");
-    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "bob after the unshare");
-    expect_reason(
+    expect_code(worlds.get_world(get(&bob.token)).await, Code::NotFound, "NOT_FOUND", "bob after the unshare");
+    expect_code(
         worlds.unshare_world(authed(unshare, &alice.token)).await,
         Code::NotFound,
         "NOT_FOUND",
@@ -582,37 +598,44 @@ async fn share_errors(backend: Backend) {
     expect_code(
         worlds.share_world(authed(share(&secret, "nobody_here", ShareRole::Reader), &alice.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "an unknown username",
     );
     expect_code(
         worlds.share_world(authed(share(&secret, &unknown_id(), ShareRole::Reader), &alice.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "an unknown user id",
     );
     expect_code(
         worlds.share_world(authed(share(&secret, "carol", ShareRole::Reader), &bob.token)).await,
         Code::PermissionDenied,
+        "PERMISSION_DENIED",
         "a co-author may not share the world",
     );
     expect_code(
         worlds.share_world(authed(share(&secret, "bob", ShareRole::Reader), &carol.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a stranger cannot see the private world to share it",
     );
     expect_code(
         worlds.share_world(authed(share(&open, "alice", ShareRole::Reader), &carol.token)).await,
         Code::PermissionDenied,
+        "PERMISSION_DENIED",
         "a stranger sees the public world but may not share it",
     );
     let unshare = UnshareWorldRequest { world_id: secret.id.clone(), user_id: bob.id.clone() };
     expect_code(
         worlds.unshare_world(authed(unshare.clone(), &carol.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a stranger cannot unshare a private world",
     );
     expect_code(
         worlds.unshare_world(authed(unshare.clone(), &bob.token)).await,
         Code::PermissionDenied,
+        "PERMISSION_DENIED",
         "a co-author may not unshare",
     );
     expect_invalid(
@@ -623,16 +646,19 @@ async fn share_errors(backend: Backend) {
     expect_code(
         worlds.list_world_shares(authed(ListWorldSharesRequest { world_id: open.id.clone() }, &carol.token)).await,
         Code::PermissionDenied,
+        "PERMISSION_DENIED",
         "a stranger may read a public world but not its shares",
     );
     expect_code(
         worlds.list_world_shares(authed(ListWorldSharesRequest { world_id: secret.id.clone() }, &carol.token)).await,
         Code::NotFound,
+        "NOT_FOUND",
         "a stranger cannot see a private world's shares",
     );
     expect_code(
         worlds.list_world_shares(ListWorldSharesRequest { world_id: open.id.clone() }).await,
         Code::Unauthenticated,
+        "TOKEN_MISSING",
         "ListWorldShares needs a user",
     );
     assert_eq!(app.count("world_shares", &[]).await, 1, "only the setup share exists");
