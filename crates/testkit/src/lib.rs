@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 mod server;
 
-pub use server::{Server, Shutdown};
+pub use server::{Server, Shutdown, restartable_address};
 
 /// The environment variable naming the PostgreSQL admin URL.
 pub const POSTGRES_URL_VAR: &str = "FABULA_TEST_POSTGRES_URL";

@@ -1,4 +1,5 @@
-//! A service a test started on its own runtime, stopped when the test is done with it.
+//! A service a test started on its own runtime, stopped when the test is done with it,
+//! and an address for one it stops and starts again.
 
 use std::{
     fmt::Display,
@@ -9,6 +10,26 @@ use std::{
 };
 
 use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Where the ports the system gives outgoing connections begin, when it does not say.
+const EPHEMERAL_PORTS_FROM: u16 = 32768;
+
+/// A free loopback address for a service a test stops and starts again on the same
+/// address. Its port is below the range the system hands out to outgoing connections
+/// and to `:0` listeners, so that no connection of another test can take it while the
+/// service is down.
+pub fn restartable_address() -> std::net::SocketAddr {
+    let from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(EPHEMERAL_PORTS_FROM);
+    let below = 10_000..from;
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(below.len() as u16)) as u16;
+    (0..below.len() as u16)
+        .map(|k| below.start + (start + k) % below.len() as u16)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).and_then(|l| l.local_addr()).ok())
+        .expect("a free port below the ephemeral range")
+}
 
 /// What a served service awaits to begin its graceful shutdown: it resolves when its
 /// [`Server`] is stopped or dropped.
@@ -93,6 +114,13 @@ impl Drop for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restartable_address_is_free_and_below_the_ephemeral_ports() {
+        let addr = restartable_address();
+        assert!(addr.port() < EPHEMERAL_PORTS_FROM && addr.ip().is_loopback(), "{addr}");
+        std::net::TcpListener::bind(addr).expect("free");
+    }
 
     #[tokio::test]
     async fn a_service_that_stops_cleanly_passes() {

@@ -146,7 +146,8 @@ pub async fn spawn_services(backend: Backend) -> Stack {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (story_addr, story) = spawn_story_service(&dir, "127.0.0.1:0".parse().expect("a socket address")).await;
+    // Tests stop story-service and start it again on this address.
+    let (story_addr, story) = spawn_story_service(&dir, fabula_testkit::restartable_address()).await;
     let jobs_database = TestDatabase::create(backend, dir.path(), "worker").await;
     let jobs_database_url = jobs_database.url.clone();
     Stack {
