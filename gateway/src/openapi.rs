@@ -727,7 +727,9 @@ fn constrained(mut schema: Value, kind: &Kind, rule: Option<&Rule>) -> Value {
             if let Some(pattern) = rules::pattern(rule) {
                 schema["pattern"] = pattern.into();
             }
-            if rule.text == TextKind::Id {
+            // An id that may be left empty ("" is proto3's unset) has no `format`, which
+            // would refuse "": its pattern takes a canonical UUID or nothing.
+            if rule.text == TextKind::Id && rule.min_length > 0 {
                 schema["format"] = "uuid".into();
             }
         }
@@ -867,6 +869,10 @@ mod tests {
         assert_eq!(story["properties"]["entityIds"]["maxItems"], 200);
         assert_eq!(story["properties"]["entityIds"]["uniqueItems"], true);
         assert_eq!(story["properties"]["entityIds"]["items"]["format"], "uuid");
+        let move_body = &doc["paths"]["/v1/stories/{id}/move"]["post"]["requestBody"]["content"]["application/json"];
+        let before = &move_body["schema"]["properties"]["beforeId"];
+        assert!(before.get("format").is_none(), "an id that may be empty is no `format: uuid`: {before}");
+        assert!(before["pattern"].as_str().unwrap().ends_with(")?$"), "its pattern takes nothing too: {before}");
         assert_eq!(story["additionalProperties"], false);
         assert!(story["required"].as_array().unwrap().contains(&json!("title")));
         let entity = &doc["components"]["schemas"]["fabula.story.v1.Entity"];
