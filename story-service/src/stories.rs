@@ -522,10 +522,11 @@ impl StoriesApi {
     async fn move_before(&self, caller: &Caller, request: MoveStoryRequest) -> Result<Story> {
         let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
         let before = domain::optional_id(&request.before_id).map_err(|e| invalid("before_id", e))?;
-        if before == Some(id) {
-            return Err(invalid("before_id", "names the story being moved"));
-        }
         let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
+        if before == Some(id) {
+            // In front of itself is where it is: nothing moves.
+            return commit(tx, id).await;
+        }
         let world_id = located.access.world_id;
         let order = match before {
             Some(before) => make_room(&mut tx, world_id, before, id).await?,
