@@ -324,11 +324,12 @@ fn is_required(body: &BodyRule) -> bool {
 fn success_status(method: &MethodDescriptor, declared: u32) -> Result<StatusCode, String> {
     let status = match declared {
         0 => StatusCode::OK,
-        code => u16::try_from(code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::IM_A_TEAPOT),
+        code => u16::try_from(code)
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .filter(StatusCode::is_success)
+            .ok_or_else(|| format!("success_status {declared} is not a 2xx status"))?,
     };
-    if !status.is_success() {
-        return Err(format!("success_status {declared} is not a 2xx status"));
-    }
     if status == StatusCode::NO_CONTENT && method.output().full_name() != "google.protobuf.Empty" {
         return Err(format!(
             "success_status 204 answers no body, but the method returns {}",
