@@ -86,6 +86,10 @@ pub struct LlmSettings {
     /// Longest silence allowed between two streamed chunks.
     #[arg(long = "llm-idle-timeout", env = "LLM_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// The offline model's pause before each few words it writes, to watch a job stream
+    /// in as a real model's would (0s: it writes at once).
+    #[arg(long = "llm-offline-pace", env = "LLM_OFFLINE_PACE", default_value = "0s", value_parser = parse_duration)]
+    pub offline_pace: Duration,
 }
 
 /// The queue and its runners.
@@ -142,6 +146,7 @@ impl Settings {
                 connect_timeout: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(5),
+                offline_pace: Duration::ZERO,
             },
             queue: QueueSettings {
                 runners: 4,

@@ -294,3 +294,11 @@ async fn requeue(
 fn progress_columns(progress: Option<&Progress>) -> (Option<i64>, Option<String>) {
     (progress.map(|p| i64::from(p.percent)), progress.map(|p| p.message.clone()))
 }
+
+#[cfg(test)]
+impl Writer {
+    /// A writer nothing reads from, for tests that only look at what is pending.
+    pub(crate) fn unconnected() -> Self {
+        Self { changes: mpsc::channel(1).0 }
+    }
+}

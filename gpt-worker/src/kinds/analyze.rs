@@ -51,7 +51,7 @@ async fn analyze(
     span: (i32, i32),
 ) -> Result<AnalysisResult, KindError> {
     let at = |fraction: i32| span.0 + (span.1 - span.0) * fraction / 100;
-    ctx.recorder.progress(at(0), format!("reading story {story_id}"));
+    ctx.recorder.progress(at(0), "reading the story");
     let story = ctx
         .story
         .stories()
@@ -71,7 +71,7 @@ async fn analyze(
         .await?
         .into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
-    ctx.recorder.progress(at(20), format!("asking the model about \"{}\"", story.title));
+    ctx.recorder.writing(at(20), at(70), format!("asking the model about \"{}\"", story.title));
     let request = request(&context::describe(&world, &facts, Some(&story)), &story);
     let analysis = ask(ctx, Step::Saved(&format!("analyze:{}", story.id)), request, parse_analysis).await?;
     ctx.recorder.progress(

@@ -88,7 +88,7 @@ async fn write(
     instruction: String,
     source: String,
 ) -> Result<String, KindError> {
-    ctx.recorder.progress(20, "writing");
+    ctx.recorder.writing(20, 90, "writing");
     let parse = if purpose == Purpose::DescribeStory { parse_summary } else { parse_description };
     let request = ChatRequest {
         purpose,

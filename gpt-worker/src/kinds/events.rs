@@ -56,6 +56,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
     let count = stories.len() as i32;
     for (i, story) in stories.iter().enumerate() {
         let percent = 5 + 95 * i as i32 / count;
+        let next = 5 + 95 * (i as i32 + 1) / count;
         let hash = content_hash(&story.content);
         let cached = cached_extraction(ctx, &story.id).await.map_err(KindError::storage)?;
         if let Some(done) = cached.as_ref().filter(|c| c.made_by(ctx.job_id)) {
@@ -68,7 +69,7 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
             result.cached_story_ids.push(story.id.clone());
             continue;
         }
-        ctx.recorder.progress(percent, format!("extracting events from \"{}\"", story.title));
+        ctx.recorder.writing(percent, next, format!("extracting events from \"{}\"", story.title));
         remove_previous(ctx, cached.map(|c| c.event_ids).unwrap_or_default()).await?;
         let created = extract_story(ctx, &world, &facts, story).await?;
         remember_extraction(ctx, &story.id, &hash, &created).await.map_err(KindError::storage)?;

@@ -180,6 +180,12 @@ async fn saved_answer<T>(
     }
 }
 
+/// About how long an answer to `request` runs, in characters: half its token budget,
+/// at about four characters a token. Progress moves with the text toward it.
+fn expected_chars(request: &ChatRequest) -> usize {
+    usize::try_from(request.max_tokens).unwrap_or(0) * 2
+}
+
 /// Asks the model and parses its answer with `parse`; when the answer does not parse,
 /// asks once more with the error, then gives up (INVALID_MODEL_OUTPUT). Returns the
 /// valid answer's text and what it parsed to.
@@ -189,6 +195,7 @@ async fn ask_model<T>(
     parse: impl Fn(&str) -> Result<T, OutputError>,
 ) -> Result<(String, T), KindError> {
     let recorder = ctx.recorder;
+    recorder.expect_answer(expected_chars(&request));
     let first = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
     let error = match parse(&first) {
         Ok(parsed) => return Ok((first, parsed)),
@@ -201,6 +208,7 @@ async fn ask_model<T>(
         content: format!("That answer was not valid: {error}. Answer again with only the corrected output."),
     });
     recorder.output("\n");
+    recorder.expect_answer(expected_chars(&request));
     let second = ctx.llm.complete(&request, &mut |delta| recorder.output(delta)).await?.text;
     match parse(&second) {
         Ok(parsed) => Ok((second, parsed)),

@@ -9,7 +9,7 @@ use crate::{
 };
 
 pub async fn run(ctx: &JobContext<'_>, spec: &Paraphrase) -> Result<Kind, KindError> {
-    ctx.recorder.progress(10, "asking the model for three rewordings");
+    ctx.recorder.writing(10, 95, "asking the model for three rewordings");
     let style = if spec.mode.trim().is_empty() { "neutral".to_owned() } else { spec.mode.trim().to_owned() };
     let request = ChatRequest {
         purpose: Purpose::Paraphrase { mode: style.clone() },

@@ -182,7 +182,7 @@ fn server_url(settings: &crate::config::LlmSettings) -> Option<String> {
 pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<std::sync::Arc<dyn LanguageModel>, String> {
     let Some(base_url) = server_url(settings) else {
         tracing::info!("no LLM_BASE_URL or LLM_API_KEY: using the offline model");
-        return Ok(std::sync::Arc::new(offline::Offline::new()));
+        return Ok(std::sync::Arc::new(offline::Offline::with_delta_delay(settings.offline_pace)));
     };
     let client = openai::OpenAi::new(openai::OpenAiSettings {
         base_url,

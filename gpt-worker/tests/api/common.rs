@@ -687,8 +687,15 @@ fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         llm,
         queue,
     } = settings;
-    let gpt_worker::config::LlmSettings { base_url, api_key, model, connect_timeout, request_timeout, idle_timeout } =
-        llm;
+    let gpt_worker::config::LlmSettings {
+        base_url,
+        api_key,
+        model,
+        connect_timeout,
+        request_timeout,
+        idle_timeout,
+        offline_pace,
+    } = llm;
     let gpt_worker::config::QueueSettings {
         runners,
         lease,
@@ -712,6 +719,7 @@ fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         ("LLM_CONNECT_TIMEOUT", millis(connect_timeout)),
         ("LLM_REQUEST_TIMEOUT", millis(request_timeout)),
         ("LLM_IDLE_TIMEOUT", millis(idle_timeout)),
+        ("LLM_OFFLINE_PACE", millis(offline_pace)),
         ("WORKER_RUNNERS", runners.to_string()),
         ("WORKER_LEASE", millis(lease)),
         ("WORKER_MAX_ATTEMPTS", max_attempts.to_string()),
