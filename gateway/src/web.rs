@@ -1,8 +1,8 @@
 //! The web page at `/`: a small single-page app in plain HTML, CSS and JavaScript
 //! modules (`web/`), compiled into the binary, that uses only the public REST API.
 //! `app.js` starts it; `views/` holds a module per view (account, worlds, world, story,
-//! jobs, admin); `page.js`, `nav.js`, `api.js`, `dom.js`, `watch.js` and `drafts.js`
-//! are what the views share. Each file is served under `/assets/` at its path in `web/`, the path
+//! jobs, admin); `page.js`, `nav.js`, `api.js`, `messages.js`, `dom.js`, `watch.js` and
+//! `drafts.js` are what the views share. Each file is served under `/assets/` at its path in `web/`, the path
 //! the modules import it by.
 //!
 //! Every file is served with a strict Content-Security-Policy (scripts, styles and
@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/dom.js", content_type: JAVASCRIPT, body: include_str!("../web/dom.js") },
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },
     Asset { path: "/assets/drafts.js", content_type: JAVASCRIPT, body: include_str!("../web/drafts.js") },
+    Asset { path: "/assets/messages.js", content_type: JAVASCRIPT, body: include_str!("../web/messages.js") },
     Asset { path: "/assets/icon.svg", content_type: SVG, body: include_str!("../web/icon.svg") },
 ];
 

@@ -11,6 +11,8 @@
 // The access token is renewed shortly before it expires (a fifth of its life early),
 // and, should a call still meet a 401, once more before that call is retried.
 
+import { explain } from "/assets/messages.js";
+
 const REFRESH_KEY = "fabula.refreshToken";
 
 let accessToken = null;
@@ -34,10 +36,9 @@ export class ApiError extends Error {
     this.violations = badRequest?.fieldViolations ?? [];
   }
 
-  /** The message with each field violation, for people. */
+  /** What went wrong, in a sentence or two for people (messages.js). */
   describe() {
-    const fields = this.violations.map((v) => `${v.field}: ${v.description}`);
-    return fields.length ? `${this.message} (${fields.join("; ")})` : this.message;
+    return explain(this);
   }
 }
 

@@ -6,7 +6,8 @@
 // This module starts the page. `page.js` holds the state every view reads and the
 // messages, `nav.js` the bar at the top and going from view to view, and `views/` one
 // module per view: account, worlds, world, story, jobs, admin. Under them, `api.js`
-// talks to the REST API, `dom.js` builds elements, `watch.js` follows a job live and
+// talks to the REST API, `messages.js` says what went wrong in the writer's words,
+// `dom.js` builds elements, `watch.js` follows a job live and
 // `drafts.js` keeps what is typed in an editor until it is saved.
 // Views import each other both ways (the world's panel shows the stories tab, which
 // redraws the panel): ES modules allow it, since no module calls another while loading.

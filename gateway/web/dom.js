@@ -80,16 +80,23 @@ export function form(props, onSubmit, ...children) {
 
 /**
  * A data table with a header row: each of `columns` is a column's heading, or "" for
- * an unlabelled column of actions; `caption` may be null.
+ * an unlabelled column of actions; `caption` may be null. Each cell carries its
+ * column's heading (`data-label`), which a phone shows beside it when each row is a card.
  */
 export function table(props, caption, columns, rows) {
   const heading = columns.map((text) => (text ? h("th", { scope: "col" }, text) : h("td")));
+  const body = h("tbody", {}, rows);
+  for (const row of body.rows) {
+    [...row.cells].forEach((cell, i) => {
+      if (columns[i] && cell.tagName === "TD") cell.dataset.label = columns[i];
+    });
+  }
   return h(
     "table",
     { class: "grid", ...props },
     caption ? h("caption", {}, caption) : null,
     h("thead", {}, h("tr", {}, heading)),
-    h("tbody", {}, rows),
+    body,
   );
 }
 

@@ -38,7 +38,12 @@ function renderNav() {
     nav,
     link("Worlds", "worlds"),
     app.me.role === "ADMIN" ? link("Admin", "admin") : null,
-    h("span", { class: "who" }, "Signed in as ", h("strong", {}, app.me.displayName || app.me.username)),
+    h(
+      "span",
+      { class: "who" },
+      h("span", { class: "wide-only" }, "Signed in as "),
+      h("strong", {}, app.me.displayName || app.me.username),
+    ),
     button("Log out", logOut, { class: "secondary" }),
   );
 }

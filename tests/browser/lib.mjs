@@ -1,7 +1,10 @@
 // What the browser scenarios share: the command line, Debian's Chromium launched
 // headless, pages that fail the run on script errors or CSP violations, the REST API
-// for what happens behind the page's back, and a runner that screenshots failures.
+// for what happens behind the page's back, a runner that screenshots failures, and
+// the checks every view passes: no sideways scroll, and axe-core's accessibility rules.
 
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 export const TIMEOUT = 15_000;
@@ -70,10 +73,10 @@ export async function run(name, scenario) {
     current = text;
     console.log(`• ${text}`);
   };
-  // A page in a new browser context, or a new tab beside `besides` (sharing its
-  // localStorage and clock, not its sessionStorage).
-  const newPage = async (label, { besides } = {}) => {
-    const context = besides?.context() ?? (await browser.newContext({ viewport: { width: 1280, height: 900 } }));
+  // A page in a new browser context (of `viewport`), or a new tab beside `besides`
+  // (sharing its localStorage and clock, not its sessionStorage).
+  const newPage = async (label, { besides, viewport = { width: 1280, height: 900 } } = {}) => {
+    const context = besides?.context() ?? (await browser.newContext({ viewport }));
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
     page.on("dialog", (dialog) => dialog.accept());
@@ -134,4 +137,29 @@ export async function createWorld(page, name) {
   await page.getByRole("form", { name: "Create a world" }).getByLabel("World name").fill(name);
   await page.getByRole("button", { name: "Create world" }).click();
   await page.getByRole("heading", { name, level: 2 }).waitFor();
+}
+
+/** Fails when `page` scrolls sideways, naming the elements that stick out. */
+export async function noSidewaysScroll(page, what) {
+  const { scroll, width, wide } = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > width + 1)
+      .slice(0, 8)
+      .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className ? `.${el.className}` : ""}`);
+    return { scroll: document.documentElement.scrollWidth, width, wide };
+  });
+  assert.ok(scroll <= width, `${what}: the page scrolls sideways (${scroll} px wide in ${width}); sticking out: ${wide}`);
+}
+
+const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+/** Fails when axe-core finds a serious or critical accessibility problem on `page`. */
+export async function accessible(page, what) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
+  const { violations } = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const grave = violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")})`);
+  assert.deepEqual(grave, [], `${what}: axe-core found accessibility problems`);
 }

@@ -6,6 +6,10 @@
 //! `drafts.mjs`: nothing typed is lost: the editor saves after a pause, the text typed
 //! when the session ends comes back after signing in and saves, and an edit from
 //! another tab, or made while the writer was signed out, is shown as a conflict.
+//! `views.mjs`: every view at 390, 1280 and 1920 px scrolls only down and passes
+//! axe-core's serious and critical rules, a job streams in with moving progress, and
+//! the README's pictures are taken (into `target/pictures/`, or the folder
+//! `FABULA_PICTURES` names: `FABULA_PICTURES=docs/pictures` refreshes the README's).
 //!
 //! `.ci/run` installs Chromium and the npm package; where either or node is missing the
 //! test says so loudly and does nothing.
@@ -71,6 +75,17 @@ async fn nothing_typed_on_the_web_page_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_fits_a_phone_and_passes_the_accessibility_check() {
+    if skipped("every_view_fits_a_phone_and_passes_the_accessibility_check") {
+        return;
+    }
+    // The offline model writes slowly enough for the page to show a job streaming in.
+    let running = stack::start_with(Backend::Sqlite, &["--llm-offline-pace", "150ms"]).await;
+    run_scenario("views.mjs", &running.base_url()).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_job_is_cancelled_from_the_web_page() {
     if skipped("a_running_job_is_cancelled_from_the_web_page") {
         return;
@@ -91,6 +106,13 @@ async fn a_running_job_is_cancelled_from_the_web_page() {
     holding.abort();
 }
 
+/// Where `views.mjs` puts the README's pictures: `FABULA_PICTURES` (relative to the
+/// repository), else `target/pictures`.
+fn pictures_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("FABULA_PICTURES").map_or_else(|| root.join("target/pictures"), |dir| root.join(dir))
+}
+
 /// Runs `tests/browser/<script>` against `base_url`, prints what it printed, and
 /// asserts it passed.
 async fn run_scenario(script: &str, base_url: &str) {
@@ -108,6 +130,7 @@ async fn run_script(script: &str, base_url: &str) -> (Option<std::process::ExitS
         .arg(base_url)
         .current_dir(browser_dir())
         .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
-        .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD);
+        .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
+        .env("FABULA_PICTURES", pictures_dir());
     run_within(command, SCRIPT_TIMEOUT).await
 }

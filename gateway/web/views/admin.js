@@ -53,7 +53,7 @@ export async function renderAdmin() {
               user.disabled ? "Enable account" : "Disable account",
               () => setUser(user, { disabled: !user.disabled }),
               {
-                "aria-label": `${user.disabled ? "Enable the account of" : "Disable the account of"} ${user.username}`,
+                "aria-label": `${user.disabled ? "Enable account" : "Disable account"} of ${user.username}`,
                 class: user.disabled ? null : "quiet",
               },
             ),

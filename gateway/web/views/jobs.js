@@ -1,10 +1,15 @@
 // The AI jobs tab: starting a job of each kind, following one live (its state,
-// progress, streamed output and result) or cancelling it, and the user's recent jobs.
+// progress, the model's answer as it is written, and the result) or cancelling it,
+// and the user's recent jobs. Everything is said as a writer would read it: the
+// model's JSON answers as lines of text, failures as sentences (messages.js), and a
+// paraphrase can be copied or put into a story.
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, uid, when, words } from "/assets/dom.js";
+import { explain, sentence } from "/assets/messages.js";
 import { app, attempt, once, say, sayError } from "/assets/page.js";
-import { loadWorldContents, nameOf, renderWorldPanel } from "/assets/views/world.js";
+import { openStory } from "/assets/views/story.js";
+import { loadWorldContents, nameOf, renderWorldPanel, switchTab } from "/assets/views/world.js";
 import { JobWatch } from "/assets/watch.js";
 
 const JOB_KINDS = [
@@ -16,6 +21,17 @@ const JOB_KINDS = [
   ["paraphrase", "Paraphrase a text"],
 ];
 const FINAL_STATES = ["SUCCEEDED", "FAILED", "CANCELLED"];
+/** What each kind of job is called on the page. */
+const KIND_NAMES = {
+  describeWorld: "World description",
+  describeStory: "Story summary",
+  analyzeStory: "Story analysis",
+  batchAnalyze: "Analysis of several stories",
+  extractEvents: "Timeline extraction",
+  paraphrase: "Paraphrase",
+};
+/** The longest text a paraphrase job takes (the contract's limit). */
+const PARAPHRASE_LIMIT = 5000;
 
 export function jobsTab() {
   const inputs = h("div", { class: "job-inputs" });
@@ -102,7 +118,7 @@ function jobInputs(kind) {
       return h(
         "div",
         {},
-        field("Text to paraphrase", h("textarea", { name: "text", rows: 4, required: true, maxlength: 5000 })),
+        limitedField("Text to paraphrase", h("textarea", { name: "text", rows: 4, required: true }), PARAPHRASE_LIMIT),
         field(
           "Style",
           select(
@@ -120,6 +136,19 @@ function jobInputs(kind) {
     default:
       return null;
   }
+}
+
+/**
+ * A labelled control that counts down the characters left before `limit`; typing
+ * stops at the limit, so nothing typed is cut off unseen.
+ */
+function limitedField(label, control, limit) {
+  control.maxLength = limit;
+  const left = () => `${(limit - control.value.length).toLocaleString()} of ${limit.toLocaleString()} characters left`;
+  const wrapper = field(label, control, left());
+  const hint = wrapper.querySelector(".hint");
+  control.addEventListener("input", () => (hint.textContent = left()));
+  return wrapper;
 }
 
 /** The JobSpec JSON of the form's values. */
@@ -150,7 +179,7 @@ function jobSpec(values) {
 
 async function startJob(values) {
   const job = await api.call("POST", "/v1/jobs", { body: jobSpec(values), query: once() });
-  say(`${kindName(job.spec)} job started.`);
+  say(`${kindName(job.spec)} started.`);
   await follow(job);
   refreshRecentJobs();
 }
@@ -198,16 +227,60 @@ function loadRecentJobs(box) {
 }
 
 function kindName(spec) {
-  const kind = Object.keys(spec ?? {})[0] ?? "";
-  const names = {
-    describeWorld: "DescribeWorld",
-    describeStory: "DescribeStory",
-    analyzeStory: "AnalyzeStory",
-    batchAnalyze: "BatchAnalyze",
-    extractEvents: "ExtractEvents",
-    paraphrase: "Paraphrase",
+  return KIND_NAMES[Object.keys(spec ?? {})[0]] ?? "AI job";
+}
+
+/**
+ * The model's answer as a writer reads it. Prose stays as it is; of a JSON answer
+ * (analyses, events, rewordings) each object's values make one line and each string
+ * of a list its own, keys and punctuation left out, an unfinished string included, so
+ * it reads as it streams in.
+ */
+export function readable(text) {
+  // A JSON object or list, not prose that starts with a bracket ("[offline] …").
+  if (!/^\s*(\{|\[\s*($|[[{"\]\d-]))/.test(text)) return text;
+  const lines = [];
+  const open = [];
+  let values = [];
+  const endLine = () => {
+    if (values.length) lines.push(values.join(" — "));
+    values = [];
   };
-  return names[kind] ?? "Job";
+  const value = (v) => (open.at(-1) === "[" ? (endLine(), lines.push(v)) : values.push(v));
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const body = text.slice(i + 1, Math.min(end, text.length));
+      const after = text.slice(end + 1).trimStart();
+      if (!(end < text.length && after.startsWith(":"))) value(unquote(body));
+      i = end + 1;
+    } else if (c === "{" || c === "[") {
+      open.push(c);
+      i += 1;
+    } else if (c === "}" || c === "]") {
+      if (c === "}") endLine();
+      open.pop();
+      i += 1;
+    } else {
+      const number = /^-?\d+(\.\d+)?/.exec(text.slice(i, i + 32));
+      if (number && !/[\w.]/.test(text[i - 1] ?? "")) value(number[0]);
+      i += number ? number[0].length : 1;
+    }
+  }
+  endLine();
+  return lines.join("\n");
+}
+
+/** A JSON string's body as text, even cut off in the middle of an escape. */
+function unquote(body) {
+  try {
+    return JSON.parse(`"${body.replace(/\\$/, "")}"`);
+  } catch {
+    return body;
+  }
 }
 
 /** One job on screen: its state, progress, streamed output, result, and a Cancel button. */
@@ -218,7 +291,8 @@ class JobView {
     const progressId = uid("progress");
     this.badge = h("span", { class: "badge" });
     this.bar = h("progress", { id: progressId, max: "100", value: "0" });
-    this.message = h("p", { class: "progress-message" });
+    // Announced as it changes: a screen reader hears how the job goes.
+    this.message = h("p", { class: "progress-message", role: "status" });
     this.log = h("ol", { class: "progress-log", "aria-label": "Progress updates" });
     this.output = h("pre", { class: "output", "aria-label": "Model output", tabindex: "0" });
     this.result = h("div", { class: "result", "aria-live": "polite" });
@@ -230,13 +304,20 @@ class JobView {
       h("div", { class: "progress-row" }, h("label", { for: progressId }, "Progress"), this.bar),
       this.message,
       this.log,
-      h("details", { open: true }, h("summary", {}, "Model output, as it is written"), this.output),
+      h("details", { open: true }, h("summary", {}, "The model's answer, as it is written"), this.output),
       this.result,
       this.cancel,
     );
     this.setState(job.state);
     if (job.progress) this.progress(job.progress, false);
-    this.output.textContent = job.output ?? "";
+    this.showOutput(job.output ?? "");
+  }
+
+  /** Shows the model's answer so far (`text`, as the model wrote it) as a writer reads it. */
+  showOutput(text) {
+    this.written = text;
+    this.output.textContent = readable(text);
+    this.output.scrollTop = this.output.scrollHeight;
   }
 
   setState(state) {
@@ -249,10 +330,15 @@ class JobView {
 
   progress(progress, logged = true) {
     const percent = Number(progress.percent ?? 0);
+    const line = `${percent}% — ${sentence(progress.message)}`;
     this.bar.value = percent;
     this.bar.textContent = `${percent}%`;
-    this.message.textContent = `${percent}% — ${progress.message ?? ""}`;
-    if (logged) this.log.append(h("li", {}, `${percent}% — ${progress.message ?? ""}`));
+    // Progress that only moves with the model's text keeps its line.
+    if (logged && line !== this.message.textContent && progress.message !== this.lastMessage) {
+      this.log.append(h("li", {}, line));
+    }
+    this.lastMessage = progress.message;
+    this.message.textContent = line;
   }
 
   async watch() {
@@ -274,12 +360,11 @@ class JobView {
     if (update.state) {
       this.setState(update.state);
       // A new attempt writes its output again from the start.
-      if (update.state === "RUNNING") this.output.textContent = "";
+      if (update.state === "RUNNING") this.showOutput("");
     } else if (update.progress) {
       this.progress(update.progress);
     } else if (update.outputDelta) {
-      this.output.textContent += update.outputDelta;
-      this.output.scrollTop = this.output.scrollHeight;
+      this.showOutput(this.written + update.outputDelta);
     } else if (update.finished) {
       this.finished(update.finished);
     }
@@ -289,20 +374,11 @@ class JobView {
     this.job = job;
     this.setState(job.state);
     refreshRecentJobs();
-    if (job.progress) {
-      this.bar.value = Number(job.progress.percent ?? 0);
-      this.message.textContent = `${job.progress.percent ?? 0}% — ${job.progress.message ?? ""}`;
-    }
-    if (job.output !== undefined) this.output.textContent = job.output;
+    if (job.progress) this.progress(job.progress, false);
+    if (job.output !== undefined) this.showOutput(job.output);
     if (job.state === "FAILED") {
-      fill(
-        this.result,
-        h(
-          "p",
-          { class: "error" },
-          `Failed: ${job.error?.message ?? "no reason given"}${job.error?.code ? ` (${job.error.code})` : ""}`,
-        ),
-      );
+      const why = explain({ reason: job.error?.code, message: job.error?.message || "no reason was given" });
+      fill(this.result, h("p", { class: "error" }, `It failed. ${why}`));
       return;
     }
     if (job.state === "CANCELLED") {
@@ -334,7 +410,7 @@ class JobView {
 }
 
 function resultView(result) {
-  const parts = [h("p", { class: "meta" }, `Written by the ${result.model ?? "unknown"} model.`)];
+  const parts = [h("p", { class: "meta" }, `Written by the ${result.model ?? "unnamed"} model.`)];
   if (result.description) {
     parts.push(h("p", {}, result.description.text ?? ""));
     parts.push(
@@ -376,13 +452,67 @@ function resultView(result) {
     );
   }
   if (result.suggestions) {
-    parts.push(
-      h(
-        "ol",
-        { class: "suggestions" },
-        (result.suggestions.suggestions ?? []).map((s) => h("li", {}, s)),
-      ),
-    );
+    parts.push(h("ol", { class: "suggestions" }, (result.suggestions.suggestions ?? []).map(suggestionView)));
   }
   return parts;
+}
+
+/** One rewording, with a way to copy it and one to put it into a story. */
+function suggestionView(text, index) {
+  const number = index + 1;
+  const stories = app.stories.map((s) => [s.id, s.title]);
+  const story = select("storyId", stories, app.story?.id ?? stories[0]?.[0] ?? "");
+  story.setAttribute("aria-label", `Story to put rewording ${number} into`);
+  return h(
+    "li",
+    {},
+    h("p", {}, text),
+    h(
+      "div",
+      { class: "row actions" },
+      button("Copy", () => copy(text), { class: "secondary", "aria-label": `Copy rewording ${number}` }),
+      stories.length
+        ? [
+            story,
+            button("Put into the story", () => putIntoStory(story.value, text), {
+              class: "secondary",
+              "aria-label": `Put rewording ${number} into the chosen story`,
+            }),
+          ]
+        : null,
+    ),
+  );
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    say("Copied: paste it wherever you like.");
+  } catch {
+    say("This browser did not let the page copy. Select the text and copy it yourself.", "error");
+  }
+}
+
+/**
+ * Opens story `storyId` in the editor with `text` in it: in place of the passage it
+ * rewords when the story holds that passage, else at the end. It is typed, not saved:
+ * the editor keeps it as a draft and saves it after a pause, and Undo takes it back.
+ */
+async function putIntoStory(storyId, text) {
+  const original = document.querySelector("section.job textarea[name=text]")?.value ?? app.job?.job.spec?.paraphrase?.text;
+  await switchTab("stories");
+  await openStory(storyId);
+  const area = document.getElementById("story-content");
+  if (!area || area.readOnly) return;
+  const at = original ? area.value.indexOf(original) : -1;
+  const [start, end] = at >= 0 ? [at, at + original.length] : [area.value.length, area.value.length];
+  const insert = at >= 0 || !area.value ? text : `${area.value.endsWith("\n") ? "\n" : "\n\n"}${text}`;
+  area.focus();
+  area.setSelectionRange(start, end);
+  // insertText keeps the browser's undo history and sends the input event the editor saves on.
+  if (!document.execCommand("insertText", false, insert)) {
+    area.setRangeText(insert, start, end, "end");
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  say(at >= 0 ? "The rewording replaced its passage: not saved yet." : "The rewording was added at the end: not saved yet.");
 }
