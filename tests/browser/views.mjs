@@ -163,6 +163,52 @@ await run("every view at every width", async ({ newPage, step }) => {
     assert.match((await status.textContent()) ?? "", /^\d+% — [A-Z]/, "the progress line is a live region, in words");
     await check("a finished job");
 
+    if (size.name === "laptop") {
+      step("every control on the way is reached by Tab, and shows where the focus is");
+      await page.locator("body").focus();
+      const seen = new Set();
+      for (let i = 0; i < 60; i += 1) {
+        await page.keyboard.press("Tab");
+        const focus = await page.evaluate(() => {
+          const el = document.activeElement;
+          if (!el || el === document.body) return null;
+          const style = getComputedStyle(el);
+          const box = el.getBoundingClientRect();
+          return {
+            name: `${el.tagName.toLowerCase()} ${el.getAttribute("aria-label") ?? el.textContent.trim().slice(0, 30)}`,
+            outlined: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+            shown: box.width > 0 && box.height > 0,
+          };
+        });
+        if (!focus) continue;
+        assert.ok(focus.shown && focus.outlined, `the focus on ${focus.name} is visible: ${JSON.stringify(focus)}`);
+        seen.add(focus.name);
+      }
+      assert.ok(seen.size >= 12, `Tab went through the page's controls: ${[...seen].join(" | ")}`);
+
+      step("a paraphrase is copied, then put into the story in place of its passage");
+      await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+      const passage = "There she met Tomas Reed, a ferryman who had not spoken to anyone since the flood.";
+      await page.getByLabel("Job", { exact: true }).selectOption("paraphrase");
+      await page.getByLabel("Text to paraphrase").fill(passage);
+      await page.getByText(`${(5000 - passage.length).toLocaleString("en-US")} of 5,000 characters left`).waitFor();
+      await page.getByRole("button", { name: "Start job" }).click();
+      await page.locator('section.job[data-state="SUCCEEDED"] .suggestions li').first().waitFor({ timeout: JOB_TIMEOUT });
+      const rewording = (await page.locator(".suggestions li p").first().textContent()).trim();
+      await page.getByRole("button", { name: "Copy rewording 1" }).click();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), rewording, "the rewording was copied");
+      await page.getByLabel("Story to put rewording 1 into").selectOption({ label: STORY });
+      await page.getByRole("button", { name: "Put rewording 1 into the chosen story" }).click();
+      const editor = page.getByLabel("Story text");
+      await editor.waitFor();
+      const text = await editor.inputValue();
+      assert.equal(text, TEXT.replace(passage, rewording), "the rewording took its passage's place");
+      await page.locator("#save-status").getByText(/^Saved/).waitFor({ timeout: JOB_TIMEOUT });
+      const stories = (await rest(base, "GET", `/v1/worlds/${world.id}/stories`, { token })).body.stories;
+      const saved = (await rest(base, "GET", `/v1/stories/${stories.find((s) => s.title === STORY).id}`, { token })).body;
+      assert.equal(saved.content, text, "the story with the rewording saved itself after the pause");
+    }
+
     await page.context().close();
 
     step(`${size.name}: the administrator's list of users`);
