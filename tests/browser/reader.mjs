@@ -75,7 +75,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
 
     step(`${width}: the reader sees a character's details, not a form`);
     await page.getByRole("tab", { name: "Characters & things" }).click();
-    await page.locator("#entities-table").getByRole("button", { name: "The keeper" }).click();
+    await page.locator("#entities-table").getByRole("button", { name: "The keeper", exact: true }).click();
     await page.locator(".item-card dl").getByText("character").waitFor();
     assert.equal(await page.locator("main input, main textarea").count(), 0, "nothing to type in");
     assert.equal(await page.getByRole("button", { name: /^Delete/ }).count(), 0, "nothing to delete");

@@ -79,17 +79,17 @@ async function saveItem(collection, base, fields, rebase) {
     say("Someone else changed this meanwhile. Your changes are still in the form: save again to keep them.", "error");
     return;
   }
-  say(`${fields.name ?? fields.title} saved.`);
   await reloadAndRender();
+  say(`${fields.name ?? fields.title} saved.`);
 }
 
 async function removeItem(collection, item) {
   const name = item.name ?? item.title;
   if (!confirm(`Delete ${name}? It is also removed from the stories and events that mention it.`)) return;
   const ok = await attempt(() => api.call("DELETE", `/v1/${collection}/${item.id}`, { query: { etag: item.etag } }));
-  if (ok) say(`${name} deleted.`);
   if (ok && app.itemId === item.id) app.itemId = null;
   await reloadAndRender();
+  if (ok) say(`${name} deleted.`);
 }
 
 /** The buttons under an item's form: save, close, delete. */
@@ -191,8 +191,8 @@ function newEntityForm() {
           query: once(),
         });
         el.reset();
-        say(`${entity.name} added.`);
         await reloadAndRender();
+        say(`${entity.name} added.`);
       }),
     h("h4", {}, "Add a character or thing"),
     h(
@@ -347,8 +347,8 @@ function newPlaceForm() {
         if (coordinates) body.coordinates = coordinates;
         const place = await api.call("POST", `/v1/worlds/${app.world.id}/locations`, { body, query: once() });
         el.reset();
-        say(`${place.name} added.`);
         await reloadAndRender();
+        say(`${place.name} added.`);
       }),
     h("h4", {}, "Add a place"),
     nameField("Name", "", app.locations, null, "a place"),
@@ -484,8 +484,8 @@ function newEventForm() {
         if (values.storyId) body.storyId = values.storyId;
         const added = await api.call("POST", `/v1/worlds/${app.world.id}/events`, { body, query: once() });
         el.reset();
-        say(`Event “${added.title}” added to the timeline.`);
         await reloadAndRender();
+        say(`Event “${added.title}” added to the timeline.`);
       }),
     h("h4", {}, "Add an event"),
     eventFields(null),
