@@ -69,7 +69,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
       "The lamp burned all night.",
       "At dawn the keeper slept.",
     ]);
-    assert.equal(await page.locator("main input, main textarea, main select").count(), 0, "no inputs at all");
+    assert.equal(await page.locator("#world-panel :is(input, textarea, select)").count(), 0, "no inputs at all");
     assert.equal(await page.getByRole("button", { name: "Save story" }).count(), 0);
     await shot(page, `reader-story-${width}`);
 
@@ -77,7 +77,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     await page.getByRole("tab", { name: "Characters & things" }).click();
     await page.locator("#entities-table").getByRole("button", { name: "The keeper", exact: true }).click();
     await page.locator(".item-card dl").getByText("character").waitFor();
-    assert.equal(await page.locator("main input, main textarea").count(), 0, "nothing to type in");
+    assert.equal(await page.locator("#world-panel :is(input, textarea)").count(), 0, "nothing to type in");
     assert.equal(await page.getByRole("button", { name: /^Delete/ }).count(), 0, "nothing to delete");
 
     step(`${width}: no AI job the reader cannot run is offered`);
@@ -118,7 +118,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     await visitor.locator("article.story-reader").getByRole("heading", { name: "The Long Night" }).waitFor();
     await visitor.getByRole("button", { name: "Log in or create an account" }).waitFor();
     assert.equal(await visitor.getByRole("tab", { name: "AI jobs" }).count(), 0, "no AI jobs for a visitor");
-    assert.equal(await visitor.locator("main input, main textarea").count(), 0);
+    assert.equal(await visitor.locator("#world-panel :is(input, textarea)").count(), 0);
 
     step(`${width}: a link to a private world asks the visitor to log in, and goes there after`);
     const secret = await call("POST", "/v1/worlds", token, { name: `Secret ${width}`, visibility: "PRIVATE" });
