@@ -63,7 +63,7 @@ export function charactersLeft(control, max) {
   const hint = h("small", { class: "hint count" });
   const update = () => {
     const left = max - control.value.length;
-    hint.textContent = left === 1 ? "1 character left" : `${left} characters left`;
+    hint.textContent = left === 1 ? "1 character left" : `${left.toLocaleString()} characters left`;
     hint.classList.toggle("near", left <= Math.max(10, max / 10));
   };
   control.addEventListener("input", update);

@@ -210,6 +210,13 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await page.reload();
     await page.locator('section.job[data-state="SUCCEEDED"]').waitFor();
     assert.equal(pathOf(page), jobPath, "a reload shows the job again");
+    const jobId = jobPath.split("/").at(-1);
+    await page.goto(`${base}/jobs/${jobId}`);
+    await page.getByRole("heading", { name: "AI job", level: 2 }).waitFor();
+    await page.locator(`section.job[data-job-id="${jobId}"][data-state="SUCCEEDED"]`).waitFor();
+    await page.goBack();
+    await page.getByRole("heading", { name: worldName, level: 2 }).waitFor();
+    assert.equal(pathOf(page), jobPath, "Back returns to the world's jobs");
     await page.context().close();
   }
 });

@@ -52,7 +52,9 @@ export async function openWorld(id, { tab = "stories", itemId = null } = {}) {
   if (tab === "stories" && itemId) await openStoryOf(itemId);
   if (tab === "jobs") await attempt(async () => (app.me = await api.call("GET", "/v1/users/me")));
   await showWorld();
-  document.getElementById("world-title")?.focus();
+  // What the address names, when it names more than the world: on a phone it is far down.
+  const heading = ["editor-title", "item-title", "world-title"].map((h) => document.getElementById(h)).find(Boolean);
+  heading?.focus();
   return true;
 }
 
