@@ -168,6 +168,11 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
       "the page's order is the timeline's",
     );
     assert.deepEqual(
+      timeline.eras.map((era) => era.events.length),
+      [2, 2],
+      "the API groups the eras without case too",
+    );
+    assert.deepEqual(
       listed.events.map((e) => e.title),
       shown,
       "and the list's",
