@@ -1,9 +1,12 @@
 //! The web page at `/`: a small single-page app in plain HTML, CSS and JavaScript
 //! modules (`web/`), compiled into the binary, that uses only the public REST API.
-//! `app.js` starts it; `views/` holds a module per view (account, worlds, world, story,
-//! jobs, admin); `page.js`, `nav.js`, `api.js`, `messages.js`, `dom.js`, `watch.js` and
-//! `drafts.js` are what the views share. Each file is served under `/assets/` at its path in `web/`, the path
-//! the modules import it by.
+//! `app.js` starts it; `views/` holds a module per view (account, worlds, world, items,
+//! story, jobs, admin); `page.js`, `nav.js`, `router.js`, `api.js`, `messages.js`,
+//! `dom.js`, `watch.js` and `drafts.js` are what the views share. Each file is served
+//! under `/assets/` at its path in `web/`, the path the modules import it by. The page's
+//! views have addresses of their own (`PAGE_PATHS`, read by `router.js`): each answers
+//! the page, which then shows the view its path names; any other path stays the API's
+//! (a JSON 404 when unknown).
 //!
 //! Every file is served with a strict Content-Security-Policy (scripts, styles and
 //! images of this origin only, no inline code, fetches and event streams to this
@@ -44,6 +47,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/views/worlds.js", content_type: JAVASCRIPT, body: include_str!("../web/views/worlds.js") },
     Asset { path: "/assets/views/world.js", content_type: JAVASCRIPT, body: include_str!("../web/views/world.js") },
     Asset { path: "/assets/views/story.js", content_type: JAVASCRIPT, body: include_str!("../web/views/story.js") },
+    Asset { path: "/assets/views/items.js", content_type: JAVASCRIPT, body: include_str!("../web/views/items.js") },
     Asset { path: "/assets/views/jobs.js", content_type: JAVASCRIPT, body: include_str!("../web/views/jobs.js") },
     Asset { path: "/assets/views/admin.js", content_type: JAVASCRIPT, body: include_str!("../web/views/admin.js") },
     Asset { path: "/assets/api.js", content_type: JAVASCRIPT, body: include_str!("../web/api.js") },
@@ -51,14 +55,38 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },
     Asset { path: "/assets/drafts.js", content_type: JAVASCRIPT, body: include_str!("../web/drafts.js") },
     Asset { path: "/assets/messages.js", content_type: JAVASCRIPT, body: include_str!("../web/messages.js") },
+    Asset { path: "/assets/router.js", content_type: JAVASCRIPT, body: include_str!("../web/router.js") },
     Asset { path: "/assets/icon.svg", content_type: SVG, body: include_str!("../web/icon.svg") },
 ];
 
-/// A `GET` (and `HEAD`) route for each file of the page.
+/// The addresses of the page's views (see `web/router.js`), each served the page:
+/// a reload or a shared link lands on the view it names.
+pub const PAGE_PATHS: &[&str] = &[
+    "/worlds",
+    "/worlds/{world}",
+    "/worlds/{world}/stories",
+    "/worlds/{world}/stories/{story}",
+    "/worlds/{world}/characters",
+    "/worlds/{world}/characters/{entity}",
+    "/worlds/{world}/places",
+    "/worlds/{world}/places/{place}",
+    "/worlds/{world}/timeline",
+    "/worlds/{world}/events/{event}",
+    "/worlds/{world}/jobs",
+    "/worlds/{world}/jobs/{job}",
+    "/worlds/{world}/settings",
+    "/jobs/{job}",
+    "/admin",
+];
+
+/// A `GET` (and `HEAD`) route for each file of the page, and for each of its views'
+/// addresses (the page itself).
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, asset| {
+    let files = ASSETS.iter().map(|asset| (asset.path, asset));
+    let views = PAGE_PATHS.iter().map(|path| (*path, &ASSETS[0]));
+    files.chain(views).fold(Router::new(), |router, (path, asset)| {
         let etag = etag_of(asset.body);
-        router.route(asset.path, get(move |headers: HeaderMap| std::future::ready(serve(asset, &etag, &headers))))
+        router.route(path, get(move |headers: HeaderMap| std::future::ready(serve(asset, &etag, &headers))))
     })
 }
 

@@ -20,6 +20,8 @@ let accessToken = null;
 let renewAt = 0;
 let refreshing = null;
 let sessionEnded = () => {};
+/** Signed out on purpose (not a session that ended): reads go without a token. */
+let signedOut = false;
 
 /** An error answered by the API: `{"error": {code, status, message, details}}`. */
 export class ApiError extends Error {
@@ -51,7 +53,16 @@ export function hasSession() {
   return Boolean(sessionStorage.getItem(REFRESH_KEY));
 }
 
+/**
+ * Reads without a token from now on, as a visitor who is not signed in: public worlds
+ * answer, anything else is NOT_FOUND. Signing in ends it.
+ */
+export function browseSignedOut() {
+  signedOut = true;
+}
+
 function keep(auth) {
+  signedOut = false;
   accessToken = auth.accessToken;
   renewAt = Date.now() + Number(auth.expiresIn ?? 0) * 800;
   sessionStorage.setItem(REFRESH_KEY, auth.refreshToken);
@@ -77,7 +88,7 @@ const ENDED_MESSAGE = "Your session has ended. Please log in again.";
  */
 export async function call(method, path, { body, query } = {}) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
-  const needsToken = !WITHOUT_TOKEN.includes(path);
+  const needsToken = !WITHOUT_TOKEN.includes(path) && !(signedOut && method === "GET");
   if (accessToken && Date.now() >= renewAt && hasSession()) await refresh();
   if (needsToken && !accessToken) throw endedError();
   let response = await send(method, url, body);

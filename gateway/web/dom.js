@@ -39,16 +39,36 @@ export function fill(el, ...children) {
   return el;
 }
 
-/** A labelled control: `field("Title", h("input", { name: "title" }))`. */
+/**
+ * A labelled control: `field("Title", h("input", { name: "title" }))`. `hint` is a
+ * sentence or elements (see `charactersLeft`) shown under it and read with it.
+ */
 export function field(label, control, hint) {
   const id = control.id || uid(control.name || "f");
   control.id = id;
-  let hintEl = null;
-  if (hint) {
-    hintEl = h("small", { id: `${id}-hint`, class: "hint" }, hint);
-    control.setAttribute("aria-describedby", hintEl.id);
-  }
-  return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
+  const hints = (Array.isArray(hint) ? hint : [hint])
+    .filter(Boolean)
+    .map((item) => (typeof item === "string" ? h("small", { class: "hint" }, item) : item));
+  hints.forEach((item, index) => (item.id ||= `${id}-hint${index ? index + 1 : ""}`));
+  if (hints.length) control.setAttribute("aria-describedby", hints.map((item) => item.id).join(" "));
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, hints);
+}
+
+/**
+ * A hint that counts what is left of the `max` characters of `control` as it is
+ * typed, and marks it when few are left; `control` takes `max` as its maxlength.
+ */
+export function charactersLeft(control, max) {
+  control.maxLength = max;
+  const hint = h("small", { class: "hint count" });
+  const update = () => {
+    const left = max - control.value.length;
+    hint.textContent = left === 1 ? "1 character left" : `${left.toLocaleString()} characters left`;
+    hint.classList.toggle("near", left <= Math.max(10, max / 10));
+  };
+  control.addEventListener("input", update);
+  update();
+  return hint;
 }
 
 /** `<select>` of `[value, text]` pairs with `selected` chosen. */

@@ -9,8 +9,8 @@ const flash = document.getElementById("flash");
 
 /** Everything the page knows; views read it and actions change it, then re-render. */
 export const app = {
-  me: null,
-  view: "worlds",
+  me: null, // null for a visitor who is not signed in (they may read public worlds)
+  view: "worlds", // worlds, admin, job (one job on its own) or auth (signing in)
   worlds: [],
   world: null,
   role: null, // OWNER, CO_AUTHOR, READER or VIEWER of the open world
@@ -19,9 +19,12 @@ export const app = {
   entities: [],
   locations: [],
   shares: [],
+  events: [], // the world's events in the timeline's order
+  itemId: null, // the character, place or event open in its tab
   story: null, // the story open in the editor, as last read
   dirty: false, // the editor holds changes not saved yet
   job: null, // the JobView of the job being followed
+  jobId: null, // the job the address names (its tab, or /jobs/{id})
 };
 
 export function say(text, kind = "info") {
@@ -36,13 +39,23 @@ export function say(text, kind = "info") {
   );
 }
 
-/** An API message (they start in lower case) as a sentence. */
-export const sentence = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
+/** Text with a capital first letter (a role's name, an API message). */
+export const capitalized = (text) => String(text).charAt(0).toUpperCase() + String(text).slice(1);
 
 export function sayError(error) {
   // The end of the session is said once, where the page goes to sign in (app.js).
   if (error instanceof ApiError && error.reason === SESSION_ENDED) return;
   say(error instanceof ApiError ? error.describe() : String(error?.message ?? error), "error");
+}
+
+let accessCheck = async () => {};
+
+/**
+ * `check()` runs after a call is refused or finds nothing (PERMISSION_DENIED,
+ * NOT_FOUND): the reader's access may have been withdrawn meanwhile (views/world.js).
+ */
+export function onAccessError(check) {
+  accessCheck = check;
 }
 
 /** Runs `action`, showing its error; true when it worked. */
@@ -52,6 +65,7 @@ export async function attempt(action) {
     return true;
   } catch (error) {
     sayError(error);
+    if (error instanceof ApiError && ["NOT_FOUND", "PERMISSION_DENIED"].includes(error.status)) await accessCheck();
     return false;
   }
 }

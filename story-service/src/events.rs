@@ -7,7 +7,8 @@
 //! (`event_connections`, kept in order); each id must name a row of the same world,
 //! else INVALID_ARGUMENT. Deleting an event removes the connections pointing at it
 //! (ON DELETE CASCADE). Lists and the timeline run in the world's calendar: by year,
-//! then by place in the story, then by id.
+//! then by place in the story, then by id; the timeline groups them into runs of one
+//! era, compared without case.
 
 use fabula_runtime::rules::Checks;
 use std::collections::HashMap;
@@ -258,12 +259,15 @@ fn sort_key(event: &Event) -> Vec<Key> {
     vec![Key::Int(event.year), Key::Int(event.story_position), Key::Text(event.id.clone())]
 }
 
-/// The timeline's events, in order, grouped into runs that share an era.
+/// The timeline's events, in order, grouped into runs that share an era: eras are
+/// compared without case or surrounding spaces ("Age of Sail" and "age of sail" are
+/// one), and a run is named as its first event names its era.
 fn group_by_era(events: Vec<Event>) -> Vec<TimelineEra> {
+    let same = |a: &str, b: &str| a.trim().to_lowercase() == b.trim().to_lowercase();
     let mut eras: Vec<TimelineEra> = Vec::new();
     for event in events {
         match eras.last_mut() {
-            Some(era) if era.era == event.era => era.events.push(event),
+            Some(era) if same(&era.era, &event.era) => era.events.push(event),
             _ => eras.push(TimelineEra { era: event.era.clone(), events: vec![event] }),
         }
     }
@@ -491,12 +495,13 @@ mod tests {
     fn the_timeline_groups_consecutive_events_of_an_era() {
         /// The eras of the events in order; the eras and sizes expected; why.
         type Case = (&'static [&'static str], &'static [(&'static str, usize)], &'static str);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (&[], &[], "no events, no eras"),
             (&["First Age"], &[("First Age", 1)], "one event"),
             (&["A", "A", "B"], &[("A", 2), ("B", 1)], "two runs"),
             (&["A", "B", "A"], &[("A", 1), ("B", 1), ("A", 1)], "an era that comes back is a new run"),
             (&["", "", "A"], &[("", 2), ("A", 1)], "events without an era share an unnamed one"),
+            (&["Age of Sail", "age of sail ", "AGE OF SAIL"], &[("Age of Sail", 3)], "eras compare without case"),
         ];
         for (eras, expected, why) in cases {
             let events = eras.iter().enumerate().map(|(i, era)| event(&i.to_string(), era)).collect();

@@ -11,6 +11,9 @@ export const TIMEOUT = 15_000;
 export const JOB_TIMEOUT = 60_000;
 export const PASSWORD = "a long enough password";
 const SHOTS = "/tmp/fabula-browser";
+/** The viewports a scenario may run at: a desktop's, and a phone's 390 px. */
+export const DESKTOP = { width: 1280, height: 900 };
+export const PHONE = { width: 390, height: 844 };
 
 /** `node <script> <base URL>` with the administrator in FABULA_ADMIN_USERNAME/PASSWORD. */
 export function settings(script) {
@@ -73,9 +76,9 @@ export async function run(name, scenario) {
     current = text;
     console.log(`• ${text}`);
   };
-  // A page in a new browser context (of `viewport`), or a new tab beside `besides`
-  // (sharing its localStorage and clock, not its sessionStorage).
-  const newPage = async (label, { besides, viewport = { width: 1280, height: 900 } } = {}) => {
+  // A page in a new browser context (of `viewport`, a desktop's by default), or a new
+  // tab beside `besides` (sharing its localStorage and clock, not its sessionStorage).
+  const newPage = async (label, { besides, viewport = DESKTOP } = {}) => {
     const context = besides?.context() ?? (await browser.newContext({ viewport }));
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);

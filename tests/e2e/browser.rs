@@ -6,6 +6,11 @@
 //! `drafts.mjs`: nothing typed is lost: the editor saves after a pause, the text typed
 //! when the session ends comes back after signing in and saves, and an edit from
 //! another tab, or made while the writer was signed out, is shown as a conflict.
+//! `links.mjs`: every view is a link (a reload, Back and Forward land on it), a
+//! character and an event are edited where they are shown, the editor counts words and
+//! limits, the timeline groups eras without case; at a desktop's and a phone's width.
+//! `reader.mjs`: a reader sees stories as text and only the AI jobs they may run, is
+//! told plainly when access is withdrawn, and links to public worlds open signed out.
 //! `views.mjs`: every view at 390, 1280 and 1920 px scrolls only down and passes
 //! axe-core's serious and critical rules, a job streams in with moving progress, and
 //! the README's pictures are taken (into `target/pictures/`, or the folder
@@ -82,6 +87,26 @@ async fn every_view_fits_a_phone_and_passes_the_accessibility_check() {
     // The offline model writes slowly enough for the page to show a job streaming in.
     let running = stack::start_with(Backend::Sqlite, &["--llm-offline-pace", "150ms"]).await;
     run_scenario("views.mjs", &running.base_url()).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown() {
+    if skipped("every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown") {
+        return;
+    }
+    let running = stack::start(Backend::Sqlite).await;
+    run_scenario("links.mjs", &running.base_url()).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_offers_a_reader_only_what_they_may_do() {
+    if skipped("the_web_page_offers_a_reader_only_what_they_may_do") {
+        return;
+    }
+    let running = stack::start(Backend::Sqlite).await;
+    run_scenario("reader.mjs", &running.base_url()).await;
     running.stop().await;
 }
 

@@ -1,5 +1,7 @@
 //! The web page: `/` and the files it loads, each with its content type, the strict
-//! Content-Security-Policy, and ETag revalidation. No service is needed for these.
+//! Content-Security-Policy, and ETag revalidation; the addresses of its views, which
+//! answer the page, and the paths beside them that stay the API's. No service is
+//! needed for these.
 
 use crate::common;
 
@@ -111,4 +113,65 @@ async fn other_paths_still_reach_the_api_and_its_errors() {
     assert_eq!(missing.body["error"]["status"], "NOT_FOUND", "{:?}", missing.body);
     let posted = common::client().post(format!("{base}/")).send().await.unwrap();
     assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_view_has_an_address_that_answers_the_page() {
+    let (base, _gateway, _dir) = gateway_alone().await;
+    let http = common::client();
+    let home = http.get(format!("{base}/")).send().await.unwrap();
+    let etag = home.headers()[header::ETAG].clone();
+    let page = home.text().await.unwrap();
+    let world = "3f1c2a9e-6d1b-4f57-9a64-2b8f7f0c1d11";
+    let views = [
+        "/worlds".to_owned(),
+        format!("/worlds/{world}"),
+        format!("/worlds/{world}/stories"),
+        format!("/worlds/{world}/stories/{world}"),
+        format!("/worlds/{world}/characters"),
+        format!("/worlds/{world}/characters/{world}"),
+        format!("/worlds/{world}/places"),
+        format!("/worlds/{world}/places/{world}"),
+        format!("/worlds/{world}/timeline"),
+        format!("/worlds/{world}/events/{world}"),
+        format!("/worlds/{world}/jobs"),
+        format!("/worlds/{world}/jobs/{world}"),
+        format!("/worlds/{world}/settings"),
+        format!("/jobs/{world}"),
+        "/admin".to_owned(),
+    ];
+    for path in &views {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
+        assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY), "{path}");
+        assert_eq!(response.headers()[header::ETAG], etag, "{path}: the same page, cached once");
+        assert_eq!(response.text().await.unwrap(), page, "{path}");
+        let again = http.get(format!("{base}{path}")).header(header::IF_NONE_MATCH, etag.clone()).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+
+    // Paths that name no view stay the API's: a JSON 404, or its own answer.
+    for path in [
+        "/nope".to_owned(),
+        "/world".to_owned(),
+        format!("/worlds/{world}/nope"),
+        format!("/worlds/{world}/timeline/{world}"),
+        format!("/worlds/{world}/settings/{world}"),
+        format!("/worlds/{world}/stories/{world}/more"),
+        "/jobs".to_owned(),
+        "/admin/users".to_owned(),
+        "/assets/nope.js".to_owned(),
+    ] {
+        let missing = common::answer(http.get(format!("{base}{path}")).send().await.unwrap()).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(missing.body["error"]["status"], "NOT_FOUND", "{path}: {:?}", missing.body);
+    }
+    let docs = http.get(format!("{base}/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    let openapi = http.get(format!("{base}/openapi.json")).send().await.unwrap();
+    assert_eq!(openapi.status(), StatusCode::OK);
+    assert!(openapi.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+    let posted = http.post(format!("{base}/worlds")).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED, "a view's address is only read");
 }

@@ -1,13 +1,12 @@
 // Signing in: the forms to log in and to create an account, and what signing in and
-// out changes on the page. When the session ends, the page remembers where the writer
-// was and goes back there once they have signed in again.
+// out changes on the page. The sign-in screen keeps the address it was shown at (a
+// link, or where the writer was when the session ended): signing in goes there.
 
 import * as api from "/assets/api.js";
 import { field, fill, form, h } from "/assets/dom.js";
-import { show } from "/assets/nav.js";
+import { show, showPath } from "/assets/nav.js";
 import { app, attempt, main, say, sayError } from "/assets/page.js";
-import { leaveStory, openStory } from "/assets/views/story.js";
-import { openWorld, switchTab } from "/assets/views/world.js";
+import { leaveStory } from "/assets/views/story.js";
 
 export function renderAuth() {
   const loginForm = form(
@@ -51,31 +50,32 @@ export function renderAuth() {
   );
 }
 
+/** Shows the page to `user`, at the address the page is at (the story editor restores its draft). */
 export async function signedIn(user, greeting) {
   app.me = user;
+  app.world = null;
   if (greeting) say(greeting);
-  const place = takePlace(user);
-  const shown = show("worlds");
+  // Said first: what the story's editor finds (a conflict) is said after it.
+  if (takePlace(user)) say("You are signed in again, back where you were.");
+  const shown = showPath();
   main.focus();
-  if (!place) return;
   await shown;
-  await returnTo(place);
 }
 
 /** Where the page is kept for after signing in again: this tab's own, like its session. */
 const PLACE_KEY = "fabula.place";
 
 /**
- * Remembers where the signed-in user is (world, tab, story) when their session ends;
- * the unsaved text of the story is already in the browser (drafts.js).
+ * Remembers who was where when their session ended: the address stays in the address
+ * bar, and the unsaved text of the story is already in the browser (drafts.js).
  */
 export function rememberPlace() {
   if (!app.me) return;
-  const place = { userId: app.me.id, worldId: app.world?.id, tab: app.tab, storyId: app.story?.id };
+  const place = { userId: app.me.id, path: location.pathname };
   sessionStorage.setItem(PLACE_KEY, JSON.stringify(place));
 }
 
-/** The place remembered for `user`, forgotten once read; null when there is none. */
+/** The place remembered for `user` when it is where the page is, forgotten once read; null when there is none. */
 function takePlace(user) {
   let place = null;
   try {
@@ -84,17 +84,7 @@ function takePlace(user) {
     place = null;
   }
   sessionStorage.removeItem(PLACE_KEY);
-  return place?.userId === user.id && place.worldId ? place : null;
-}
-
-/** Opens the world, tab and story of `place`; the story's editor restores its draft. */
-async function returnTo(place) {
-  await openWorld(place.worldId);
-  if (app.world?.id !== place.worldId) return;
-  // Said first: what the story's editor finds (a conflict) is said after it.
-  say("You are signed in again, back where you were.");
-  if (place.storyId) await openStory(place.storyId);
-  else if (place.tab && place.tab !== "stories") await switchTab(place.tab);
+  return place?.userId === user.id && place.path === location.pathname ? place : null;
 }
 
 export function forgetEverything() {
@@ -107,7 +97,9 @@ export function forgetEverything() {
     role: null,
     story: null,
     dirty: false,
+    itemId: null,
     job: null,
+    jobId: null,
   });
 }
 
@@ -120,6 +112,8 @@ export async function logOut() {
     sayError(error);
   }
   forgetEverything();
+  api.browseSignedOut();
+  history.pushState(null, "", "/");
   show("worlds");
   say("You have logged out.");
 }

@@ -1,15 +1,24 @@
-// The AI jobs tab: starting a job of each kind, following one live (its state,
-// progress, the model's answer as it is written, and the result) or cancelling it,
-// and the user's recent jobs. Everything is said as a writer would read it: the
-// model's JSON answers as lines of text, failures as sentences (messages.js), and a
-// paraphrase can be copied or put into a story.
+// The AI jobs tab: starting a job of each kind the user may run here, following one
+// live (its state, progress, the model's answer as it is written, and the result) or
+// cancelling it, and the user's recent jobs. A job followed has an address
+// (router.js); /jobs/{id} shows one on its own. Everything is said as a writer would
+// read it: the model's JSON answers as lines of text, failures as sentences
+// (messages.js), and a paraphrase can be copied or put into a story.
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, uid, when, words } from "/assets/dom.js";
 import { explain, sentence } from "/assets/messages.js";
-import { app, attempt, once, say, sayError } from "/assets/page.js";
+import { syncAddress } from "/assets/nav.js";
+import { app, attempt, main, once, say, sayError } from "/assets/page.js";
 import { openStory } from "/assets/views/story.js";
-import { loadWorldContents, nameOf, renderWorldPanel, switchTab } from "/assets/views/world.js";
+import {
+  canWrite,
+  loadWorldContents,
+  nameOf,
+  renderWorldHeader,
+  renderWorldPanel,
+  switchTab,
+} from "/assets/views/world.js";
 import { JobWatch } from "/assets/watch.js";
 
 const JOB_KINDS = [
@@ -33,32 +42,54 @@ const KIND_NAMES = {
 /** The longest text a paraphrase job takes (the contract's limit). */
 const PARAPHRASE_LIMIT = 5000;
 
+/**
+ * The kinds of job the user may run in the open world: none without model access;
+ * paraphrasing for anyone with it; describing the world for its owner; the others,
+ * which write in the world, for those who may write in it.
+ */
+function allowedKinds() {
+  if (!app.me?.gptEnabled) return [];
+  const admin = app.me.role === "ADMIN";
+  const may = { paraphrase: true, describeWorld: admin || app.role === "OWNER" };
+  return JOB_KINDS.filter(([kind]) => may[kind] ?? (admin || canWrite()));
+}
+
 export function jobsTab() {
-  const inputs = h("div", { class: "job-inputs" });
-  const kind = select("kind", JOB_KINDS, app.jobKind ?? "analyzeStory");
-  const showInputs = () => {
-    app.jobKind = kind.value;
-    fill(inputs, jobInputs(kind.value));
-  };
-  kind.addEventListener("change", showInputs);
-  showInputs();
+  const kinds = allowedKinds();
+  if (app.jobId && app.job?.job.id !== app.jobId) showJob(app.jobId);
   const recent = h("div", { id: "recent-jobs" });
   loadRecentJobs(recent);
   return h(
     "div",
     { class: "jobs" },
     h("h3", {}, "AI jobs"),
-    app.me.gptEnabled
-      ? h(
-          "p",
-          { class: "muted" },
-          "Jobs run in the background; follow their progress here and cancel them at any time.",
-        )
+    kinds.length
+      ? startForm(kinds)
       : h(
           "p",
           { class: "notice" },
           "You do not have model access yet: an administrator can grant it on the Admin page.",
         ),
+    h("div", { id: "job-card" }, app.job && app.job.job.id === app.jobId ? app.job.element : null),
+    h("h4", {}, "Your recent jobs"),
+    recent,
+  );
+}
+
+function startForm(kinds) {
+  const inputs = h("div", { class: "job-inputs" });
+  const chosen = kinds.some(([k]) => k === app.jobKind) ? app.jobKind : kinds[0][0];
+  const kind = select("kind", kinds, chosen);
+  const showInputs = () => {
+    app.jobKind = kind.value;
+    fill(inputs, jobInputs(kind.value));
+  };
+  kind.addEventListener("change", showInputs);
+  showInputs();
+  const reading = kinds.length < JOB_KINDS.length && !canWrite();
+  return [
+    h("p", { class: "muted" }, "Jobs run in the background; follow their progress here and cancel them at any time."),
+    reading ? h("p", { class: "notice" }, "You read this world without writing in it: of the AI jobs, you can paraphrase a text.") : null,
     form(
       { "aria-label": "Start a job", class: "card" },
       (values) => attempt(() => startJob(values)),
@@ -66,10 +97,27 @@ export function jobsTab() {
       inputs,
       h("button", { type: "submit" }, "Start job"),
     ),
-    h("div", { id: "job-card" }, app.job?.element),
-    h("h4", {}, "Your recent jobs"),
-    recent,
+  ];
+}
+
+/** Job `id`, read and followed in the job card. */
+async function showJob(id) {
+  if (!(await attempt(async () => follow(await api.call("GET", `/v1/jobs/${encodeURIComponent(id)}`)))))
+    app.jobId = null;
+}
+
+/** One job on a page of its own (/jobs/{id}): its card, followed live. */
+export async function renderJob() {
+  fill(
+    main,
+    h(
+      "section",
+      { class: "job-page", "aria-labelledby": "job-title" },
+      h("h2", { id: "job-title", tabindex: "-1" }, "AI job"),
+      h("div", { id: "job-card" }, h("p", { class: "muted" }, "Loading the job…")),
+    ),
   );
+  await showJob(app.jobId);
 }
 
 function storyChoice(label, withWorld) {
@@ -193,6 +241,8 @@ function refreshRecentJobs() {
 async function follow(job) {
   app.job?.stopWatching();
   app.job = new JobView(job);
+  app.jobId = job.id;
+  syncAddress();
   fill(document.getElementById("job-card") ?? h("div"), app.job.element);
   if (!FINAL_STATES.includes(job.state)) await app.job.watch();
   else app.job.finished(job);
@@ -395,6 +445,7 @@ class JobView {
     // Show what changed, but never redraw an editor holding unsaved text or being typed in.
     const typing = app.dirty || Boolean(document.activeElement?.closest("#story-form"));
     if (app.tab !== "jobs" && !(app.tab === "stories" && typing)) renderWorldPanel();
+    else renderWorldHeader();
   }
 
   async cancelJob() {

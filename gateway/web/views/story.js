@@ -2,16 +2,22 @@
 // editor. The editor keeps what is typed in the browser at once and saves it after a
 // pause in typing (drafts.js), over the version it opened; when someone else saved in
 // between, it shows both versions and lets the writer choose, without losing a word.
+// It counts the words as they are written and shows the limits before they are hit.
+// A reader sees the story as text.
 
 import * as api from "/assets/api.js";
-import { button, field, fill, form, h, select, when, words } from "/assets/dom.js";
+import { button, charactersLeft, field, fill, form, h, select, when, words } from "/assets/dom.js";
 import { autosaver, dropDraft, keepDraft, readDraft, restore, sameFields } from "/assets/drafts.js";
-import { app, attempt, once, say, sentence } from "/assets/page.js";
-import { canWrite, nameOf, renderWorldPanel } from "/assets/views/world.js";
+import { app, attempt, capitalized, once, say } from "/assets/page.js";
+import { canWrite, nameOf, recheckAccess, renderWorldPanel } from "/assets/views/world.js";
 import { VISIBILITIES } from "/assets/views/worlds.js";
 
 /** The story fields the editor writes; anything else (links, summary) may change meanwhile. */
 const STORY_FIELDS = ["title", "content", "genre", "visibility"];
+/** The limits of story/v1/stories.proto: characters of a title and genre, bytes of the text. */
+const TITLE_MAX = 200;
+const GENRE_MAX = 50;
+const CONTENT_MAX_BYTES = 1048576;
 
 export function storiesTab() {
   const stories = app.stories;
@@ -68,7 +74,7 @@ function newStoryForm() {
         renderWorldPanel();
         document.getElementById("story-content")?.focus();
       }),
-    field("New story title", h("input", { name: "title", required: true, maxlength: 200 })),
+    field("New story title", h("input", { name: "title", required: true, maxlength: TITLE_MAX })),
     h("button", { type: "submit" }, "Add story"),
   );
 }
@@ -107,10 +113,40 @@ async function refreshStories() {
 /** The open editor's autosaver (drafts.js); a new one for each editor drawn. */
 let saver = null;
 
+/** How many words `text` has. */
+export function wordCount(text) {
+  const trimmed = String(text ?? "").trim();
+  return trimmed ? trimmed.split(/\s+/).length : 0;
+}
+
+const kilobytes = (bytes) => `${(bytes / 1024).toLocaleString(undefined, { maximumFractionDigits: 1 })} KB`;
+
+/** The line under the story's text: its words, and its size against the limit once it nears it. */
+function measure(area) {
+  const line = h("small", { class: "hint count", id: "story-count" });
+  const update = () => {
+    const count = wordCount(area.value);
+    const bytes = new TextEncoder().encode(area.value).length;
+    const near = bytes >= CONTENT_MAX_BYTES * 0.9;
+    const size =
+      bytes > CONTENT_MAX_BYTES
+        ? `${kilobytes(bytes)}: over the limit of 1 MB, so it cannot be saved; shorten it or split it into two stories`
+        : `${kilobytes(bytes)} of the 1 MB a story may hold`;
+    line.textContent = `${count.toLocaleString()} ${count === 1 ? "word" : "words"} · ${size}`;
+    line.classList.toggle("near", near);
+  };
+  area.addEventListener("input", update);
+  update();
+  return line;
+}
+
 function storyEditor() {
   saver?.cancel();
   const story = app.story;
-  const writable = canWrite();
+  if (!canWrite()) return storyReader(story);
+  const title = h("input", { name: "title", value: story.title ?? "", required: true });
+  const content = h("textarea", { id: "story-content", name: "content", rows: 14, value: story.content ?? "" });
+  const genre = h("input", { name: "genre", value: story.genre ?? "" });
   const conflict = h("div", { id: "conflict", class: "conflict", hidden: true });
   const status = h(
     "p",
@@ -120,56 +156,67 @@ function storyEditor() {
   const editor = form(
     { "aria-labelledby": "editor-title", class: "editor", id: "story-form" },
     () => attempt(() => saver.queue(() => saveStory(editor, conflict, status, { explicit: true }))),
-    field(
-      "Title",
-      h("input", { name: "title", value: story.title ?? "", required: true, maxlength: 200, readonly: !writable }),
-    ),
-    field(
-      "Story text",
-      h("textarea", {
-        id: "story-content",
-        name: "content",
-        rows: 14,
-        value: story.content ?? "",
-        readonly: !writable,
-      }),
-    ),
+    field("Title", title, charactersLeft(title, TITLE_MAX)),
+    field("Story text", content, measure(content)),
     h(
       "div",
       { class: "row" },
-      field("Genre", h("input", { name: "genre", value: story.genre ?? "", maxlength: 50, readonly: !writable })),
-      field(
-        "Story visibility",
-        Object.assign(select("visibility", VISIBILITIES, story.visibility ?? "DRAFT"), { disabled: !writable }),
-      ),
+      field("Genre", genre, charactersLeft(genre, GENRE_MAX)),
+      field("Story visibility", select("visibility", VISIBILITIES, story.visibility ?? "DRAFT")),
     ),
-    writable
-      ? h(
-          "div",
-          { class: "actions" },
-          h("button", { type: "submit" }, "Save story"),
-          button("Close", () => closeStory(), { class: "secondary" }),
-          button("Delete story", () => deleteStory(), { class: "danger" }),
-        )
-      : button("Close", () => closeStory(), { class: "secondary" }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit" }, "Save story"),
+      button("Close", () => closeStory(), { class: "secondary" }),
+      button("Delete story", () => deleteStory(), { class: "danger" }),
+    ),
     status,
   );
   saver = autosaver(() => autosave(editor, conflict, status));
   editor.addEventListener("input", () => typed(editor, conflict, status));
+  applyDraft(editor, conflict, status);
+  return h(
+    "section",
+    { class: "card story-editor", "aria-labelledby": "editor-title" },
+    h("h3", { id: "editor-title", tabindex: "-1" }, `Editing “${story.title}”`),
+    aboutStory(story),
+    conflict,
+    editor,
+  );
+}
+
+/** The story's summary and what it links, above its text. */
+function aboutStory(story) {
   const linked = (label, ids, list) =>
     ids?.length
       ? h("p", { class: "linked" }, h("strong", {}, `${label}: `), ids.map((id) => nameOf(list, id)).join(", "))
       : null;
-  if (writable) applyDraft(editor, conflict, status);
-  return h(
-    "section",
-    { class: "card story-editor", "aria-labelledby": "editor-title" },
-    h("h3", { id: "editor-title", tabindex: "-1" }, writable ? `Editing “${story.title}”` : story.title),
+  return [
     story.summary ? h("p", { class: "summary" }, h("strong", {}, "Summary: "), story.summary) : null,
     linked("Characters and things", story.entityIds, app.entities),
     linked("Places", story.locationIds, app.locations),
-    conflict,
-    editor,
+  ];
+}
+
+/** The story for someone who may read it but not change it: its text, in paragraphs. */
+function storyReader(story) {
+  const paragraphs = String(story.content ?? "")
+    .split(/\n\s*\n/)
+    .map((text) => text.trim())
+    .filter(Boolean);
+  const count = wordCount(story.content);
+  const about = [story.genre, `${count.toLocaleString()} ${count === 1 ? "word" : "words"}`, `updated ${when(story.updateTime)}`];
+  return h(
+    "article",
+    { class: "card story-reader", "aria-labelledby": "editor-title" },
+    h("h3", { id: "editor-title", tabindex: "-1" }, story.title),
+    h("p", { class: "meta" }, about.filter(Boolean).join(" · ")),
+    aboutStory(story),
+    paragraphs.length
+      ? h("div", { class: "story-text" }, paragraphs.map((text) => h("p", {}, text)))
+      : h("p", { class: "muted" }, "This story has no text yet."),
+    button("Close", () => closeStory(), { class: "secondary" }),
   );
 }
 
@@ -222,6 +269,8 @@ async function autosave(editor, conflict, status) {
     await saveStory(editor, conflict, status);
   } catch (error) {
     status.textContent = `Not saved: ${error instanceof api.ApiError ? error.describe() : error.message}`;
+    // Refused or gone: the writer's access may have been withdrawn meanwhile.
+    if (error instanceof api.ApiError && ["NOT_FOUND", "PERMISSION_DENIED"].includes(error.status)) await recheckAccess();
   }
 }
 
@@ -273,7 +322,7 @@ function showConflict(editor, conflict, status, theirs, error) {
   saver.cancel();
   conflict.hidden = false;
   conflict.setAttribute("role", "alert");
-  const why = error ? `${sentence(error.message)}.` : "It was changed elsewhere since you began typing.";
+  const why = error ? `${capitalized(error.message)}.` : "It was changed elsewhere since you began typing.";
   fill(
     conflict,
     h("h4", {}, "This story was changed by someone else while you were editing it"),

@@ -1,25 +1,26 @@
-// One world, open in its panel: its heading and tabs, and the tabs of its characters
-// and things, places, timeline, settings and sharing. The stories tab is
-// views/story.js, the AI jobs tab views/jobs.js. What is typed in the settings is kept
-// in the browser until it is saved (drafts.js).
+// One world, open in its panel: its heading and tabs, reading it (again) and what the
+// page does when the reader's access changes meanwhile, and the settings and sharing
+// tab. The stories tab is views/story.js, the characters, places and timeline tabs
+// views/items.js, the AI jobs tab views/jobs.js. What is typed in the settings is
+// kept in the browser until it is saved (drafts.js).
 
 import * as api from "/assets/api.js";
 import { button, field, fill, form, h, select, table, when, words } from "/assets/dom.js";
-import { app, attempt, once, say, sentence } from "/assets/page.js";
 import { dropDraft, keepDraft, readDraft, restore } from "/assets/drafts.js";
+import { show, syncAddress } from "/assets/nav.js";
+import { app, attempt, capitalized, onAccessError, say, sayError } from "/assets/page.js";
+import { entitiesTab, placesTab, timelineTab } from "/assets/views/items.js";
 import { jobsTab } from "/assets/views/jobs.js";
 import { leaveStory, storiesTab } from "/assets/views/story.js";
 import { VISIBILITIES, WORLD_TYPES, loadWorlds, renderWorldList, renderWorlds } from "/assets/views/worlds.js";
 
 const ROLE_NAMES = { OWNER: "owner", CO_AUTHOR: "co-author", READER: "reader", VIEWER: "reader" };
+/** How much each role may do, to tell when access was withdrawn. */
+const ROLE_RANK = { OWNER: 3, CO_AUTHOR: 2, READER: 1, VIEWER: 1 };
 const SHARE_ROLES = [
   ["READER", "Reader (reads everything)"],
   ["CO_AUTHOR", "Co-author (also writes stories, entities, places, events)"],
 ];
-
-/** The headings of the entity and place tables; the last column holds actions. */
-const ENTITY_COLUMNS = ["Name", "Type", "Description", ""];
-const PLACE_COLUMNS = ["Name", "Description", "On the map", ""];
 
 const TABS = [
   ["stories", "Stories"],
@@ -29,37 +30,126 @@ const TABS = [
   ["jobs", "AI jobs"],
   ["settings", "Settings & sharing"],
 ];
+/** The tabs of a visitor who is not signed in. */
+const READING_TABS = ["stories", "entities", "places", "timeline"];
 
-export async function openWorld(id) {
-  if (!(await leaveStory())) return;
-  const ok = await attempt(async () => {
+/**
+ * Opens world `id`, read again, at `place`: a tab (the stories by default) and what is
+ * open in it (a story, character, place, event or job id). False when it cannot be
+ * read: the page says why and shows the worlds instead.
+ */
+export async function openWorld(id, { tab = "stories", itemId = null } = {}) {
+  if (!(await leaveStory())) return false;
+  try {
     await loadWorldContents(id);
-    app.story = null;
-    app.dirty = false;
-    app.tab = "stories";
-  });
-  if (!ok) return;
-  renderWorldList();
-  renderWorldPanel();
-  document.getElementById("world-title")?.focus();
+  } catch (error) {
+    await unreadable(error, id);
+    return false;
+  }
+  Object.assign(app, { tab, story: null, dirty: false, itemId: null });
+  if (tab === "jobs") app.jobId = itemId;
+  else if (tab !== "stories") app.itemId = itemId;
+  if (tab === "stories" && itemId) await openStoryOf(itemId);
+  if (tab === "jobs") await attempt(async () => (app.me = await api.call("GET", "/v1/users/me")));
+  await showWorld();
+  // What the address names, when it names more than the world: on a phone it is far down.
+  const heading = ["editor-title", "item-title", "world-title"].map((h) => document.getElementById(h)).find(Boolean);
+  heading?.focus();
+  return true;
 }
 
-/** World `id` (the open one by default) with its stories, entities, places and shares, and the caller's role in it. */
+/** Reads story `id` into the editor, or says plainly that it is not there. */
+async function openStoryOf(id) {
+  try {
+    app.story = await api.call("GET", `/v1/stories/${id}`);
+  } catch (error) {
+    if (error instanceof api.ApiError && error.status === "NOT_FOUND")
+      say("That story cannot be found: it was deleted, or is not shared with you.", "error");
+    else sayError(error);
+  }
+}
+
+/** The worlds view with the open world: drawn whole, or only its list and panel when it is shown. */
+async function showWorld() {
+  if (app.view === "worlds" && document.getElementById("world-panel")) {
+    renderWorldList();
+    renderWorldPanel();
+    return;
+  }
+  await show("worlds");
+}
+
+/** No world open any more (the worlds list, the admin page, a job on its own). */
+export function closeWorld() {
+  Object.assign(app, { world: null, story: null, dirty: false, itemId: null, tab: "stories", role: null });
+}
+
+/**
+ * World `id` could not be read: said plainly. Not found is a world deleted or not
+ * shared (any more); a visitor who is not signed in is asked to, and comes back here.
+ */
+async function unreadable(error, id) {
+  const missing = error instanceof api.ApiError && ["NOT_FOUND", "PERMISSION_DENIED"].includes(error.status);
+  const name = app.world?.id === id ? app.world.name : null;
+  if (!missing) sayError(error);
+  else if (!app.me) say("This world is not public: log in to open it, if it is shared with you.", "error");
+  else if (name) say(`You can no longer open “${name}”: it was deleted, or is no longer shared with you.`, "error");
+  else say("This world cannot be found: it was deleted, or is not shared with you.", "error");
+  if (!missing && app.world?.id === id) return;
+  closeWorld();
+  await show("worlds");
+}
+
+/** World `id` (the open one by default) with its stories, entities, places, events and shares, and the caller's role in it. */
 export async function loadWorldContents(id = app.world.id) {
-  const [world, stories, entities, locations, shares] = await Promise.all([
+  const [world, stories, entities, locations, timeline, shares] = await Promise.all([
     api.call("GET", `/v1/worlds/${id}`),
     api.listAll(`/v1/worlds/${id}/stories`, "stories"),
     api.listAll(`/v1/worlds/${id}/entities`, "entities"),
     api.listAll(`/v1/worlds/${id}/locations`, "locations"),
+    api.call("GET", `/v1/worlds/${id}/timeline`),
     api.call("GET", `/v1/worlds/${id}/shares`).then(
       (r) => r?.shares ?? [],
       () => [],
     ),
   ]);
-  Object.assign(app, { world, stories, entities, locations, shares });
-  const share = shares.find((s) => s.userId === app.me.id);
-  app.role = app.world.ownerId === app.me.id ? "OWNER" : (share?.role ?? "VIEWER");
+  const events = (timeline?.eras ?? []).flatMap((era) => era.events ?? []);
+  Object.assign(app, { world, stories, entities, locations, events, shares });
+  const share = shares.find((s) => s.userId === app.me?.id);
+  app.role = app.me && world.ownerId === app.me.id ? "OWNER" : (share?.role ?? "VIEWER");
 }
+
+/**
+ * Reads the open world again after a call was refused or not found: when the world
+ * cannot be read any more, or the caller's role went down, the page says so plainly
+ * and shows what they may still do. True when access changed.
+ */
+export async function recheckAccess() {
+  const world = app.world;
+  if (!world) return false;
+  const before = app.role;
+  try {
+    await loadWorldContents(world.id);
+  } catch (error) {
+    await unreadable(error, world.id);
+    return app.world?.id !== world.id;
+  }
+  if (ROLE_RANK[app.role] >= ROLE_RANK[before]) return false;
+  say(
+    `You can now only read “${app.world.name}”: its owner made you a reader. What you typed stays in this browser.`,
+    "error",
+  );
+  app.dirty = false;
+  renderWorldPanel();
+  return true;
+}
+
+onAccessError(recheckAccess);
+
+// A page left open in a background tab checks its access again when it comes back.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && app.world && !app.dirty) recheckAccess();
+});
 
 export function canWrite() {
   return app.role === "OWNER" || app.role === "CO_AUTHOR";
@@ -71,6 +161,7 @@ export const nameOf = (list, id) => list.find((item) => item.id === id)?.name ??
 export function renderWorldPanel() {
   const panel = document.getElementById("world-panel");
   if (!panel) return;
+  syncAddress();
   const world = app.world;
   if (!world) {
     fill(
@@ -84,7 +175,8 @@ export function renderWorldPanel() {
     );
     return;
   }
-  const tabs = TABS.map(([key, text]) =>
+  const shown = TABS.filter(([key]) => app.me || READING_TABS.includes(key));
+  const tabs = shown.map(([key, text]) =>
     h(
       "button",
       {
@@ -103,16 +195,13 @@ export function renderWorldPanel() {
   tablist.addEventListener("keydown", (event) => {
     const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
     if (!step) return;
-    const index = TABS.findIndex(([key]) => key === app.tab);
-    const next = TABS[(index + step + TABS.length) % TABS.length][0];
+    const index = shown.findIndex(([key]) => key === app.tab);
+    const next = shown[(index + step + shown.length) % shown.length][0];
     switchTab(next).then(() => document.getElementById(`tab-${next}`)?.focus());
   });
-  const ownerNote = app.role === "OWNER" ? "yours" : `you are a ${ROLE_NAMES[app.role]}`;
   fill(
     panel,
-    h("h2", { id: "world-title", tabindex: "-1" }, world.name),
-    h("p", { class: "meta" }, `${words(world.worldType)} · ${words(world.visibility)} · ${ownerNote}`),
-    world.description ? h("p", { class: "description" }, world.description) : null,
+    h("div", { id: "world-header" }, worldHeader()),
     tablist,
     h(
       "div",
@@ -122,12 +211,35 @@ export function renderWorldPanel() {
   );
 }
 
+function worldHeader() {
+  const world = app.world;
+  const ownerNote = !app.me
+    ? "you are not signed in"
+    : app.role === "OWNER"
+      ? "yours"
+      : `you are a ${ROLE_NAMES[app.role]}`;
+  return [
+    h("h2", { id: "world-title", tabindex: "-1" }, world.name),
+    h("p", { class: "meta" }, `${words(world.worldType)} · ${words(world.visibility)} · ${ownerNote}`),
+    world.description ? h("p", { class: "description" }, world.description) : null,
+  ];
+}
+
+/** The world's name, kind and description drawn again, the tab below left as it is. */
+export function renderWorldHeader() {
+  const header = document.getElementById("world-header");
+  if (header && app.world) fill(header, worldHeader());
+}
+
 export async function switchTab(key) {
   if (app.tab === "stories" && key !== "stories" && !(await leaveStory())) return;
   if (key !== "stories") {
     app.dirty = false;
   }
   app.tab = key;
+  app.itemId = null;
+  // The lists and the reader's role as they are now, not as they were when the world opened.
+  if (await recheckAccess()) return;
   if (key === "jobs") await attempt(async () => (app.me = await api.call("GET", "/v1/users/me")));
   renderWorldPanel();
 }
@@ -149,219 +261,13 @@ function renderTab() {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Entities and places
-
-function entitiesTab() {
-  const rows = app.entities.map((e) =>
-    h(
-      "tr",
-      {},
-      h("th", { scope: "row" }, e.name),
-      h("td", {}, e.entityType ?? ""),
-      h("td", { class: "wrap" }, e.description ?? ""),
-      h(
-        "td",
-        {},
-        canWrite()
-          ? button("Delete", () => removeItem("entities", e), { "aria-label": `Delete ${e.name}`, class: "quiet" })
-          : null,
-      ),
-    ),
-  );
-  return h(
-    "div",
-    {},
-    h("h3", {}, "Characters & things"),
-    app.entities.length
-      ? table({ id: "entities-table" }, `${app.entities.length} in this world`, ENTITY_COLUMNS, rows)
-      : h("p", { class: "muted" }, "None yet. Add one below, or let an analysis find them in your stories."),
-    canWrite()
-      ? form(
-          { "aria-label": "Add a character or thing", class: "card" },
-          (values, el) =>
-            attempt(async () => {
-              const entity = await api.call("POST", `/v1/worlds/${app.world.id}/entities`, {
-                body: { name: values.name, entityType: values.entityType, description: values.description },
-                query: once(),
-              });
-              el.reset();
-              say(`${entity.name} added.`);
-              await reloadAndRender();
-            }),
-          h("h4", {}, "Add a character or thing"),
-          h(
-            "div",
-            { class: "row" },
-            field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
-            field("Kind", h("input", { name: "entityType", list: "entity-types", maxlength: 50, value: "character" })),
-          ),
-          h(
-            "datalist",
-            { id: "entity-types" },
-            ["character", "faction", "item", "creature"].map((t) => h("option", { value: t })),
-          ),
-          field("Description", h("textarea", { name: "description", rows: 2 })),
-          h("button", { type: "submit" }, "Add"),
-        )
-      : null,
-  );
-}
-
-function placesTab() {
-  const at = (l) => (l.coordinates ? `${l.coordinates.x ?? 0}, ${l.coordinates.y ?? 0}` : "");
-  const rows = app.locations.map((l) =>
-    h(
-      "tr",
-      {},
-      h("th", { scope: "row" }, l.name),
-      h("td", { class: "wrap" }, l.description ?? ""),
-      h("td", {}, at(l)),
-      h(
-        "td",
-        {},
-        canWrite()
-          ? button("Delete", () => removeItem("locations", l), { "aria-label": `Delete ${l.name}`, class: "quiet" })
-          : null,
-      ),
-    ),
-  );
-  return h(
-    "div",
-    {},
-    h("h3", {}, "Places"),
-    app.locations.length
-      ? table({ id: "places-table" }, `${app.locations.length} in this world`, PLACE_COLUMNS, rows)
-      : h("p", { class: "muted" }, "No places yet."),
-    canWrite()
-      ? form(
-          { "aria-label": "Add a place", class: "card" },
-          (values, el) =>
-            attempt(async () => {
-              const body = { name: values.name, description: values.description };
-              if (values.x !== "" || values.y !== "")
-                body.coordinates = { x: Number(values.x || 0), y: Number(values.y || 0) };
-              const place = await api.call("POST", `/v1/worlds/${app.world.id}/locations`, { body, query: once() });
-              el.reset();
-              say(`${place.name} added.`);
-              await reloadAndRender();
-            }),
-          h("h4", {}, "Add a place"),
-          field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
-          field("Description", h("textarea", { name: "description", rows: 2 })),
-          h(
-            "div",
-            { class: "row" },
-            field("Map x", h("input", { name: "x", type: "number", step: "any" })),
-            field("Map y", h("input", { name: "y", type: "number", step: "any" })),
-          ),
-          h("button", { type: "submit" }, "Add"),
-        )
-      : null,
-  );
-}
-
-async function removeItem(collection, item) {
-  if (!confirm(`Delete ${item.name}? It is also removed from the stories and events that mention it.`)) return;
-  const ok = await attempt(() => api.call("DELETE", `/v1/${collection}/${item.id}`, { query: { etag: item.etag } }));
-  if (ok) say(`${item.name} deleted.`);
-  await reloadAndRender();
-}
-
-async function reloadAndRender() {
+/** Reads the world again and draws its panel; the open story too, unless it holds unsaved text. */
+export async function reloadAndRender() {
   await attempt(loadWorldContents);
   if (app.story && !app.dirty) {
     await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
   }
   renderWorldPanel();
-}
-
-// ---------------------------------------------------------------------------
-// Timeline
-
-function timelineTab() {
-  const box = h("div", { id: "timeline" }, h("p", { class: "muted" }, "Loading the timeline…"));
-  attempt(async () => {
-    const timeline = await api.call("GET", `/v1/worlds/${app.world.id}/timeline`);
-    const eras = timeline?.eras ?? [];
-    const event = (e) =>
-      h(
-        "li",
-        {},
-        h("span", { class: "year" }, `Year ${e.year ?? 0}`),
-        h("strong", {}, e.title),
-        e.storyId
-          ? h("span", { class: "meta" }, ` from “${app.stories.find((s) => s.id === e.storyId)?.title ?? "a story"}”`)
-          : null,
-        e.description ? h("p", {}, e.description) : null,
-        canWrite()
-          ? button("Delete", () => deleteEvent(e), { "aria-label": `Delete event ${e.title}`, class: "quiet" })
-          : null,
-      );
-    fill(
-      box,
-      eras.length
-        ? eras.map((era) =>
-            h(
-              "section",
-              { class: "era" },
-              h("h4", {}, era.era || "Unnamed era"),
-              h("ol", { class: "events" }, (era.events ?? []).map(event)),
-            ),
-          )
-        : h(
-            "p",
-            { class: "muted" },
-            "No events yet. Add one below, or extract them from your stories on the AI jobs tab.",
-          ),
-    );
-  });
-  return h(
-    "div",
-    {},
-    h("h3", {}, "Timeline"),
-    box,
-    canWrite()
-      ? form(
-          { "aria-label": "Add an event", class: "card" },
-          (values, el) =>
-            attempt(async () => {
-              const body = {
-                title: values.title,
-                year: values.year || "0",
-                era: values.era,
-                description: values.description,
-              };
-              if (values.storyId) body.storyId = values.storyId;
-              const added = await api.call("POST", `/v1/worlds/${app.world.id}/events`, { body, query: once() });
-              el.reset();
-              say(`Event “${added.title}” added to the timeline.`);
-              renderWorldPanel();
-            }),
-          h("h4", {}, "Add an event"),
-          h(
-            "div",
-            { class: "row" },
-            field("Event title", h("input", { name: "title", required: true, maxlength: 200 })),
-            field("Year", h("input", { name: "year", type: "number", step: "1" })),
-          ),
-          h(
-            "div",
-            { class: "row" },
-            field("Era", h("input", { name: "era", maxlength: 100 })),
-            field("From story", select("storyId", [["", "(none)"], ...app.stories.map((s) => [s.id, s.title])], "")),
-          ),
-          field("What happens", h("textarea", { name: "description", rows: 2 })),
-          h("button", { type: "submit" }, "Add event"),
-        )
-      : null,
-  );
-}
-
-async function deleteEvent(event) {
-  if (!confirm(`Delete the event “${event.title}”?`)) return;
-  if (await attempt(() => api.call("DELETE", `/v1/events/${event.id}`, { query: { etag: event.etag } })))
-    renderWorldPanel();
 }
 
 // ---------------------------------------------------------------------------
@@ -375,7 +281,7 @@ function settingsTab() {
       "tr",
       {},
       h("th", { scope: "row" }, s.username),
-      h("td", {}, sentence(ROLE_NAMES[s.role] ?? s.role)),
+      h("td", {}, capitalized(ROLE_NAMES[s.role] ?? s.role)),
       h("td", {}, when(s.createTime)),
       h(
         "td",

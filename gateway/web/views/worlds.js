@@ -1,5 +1,6 @@
 // The worlds view: the worlds the user may read, theirs first, and the form that
-// creates one. The open world's panel beside them is views/world.js.
+// creates one (the public worlds only, for a visitor who is not signed in). The open
+// world's panel beside them is views/world.js.
 
 import * as api from "/assets/api.js";
 import { field, fill, form, h, select, words } from "/assets/dom.js";
@@ -16,7 +17,7 @@ export const VISIBILITIES = [
 export async function renderWorlds() {
   const list = h("div", { id: "world-list" }, h("p", { class: "muted" }, "Loading worlds…"));
   const panel = h("div", { id: "world-panel", class: "world-panel" });
-  const createForm = newWorldForm();
+  const createForm = app.me ? newWorldForm() : h("p", { class: "muted" }, "Log in to create worlds of your own.");
   fill(
     main,
     h(
@@ -36,7 +37,7 @@ export async function renderWorlds() {
   // The user may have gone to another view while the worlds loaded.
   if (!createForm.isConnected) return;
   // The create form starts open for a first world, folded away once the user has one.
-  createForm.open = !app.worlds.some((w) => w.ownerId === app.me.id);
+  createForm.open = !app.worlds.some((w) => w.ownerId === app.me?.id);
   renderWorldList();
   renderWorldPanel();
 }
@@ -68,13 +69,14 @@ export function renderWorldList() {
         h("span", { class: "meta" }, `${words(w.worldType)} · ${words(w.visibility)}`),
       ),
     );
-  const mine = app.worlds.filter((w) => w.ownerId === app.me.id);
-  const others = app.worlds.filter((w) => w.ownerId !== app.me.id);
+  const mine = app.worlds.filter((w) => w.ownerId === app.me?.id);
+  const others = app.worlds.filter((w) => w.ownerId !== app.me?.id);
+  const othersTitle = app.me ? "Shared with you or public" : "Public worlds";
   fill(
     list,
     mine.length ? [h("h3", { class: "list-title" }, "Yours"), h("ul", { class: "plain" }, mine.map(item))] : null,
     others.length
-      ? [h("h3", { class: "list-title" }, "Shared with you or public"), h("ul", { class: "plain" }, others.map(item))]
+      ? [h("h3", { class: "list-title" }, othersTitle), h("ul", { class: "plain" }, others.map(item))]
       : null,
   );
 }
