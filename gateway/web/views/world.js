@@ -34,23 +34,33 @@ const TABS = [
 const READING_TABS = ["stories", "entities", "places", "timeline"];
 
 /**
+ * Counts the openings of a world or a tab: one that a newer one overtook while it
+ * read (a tab clicked while the world still opens, Back pressed twice) draws nothing.
+ */
+let navigation = 0;
+
+/**
  * Opens world `id`, read again, at `place`: a tab (the stories by default) and what is
  * open in it (a story, character, place, event or job id). False when it cannot be
  * read: the page says why and shows the worlds instead.
  */
 export async function openWorld(id, { tab = "stories", itemId = null } = {}) {
+  const turn = ++navigation;
   if (!(await leaveStory())) return false;
+  let contents;
   try {
-    await loadWorldContents(id);
+    contents = await readWorld(id);
   } catch (error) {
-    await unreadable(error, id);
+    if (turn === navigation) await unreadable(error, id);
     return false;
   }
-  Object.assign(app, { tab, story: null, dirty: false, itemId: null });
+  if (turn !== navigation) return false;
+  Object.assign(app, contents, { tab, story: null, dirty: false, itemId: null });
   if (tab === "jobs") app.jobId = itemId;
   else if (tab !== "stories") app.itemId = itemId;
   if (tab === "stories" && itemId) await openStoryOf(itemId);
   if (tab === "jobs") await attempt(async () => (app.me = await api.call("GET", "/v1/users/me")));
+  if (turn !== navigation) return false;
   await showWorld();
   // What the address names, when it names more than the world: on a phone it is far down.
   const heading = ["editor-title", "item-title", "world-title"].map((h) => document.getElementById(h)).find(Boolean);
@@ -100,8 +110,13 @@ async function unreadable(error, id) {
   await show("worlds");
 }
 
-/** World `id` (the open one by default) with its stories, entities, places, events and shares, and the caller's role in it. */
+/** Reads world `id` (the open one by default) into the page: see `readWorld`. */
 export async function loadWorldContents(id = app.world.id) {
+  Object.assign(app, await readWorld(id));
+}
+
+/** World `id` with its stories, entities, places, events (in the timeline's order) and shares, and the caller's role in it. */
+async function readWorld(id) {
   const [world, stories, entities, locations, timeline, shares] = await Promise.all([
     api.call("GET", `/v1/worlds/${id}`),
     api.listAll(`/v1/worlds/${id}/stories`, "stories"),
@@ -114,9 +129,9 @@ export async function loadWorldContents(id = app.world.id) {
     ),
   ]);
   const events = (timeline?.eras ?? []).flatMap((era) => era.events ?? []);
-  Object.assign(app, { world, stories, entities, locations, events, shares });
   const share = shares.find((s) => s.userId === app.me?.id);
-  app.role = app.me && world.ownerId === app.me.id ? "OWNER" : (share?.role ?? "VIEWER");
+  const role = app.me && world.ownerId === app.me.id ? "OWNER" : (share?.role ?? "VIEWER");
+  return { world, stories, entities, locations, events, shares, role };
 }
 
 /**
@@ -128,12 +143,17 @@ export async function recheckAccess() {
   const world = app.world;
   if (!world) return false;
   const before = app.role;
+  let contents;
   try {
-    await loadWorldContents(world.id);
+    contents = await readWorld(world.id);
   } catch (error) {
+    if (app.world?.id !== world.id) return false;
     await unreadable(error, world.id);
     return app.world?.id !== world.id;
   }
+  // Another world may have opened meanwhile: what was read is then no longer shown.
+  if (app.world?.id !== world.id) return false;
+  Object.assign(app, contents);
   if (ROLE_RANK[app.role] >= ROLE_RANK[before]) return false;
   say(
     `You can now only read “${app.world.name}”: its owner made you a reader. What you typed stays in this browser.`,
@@ -232,6 +252,7 @@ export function renderWorldHeader() {
 }
 
 export async function switchTab(key) {
+  const turn = ++navigation;
   if (app.tab === "stories" && key !== "stories" && !(await leaveStory())) return;
   if (key !== "stories") {
     app.dirty = false;
@@ -241,7 +262,7 @@ export async function switchTab(key) {
   // The lists and the reader's role as they are now, not as they were when the world opened.
   if (await recheckAccess()) return;
   if (key === "jobs") await attempt(async () => (app.me = await api.call("GET", "/v1/users/me")));
-  renderWorldPanel();
+  if (turn === navigation) renderWorldPanel();
 }
 
 function renderTab() {
