@@ -136,7 +136,8 @@ await run("nothing typed is lost", async ({ newPage, step, shot }) => {
   await page.getByRole("tab", { name: "Settings & sharing" }).click();
   await page.getByRole("form", { name: "World settings" }).getByLabel("Description").fill(description);
   await page.reload();
-  await page.getByRole("button", { name: /Driftwood/ }).click();
+  // The reload lands on the world's settings, where it was.
+  await page.getByRole("heading", { name: "Driftwood", level: 2 }).waitFor();
   await page.getByRole("tab", { name: "Settings & sharing" }).click();
   const settingsForm = page.getByRole("form", { name: "World settings" });
   assert.equal(await settingsForm.getByLabel("Description").inputValue(), description);

@@ -14,6 +14,8 @@ const SHOTS = "/tmp/fabula-browser";
 /** The viewports a scenario may run at: a desktop's, and a phone's 390 px. */
 export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE = { width: 390, height: 844 };
+/** The viewport of a scenario that runs at one width: FABULA_VIEWPORT=phone or desktop. */
+const DEFAULT_VIEWPORT = process.env.FABULA_VIEWPORT === "phone" ? PHONE : DESKTOP;
 
 /** `node <script> <base URL>` with the administrator in FABULA_ADMIN_USERNAME/PASSWORD. */
 export function settings(script) {
@@ -76,9 +78,10 @@ export async function run(name, scenario) {
     current = text;
     console.log(`• ${text}`);
   };
-  // A page in a new browser context (of `viewport`, a desktop's by default), or a new
-  // tab beside `besides` (sharing its localStorage and clock, not its sessionStorage).
-  const newPage = async (label, { besides, viewport = DESKTOP } = {}) => {
+  // A page in a new browser context (of `viewport`: by default a desktop's, or a
+  // phone's when FABULA_VIEWPORT=phone), or a new tab beside `besides` (sharing its
+  // localStorage and clock, not its sessionStorage).
+  const newPage = async (label, { besides, viewport = DEFAULT_VIEWPORT } = {}) => {
     const context = besides?.context() ?? (await browser.newContext({ viewport }));
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
@@ -156,6 +159,12 @@ export async function noSidewaysScroll(page, what) {
 }
 
 const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+/** Both checks every view passes: no sideways scroll, and axe-core's (below). */
+export async function fitsAndIsAccessible(page, what) {
+  await noSidewaysScroll(page, what);
+  await accessible(page, what);
+}
 
 /** Fails when axe-core finds a serious or critical accessibility problem on `page`. */
 export async function accessible(page, what) {

@@ -18,6 +18,7 @@ import {
   PASSWORD,
   PHONE,
   createWorld,
+  fitsAndIsAccessible,
   newUsername,
   register,
   rest,
@@ -127,6 +128,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await editing.getByLabel("Attribute", { exact: true }).fill("age");
     await editing.getByLabel("Value", { exact: true }).fill("34");
     await shot(page, `character-${width}`);
+    await fitsAndIsAccessible(page, `the character being edited at ${width}`);
     await editing.getByRole("button", { name: "Save changes" }).click();
     await waitForFlash(page, "Mira Vale-Sorrow saved.");
     await page.locator("#entities-table").getByRole("rowheader", { name: "Mira Vale-Sorrow" }).waitFor();
@@ -186,6 +188,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await event.waitFor();
     assert.match(pathOf(page), new RegExp(`^${worldPath}/events/[0-9a-f-]{36}$`));
     await page.reload();
+    await fitsAndIsAccessible(page, `an event's own page at ${width}`);
     await event.getByLabel("Year").fill("");
     await event.getByLabel("Era").fill("UNNAMED ERA");
     await event.getByRole("button", { name: "Save changes" }).click();
@@ -193,6 +196,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await page.locator("#timeline .year", { hasText: "Year 3" }).waitFor({ state: "detached" });
     assert.deepEqual(await eras.nth(0).locator("li .year").allTextContents(), ["No year", "No year"]);
     await shot(page, `timeline-${width}`);
+    await fitsAndIsAccessible(page, `the timeline at ${width}`);
 
     step(`${width}: after a DescribeWorld job the world's heading shows the new description`);
     const me = (await rest(base, "GET", "/v1/users/me", { token: owner.accessToken })).body;

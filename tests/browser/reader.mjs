@@ -13,6 +13,7 @@ import {
   DESKTOP,
   PASSWORD,
   PHONE,
+  fitsAndIsAccessible,
   logIn,
   newUsername,
   register,
@@ -72,6 +73,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     assert.equal(await page.locator("#world-panel :is(input, textarea, select)").count(), 0, "no inputs at all");
     assert.equal(await page.getByRole("button", { name: "Save story" }).count(), 0);
     await shot(page, `reader-story-${width}`);
+    await fitsAndIsAccessible(page, `a reader's story at ${width}`);
 
     step(`${width}: the reader sees a character's details, not a form`);
     await page.getByRole("tab", { name: "Characters & things" }).click();
@@ -79,6 +81,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     await page.locator(".item-card dl").getByText("character").waitFor();
     assert.equal(await page.locator("#world-panel :is(input, textarea)").count(), 0, "nothing to type in");
     assert.equal(await page.getByRole("button", { name: /^Delete/ }).count(), 0, "nothing to delete");
+    await fitsAndIsAccessible(page, `a reader's character at ${width}`);
 
     step(`${width}: no AI job the reader cannot run is offered`);
     await page.getByRole("tab", { name: "AI jobs" }).click();
@@ -119,6 +122,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     await visitor.getByRole("button", { name: "Log in or create an account" }).waitFor();
     assert.equal(await visitor.getByRole("tab", { name: "AI jobs" }).count(), 0, "no AI jobs for a visitor");
     assert.equal(await visitor.locator("#world-panel :is(input, textarea)").count(), 0);
+    await fitsAndIsAccessible(visitor, `a public world, signed out, at ${width}`);
 
     step(`${width}: a link to a private world asks the visitor to log in, and goes there after`);
     const secret = await call("POST", "/v1/worlds", token, { name: `Secret ${width}`, visibility: "PRIVATE" });

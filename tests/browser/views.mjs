@@ -14,10 +14,9 @@ import { mkdirSync } from "node:fs";
 import {
   JOB_TIMEOUT,
   PASSWORD,
-  accessible,
+  fitsAndIsAccessible,
   logIn,
   newUsername,
-  noSidewaysScroll,
   rest,
   run,
   settings,
@@ -97,10 +96,7 @@ await run("every view at every width", async ({ newPage, step }) => {
   for (const size of WIDTHS) {
     const viewport = { width: size.width, height: size.height };
     const page = await newPage(`writer-${size.name}`, { viewport });
-    const check = async (what) => {
-      await noSidewaysScroll(page, `${what} at ${size.width} px`);
-      await accessible(page, `${what} at ${size.width} px`);
-    };
+    const check = (what) => fitsAndIsAccessible(page, `${what} at ${size.width} px`);
 
     step(`${size.name} (${size.width} px): the sign-in screen`);
     await page.goto(base);
@@ -219,8 +215,7 @@ await run("every view at every width", async ({ newPage, step }) => {
     await adminPage.getByRole("button", { name: "Log in" }).click();
     await adminPage.getByRole("button", { name: "Admin" }).click();
     await adminPage.getByRole("heading", { name: "Users" }).waitFor();
-    await noSidewaysScroll(adminPage, `the admin page at ${size.width} px`);
-    await accessible(adminPage, `the admin page at ${size.width} px`);
+    await fitsAndIsAccessible(adminPage, `the admin page at ${size.width} px`);
     await adminPage.context().close();
   }
 

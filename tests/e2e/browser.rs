@@ -3,7 +3,7 @@
 //! stack. `journey.mjs`: a writer registers, writes, gets model access from the
 //! administrator, runs AnalyzeStory and watches it, resolves an edit conflict, and logs
 //! out. `cancel.mjs`: a job waiting on a model that never answers is cancelled.
-//! `drafts.mjs`: nothing typed is lost: the editor saves after a pause, the text typed
+//! `drafts.mjs` (at a desktop's and a phone's width): nothing typed is lost: the editor saves after a pause, the text typed
 //! when the session ends comes back after signing in and saves, and an edit from
 //! another tab, or made while the writer was signed out, is shown as a conflict.
 //! `links.mjs`: every view is a link (a reload, Back and Forward land on it), a
@@ -65,7 +65,7 @@ async fn a_writer_works_through_the_web_page_in_chromium() {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    run_scenario("journey.mjs", &running.base_url()).await;
+    run_scenario("journey.mjs", &running.base_url(), Width::Desktop).await;
     running.stop().await;
 }
 
@@ -75,7 +75,8 @@ async fn nothing_typed_on_the_web_page_is_lost() {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    run_scenario("drafts.mjs", &running.base_url()).await;
+    run_scenario("drafts.mjs", &running.base_url(), Width::Desktop).await;
+    run_scenario("drafts.mjs", &running.base_url(), Width::Phone).await;
     running.stop().await;
 }
 
@@ -86,7 +87,7 @@ async fn every_view_fits_a_phone_and_passes_the_accessibility_check() {
     }
     // The offline model writes slowly enough for the page to show a job streaming in.
     let running = stack::start_with(Backend::Sqlite, &["--llm-offline-pace", "150ms"]).await;
-    run_scenario("views.mjs", &running.base_url()).await;
+    run_scenario("views.mjs", &running.base_url(), Width::Desktop).await;
     running.stop().await;
 }
 
@@ -96,7 +97,7 @@ async fn every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown() {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    run_scenario("links.mjs", &running.base_url()).await;
+    run_scenario("links.mjs", &running.base_url(), Width::Desktop).await;
     running.stop().await;
 }
 
@@ -106,7 +107,7 @@ async fn the_web_page_offers_a_reader_only_what_they_may_do() {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    run_scenario("reader.mjs", &running.base_url()).await;
+    run_scenario("reader.mjs", &running.base_url(), Width::Desktop).await;
     running.stop().await;
 }
 
@@ -126,7 +127,7 @@ async fn a_running_job_is_cancelled_from_the_web_page() {
     });
     let running =
         stack::start_with(Backend::Sqlite, &["--llm-base-url", &model_url, "--llm-api-key", "never-answers"]).await;
-    run_scenario("cancel.mjs", &running.base_url()).await;
+    run_scenario("cancel.mjs", &running.base_url(), Width::Desktop).await;
     running.stop().await;
     holding.abort();
 }
@@ -138,17 +139,25 @@ fn pictures_dir() -> PathBuf {
     std::env::var_os("FABULA_PICTURES").map_or_else(|| root.join("target/pictures"), |dir| root.join(dir))
 }
 
-/// Runs `tests/browser/<script>` against `base_url`, prints what it printed, and
-/// asserts it passed.
-async fn run_scenario(script: &str, base_url: &str) {
-    let (status, output) = run_script(script, base_url).await;
-    let _ = writeln!(std::io::stderr(), "--- tests/browser/{script} ---\n{output}--- end ---");
+/// The width a scenario's pages have, unless the scenario chooses (FABULA_VIEWPORT).
+#[derive(Clone, Copy, Debug)]
+enum Width {
+    Desktop,
+    /// 390 px.
+    Phone,
+}
+
+/// Runs `tests/browser/<script>` against `base_url` at `width`, prints what it
+/// printed, and asserts it passed.
+async fn run_scenario(script: &str, base_url: &str, width: Width) {
+    let (status, output) = run_script(script, base_url, width).await;
+    let _ = writeln!(std::io::stderr(), "--- tests/browser/{script} ({width:?}) ---\n{output}--- end ---");
     assert!(status.is_some_and(|s| s.success()), "tests/browser/{script} failed ({status:?}); its output is above");
 }
 
 /// Runs the script against `base_url`; its exit status (None when it timed out) and
 /// everything it printed.
-async fn run_script(script: &str, base_url: &str) -> (Option<std::process::ExitStatus>, String) {
+async fn run_script(script: &str, base_url: &str, width: Width) -> (Option<std::process::ExitStatus>, String) {
     let mut command = Command::new("node");
     command
         .arg(script)
@@ -156,6 +165,10 @@ async fn run_script(script: &str, base_url: &str) -> (Option<std::process::ExitS
         .current_dir(browser_dir())
         .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
         .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
-        .env("FABULA_PICTURES", pictures_dir());
+        .env("FABULA_PICTURES", pictures_dir())
+        .env("FABULA_VIEWPORT", match width {
+            Width::Desktop => "desktop",
+            Width::Phone => "phone",
+        });
     run_within(command, SCRIPT_TIMEOUT).await
 }
