@@ -120,6 +120,21 @@ export function table(props, caption, columns, rows) {
   );
 }
 
+/**
+ * A link to a view of the page at `href`: a plain click runs `follow` in this page
+ * (which puts `href` in the address bar), while a middle click, a click with a
+ * modifier key or the browser's "copy link" use the address itself.
+ */
+export function link(href, follow, props, ...children) {
+  const el = h("a", { href, ...props }, ...children);
+  el.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    follow();
+  });
+  return el;
+}
+
 /** A button that runs `action` and is disabled while it does. */
 export function button(text, action, props = {}) {
   const el = h("button", { type: "button", ...props }, text);

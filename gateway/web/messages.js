@@ -43,7 +43,10 @@ export function violationSentence({ field, description }) {
     .split(".")
     .at(-1)
     .replace(/\[\d+\]$/, "");
-  const name = last.replace(/([a-z0-9])([A-Z])/g, "$1 $2").replaceAll("_", " ").toLowerCase();
+  const name = last
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replaceAll("_", " ")
+    .toLowerCase();
   return sentence(name ? `${name} ${description}` : description);
 }
 

@@ -13,7 +13,18 @@
 // FABULA_ADMIN_PASSWORD set (unused). tests/e2e/browser.rs runs it against a fresh stack.
 
 import assert from "node:assert/strict";
-import { PASSWORD, createWorld, flashText, logIn, newUsername, register, rest, run, settings, waitForFlash } from "./lib.mjs";
+import {
+  PASSWORD,
+  createWorld,
+  flashText,
+  logIn,
+  newUsername,
+  register,
+  rest,
+  run,
+  settings,
+  waitForFlash,
+} from "./lib.mjs";
 
 const { base } = settings("drafts.mjs");
 const username = newUsername("drafter");
@@ -111,10 +122,13 @@ await run("nothing typed is lost", async ({ newPage, step, shot }) => {
   const tab = await newPage("other-tab", { besides: page });
   await tab.goto(base);
   await logIn(tab, username);
-  await tab.getByRole("button", { name: /Driftwood/ }).click();
-  await tab.getByRole("button", { name: "The Lighthouse", exact: true }).click();
+  await tab.getByRole("link", { name: /Driftwood/ }).click();
+  await tab.getByRole("link", { name: "The Lighthouse", exact: true }).click();
   await tab.getByLabel("Story text").fill(FROM_TAB);
-  await tab.locator("#save-status").getByText(/^Saved/).waitFor();
+  await tab
+    .locator("#save-status")
+    .getByText(/^Saved/)
+    .waitFor();
   assert.equal((await onServer()).content, FROM_TAB);
   await editor.fill(MINE);
   const clash = page.getByRole("alert").filter({ hasText: "changed by someone else" });
@@ -151,7 +165,7 @@ await run("nothing typed is lost", async ({ newPage, step, shot }) => {
 
   step("deletes the story straight after typing in it: the story and its draft go");
   await page.getByRole("tab", { name: "Stories" }).click();
-  await page.getByRole("button", { name: "The Lighthouse", exact: true }).click();
+  await page.getByRole("link", { name: "The Lighthouse", exact: true }).click();
   await editor.fill(`${MINE} One last line.`);
   await page.getByRole("button", { name: "Delete story" }).click();
   await waitForFlash(page, "Story “The Lighthouse” deleted.");

@@ -63,7 +63,7 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   step("a reload keeps the session (the refresh token is traded for new tokens)");
   await page.reload();
   await page.getByText(`Signed in as ${username}`).waitFor();
-  await page.getByRole("button", { name: /Eldoria/ }).click();
+  await page.getByRole("link", { name: /Eldoria/ }).click();
   await page.getByRole("heading", { name: "Eldoria", level: 2 }).waitFor();
 
   step("the administrator, in a second browser, grants model access on the admin panel");
@@ -120,7 +120,7 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
 
   step("edits the story while someone else changes it: the conflict is shown, the text kept");
   await page.getByRole("tab", { name: "Stories" }).click();
-  await page.getByRole("button", { name: "The Crossing", exact: true }).click();
+  await page.getByRole("link", { name: "The Crossing", exact: true }).click();
   await page.getByText("Characters and things: Mira Vale, Tomas Reed").waitFor();
   const mine = `${STORY}\n\nAt dusk the ferry turned back toward the harbour.`;
   // The same user, from another client, saves a different text first (before the
@@ -166,7 +166,10 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   const refreshToken = await page.evaluate(() => sessionStorage.getItem("fabula.refreshToken"));
   assert.ok(refreshToken, "the session's refresh token was kept for reloads");
   const watching = await page.context().cookies();
-  assert.ok(watching.some((c) => c.name === "fabula_watch"), "watching the job set the watch cookie");
+  assert.ok(
+    watching.some((c) => c.name === "fabula_watch"),
+    "watching the job set the watch cookie",
+  );
   await page.getByRole("button", { name: "Log out" }).click();
   await waitForFlash(page, "You have logged out.");
   await page.getByRole("heading", { name: "Log in" }).waitFor();
@@ -174,6 +177,9 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   const reuse = await rest(base, "POST", "/v1/auth/refresh", { body: { refreshToken } });
   assert.equal(reuse.status, 401, `the logged-out refresh token no longer works: ${JSON.stringify(reuse.body)}`);
   const cookies = await page.context().cookies();
-  assert.ok(!cookies.some((c) => c.name === "fabula_watch"), "the watch cookie, an access token, went with the session");
+  assert.ok(
+    !cookies.some((c) => c.name === "fabula_watch"),
+    "the watch cookie, an access token, went with the session",
+  );
   await shot(page, "end");
 });

@@ -155,7 +155,10 @@ export async function noSidewaysScroll(page, what) {
       .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className ? `.${el.className}` : ""}`);
     return { scroll: document.documentElement.scrollWidth, width, wide };
   });
-  assert.ok(scroll <= width, `${what}: the page scrolls sideways (${scroll} px wide in ${width}); sticking out: ${wide}`);
+  assert.ok(
+    scroll <= width,
+    `${what}: the page scrolls sideways (${scroll} px wide in ${width}); sticking out: ${wide}`,
+  );
 }
 
 const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
@@ -172,6 +175,12 @@ export async function accessible(page, what) {
   const { violations } = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
   const grave = violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")})`);
+    .map(
+      (v) =>
+        `${v.impact} ${v.id}: ${v.help} (${v.nodes
+          .map((n) => n.target.join(" "))
+          .slice(0, 4)
+          .join(", ")})`,
+    );
   assert.deepEqual(grave, [], `${what}: axe-core found accessibility problems`);
 }

@@ -68,7 +68,10 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     const form = page.locator("#story-form");
     await form.getByText("187 characters left").waitFor();
     await page.getByLabel("Story text").fill(STORY);
-    await page.locator("#story-count").getByText(/^12 words · .* of the 1 MB a story may hold$/).waitFor();
+    await page
+      .locator("#story-count")
+      .getByText(/^12 words · .* of the 1 MB a story may hold$/)
+      .waitFor();
     await page.getByLabel("Title", { exact: true }).fill("The Departure at Dawn");
     await form.getByText("179 characters left").waitFor();
     await page.getByRole("button", { name: "Save story" }).click();
@@ -94,11 +97,17 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await adding.getByText("This world already has a character or thing named “Mira Vale”.").waitFor();
     await adding.getByLabel("Name").fill("");
 
-    await page.locator("#entities-table").getByRole("button", { name: "Mira Vale", exact: true }).click();
+    await page.locator("#entities-table").getByRole("link", { name: "Mira Vale", exact: true }).click();
     const editing = page.getByRole("form", { name: "Edit Mira Vale" });
     await editing.waitFor();
     assert.match(pathOf(page), new RegExp(`^${worldPath}/characters/[0-9a-f-]{36}$`));
     const characterPath = pathOf(page);
+    const href = await page.locator("#entities-table").getByRole("link", { name: "Mira Vale", exact: true });
+    assert.equal(
+      await href.getAttribute("href"),
+      characterPath,
+      "the name is a real link, to copy or open in a new tab",
+    );
     await page.reload();
     await editing.waitFor();
     assert.equal(pathOf(page), characterPath);
@@ -160,7 +169,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     assert.deepEqual(await eras.nth(0).locator("li").count(), 2, "no era and “Unnamed Era” are one");
     assert.equal(await eras.nth(0).locator("li .year").first().textContent(), "No year");
     assert.equal(await page.getByText("Year 0").count(), 0, "no “Year 0”");
-    const shown = await page.locator("#timeline li button.link").allTextContents();
+    const shown = await page.locator("#timeline li a.link").allTextContents();
     const timeline = (await rest(base, "GET", `/v1/worlds/${worldId}/timeline`, { token: owner.accessToken })).body;
     const listed = (await rest(base, "GET", `/v1/worlds/${worldId}/events`, { token: owner.accessToken })).body;
     assert.deepEqual(shown, ["The founding", "The storm", "The treaty", "The mutiny"]);
@@ -183,7 +192,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     );
 
     step(`${width}: an event opens at its own address and is edited there`);
-    await page.locator("#timeline").getByRole("button", { name: "The storm", exact: true }).click();
+    await page.locator("#timeline").getByRole("link", { name: "The storm", exact: true }).click();
     const event = page.getByRole("form", { name: "Edit The storm" });
     await event.waitFor();
     assert.match(pathOf(page), new RegExp(`^${worldPath}/events/[0-9a-f-]{36}$`));
@@ -213,10 +222,7 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     assert.match(pathOf(page), new RegExp(`^${worldPath}/jobs/[0-9a-f-]{36}$`), "the job's address");
     const described = (await rest(base, "GET", `/v1/worlds/${worldId}`, { token: owner.accessToken })).body;
     assert.ok(described.description, "the job wrote a description");
-    await page
-      .locator("#world-header .description")
-      .getByText(described.description.slice(0, 40))
-      .waitFor();
+    await page.locator("#world-header .description").getByText(described.description.slice(0, 40)).waitFor();
     const jobPath = pathOf(page);
     await page.reload();
     await page.locator('section.job[data-state="SUCCEEDED"]').waitFor();

@@ -48,7 +48,11 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     });
     const token = owner.accessToken;
     const worldName = `Lighthouse ${width}`;
-    const world = await call("POST", "/v1/worlds", token, { name: worldName, worldType: "MODERN", visibility: "PRIVATE" });
+    const world = await call("POST", "/v1/worlds", token, {
+      name: worldName,
+      worldType: "MODERN",
+      visibility: "PRIVATE",
+    });
     const story = await call("POST", `/v1/worlds/${world.id}/stories`, token, {
       title: "The Long Night",
       content: STORY,
@@ -77,7 +81,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
 
     step(`${width}: the reader sees a character's details, not a form`);
     await page.getByRole("tab", { name: "Characters & things" }).click();
-    await page.locator("#entities-table").getByRole("button", { name: "The keeper", exact: true }).click();
+    await page.locator("#entities-table").getByRole("link", { name: "The keeper", exact: true }).click();
     await page.locator(".item-card dl").getByText("character").waitFor();
     assert.equal(await page.locator("#world-panel :is(input, textarea)").count(), 0, "nothing to type in");
     assert.equal(await page.getByRole("button", { name: /^Delete/ }).count(), 0, "nothing to delete");
@@ -96,7 +100,7 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     step(`${width}: made a co-author, the reader writes; made a reader again meanwhile, the page says so`);
     await call("POST", `/v1/worlds/${world.id}/shares`, token, { user: readerName, role: "CO_AUTHOR" });
     await page.getByRole("tab", { name: "Stories" }).click();
-    await page.getByRole("button", { name: "The Long Night", exact: true }).click();
+    await page.getByRole("link", { name: "The Long Night", exact: true }).click();
     await page.getByRole("heading", { name: "Editing “The Long Night”" }).waitFor();
     await call("POST", `/v1/worlds/${world.id}/shares`, token, { user: readerName, role: "READER" });
     await page.getByLabel("Story text").fill(`${STORY}\n\nA ship came.`);

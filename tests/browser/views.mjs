@@ -11,16 +11,7 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import {
-  JOB_TIMEOUT,
-  PASSWORD,
-  fitsAndIsAccessible,
-  logIn,
-  newUsername,
-  rest,
-  run,
-  settings,
-} from "./lib.mjs";
+import { JOB_TIMEOUT, PASSWORD, fitsAndIsAccessible, logIn, newUsername, rest, run, settings } from "./lib.mjs";
 
 const { base, admin } = settings("views.mjs");
 // The laptop first: its pictures show the world before any job changed it.
@@ -111,12 +102,18 @@ await run("every view at every width", async ({ newPage, step }) => {
     assert.ok(header.height <= 64, `the header is one line high at ${size.width} px (${header.height} px)`);
 
     step(`${size.name}: the world, each of its tabs`);
-    await page.getByRole("button", { name: new RegExp(WORLD) }).first().click();
+    await page
+      .getByRole("link", { name: new RegExp(WORLD) })
+      .first()
+      .click();
     await page.getByRole("heading", { name: WORLD, level: 2 }).waitFor();
     await page.locator(".story-list li").first().waitFor();
     if (size.name === "phone") {
       const first = await page.locator(".story-list li").first().boundingBox();
-      assert.ok(first.y + first.height <= size.height, `the first story is on the first screen (its bottom at ${first.y + first.height} px)`);
+      assert.ok(
+        first.y + first.height <= size.height,
+        `the first story is on the first screen (its bottom at ${first.y + first.height} px)`,
+      );
     }
     for (const tab of TABS) {
       await page.getByRole("tab", { name: tab }).click();
@@ -127,7 +124,7 @@ await run("every view at every width", async ({ newPage, step }) => {
     step(`${size.name}: the story editor`);
     await page.getByRole("tab", { name: "Stories" }).click();
     if (size.width === 1280) await page.screenshot({ path: `${PICTURES}/world.png` });
-    await page.getByRole("button", { name: STORY, exact: true }).click();
+    await page.getByRole("link", { name: STORY, exact: true }).click();
     await page.getByLabel("Story text").waitFor();
     await check("the story editor");
     if (size.width === 1280) await page.locator(".story-editor").screenshot({ path: `${PICTURES}/story-editor.png` });
@@ -189,7 +186,10 @@ await run("every view at every width", async ({ newPage, step }) => {
       await page.getByLabel("Text to paraphrase").fill(passage);
       await page.getByText(`${(5000 - passage.length).toLocaleString("en-US")} of 5,000 characters left`).waitFor();
       await page.getByRole("button", { name: "Start job" }).click();
-      await page.locator('section.job[data-state="SUCCEEDED"] .suggestions li').first().waitFor({ timeout: JOB_TIMEOUT });
+      await page
+        .locator('section.job[data-state="SUCCEEDED"] .suggestions li')
+        .first()
+        .waitFor({ timeout: JOB_TIMEOUT });
       const rewording = (await page.locator(".suggestions li p").first().textContent()).trim();
       await page.getByRole("button", { name: "Copy rewording 1" }).click();
       assert.equal(await page.evaluate(() => navigator.clipboard.readText()), rewording, "the rewording was copied");
@@ -199,9 +199,13 @@ await run("every view at every width", async ({ newPage, step }) => {
       await editor.waitFor();
       const text = await editor.inputValue();
       assert.equal(text, TEXT.replace(passage, rewording), "the rewording took its passage's place");
-      await page.locator("#save-status").getByText(/^Saved/).waitFor({ timeout: JOB_TIMEOUT });
+      await page
+        .locator("#save-status")
+        .getByText(/^Saved/)
+        .waitFor({ timeout: JOB_TIMEOUT });
       const stories = (await rest(base, "GET", `/v1/worlds/${world.id}/stories`, { token })).body.stories;
-      const saved = (await rest(base, "GET", `/v1/stories/${stories.find((s) => s.title === STORY).id}`, { token })).body;
+      const saved = (await rest(base, "GET", `/v1/stories/${stories.find((s) => s.title === STORY).id}`, { token }))
+        .body;
       assert.equal(saved.content, text, "the story with the rewording saved itself after the pause");
     }
 

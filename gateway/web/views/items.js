@@ -5,8 +5,9 @@
 // groups it into eras compared without case, and says when an event has no year.
 
 import * as api from "/assets/api.js";
-import { button, charactersLeft, field, form, h, select, table } from "/assets/dom.js";
+import { button, charactersLeft, field, form, h, link, select, table } from "/assets/dom.js";
 import { app, attempt, once, say } from "/assets/page.js";
+import { pathOf } from "/assets/router.js";
 import { canWrite, reloadAndRender, renderWorldPanel } from "/assets/views/world.js";
 
 /** The limits of the proto field rules (story/v1/*.proto). */
@@ -35,7 +36,13 @@ function closeItem() {
 }
 
 /** A name as it is compared: without case and surrounding spaces. */
-const sameName = (a, b) => String(a ?? "").trim().toLowerCase() === String(b ?? "").trim().toLowerCase();
+const sameName = (a, b) =>
+  String(a ?? "")
+    .trim()
+    .toLowerCase() ===
+  String(b ?? "")
+    .trim()
+    .toLowerCase();
 
 /**
  * A hint under a name's `control` that points out, as it is typed, another item of
@@ -125,14 +132,10 @@ function itemCard(item, what, editor, details) {
 
 /** A name that opens its item: the link of a row. */
 const opener = (item) =>
-  h(
-    "button",
-    {
-      type: "button",
-      class: "link",
-      "aria-current": app.itemId === item.id ? "true" : null,
-      onclick: () => openItem(item.id),
-    },
+  link(
+    pathOf({ view: "worlds", worldId: app.world.id, tab: app.tab, itemId: item.id }),
+    () => openItem(item.id),
+    { class: "link", "aria-current": app.itemId === item.id ? "true" : null },
     item.name ?? item.title,
   );
 
@@ -268,7 +271,8 @@ function attributesEditor(initial) {
   for (const [key, value] of Object.entries(initial)) addRow(key, value);
   const add = h("button", { type: "button", class: "secondary" }, "Add an attribute");
   add.addEventListener("click", () => {
-    if (rows.children.length >= ATTRIBUTES_MAX) say(`A character or thing has at most ${ATTRIBUTES_MAX} attributes.`, "error");
+    if (rows.children.length >= ATTRIBUTES_MAX)
+      say(`A character or thing has at most ${ATTRIBUTES_MAX} attributes.`, "error");
     else addRow().focus();
   });
   const element = h(
@@ -480,7 +484,12 @@ function newEventForm() {
     { "aria-label": "Add an event", class: "card" },
     (values, el) =>
       attempt(async () => {
-        const body = { title: values.title, year: values.year || "0", era: values.era, description: values.description };
+        const body = {
+          title: values.title,
+          year: values.year || "0",
+          era: values.era,
+          description: values.description,
+        };
         if (values.storyId) body.storyId = values.storyId;
         const added = await api.call("POST", `/v1/worlds/${app.world.id}/events`, { body, query: once() });
         el.reset();

@@ -89,7 +89,13 @@ function startForm(kinds) {
   const reading = kinds.length < JOB_KINDS.length && !canWrite();
   return [
     h("p", { class: "muted" }, "Jobs run in the background; follow their progress here and cancel them at any time."),
-    reading ? h("p", { class: "notice" }, "You read this world without writing in it: of the AI jobs, you can paraphrase a text.") : null,
+    reading
+      ? h(
+          "p",
+          { class: "notice" },
+          "You read this world without writing in it: of the AI jobs, you can paraphrase a text.",
+        )
+      : null,
     form(
       { "aria-label": "Start a job", class: "card" },
       (values) => attempt(() => startJob(values)),
@@ -550,7 +556,8 @@ async function copy(text) {
  * the editor keeps it as a draft and saves it after a pause, and Undo takes it back.
  */
 async function putIntoStory(storyId, text) {
-  const original = document.querySelector("section.job textarea[name=text]")?.value ?? app.job?.job.spec?.paraphrase?.text;
+  const original =
+    document.querySelector("section.job textarea[name=text]")?.value ?? app.job?.job.spec?.paraphrase?.text;
   await switchTab("stories");
   await openStory(storyId);
   const area = document.getElementById("story-content");
@@ -565,5 +572,9 @@ async function putIntoStory(storyId, text) {
     area.setRangeText(insert, start, end, "end");
     area.dispatchEvent(new Event("input", { bubbles: true }));
   }
-  say(at >= 0 ? "The rewording replaced its passage: not saved yet." : "The rewording was added at the end: not saved yet.");
+  say(
+    at >= 0
+      ? "The rewording replaced its passage: not saved yet."
+      : "The rewording was added at the end: not saved yet.",
+  );
 }

@@ -6,9 +6,10 @@
 // A reader sees the story as text.
 
 import * as api from "/assets/api.js";
-import { button, charactersLeft, field, fill, form, h, select, when, words } from "/assets/dom.js";
+import { button, charactersLeft, field, fill, form, h, link, select, when, words } from "/assets/dom.js";
 import { autosaver, dropDraft, keepDraft, readDraft, restore, sameFields } from "/assets/drafts.js";
 import { app, attempt, capitalized, once, say } from "/assets/page.js";
+import { pathOf } from "/assets/router.js";
 import { canWrite, nameOf, recheckAccess, renderWorldPanel } from "/assets/views/world.js";
 import { VISIBILITIES } from "/assets/views/worlds.js";
 
@@ -25,7 +26,12 @@ export function storiesTab() {
     h(
       "li",
       { class: app.story?.id === story.id ? "current" : null },
-      h("button", { type: "button", class: "link", onclick: () => openStory(story.id) }, story.title),
+      link(
+        pathOf({ view: "worlds", worldId: app.world.id, tab: "stories", itemId: story.id }),
+        () => openStory(story.id),
+        { class: "link" },
+        story.title,
+      ),
       h("span", { class: "meta" }, ` ${words(story.visibility)} · updated ${when(story.updateTime)}`),
       canWrite()
         ? h(
@@ -95,7 +101,9 @@ async function moveStory(index, step) {
   if (!a || !app.stories[index + step]) return;
   // Up: in front of the one above. Down: in front of the one after the next, or last.
   const before = app.stories[step < 0 ? index - 1 : index + 2];
-  await attempt(() => api.call("POST", `/v1/stories/${a.id}/move`, { body: { beforeId: before?.id ?? "", etag: a.etag } }));
+  await attempt(() =>
+    api.call("POST", `/v1/stories/${a.id}/move`, { body: { beforeId: before?.id ?? "", etag: a.etag } }),
+  );
   await refreshStories();
   renderWorldPanel();
   document.querySelector(`[aria-label="Move “${a.title}” ${step < 0 ? "up" : "down"}"]:not([disabled])`)?.focus();
@@ -206,7 +214,11 @@ function storyReader(story) {
     .map((text) => text.trim())
     .filter(Boolean);
   const count = wordCount(story.content);
-  const about = [story.genre, `${count.toLocaleString()} ${count === 1 ? "word" : "words"}`, `updated ${when(story.updateTime)}`];
+  const about = [
+    story.genre,
+    `${count.toLocaleString()} ${count === 1 ? "word" : "words"}`,
+    `updated ${when(story.updateTime)}`,
+  ];
   return h(
     "article",
     { class: "card story-reader", "aria-labelledby": "editor-title" },
@@ -214,7 +226,11 @@ function storyReader(story) {
     h("p", { class: "meta" }, about.filter(Boolean).join(" · ")),
     aboutStory(story),
     paragraphs.length
-      ? h("div", { class: "story-text" }, paragraphs.map((text) => h("p", {}, text)))
+      ? h(
+          "div",
+          { class: "story-text" },
+          paragraphs.map((text) => h("p", {}, text)),
+        )
       : h("p", { class: "muted" }, "This story has no text yet."),
     button("Close", () => closeStory(), { class: "secondary" }),
   );
@@ -270,7 +286,8 @@ async function autosave(editor, conflict, status) {
   } catch (error) {
     status.textContent = `Not saved: ${error instanceof api.ApiError ? error.describe() : error.message}`;
     // Refused or gone: the writer's access may have been withdrawn meanwhile.
-    if (error instanceof api.ApiError && ["NOT_FOUND", "PERMISSION_DENIED"].includes(error.status)) await recheckAccess();
+    if (error instanceof api.ApiError && ["NOT_FOUND", "PERMISSION_DENIED"].includes(error.status))
+      await recheckAccess();
   }
 }
 
@@ -368,7 +385,9 @@ function showConflict(editor, conflict, status, theirs, error) {
 export async function leaveStory() {
   if (app.dirty && saver) await saver.queue(() => saver.save()).catch(() => {});
   if (!app.dirty) return true;
-  return confirm("Your story has changes that could not be saved. Leave it? They stay in this browser for when you open it again.");
+  return confirm(
+    "Your story has changes that could not be saved. Leave it? They stay in this browser for when you open it again.",
+  );
 }
 
 async function closeStory() {

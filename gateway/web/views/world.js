@@ -375,9 +375,7 @@ function worldSettingsForm(world, conflict) {
     ),
     note,
   );
-  settings.addEventListener("input", () =>
-    keepDraft(app.me.id, "world", world.id, worldValues(settings), app.world),
-  );
+  settings.addEventListener("input", () => keepDraft(app.me.id, "world", world.id, worldValues(settings), app.world));
   const draft = readDraft(app.me.id, "world", world.id);
   const outcome = restore(draft, world);
   if (outcome === "none" && draft) dropDraft(app.me.id, "world", world.id);

@@ -3,8 +3,9 @@
 // world's panel beside them is views/world.js.
 
 import * as api from "/assets/api.js";
-import { field, fill, form, h, select, words } from "/assets/dom.js";
+import { field, fill, form, h, link, select, words } from "/assets/dom.js";
 import { app, attempt, main, once, say } from "/assets/page.js";
+import { pathOf } from "/assets/router.js";
 import { openWorld, renderWorldPanel } from "/assets/views/world.js";
 
 export const WORLD_TYPES = ["FANTASY", "SCI_FI", "MODERN", "HISTORICAL", "OTHER"].map((t) => [t, words(t)]);
@@ -57,14 +58,10 @@ export function renderWorldList() {
     h(
       "li",
       {},
-      h(
-        "button",
-        {
-          type: "button",
-          class: "world-link",
-          "aria-current": app.world?.id === w.id ? "true" : null,
-          onclick: () => openWorld(w.id),
-        },
+      link(
+        pathOf({ view: "worlds", worldId: w.id }),
+        () => openWorld(w.id),
+        { class: "world-link", "aria-current": app.world?.id === w.id ? "true" : null },
         h("span", { class: "name" }, w.name),
         h("span", { class: "meta" }, `${words(w.worldType)} · ${words(w.visibility)}`),
       ),
