@@ -101,3 +101,10 @@ pub struct BadFields<R> {
     pub fields: &'static [&'static str],
     pub why: &'static str,
 }
+
+/// One case of a list filter table: `filter` lists `expected`; `why` says what it picks.
+pub struct Filtered<'a, T> {
+    pub filter: &'a str,
+    pub expected: Vec<&'a T>,
+    pub why: &'static str,
+}

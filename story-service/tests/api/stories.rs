@@ -355,14 +355,14 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
     let bobs = app.create_story(&bob, &world.id, "Bob's", Visibility::Public).await;
 
     let by_owner = format!(r#"owner_id = "{}""#, bob.id);
-    let cases: Vec<(&str, Vec<&Story>, &str)> = vec![
-        ("", vec![&epic, &draft, &bobs], "every story, in order"),
-        (r#"genre = "epic""#, vec![&epic], "by genre"),
-        ("visibility = PUBLIC", vec![&epic, &bobs], "by visibility"),
-        (&by_owner, vec![&bobs], "by owner"),
-        (r#"visibility = "PUBLIC" AND genre = "epic""#, vec![&epic], "two terms"),
+    let cases = vec![
+        Filtered { filter: "", expected: vec![&epic, &draft, &bobs], why: "every story, in order" },
+        Filtered { filter: r#"genre = "epic""#, expected: vec![&epic], why: "by genre" },
+        Filtered { filter: "visibility = PUBLIC", expected: vec![&epic, &bobs], why: "by visibility" },
+        Filtered { filter: &by_owner, expected: vec![&bobs], why: "by owner" },
+        Filtered { filter: r#"visibility = "PUBLIC" AND genre = "epic""#, expected: vec![&epic], why: "two terms" },
     ];
-    for (filter, expected, why) in cases {
+    for Filtered { filter, expected, why } in cases {
         let page = stories.list_stories(authed(list(&world.id, 0, "", filter), &alice.token)).await.unwrap();
         let page = page.into_inner();
         assert_eq!(ids(&page.stories), expected.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), "{why}");

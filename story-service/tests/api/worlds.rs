@@ -272,8 +272,14 @@ async fn get_refuses_bad_and_unknown_ids(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
     let mut worlds = app.worlds();
-    for (id, why) in [("", "an empty id"), ("not-a-uuid", "an id that is not a UUID"), ("42", "a number")] {
-        expect_invalid(worlds.get_world(authed(GetWorldRequest { id: id.into() }, &alice.token)).await, "id", why);
+    let get = |id: &str| authed(GetWorldRequest { id: id.into() }, &alice.token);
+    let cases = [
+        BadInput { request: get(""), field: "id", why: "an empty id" },
+        BadInput { request: get("not-a-uuid"), field: "id", why: "an id that is not a UUID" },
+        BadInput { request: get("42"), field: "id", why: "a number" },
+    ];
+    for BadInput { request, field, why } in cases {
+        expect_invalid(worlds.get_world(request).await, field, why);
     }
     expect_code(
         worlds.get_world(authed(GetWorldRequest { id: unknown_id() }, &alice.token)).await,
@@ -302,14 +308,18 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
 
     let ids = |worlds: &[World]| worlds.iter().map(|w| w.id.clone()).collect::<HashSet<_>>();
     let by_owner = format!(r#"owner_id = "{}""#, bob.id);
-    let cases: Vec<(&str, Vec<&World>, &str)> = vec![
-        ("", vec![&open, &draft, &space, &bobs], "everything alice may read"),
-        (r#"visibility = "PUBLIC""#, vec![&open, &bobs], "public only"),
-        ("world_type = SCI_FI", vec![&space], "by type, unquoted"),
-        (&by_owner, vec![&bobs], "by owner"),
-        (r#"visibility = "DRAFT" AND world_type = "OTHER""#, vec![&draft], "two terms"),
+    let cases = vec![
+        Filtered { filter: "", expected: vec![&open, &draft, &space, &bobs], why: "everything alice may read" },
+        Filtered { filter: r#"visibility = "PUBLIC""#, expected: vec![&open, &bobs], why: "public only" },
+        Filtered { filter: "world_type = SCI_FI", expected: vec![&space], why: "by type, unquoted" },
+        Filtered { filter: &by_owner, expected: vec![&bobs], why: "by owner" },
+        Filtered {
+            filter: r#"visibility = "DRAFT" AND world_type = "OTHER""#,
+            expected: vec![&draft],
+            why: "two terms",
+        },
     ];
-    for (filter, expected, why) in cases {
+    for Filtered { filter, expected, why } in cases {
         let page = worlds.list_worlds(authed(list(0, "", filter), &alice.token)).await.unwrap().into_inner();
         let want: HashSet<_> = expected.iter().map(|w| w.id.clone()).collect();
         assert_eq!(ids(&page.worlds), want, "{why} ({filter})");
