@@ -94,8 +94,7 @@ fn ids_named(list: &Value, names: &[&str]) -> Vec<String> {
 
 /// A user with model access, a world and the [`CROSSING`] story in it.
 async fn writer_with_a_story(api: &Rest) -> (RestUser, String, String) {
-    let ada = api.register("ada").await;
-    api.grant_model_access(&ada).await;
+    let ada = api.register_with_model_access("ada").await;
     let world = json!({"name": "Eldoria", "description": "A land of rivers and salt."});
     let world_id = id_of(&ada.api.post("/v1/worlds", world).await.expect(StatusCode::CREATED, "world"));
     let story = json!({"title": "The Crossing", "content": CROSSING});
@@ -257,8 +256,7 @@ fn parse_event(block: &str) -> Option<Event> {
 async fn a_job_is_watched_to_its_end_and_resumed_losing_nothing(backend: Backend) {
     let running = stack::start(backend).await;
     let api = running.rest();
-    let ada = api.register("ada").await;
-    api.grant_model_access(&ada).await;
+    let ada = api.register_with_model_access("ada").await;
     let text = "The sea was wide and the night was long. The old keeper walked the shore. ".repeat(4);
     let id = submit(&ada, json!({"paraphrase": {"text": text}})).await;
     let path = format!("/v1/jobs/{id}/watch");

@@ -555,8 +555,7 @@ async fn a_required_body_that_is_missing_is_refused_naming_it(backend: Backend) 
 
 async fn errors_name_fields_as_rest_clients_do(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.rest.register("ada").await;
-    stack.rest.grant_model_access(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let stories = format!("/v1/worlds/{world}/stories");
     let story = stack.call(Method::POST, &stories, Some(&ada.token), Some(json!({"title": "T"}))).await;

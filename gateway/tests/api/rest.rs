@@ -138,8 +138,7 @@ async fn stories_entities_locations_and_events_routes(backend: Backend) {
 
 async fn jobs_routes_and_headers(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.rest.register("ada").await;
-    stack.rest.grant_model_access(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let created = stack
         .http
         .post(format!("{}/v1/jobs", stack.base))

@@ -48,8 +48,7 @@ fn events(text: &str) -> Vec<(Option<String>, String, Value)> {
 
 async fn a_job_is_watched_as_server_sent_events_and_resumed(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.rest.register("ada").await;
-    stack.rest.grant_model_access(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let id = start_job(&stack, &ada).await;
     let url = format!("{}/v1/jobs/{id}/watch", stack.base);
 
@@ -85,8 +84,7 @@ async fn a_job_is_watched_as_server_sent_events_and_resumed(backend: Backend) {
 
 async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.rest.register("ada").await;
-    stack.rest.grant_model_access(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let id = start_job(&stack, &ada).await;
     let url = format!("{}/v1/jobs/{id}/watch", stack.base);
     assert_eq!(stack.http.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);

@@ -15,7 +15,7 @@ use fabula_contracts::pb::jobs::{
     ExtractEvents, GetJobRequest, JobSpec, JobState, ListJobsRequest, Paraphrase, WaitJobRequest, WatchJobRequest,
     extract_events::Target, job_spec::Kind,
 };
-use fabula_contracts::pb::story::{GetWorldRequest, ShareRole, ShareWorldRequest};
+use fabula_contracts::pb::story::{GetWorldRequest, ShareRole};
 use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use tonic::Code;
 use uuid::Uuid;
@@ -288,9 +288,7 @@ async fn a_job_writes_only_where_its_owner_could(backend: Backend) {
     let reader = stack.register_with_model_access("bob").await;
     let stranger = stack.register_with_model_access("cyd").await;
     let world = stack.create_world_from(&owner, private_world("Eldoria", "Ana's own words.")).await;
-    let share =
-        ShareWorldRequest { world_id: world.id.clone(), user: reader.id.clone(), role: ShareRole::Reader.into() };
-    stack.worlds().share_world(authed(share, &owner.token)).await.expect("share the world");
+    stack.share(&owner, &world.id, &reader, ShareRole::Reader).await;
     let describe = || Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() });
 
     let hidden = stack.run_job(&stranger, describe()).await;

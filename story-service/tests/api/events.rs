@@ -318,11 +318,10 @@ struct RefusedCall {
 async fn events_follow_their_worlds_access(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = app.register("owner").await;
-    let reader = app.register("reader").await;
     let stranger = app.register("stranger").await;
     let private = app.create_world(&owner, "Private", Visibility::Private).await;
     let public = app.create_world(&owner, "Public", Visibility::Public).await;
-    app.share(&owner, &private.id, &reader, ShareRole::Reader).await;
+    let reader = app.register_member(&owner, &private.id, "reader", ShareRole::Reader).await;
     let mut events = app.events();
     let hidden = events.create_event(authed(create(&private.id, event("Hidden", 1, "")), &owner.token)).await;
     let hidden = hidden.unwrap().into_inner();

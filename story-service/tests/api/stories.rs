@@ -557,6 +557,16 @@ async fn deletes_with_and_without_an_etag(backend: Backend) {
     assert_eq!(app.count("stories", &[]).await, 0);
 }
 
+/// The stories next to `story` in its world's order as the holder of `token` (or an
+/// anonymous caller) sees them; `why` says whose view it is.
+struct Neighbors<'a> {
+    story: &'a Story,
+    token: Option<&'a str>,
+    previous: Option<&'a Story>,
+    next: Option<&'a Story>,
+    why: &'static str,
+}
+
 async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
@@ -570,13 +580,37 @@ async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend
     let id_of = |story: Option<Story>| story.map(|s| s.id);
 
     let cases = [
-        (&one, Some(alice.token.as_str()), None, Some(&two), "the first story, for its owner"),
-        (&two, Some(alice.token.as_str()), Some(&one), Some(&three), "the middle story"),
-        (&three, Some(alice.token.as_str()), Some(&two), None, "the last story"),
-        (&one, Some(stranger.token.as_str()), None, Some(&three), "a stranger skips the draft between"),
-        (&three, None, Some(&one), None, "so does an anonymous caller"),
+        Neighbors {
+            story: &one,
+            token: Some(alice.token.as_str()),
+            previous: None,
+            next: Some(&two),
+            why: "the first story, for its owner",
+        },
+        Neighbors {
+            story: &two,
+            token: Some(alice.token.as_str()),
+            previous: Some(&one),
+            next: Some(&three),
+            why: "the middle story",
+        },
+        Neighbors {
+            story: &three,
+            token: Some(alice.token.as_str()),
+            previous: Some(&two),
+            next: None,
+            why: "the last story",
+        },
+        Neighbors {
+            story: &one,
+            token: Some(stranger.token.as_str()),
+            previous: None,
+            next: Some(&three),
+            why: "a stranger skips the draft between",
+        },
+        Neighbors { story: &three, token: None, previous: Some(&one), next: None, why: "so does an anonymous caller" },
     ];
-    for (story, token, previous, next, why) in cases {
+    for Neighbors { story, token, previous, next, why } in cases {
         let found = stories.get_story_neighbors(neighbors(&story.id, token)).await.unwrap().into_inner();
         assert_eq!(id_of(found.previous), previous.map(|s| s.id.clone()), "{why}: previous");
         assert_eq!(id_of(found.next), next.map(|s| s.id.clone()), "{why}: next");
@@ -607,10 +641,9 @@ struct MoveCase {
 async fn moves_put_a_story_in_front_of_another_in_one_step(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
-    let reader = app.register("reader").await;
     let world = app.create_world(&alice, "Home", Visibility::Private).await;
     let other_world = app.create_world(&alice, "Elsewhere", Visibility::Private).await;
-    app.share(&alice, &world.id, &reader, ShareRole::Reader).await;
+    let reader = app.register_member(&alice, &world.id, "reader", ShareRole::Reader).await;
     let mut made = Vec::new();
     for title in ["A", "B", "C", "D"] {
         made.push(app.create_story(&alice, &world.id, title, Visibility::Draft).await);
