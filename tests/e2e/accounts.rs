@@ -4,14 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{Backend, PASSWORD, both_databases};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{
-    rest::{PASSWORD, Rest},
-    stack,
-};
+use crate::stack;
 
 both_databases!(
     a_user_signs_up_signs_in_refreshes_and_signs_out,
@@ -21,7 +18,7 @@ both_databases!(
 
 async fn a_user_signs_up_signs_in_refreshes_and_signs_out(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
 
     let ada = api.register("ada").await;
     let me = ada.api.get("/v1/users/me").await.expect(StatusCode::OK, "me");
@@ -72,7 +69,7 @@ async fn a_user_signs_up_signs_in_refreshes_and_signs_out(backend: Backend) {
 
 async fn account_errors_say_what_went_wrong(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     api.register("ada").await;
 
     let again = json!({"username": "ADA", "email": "someone@example.test", "password": PASSWORD});
@@ -115,13 +112,13 @@ async fn a_disabled_users_token_fails_everywhere_within_a_second(backend: Backen
     use fabula_testkit::authed;
 
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     let ada = api.register("ada").await;
     api.grant_model_access(&ada).await;
     let mut jobs = JobServiceClient::connect(running.worker_url()).await.expect("connect to gpt-worker");
     ada.api.get("/v1/users/me").await.expect(StatusCode::OK, "story-service, before");
     ada.api.get("/v1/jobs").await.expect(StatusCode::OK, "gpt-worker, before");
-    jobs.list_jobs(authed(ListJobsRequest::default(), &ada.access_token)).await.expect("gpt-worker over gRPC, before");
+    jobs.list_jobs(authed(ListJobsRequest::default(), &ada.token)).await.expect("gpt-worker over gRPC, before");
 
     let admin = api.admin().await;
     let path = format!("/v1/admin/users/{}", ada.id);
@@ -132,7 +129,7 @@ async fn a_disabled_users_token_fails_everywhere_within_a_second(backend: Backen
     while refused.contains(&false) && disabled_at.elapsed() < Duration::from_millis(1_100) {
         refused[0] |= ada.api.get("/v1/users/me").await.status == StatusCode::UNAUTHORIZED;
         refused[1] |= ada.api.get("/v1/jobs").await.status == StatusCode::UNAUTHORIZED;
-        let grpc = jobs.list_jobs(authed(ListJobsRequest::default(), &ada.access_token)).await;
+        let grpc = jobs.list_jobs(authed(ListJobsRequest::default(), &ada.token)).await;
         refused[2] |= grpc.is_err_and(|status| status.code() == tonic::Code::Unauthenticated);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

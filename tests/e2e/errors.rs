@@ -2,14 +2,11 @@
 //! status, the Google JSON error shape and a stable reason, and changes nothing. The
 //! gateway's own tests hold the depth.
 
-use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{Backend, both_databases, rest::answer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::{
-    rest::{Rest, answer},
-    stack,
-};
+use crate::stack;
 
 both_databases!(bad_requests_are_refused_with_a_reason_and_change_nothing);
 
@@ -58,7 +55,7 @@ impl Case {
 
 async fn bad_requests_are_refused_with_a_reason_and_change_nothing(backend: Backend) {
     let running = stack::start(backend).await;
-    let ada = Rest::new(&running).register("ada").await;
+    let ada = running.rest().register("ada").await;
     let world = ada.api.post("/v1/worlds", json!({"name": "Eldoria"})).await.expect(StatusCode::CREATED, "world");
     let world_path = format!("/v1/worlds/{}", world["id"].as_str().expect("an id"));
     let cases = [

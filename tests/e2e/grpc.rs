@@ -5,81 +5,42 @@
 //! itself, the gateway being no lock of theirs.
 
 use fabula_contracts::pb::{
-    accounts::{
-        AuthResponse, LoginRequest, RegisterRequest, UpdateUserRequest, User,
-        account_service_client::AccountServiceClient,
-    },
     jobs::{
-        AnalyzeStory, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result,
-        job_service_client::JobServiceClient, job_spec::Kind, job_update,
+        AnalyzeStory, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result, job_spec::Kind,
+        job_update,
     },
     story::{
         CreateStoryRequest, CreateWorldRequest, GetStoryRequest, ListEntitiesRequest, ListLocationsRequest, Story,
-        World, entity_service_client::EntityServiceClient, location_service_client::LocationServiceClient,
-        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+        World,
     },
 };
-use fabula_testkit::{
-    both_databases, {Backend, authed, reason},
-};
-use prost_types::FieldMask;
-use tonic::{Code, Request, Status, transport::Channel};
+use fabula_testkit::{Backend, StoryClients, authed, both_databases, connect, jobs_client, reason};
+use tonic::{Code, Request, Status};
 
-use crate::{
-    jobs::CROSSING,
-    stack::{self, ADMIN_PASSWORD, ADMIN_USERNAME},
-};
+use crate::{jobs::CROSSING, stack};
 
 both_databases!(an_internal_caller_runs_the_core_flow_over_grpc, each_service_checks_tokens_itself);
 
-async fn channel(url: String) -> Channel {
-    Channel::from_shared(url).expect("a URL").connect().await.expect("the service answers")
-}
-
-async fn register(accounts: &mut AccountServiceClient<Channel>, username: &str) -> AuthResponse {
-    let request = RegisterRequest {
-        username: username.into(),
-        email: format!("{username}@example.test"),
-        password: crate::rest::PASSWORD.into(),
-    };
-    accounts.register(request).await.expect("register").into_inner()
-}
-
-/// The administrator grants `user_id` model access.
-async fn grant_model_access(accounts: &mut AccountServiceClient<Channel>, user_id: &str) {
-    let login = LoginRequest { login: ADMIN_USERNAME.into(), password: ADMIN_PASSWORD.into() };
-    let admin = accounts.login(login).await.expect("the admin signs in").into_inner();
-    let update = UpdateUserRequest {
-        user: Some(User { id: user_id.into(), gpt_enabled: true, ..Default::default() }),
-        update_mask: Some(FieldMask { paths: vec!["gpt_enabled".into()] }),
-    };
-    let user = accounts.update_user(authed(update, &admin.access_token)).await.expect("grant").into_inner();
-    assert!(user.gpt_enabled);
-}
-
 async fn an_internal_caller_runs_the_core_flow_over_grpc(backend: Backend) {
     let running = stack::start(backend).await;
-    let story_channel = channel(running.story_url()).await;
-    let mut accounts = AccountServiceClient::new(story_channel.clone());
-    let ada = register(&mut accounts, "ada").await;
-    let ada_id = ada.user.as_ref().expect("the user").id.clone();
-    grant_model_access(&mut accounts, &ada_id).await;
-    let token = ada.access_token.as_str();
+    let story_service = StoryClients::connect(running.addresses.story).await;
+    let ada = story_service.register_with_model_access("ada").await;
+    let (ada_id, token) = (ada.id.clone(), ada.token.as_str());
 
     let world = CreateWorldRequest {
         world: Some(World { name: "Eldoria".into(), ..Default::default() }),
         ..Default::default()
     };
-    let world = WorldServiceClient::new(story_channel.clone()).create_world(authed(world, token)).await;
+    let world = story_service.worlds().create_world(authed(world, token)).await;
     let world = world.expect("create a world").into_inner();
     assert_eq!(world.owner_id, ada_id);
     let story = Story { title: "The Crossing".into(), content: CROSSING.into(), ..Default::default() };
     let story = CreateStoryRequest { world_id: world.id.clone(), story: Some(story), ..Default::default() };
-    let mut stories = StoryServiceClient::new(story_channel.clone());
+    let mut stories = story_service.stories();
     let story = stories.create_story(authed(story, token)).await.expect("create a story").into_inner();
 
     // The job is submitted to gpt-worker with the story owner's own token.
-    let mut jobs = JobServiceClient::new(channel(running.worker_url()).await);
+    let mut jobs = jobs_client(connect(running.addresses.worker).await);
     let spec = JobSpec { kind: Some(Kind::AnalyzeStory(AnalyzeStory { story_id: story.id.clone() })) };
     let job = jobs.create_job(authed(CreateJobRequest { spec: Some(spec), ..Default::default() }, token)).await;
     let job = job.expect("create a job").into_inner();
@@ -105,12 +66,12 @@ async fn an_internal_caller_runs_the_core_flow_over_grpc(backend: Backend) {
     let Some(job_result::Kind::Analyses(analyses)) = done.result.and_then(|r| r.kind) else { panic!("an analysis") };
     let analysis = &analyses.stories[0];
     let entities = ListEntitiesRequest { world_id: world.id.clone(), page_size: 50, ..Default::default() };
-    let entities = EntityServiceClient::new(story_channel.clone()).list_entities(authed(entities, token)).await;
+    let entities = story_service.entities().list_entities(authed(entities, token)).await;
     let mut names: Vec<String> = entities.expect("list").into_inner().entities.into_iter().map(|e| e.name).collect();
     names.sort();
     assert_eq!(names, ["Mira", "Mira Vale", "Old Tomas", "Tomas"]);
     let locations = ListLocationsRequest { world_id: world.id.clone(), page_size: 50, ..Default::default() };
-    let locations = LocationServiceClient::new(story_channel.clone()).list_locations(authed(locations, token)).await;
+    let locations = story_service.locations().list_locations(authed(locations, token)).await;
     assert_eq!(locations.expect("list").into_inner().locations.len(), 3);
     let linked = stories.get_story(authed(GetStoryRequest { id: story.id.clone() }, token)).await;
     let linked = linked.expect("get the story").into_inner();
@@ -125,11 +86,10 @@ async fn an_internal_caller_runs_the_core_flow_over_grpc(backend: Backend) {
 
 async fn each_service_checks_tokens_itself(backend: Backend) {
     let running = stack::start(backend).await;
-    let story_channel = channel(running.story_url()).await;
-    let mut accounts = AccountServiceClient::new(story_channel.clone());
-    let bob = register(&mut accounts, "bob").await;
-    let mut worlds = WorldServiceClient::new(story_channel);
-    let mut jobs = JobServiceClient::new(channel(running.worker_url()).await);
+    let story_service = StoryClients::connect(running.addresses.story).await;
+    let bob = story_service.register("bob").await;
+    let mut worlds = story_service.worlds();
+    let mut jobs = jobs_client(connect(running.addresses.worker).await);
     let world =
         || CreateWorldRequest { world: Some(World { name: "W".into(), ..Default::default() }), ..Default::default() };
     let spec = || CreateJobRequest {
@@ -145,7 +105,7 @@ async fn each_service_checks_tokens_itself(backend: Backend) {
     assert_eq!(refusal(worlds.create_world(authed(world(), "not.a.token")).await), malformed, "story-service");
     assert_eq!(refusal(jobs.create_job(Request::new(spec())).await), missing, "gpt-worker, no token");
     assert_eq!(refusal(jobs.create_job(authed(spec(), "not.a.token")).await), malformed, "gpt-worker");
-    let no_access = refusal(jobs.create_job(authed(spec(), &bob.access_token)).await);
+    let no_access = refusal(jobs.create_job(authed(spec(), &bob.token)).await);
     assert_eq!(no_access, (Code::PermissionDenied, "MODEL_ACCESS_REQUIRED".to_owned()), "gpt-worker, no model access");
     running.stop().await;
 }

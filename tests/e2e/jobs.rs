@@ -10,19 +10,15 @@
 
 use std::time::{Duration, Instant};
 
-use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{
+    Backend, both_databases,
+    fake_model::{FakeOpenAi, Reply},
+    rest::{Rest, RestUser, id_of},
+};
 use reqwest::{StatusCode, header::ACCEPT};
 use serde_json::{Value, json};
-use tokio::{
-    io::AsyncReadExt,
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
 
-use crate::{
-    rest::{Rest, User, id_of},
-    stack,
-};
+use crate::stack;
 
 both_databases!(
     every_kind_of_job_lands_its_results_in_story_service,
@@ -38,7 +34,7 @@ pub const CROSSING: &str = "In 1204 Mira Vale sailed from Port Sorrow to the Sil
 const MINING: &str = "Borin dug beneath Ironhold in 1190. Mira Vale found him there, deep in Ironhold.";
 
 /// Submits a job of `spec` as `user`; returns its id once the gateway accepted it.
-async fn submit(user: &User, spec: Value) -> String {
+async fn submit(user: &RestUser, spec: Value) -> String {
     let created = user.api.post("/v1/jobs", spec).await;
     let location = created.headers.get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
     let job = created.expect(StatusCode::ACCEPTED, "create a job");
@@ -49,14 +45,14 @@ async fn submit(user: &User, spec: Value) -> String {
 }
 
 /// The job `id` once finished.
-async fn wait(user: &User, id: &str) -> Value {
+async fn wait(user: &RestUser, id: &str) -> Value {
     let job = user.api.get(&format!("/v1/jobs/{id}/wait?timeout=30s")).await.expect(StatusCode::OK, "wait");
     assert!(["SUCCEEDED", "FAILED", "CANCELLED"].contains(&job["state"].as_str().unwrap_or_default()), "{job}");
     job
 }
 
 /// Runs a job of `spec` to success with the offline model and returns its result.
-async fn run(user: &User, spec: Value) -> Value {
+async fn run(user: &RestUser, spec: Value) -> Value {
     let id = submit(user, spec).await;
     let job = wait(user, &id).await;
     assert_eq!((&job["state"], &job["attempts"]), (&json!("SUCCEEDED"), &json!(1)), "{job}");
@@ -64,7 +60,7 @@ async fn run(user: &User, spec: Value) -> Value {
     job["result"].clone()
 }
 
-async fn get(user: &User, path: &str) -> Value {
+async fn get(user: &RestUser, path: &str) -> Value {
     user.api.get(path).await.expect(StatusCode::OK, path)
 }
 
@@ -97,9 +93,8 @@ fn ids_named(list: &Value, names: &[&str]) -> Vec<String> {
 }
 
 /// A user with model access, a world and the [`CROSSING`] story in it.
-async fn writer_with_a_story(api: &Rest) -> (User, String, String) {
-    let ada = api.register("ada").await;
-    api.grant_model_access(&ada).await;
+async fn writer_with_a_story(api: &Rest) -> (RestUser, String, String) {
+    let ada = api.register_with_model_access("ada").await;
     let world = json!({"name": "Eldoria", "description": "A land of rivers and salt."});
     let world_id = id_of(&ada.api.post("/v1/worlds", world).await.expect(StatusCode::CREATED, "world"));
     let story = json!({"title": "The Crossing", "content": CROSSING});
@@ -109,7 +104,7 @@ async fn writer_with_a_story(api: &Rest) -> (User, String, String) {
 
 async fn every_kind_of_job_lands_its_results_in_story_service(backend: Backend) {
     let running = stack::start(backend).await;
-    let (ada, world_id, crossing) = writer_with_a_story(&Rest::new(&running)).await;
+    let (ada, world_id, crossing) = writer_with_a_story(&running.rest()).await;
 
     analyze_story_creates_and_links_what_it_finds(&ada, &world_id, &crossing).await;
     extract_events_makes_events_of_the_dated_sentences(&ada, &world_id, &crossing).await;
@@ -121,13 +116,13 @@ async fn every_kind_of_job_lands_its_results_in_story_service(backend: Backend) 
 }
 
 /// The entities and the locations of a world.
-async fn world_contents(user: &User, world_id: &str) -> (Value, Value) {
+async fn world_contents(user: &RestUser, world_id: &str) -> (Value, Value) {
     let entities = get(user, &format!("/v1/worlds/{world_id}/entities")).await["entities"].clone();
     let locations = get(user, &format!("/v1/worlds/{world_id}/locations")).await["locations"].clone();
     (entities, locations)
 }
 
-async fn analyze_story_creates_and_links_what_it_finds(ada: &User, world_id: &str, crossing: &str) {
+async fn analyze_story_creates_and_links_what_it_finds(ada: &RestUser, world_id: &str, crossing: &str) {
     let result = run(ada, json!({"analyzeStory": {"storyId": crossing}})).await;
 
     let (entities, locations) = world_contents(ada, world_id).await;
@@ -143,7 +138,7 @@ async fn analyze_story_creates_and_links_what_it_finds(ada: &User, world_id: &st
     assert_eq!(strings(&story["locationIds"]), all_ids(&locations), "every place is linked to the story");
 }
 
-async fn extract_events_makes_events_of_the_dated_sentences(ada: &User, world_id: &str, crossing: &str) {
+async fn extract_events_makes_events_of_the_dated_sentences(ada: &RestUser, world_id: &str, crossing: &str) {
     let result = run(ada, json!({"extractEvents": {"storyId": crossing}})).await;
 
     let events = get(ada, &format!("/v1/worlds/{world_id}/events")).await["events"].clone();
@@ -167,7 +162,7 @@ async fn extract_events_makes_events_of_the_dated_sentences(ada: &User, world_id
     assert_eq!(strings(&second["locationIds"]), ids_named(&locations, &["Kestrel Keep"]), "{second}");
 }
 
-async fn describe_story_writes_the_summary(ada: &User, crossing: &str) {
+async fn describe_story_writes_the_summary(ada: &RestUser, crossing: &str) {
     let result = run(ada, json!({"describeStory": {"storyId": crossing}})).await;
 
     let summary = "[offline] This story description was written by Fabula's offline model; no language model was used.\
@@ -179,7 +174,7 @@ async fn describe_story_writes_the_summary(ada: &User, crossing: &str) {
     assert_eq!((&story["summary"], &story["content"]), (&json!(summary), &json!(CROSSING)), "the summary is set");
 }
 
-async fn describe_world_writes_the_description(ada: &User, world_id: &str) {
+async fn describe_world_writes_the_description(ada: &RestUser, world_id: &str) {
     let result = run(ada, json!({"describeWorld": {"worldId": world_id}})).await;
 
     let text = result["description"]["text"].as_str().expect("a description");
@@ -190,7 +185,7 @@ async fn describe_world_writes_the_description(ada: &User, world_id: &str) {
     assert_eq!(get(ada, &format!("/v1/worlds/{world_id}")).await["description"], text, "the description is set");
 }
 
-async fn batch_analyze_reuses_what_exists(ada: &User, world_id: &str, crossing: &str) {
+async fn batch_analyze_reuses_what_exists(ada: &RestUser, world_id: &str, crossing: &str) {
     let mining = json!({"title": "Deep Roads", "content": MINING});
     let mining = ada.api.post(&format!("/v1/worlds/{world_id}/stories"), mining).await;
     let mining = id_of(&mining.expect(StatusCode::CREATED, "story"));
@@ -209,7 +204,7 @@ async fn batch_analyze_reuses_what_exists(ada: &User, world_id: &str, crossing: 
     assert_eq!(strings(&story["locationIds"]), ids_named(&locations, &["Ironhold"]), "linked: {story}");
 }
 
-async fn paraphrase_writes_nothing(ada: &User, world_id: &str) {
+async fn paraphrase_writes_nothing(ada: &RestUser, world_id: &str) {
     let before = get(ada, &format!("/v1/worlds/{world_id}/entities")).await;
 
     let result = run(ada, json!({"paraphrase": {"text": "The old man said hello.", "mode": "formal"}})).await;
@@ -260,9 +255,8 @@ fn parse_event(block: &str) -> Option<Event> {
 
 async fn a_job_is_watched_to_its_end_and_resumed_losing_nothing(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
-    let ada = api.register("ada").await;
-    api.grant_model_access(&ada).await;
+    let api = running.rest();
+    let ada = api.register_with_model_access("ada").await;
     let text = "The sea was wide and the night was long. The old keeper walked the shore. ".repeat(4);
     let id = submit(&ada, json!({"paraphrase": {"text": text}})).await;
     let path = format!("/v1/jobs/{id}/watch");
@@ -289,39 +283,13 @@ async fn a_job_is_watched_to_its_end_and_resumed_losing_nothing(backend: Backend
     running.stop().await;
 }
 
-/// A model server that accepts requests and never answers; reports each connection it
-/// accepts and each the client closes.
-async fn silent_model() -> (String, mpsc::UnboundedReceiver<&'static str>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    let url = format!("http://{}/v1", listener.local_addr().expect("an address"));
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((connection, _)) = listener.accept().await {
-            let _ = tx.send("accepted");
-            tokio::spawn(hold_until_closed(connection, tx.clone()));
-        }
-    });
-    (url, rx)
-}
-
-async fn hold_until_closed(mut connection: TcpStream, closed: mpsc::UnboundedSender<&'static str>) {
-    let mut buffer = [0; 4096];
-    while matches!(connection.read(&mut buffer).await, Ok(n) if n > 0) {}
-    let _ = closed.send("closed");
-}
-
-async fn next_report(reports: &mut mpsc::UnboundedReceiver<&'static str>, within: Duration) -> &'static str {
-    let report = tokio::time::timeout(within, reports.recv()).await;
-    report.expect("the model server reports in time").expect("the model server runs")
-}
-
 async fn queued_and_running_jobs_are_cancelled(backend: Backend) {
-    let (model, mut reports) = silent_model().await;
-    let running = stack::start_with(backend, &["--llm-base-url", &model, "--worker-runners", "1"]).await;
-    let (ada, world_id, _) = writer_with_a_story(&Rest::new(&running)).await;
+    let mut model = FakeOpenAi::start(Reply::hang()).await;
+    let running = stack::start_with(backend, &["--llm-base-url", &model.base_url, "--worker-runners", "1"]).await;
+    let (ada, world_id, _) = writer_with_a_story(&running.rest()).await;
     let world = get(&ada, &format!("/v1/worlds/{world_id}")).await;
     let busy = submit(&ada, json!({"describeWorld": {"worldId": world_id}})).await;
-    assert_eq!(next_report(&mut reports, Duration::from_secs(10)).await, "accepted", "the model is asked");
+    model.request_within(Duration::from_secs(10)).await;
     assert_eq!(get(&ada, &format!("/v1/jobs/{busy}")).await["state"], "RUNNING");
     let queued = submit(&ada, json!({"paraphrase": {"text": "Waiting for the only runner."}})).await;
 
@@ -337,7 +305,8 @@ async fn queued_and_running_jobs_are_cancelled(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(2), "cancelled in {:?}", started.elapsed());
     assert_eq!(job["state"], "CANCELLED", "{job}");
     assert!(job.get("result").is_none() && job.get("error").is_none(), "no result, no error: {job}");
-    assert_eq!(next_report(&mut reports, Duration::from_secs(2)).await, "closed", "the model request is aborted");
+    let aborted = tokio::time::timeout(Duration::from_secs(2), model.connection_closed()).await;
+    aborted.expect("the model request is aborted");
     assert_eq!(get(&ada, &format!("/v1/worlds/{world_id}")).await, world, "nothing was written");
     let again = ada.api.post(&format!("/v1/jobs/{busy}/cancel"), json!({})).await.expect(StatusCode::OK, "again");
     assert_eq!(again, job, "cancelling a finished job changes nothing");
@@ -346,7 +315,7 @@ async fn queued_and_running_jobs_are_cancelled(backend: Backend) {
 
 async fn jobs_need_model_access_and_act_only_as_their_owner(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     let (ada, _, crossing) = writer_with_a_story(&api).await;
     let bob = api.register("bob").await;
     let spec = json!({"describeStory": {"storyId": crossing}});

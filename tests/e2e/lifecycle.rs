@@ -5,13 +5,13 @@ use fabula_testkit::{Backend, both_databases};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{rest::Rest, stack};
+use crate::stack;
 
 both_databases!(every_part_answers_and_the_stack_stops_cleanly, a_second_run_finds_its_data_where_it_left_it);
 
 async fn every_part_answers_and_the_stack_stops_cleanly(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
 
     let ready = api.get("/readyz").await.expect(StatusCode::OK, "GET /readyz");
 
@@ -21,7 +21,7 @@ async fn every_part_answers_and_the_stack_stops_cleanly(backend: Backend) {
 
 async fn a_second_run_finds_its_data_where_it_left_it(backend: Backend) {
     let mut running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     let ada = api.register("ada").await;
     let as_ada = &ada.api;
     let world = as_ada.post("/v1/worlds", json!({"name": "Kept"})).await.expect(StatusCode::CREATED, "create a world");
@@ -36,8 +36,8 @@ async fn a_second_run_finds_its_data_where_it_left_it(backend: Backend) {
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
 
     running.restart().await;
-    let api = Rest::new(&running);
-    let as_ada = api.login("ada", crate::rest::PASSWORD).await.api;
+    let api = running.rest();
+    let as_ada = api.login("ada", fabula_testkit::PASSWORD).await.api;
     let world = as_ada.get(&format!("/v1/worlds/{world_id}")).await.expect(StatusCode::OK, "the world after a restart");
     assert_eq!(world["name"], "Kept");
     let stories = as_ada.get(&format!("/v1/worlds/{world_id}/stories")).await.expect(StatusCode::OK, "its stories");

@@ -7,7 +7,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use fabula_testkit::{Backend, run_within};
 
-use crate::{rest::Rest, stack};
+use crate::stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_gets_invalid_argument_for_an_id_of_100_000_characters() {
@@ -17,13 +17,13 @@ async fn grpcio_gets_invalid_argument_for_an_id_of_100_000_characters() {
         return;
     }
     let running = stack::start(Backend::Sqlite).await;
-    let ada = Rest::new(&running).register("ada").await;
+    let ada = running.rest().register("ada").await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/long_values.py");
     let mut python = Command::new("python3");
     python.arg(script).args([
         running.addresses.story.to_string(),
         running.addresses.worker.to_string(),
-        ada.access_token.clone(),
+        ada.token.clone(),
     ]);
     let (status, output) = run_within(python, Duration::from_secs(120)).await;
     running.stop().await;

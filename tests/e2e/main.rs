@@ -2,7 +2,6 @@
 //! and on PostgreSQL, driven from outside over real sockets: through the gateway's
 //! REST API as a browser meets it, and through gRPC as internal callers do.
 
-mod rest;
 mod stack;
 
 mod accounts;

@@ -2,14 +2,14 @@
 //! the world's order, entities, locations, events and the timeline; updates guarded by
 //! etags, lists in pages, deletes, and a world's delete taking everything in it along.
 
-use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{
+    Backend, both_databases,
+    rest::{RestUser, id_of},
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{
-    rest::{Rest, User, id_of},
-    stack,
-};
+use crate::stack;
 
 both_databases!(
     a_world_and_its_stories_are_written_in_order_and_paged,
@@ -35,7 +35,7 @@ fn next_page(list: &Value) -> Option<String> {
 }
 
 /// Creates a resource under `path` and checks the answer: 201, its `Location`.
-async fn create(user: &User, path: &str, body: Value, location: &str) -> Value {
+async fn create(user: &RestUser, path: &str, body: Value, location: &str) -> Value {
     let created = user.api.post(path, body).await;
     let location_header = created.headers.get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
     let created = created.expect(StatusCode::CREATED, path);
@@ -45,7 +45,7 @@ async fn create(user: &User, path: &str, body: Value, location: &str) -> Value {
 
 async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend) {
     let running = stack::start(backend).await;
-    let ada = Rest::new(&running).register("ada").await;
+    let ada = running.rest().register("ada").await;
 
     let world = json!({"name": "Eldoria", "worldType": "FANTASY", "visibility": "PRIVATE", "description": "Rivers."});
     let world = create(&ada, "/v1/worlds", world, "worlds").await;
@@ -115,7 +115,7 @@ async fn a_world_and_its_stories_are_written_in_order_and_paged(backend: Backend
 
 async fn entities_locations_and_events_make_a_timeline(backend: Backend) {
     let running = stack::start(backend).await;
-    let ada = Rest::new(&running).register("ada").await;
+    let ada = running.rest().register("ada").await;
     let world_id = id_of(&create(&ada, "/v1/worlds", json!({"name": "Eldoria"}), "worlds").await);
     let under = |kind: &str| format!("/v1/worlds/{world_id}/{kind}");
     let story = create(&ada, &under("stories"), json!({"title": "The Crossing"}), "stories").await;
@@ -177,7 +177,7 @@ async fn entities_locations_and_events_make_a_timeline(backend: Backend) {
 
 async fn deleting_a_world_deletes_everything_in_it(backend: Backend) {
     let running = stack::start(backend).await;
-    let ada = Rest::new(&running).register("ada").await;
+    let ada = running.rest().register("ada").await;
     let world_id = id_of(&create(&ada, "/v1/worlds", json!({"name": "Eldoria"}), "worlds").await);
     let other = id_of(&create(&ada, "/v1/worlds", json!({"name": "Elsewhere"}), "worlds").await);
     let under = |kind: &str| format!("/v1/worlds/{world_id}/{kind}");

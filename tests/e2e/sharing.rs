@@ -3,14 +3,14 @@
 //! but not the world itself, unsharing takes access away, and a public world is
 //! readable by anyone, signed in or not.
 
-use fabula_testkit::{Backend, both_databases};
+use fabula_testkit::{
+    Backend, both_databases,
+    rest::{Rest, RestUser, id_of},
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{
-    rest::{Rest, User, id_of},
-    stack,
-};
+use crate::stack;
 
 both_databases!(a_private_world_is_shared_by_role_and_unshared, a_public_world_is_readable_by_anyone);
 
@@ -20,14 +20,14 @@ async fn lists_world(user: &Rest, world_id: &str) -> bool {
     worlds["worlds"].as_array().is_some_and(|w| w.iter().any(|w| w["id"] == world_id))
 }
 
-async fn share(owner: &User, world_id: &str, user: &str, role: &str) -> Value {
+async fn share(owner: &RestUser, world_id: &str, user: &str, role: &str) -> Value {
     let share = json!({"user": user, "role": role});
     owner.api.post(&format!("/v1/worlds/{world_id}/shares"), share).await.expect(StatusCode::OK, "share")
 }
 
 async fn a_private_world_is_shared_by_role_and_unshared(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     let (ada, bob) = (api.register("ada").await, api.register("bob").await);
     let world = json!({"name": "Eldoria", "visibility": "PRIVATE"});
     let world_id = id_of(&ada.api.post("/v1/worlds", world).await.expect(StatusCode::CREATED, "create"));
@@ -107,7 +107,7 @@ async fn a_private_world_is_shared_by_role_and_unshared(backend: Backend) {
 
 async fn a_public_world_is_readable_by_anyone(backend: Backend) {
     let running = stack::start(backend).await;
-    let api = Rest::new(&running);
+    let api = running.rest();
     let (ada, bob) = (api.register("ada").await, api.register("bob").await);
     let world = json!({"name": "Open Lands", "visibility": "PUBLIC"});
     let world_id = id_of(&ada.api.post("/v1/worlds", world).await.expect(StatusCode::CREATED, "create"));

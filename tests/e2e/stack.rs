@@ -3,16 +3,15 @@
 //! every port chosen by the system, on SQLite files in a temporary directory or on two
 //! fresh PostgreSQL databases (one per service), with the offline model.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
 use fabula::Addresses;
-use fabula_testkit::{Backend, PostgresDb, Server, postgres_url};
+use fabula_testkit::{Backend, Server, TestDatabase, rest::Rest};
 use tempfile::TempDir;
 
-/// The administrator every test stack is started with.
-pub const ADMIN_USERNAME: &str = "admin";
-pub const ADMIN_PASSWORD: &str = "the administrator's password";
+/// The administrator every test stack is started with: the test kit's.
+pub use fabula_testkit::{ADMIN_PASSWORD, ADMIN_USERNAME};
 
 /// A running stack; stopped (and its databases dropped) when dropped. A stack that
 /// ended with an error fails the test.
@@ -21,8 +20,8 @@ pub struct Running {
     server: Server,
     /// The command line it was started with.
     args: Vec<String>,
+    _databases: [TestDatabase; 2],
     _data: TempDir,
-    _databases: Vec<PostgresDb>,
 }
 
 /// Starts a stack on `backend`.
@@ -33,15 +32,10 @@ pub async fn start(backend: Backend) -> Running {
 /// Starts a stack on `backend` with `extra` command-line flags after the test's own.
 pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
     let data = tempfile::tempdir().expect("a temporary directory");
-    let (story_url, worker_url, databases) = match backend {
-        Backend::Sqlite => (sqlite_url(data.path(), "story.db"), sqlite_url(data.path(), "worker.db"), Vec::new()),
-        Backend::Postgres => {
-            let admin = postgres_url().expect("the PostgreSQL variants run only when it is configured");
-            let story = PostgresDb::create(admin.clone()).await;
-            let worker = PostgresDb::create(admin).await;
-            (story.url(), worker.url(), vec![story, worker])
-        }
-    };
+    let databases = [
+        TestDatabase::create(backend, data.path(), "story").await,
+        TestDatabase::create(backend, data.path(), "worker").await,
+    ];
     let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
     let public_key = data.path().join(fabula_runtime::keys::ACCOUNTS_PUBLIC_KEY_FILE);
     let public_key = public_key.to_str().expect("a UTF-8 temporary path");
@@ -56,9 +50,9 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
         "--gateway-listen",
         "127.0.0.1:0",
         "--story-database-url",
-        &story_url,
+        &databases[0].url,
         "--worker-database-url",
-        &worker_url,
+        &databases[1].url,
         "--token-public-key-file",
         public_key,
         "--gateway-token-public-key-file",
@@ -74,7 +68,7 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
     args.extend_from_slice(extra);
     let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
     let (addresses, server) = launch(&args).await;
-    Running { addresses, server, args, _data: data, _databases: databases }
+    Running { addresses, server, args, _databases: databases, _data: data }
 }
 
 /// Parses `args` as `cargo run` would and serves the stack they describe until `stop`.
@@ -85,21 +79,15 @@ async fn launch(args: &[String]) -> (Addresses, Server) {
     (addresses, Server::spawn("the stack", |shutdown| stack.run_until_stopped(shutdown)))
 }
 
-/// An HTTP client for the gateway. reqwest is built without a TLS crypto provider of
-/// its own and wants one installed even for plain HTTP.
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client")
-}
-
-fn sqlite_url(dir: &Path, file: &str) -> String {
-    format!("sqlite://{}?mode=rwc", dir.join(file).display())
-}
-
 impl Running {
     /// The gateway's base URL, without a trailing slash.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addresses.gateway)
+    }
+
+    /// An anonymous REST client of the gateway.
+    pub fn rest(&self) -> Rest {
+        Rest::new(self.base_url())
     }
 
     /// The `http://` URL of story-service's gRPC port.

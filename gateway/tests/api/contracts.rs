@@ -137,7 +137,7 @@ async fn a_service_only_a_test_contract_declares_is_served_as_declared() {
     let base = format!("http://{}", app.local_addr());
     let _gateway = Server::spawn("gateway", |shutdown| app.run_until_stopped(shutdown));
     let token = TokenIssuer::new(key, Duration::from_secs(60)).issue(Uuid::now_v7(), Role::User).token;
-    let http = common::client();
+    let http = common::http_client();
     let create = |body: Value, token: Option<&str>| {
         let request = http.post(format!("{base}/v1/notes")).json(&body);
         match token {
@@ -148,26 +148,26 @@ async fn a_service_only_a_test_contract_declares_is_served_as_declared() {
     };
 
     // The policy (USER), at the edge.
-    let anonymous = common::answer(create(json!({"text": "hi"}), None).await.unwrap()).await;
+    let anonymous = common::Answer::read(create(json!({"text": "hi"}), None).await.unwrap()).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{:?}", anonymous.body);
     // The upstream (GPT_WORKER's address), the success status and the Location.
     let created = create(json!({"text": "hi"}), Some(&token)).await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(created.headers()["location"], "/v1/notes/n-1");
-    assert_eq!(common::answer(created).await.body, json!({"id": "n-1", "text": "hi"}));
+    assert_eq!(common::Answer::read(created).await.body, json!({"id": "n-1", "text": "hi"}));
     // The large body: over the default 1 MiB, within a story's 2 MiB.
     let large = create(json!({"text": "x".repeat(1_500_000)}), Some(&token)).await.unwrap();
     assert_eq!(large.status(), StatusCode::CREATED, "a large body is taken");
     // The rate class: two starts a minute, per user.
-    let limited = common::answer(create(json!({"text": "again"}), Some(&token)).await.unwrap()).await;
+    let limited = common::Answer::read(create(json!({"text": "again"}), Some(&token)).await.unwrap()).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", limited.body);
     assert_eq!(common::reason(&limited.body).as_deref(), Some("RATE_LIMITED"));
 
     // A PUBLIC method, with a path variable, answered 200.
-    let got = common::answer(http.get(format!("{base}/v1/notes/n-7")).send().await.unwrap()).await;
+    let got = common::Answer::read(http.get(format!("{base}/v1/notes/n-7")).send().await.unwrap()).await;
     assert_eq!((got.status, got.body), (StatusCode::OK, json!({"id": "n-7", "text": "a note"})));
     // And the document says all of it.
-    let document = common::answer(http.get(format!("{base}/openapi.json")).send().await.unwrap()).await.body;
+    let document = common::Answer::read(http.get(format!("{base}/openapi.json")).send().await.unwrap()).await.body;
     let post = &document["paths"]["/v1/notes"]["post"];
     assert!(post["responses"]["201"].is_object(), "{post}");
     assert!(document["paths"]["/v1/notes/{id}"]["get"].is_object(), "{}", document["paths"]);

@@ -20,81 +20,89 @@ both_databases!(
     a_url_over_hypers_limit_is_414_not_a_broken_connection,
 );
 
-/// (why, method, path, token, body, HTTP status, gRPC status name, ErrorInfo reason)
-type ServiceCase<'a> = (&'a str, Method, String, Option<&'a str>, Option<Value>, StatusCode, &'a str, &'a str);
-/// (why, method, URL, content type, body, HTTP status, words the message must hold)
-type InputCase<'a> = (&'a str, Method, String, &'a str, String, StatusCode, &'a str);
+/// A call refused with HTTP `status`, the gRPC status `name` and the `ErrorInfo.reason`
+/// `want`; `why` says what is sent.
+struct Refusal<'a> {
+    why: &'static str,
+    method: Method,
+    path: String,
+    token: Option<&'a str>,
+    body: Option<Value>,
+    status: StatusCode,
+    name: &'static str,
+    want: &'static str,
+}
 
 async fn service_errors_map_to_http_with_the_google_error_shape(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    let bob = stack.register("bob").await;
+    let ada = stack.rest.register("ada").await;
+    let bob = stack.rest.register("bob").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let unknown = "0190f1f0-0000-7000-8000-000000000000";
     let register_ada = json!({"username": "ada", "email": "other@example.test", "password": common::PASSWORD});
-    let cases: Vec<ServiceCase> = vec![
-        (
-            "a bad id in the path",
-            Method::GET,
-            "/v1/worlds/not-an-id".into(),
-            None,
-            None,
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "INVALID_ARGUMENT",
-        ),
-        (
-            "an unknown world",
-            Method::GET,
-            format!("/v1/worlds/{unknown}"),
-            Some(&ada.token),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "NOT_FOUND",
-        ),
-        (
-            "a name taken",
-            Method::POST,
-            "/v1/auth/register".into(),
-            None,
-            Some(register_ada),
-            StatusCode::CONFLICT,
-            "ALREADY_EXISTS",
-            "USERNAME_TAKEN",
-        ),
-        (
-            "a share of someone else's world",
-            Method::GET,
-            format!("/v1/worlds/{world}/shares"),
-            Some(&bob.token),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "NOT_FOUND",
-        ),
-        (
-            "a wrong password",
-            Method::POST,
-            "/v1/auth/login".into(),
-            None,
-            Some(json!({"login": "ada", "password": "wrong password!"})),
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "INVALID_CREDENTIALS",
-        ),
-        (
-            "model access not granted",
-            Method::POST,
-            "/v1/jobs".into(),
-            Some(&ada.token),
-            Some(json!({"paraphrase": {"text": "x"}})),
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "MODEL_ACCESS_REQUIRED",
-        ),
+    let cases = vec![
+        Refusal {
+            why: "a bad id in the path",
+            method: Method::GET,
+            path: "/v1/worlds/not-an-id".into(),
+            token: None,
+            body: None,
+            status: StatusCode::BAD_REQUEST,
+            name: "INVALID_ARGUMENT",
+            want: "INVALID_ARGUMENT",
+        },
+        Refusal {
+            why: "an unknown world",
+            method: Method::GET,
+            path: format!("/v1/worlds/{unknown}"),
+            token: Some(&ada.token),
+            body: None,
+            status: StatusCode::NOT_FOUND,
+            name: "NOT_FOUND",
+            want: "NOT_FOUND",
+        },
+        Refusal {
+            why: "a name taken",
+            method: Method::POST,
+            path: "/v1/auth/register".into(),
+            token: None,
+            body: Some(register_ada),
+            status: StatusCode::CONFLICT,
+            name: "ALREADY_EXISTS",
+            want: "USERNAME_TAKEN",
+        },
+        Refusal {
+            why: "a share of someone else's world",
+            method: Method::GET,
+            path: format!("/v1/worlds/{world}/shares"),
+            token: Some(&bob.token),
+            body: None,
+            status: StatusCode::NOT_FOUND,
+            name: "NOT_FOUND",
+            want: "NOT_FOUND",
+        },
+        Refusal {
+            why: "a wrong password",
+            method: Method::POST,
+            path: "/v1/auth/login".into(),
+            token: None,
+            body: Some(json!({"login": "ada", "password": "wrong password!"})),
+            status: StatusCode::UNAUTHORIZED,
+            name: "UNAUTHENTICATED",
+            want: "INVALID_CREDENTIALS",
+        },
+        Refusal {
+            why: "model access not granted",
+            method: Method::POST,
+            path: "/v1/jobs".into(),
+            token: Some(&ada.token),
+            body: Some(json!({"paraphrase": {"text": "x"}})),
+            status: StatusCode::FORBIDDEN,
+            name: "PERMISSION_DENIED",
+            want: "MODEL_ACCESS_REQUIRED",
+        },
     ];
-    for (why, method, path, token, body, status, name, want) in cases {
+    for Refusal { why, method, path, token, body, status, name, want } in cases {
         let answer = stack.call(method, &path, token, body).await;
         answer.expect_error(status, name, want, why);
         if status == StatusCode::UNAUTHORIZED {
@@ -106,159 +114,179 @@ async fn service_errors_map_to_http_with_the_google_error_shape(backend: Backend
     assert_eq!(violation.unwrap()["fieldViolations"][0]["field"], "id", "BadRequest as JSON: {:?}", bad.body);
 }
 
+/// A request with a body the gateway cannot take, answered with `status` and a message
+/// holding `words`; `why` says what is wrong with it.
+struct BadBody {
+    why: &'static str,
+    method: Method,
+    url: String,
+    content_type: &'static str,
+    body: String,
+    status: StatusCode,
+    words: &'static str,
+}
+
 async fn bad_input_is_refused_at_the_edge(backend: Backend) {
     let stack = spawn_with_small_limits(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let stories = format!("{}/v1/worlds/{world}/stories", stack.base);
     let worlds = format!("{}/v1/worlds", stack.base);
     let big = "x".repeat(1500);
-    let cases: Vec<InputCase> = vec![
-        (
-            "malformed JSON says where",
-            Method::POST,
-            worlds.clone(),
-            "application/json",
-            "{\"name\": ".into(),
-            StatusCode::BAD_REQUEST,
-            "line 1 column",
-        ),
-        (
-            "an unknown field is named",
-            Method::POST,
-            worlds.clone(),
-            "application/json",
-            r#"{"name": "W", "colour": 1}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "colour",
-        ),
-        (
-            "a wrong type names the field",
-            Method::POST,
-            worlds.clone(),
-            "application/json",
-            r#"{"name": 5}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "name",
-        ),
-        (
-            "an unknown enum name",
-            Method::POST,
-            worlds.clone(),
-            "application/json",
-            r#"{"name": "W", "worldType": "SPACE"}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "worldType",
-        ),
-        (
-            "not JSON",
-            Method::POST,
-            worlds.clone(),
-            "text/plain",
-            "name=W".into(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "application/json",
-        ),
-        (
-            "a body over the limit",
-            Method::POST,
-            worlds.clone(),
-            "application/json",
-            format!(r#"{{"name": "{big}"}}"#),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "limit",
-        ),
-        (
-            "a story may be larger",
-            Method::POST,
-            stories.clone(),
-            "application/json",
-            format!(r#"{{"title": "T", "content": "{big}"}}"#),
-            StatusCode::CREATED,
-            "",
-        ),
-        (
-            "a story over its limit",
-            Method::POST,
-            stories.clone(),
-            "application/json",
-            format!(r#"{{"title": "T", "content": "{big}{big}"}}"#),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "limit",
-        ),
-        (
-            "an unknown query parameter",
-            Method::GET,
-            format!("{worlds}?colour=red"),
-            "",
-            String::new(),
-            StatusCode::BAD_REQUEST,
-            "colour",
-        ),
-        (
-            "a query parameter of the wrong type",
-            Method::GET,
-            format!("{worlds}?pageSize=many"),
-            "",
-            String::new(),
-            StatusCode::BAD_REQUEST,
-            "pageSize",
-        ),
-        (
-            "a field the body owns, in the query",
-            Method::POST,
-            format!("{stories}?story.title=x"),
-            "application/json",
-            r#"{"title": "T"}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "story.title",
-        ),
-        (
-            "the path and the body disagree",
-            Method::PATCH,
-            format!("{worlds}/{world}"),
-            "application/json",
-            r#"{"id": "other"}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "world.id",
-        ),
-        (
-            "a body where none is taken",
-            Method::GET,
-            format!("{worlds}/{world}"),
-            "application/json",
-            "{}".into(),
-            StatusCode::BAD_REQUEST,
-            "no body",
-        ),
-        ("a wrong method", Method::PUT, worlds.clone(), "", String::new(), StatusCode::METHOD_NOT_ALLOWED, ""),
-        (
-            "no such route",
-            Method::GET,
-            format!("{}/v1/nothing", stack.base),
-            "",
-            String::new(),
-            StatusCode::NOT_FOUND,
-            "",
-        ),
-        (
-            "a bad Grpc-Timeout",
-            Method::GET,
-            format!("{worlds}/{world}"),
-            "grpc-timeout",
-            String::new(),
-            StatusCode::BAD_REQUEST,
-            "Grpc-Timeout",
-        ),
+    let cases = vec![
+        BadBody {
+            why: "malformed JSON says where",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "application/json",
+            body: "{\"name\": ".into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "line 1 column",
+        },
+        BadBody {
+            why: "an unknown field is named",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "application/json",
+            body: r#"{"name": "W", "colour": 1}"#.into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "colour",
+        },
+        BadBody {
+            why: "a wrong type names the field",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "application/json",
+            body: r#"{"name": 5}"#.into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "name",
+        },
+        BadBody {
+            why: "an unknown enum name",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "application/json",
+            body: r#"{"name": "W", "worldType": "SPACE"}"#.into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "worldType",
+        },
+        BadBody {
+            why: "not JSON",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "text/plain",
+            body: "name=W".into(),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            words: "application/json",
+        },
+        BadBody {
+            why: "a body over the limit",
+            method: Method::POST,
+            url: worlds.clone(),
+            content_type: "application/json",
+            body: format!(r#"{{"name": "{big}"}}"#),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            words: "limit",
+        },
+        BadBody {
+            why: "a story may be larger",
+            method: Method::POST,
+            url: stories.clone(),
+            content_type: "application/json",
+            body: format!(r#"{{"title": "T", "content": "{big}"}}"#),
+            status: StatusCode::CREATED,
+            words: "",
+        },
+        BadBody {
+            why: "a story over its limit",
+            method: Method::POST,
+            url: stories.clone(),
+            content_type: "application/json",
+            body: format!(r#"{{"title": "T", "content": "{big}{big}"}}"#),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            words: "limit",
+        },
+        BadBody {
+            why: "an unknown query parameter",
+            method: Method::GET,
+            url: format!("{worlds}?colour=red"),
+            content_type: "",
+            body: String::new(),
+            status: StatusCode::BAD_REQUEST,
+            words: "colour",
+        },
+        BadBody {
+            why: "a query parameter of the wrong type",
+            method: Method::GET,
+            url: format!("{worlds}?pageSize=many"),
+            content_type: "",
+            body: String::new(),
+            status: StatusCode::BAD_REQUEST,
+            words: "pageSize",
+        },
+        BadBody {
+            why: "a field the body owns, in the query",
+            method: Method::POST,
+            url: format!("{stories}?story.title=x"),
+            content_type: "application/json",
+            body: r#"{"title": "T"}"#.into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "story.title",
+        },
+        BadBody {
+            why: "the path and the body disagree",
+            method: Method::PATCH,
+            url: format!("{worlds}/{world}"),
+            content_type: "application/json",
+            body: r#"{"id": "other"}"#.into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "world.id",
+        },
+        BadBody {
+            why: "a body where none is taken",
+            method: Method::GET,
+            url: format!("{worlds}/{world}"),
+            content_type: "application/json",
+            body: "{}".into(),
+            status: StatusCode::BAD_REQUEST,
+            words: "no body",
+        },
+        BadBody {
+            why: "a wrong method",
+            method: Method::PUT,
+            url: worlds.clone(),
+            content_type: "",
+            body: String::new(),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            words: "",
+        },
+        BadBody {
+            why: "no such route",
+            method: Method::GET,
+            url: format!("{}/v1/nothing", stack.base),
+            content_type: "",
+            body: String::new(),
+            status: StatusCode::NOT_FOUND,
+            words: "",
+        },
+        BadBody {
+            why: "a bad Grpc-Timeout",
+            method: Method::GET,
+            url: format!("{worlds}/{world}"),
+            content_type: "grpc-timeout",
+            body: String::new(),
+            status: StatusCode::BAD_REQUEST,
+            words: "Grpc-Timeout",
+        },
     ];
-    for (why, method, url, content_type, body, status, words) in cases {
+    for BadBody { why, method, url, content_type, body, status, words } in cases {
         let mut request = stack.http.request(method, &url).bearer_auth(&ada.token);
         match content_type {
             "" => {}
             "grpc-timeout" => request = request.header("grpc-timeout", "soon"),
             _ => request = request.header("content-type", content_type).body(body),
         }
-        let answer = common::answer(request.send().await.unwrap()).await;
+        let answer = common::Answer::read(request.send().await.unwrap()).await;
         assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
         if !status.is_success() {
             assert_eq!(answer.body["error"]["code"], status.as_u16(), "{why}: the error shape: {:?}", answer.body);
@@ -297,26 +325,66 @@ async fn spawn_with_small_limits(backend: Backend) -> common::Stack {
     .await
 }
 
+/// A call refused by the gateway's auth layer with `status` and the `ErrorInfo.reason`
+/// `want` (none when it is let through); `why` says what is sent.
+struct Refused<'a> {
+    why: &'static str,
+    path: &'static str,
+    token: Option<&'a str>,
+    status: StatusCode,
+    want: &'static str,
+}
+
 async fn auth_is_checked_at_the_edge(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let forged = forged_token(&ada.id);
     // (why, path, token, status, reason)
-    let cases: Vec<(&str, &str, Option<&str>, StatusCode, &str)> = vec![
-        ("no token on a USER route", "/v1/users/me", None, StatusCode::UNAUTHORIZED, "TOKEN_MISSING"),
-        ("a bad signature", "/v1/users/me", Some(&forged), StatusCode::UNAUTHORIZED, "TOKEN_INVALID"),
-        ("garbage", "/v1/users/me", Some("garbage"), StatusCode::UNAUTHORIZED, "TOKEN_MALFORMED"),
-        (
-            "a bad token on an OPTIONAL route",
-            "/v1/worlds",
-            Some("garbage"),
-            StatusCode::UNAUTHORIZED,
-            "TOKEN_MALFORMED",
-        ),
-        ("no token on an OPTIONAL route", "/v1/worlds", None, StatusCode::OK, ""),
-        ("a user on an ADMIN route", "/v1/admin/users", Some(&ada.token), StatusCode::FORBIDDEN, "ADMIN_ONLY"),
+    let cases = vec![
+        Refused {
+            why: "no token on a USER route",
+            path: "/v1/users/me",
+            token: None,
+            status: StatusCode::UNAUTHORIZED,
+            want: "TOKEN_MISSING",
+        },
+        Refused {
+            why: "a bad signature",
+            path: "/v1/users/me",
+            token: Some(&forged),
+            status: StatusCode::UNAUTHORIZED,
+            want: "TOKEN_INVALID",
+        },
+        Refused {
+            why: "garbage",
+            path: "/v1/users/me",
+            token: Some("garbage"),
+            status: StatusCode::UNAUTHORIZED,
+            want: "TOKEN_MALFORMED",
+        },
+        Refused {
+            why: "a bad token on an OPTIONAL route",
+            path: "/v1/worlds",
+            token: Some("garbage"),
+            status: StatusCode::UNAUTHORIZED,
+            want: "TOKEN_MALFORMED",
+        },
+        Refused {
+            why: "no token on an OPTIONAL route",
+            path: "/v1/worlds",
+            token: None,
+            status: StatusCode::OK,
+            want: "",
+        },
+        Refused {
+            why: "a user on an ADMIN route",
+            path: "/v1/admin/users",
+            token: Some(&ada.token),
+            status: StatusCode::FORBIDDEN,
+            want: "ADMIN_ONLY",
+        },
     ];
-    for (why, path, token, status, want) in cases {
+    for Refused { why, path, token, status, want } in cases {
         let answer = stack.call(Method::GET, path, token, None).await;
         assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
         if !want.is_empty() {
@@ -349,13 +417,13 @@ async fn the_bearer_scheme_is_read_in_any_case_over_rest_and_grpc(backend: Backe
     use fabula_contracts::pb::accounts::{GetMeRequest, account_service_client::AccountServiceClient};
 
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.story_addr)).unwrap();
     let mut accounts = AccountServiceClient::new(channel.connect().await.expect("story-service answers"));
     for case in SCHEME_CASES {
         let header = case.header.replace("{token}", &ada.token);
         let rest = stack.http.get(format!("{}/v1/users/me", stack.base)).header("authorization", &header);
-        let rest = common::answer(rest.send().await.unwrap()).await;
+        let rest = common::Answer::read(rest.send().await.unwrap()).await;
         let mut grpc = tonic::Request::new(GetMeRequest::default());
         grpc.metadata_mut().insert("authorization", header.parse().unwrap());
         let grpc = accounts.get_me(grpc).await;
@@ -380,7 +448,7 @@ struct DeadlineCase {
 
 async fn a_deadline_that_passes_is_504_deadline_exceeded(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let cases = [
         DeadlineCase { why: "a microsecond, to story-service", path: "/v1/worlds", grpc_timeout: "1u" },
         DeadlineCase { why: "a nanosecond, to story-service", path: "/v1/users/me", grpc_timeout: "1n" },
@@ -388,7 +456,8 @@ async fn a_deadline_that_passes_is_504_deadline_exceeded(backend: Backend) {
     ];
     for case in cases {
         let request = stack.http.get(format!("{}{}", stack.base, case.path)).bearer_auth(&ada.token);
-        let answer = common::answer(request.header("grpc-timeout", case.grpc_timeout).send().await.unwrap()).await;
+        let answer =
+            common::Answer::read(request.header("grpc-timeout", case.grpc_timeout).send().await.unwrap()).await;
         assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT, "{}: {:?}", case.why, answer.body);
         assert_eq!(answer.body["error"]["status"], "DEADLINE_EXCEEDED", "{}", case.why);
         assert_eq!(reason(&answer.body).as_deref(), Some("DEADLINE_EXCEEDED"), "{}: {:?}", case.why, answer.body);
@@ -427,7 +496,7 @@ async fn expect_field_errors(stack: &common::Stack, token: &str, cases: Vec<Fiel
         if let Some(body) = case.body {
             request = request.header("content-type", "application/json").body(body);
         }
-        let answer = common::answer(request.send().await.unwrap()).await;
+        let answer = common::Answer::read(request.send().await.unwrap()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}: {:?}", case.why, answer.body);
         assert_eq!(reason(&answer.body).as_deref(), Some("INVALID_ARGUMENT"), "{}: {:?}", case.why, answer.body);
         let details = answer.body["error"]["details"].as_array().cloned().unwrap_or_default();
@@ -441,7 +510,7 @@ async fn expect_field_errors(stack: &common::Stack, token: &str, cases: Vec<Fiel
 
 async fn a_body_says_each_field_once_and_never_null(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let cases = vec![
         FieldCase::new("a key twice", Method::POST, "/v1/worlds")
@@ -470,7 +539,7 @@ async fn a_body_says_each_field_once_and_never_null(backend: Backend) {
 
 async fn a_required_body_that_is_missing_is_refused_naming_it(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let cases = vec![
         FieldCase::new("an update of a world", Method::PATCH, format!("/v1/worlds/{world}")).names("world"),
@@ -486,8 +555,7 @@ async fn a_required_body_that_is_missing_is_refused_naming_it(backend: Backend) 
 
 async fn errors_name_fields_as_rest_clients_do(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    stack.enable_gpt(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let stories = format!("/v1/worlds/{world}/stories");
     let story = stack.call(Method::POST, &stories, Some(&ada.token), Some(json!({"title": "T"}))).await;
@@ -542,7 +610,7 @@ const LONG: usize = 100_000;
 
 async fn a_long_value_gets_a_short_answer(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let (url, body) = ("a".repeat(LONG_IN_A_URL), "a".repeat(LONG));
     let cases = [
         LongCase::get("the id of a world", format!("/v1/worlds/{url}")),

@@ -82,7 +82,7 @@ async fn openapi_spec_validator_accepts_the_document() {
     }
     let stack = spawn(Backend::Sqlite).await;
     let doc = stack.call(Method::GET, "/openapi.json", None, None).await.body;
-    let file = stack.dir.path().join("openapi.json");
+    let file = stack.services.dir.path().join("openapi.json");
     std::fs::write(&file, doc.to_string()).unwrap();
     let output = Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(&file).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
@@ -101,14 +101,14 @@ async fn schemathesis_finds_nothing_as_anyone_user_or_administrator() {
         return;
     }
     let stack = spawn(Backend::Sqlite).await;
-    let user = stack.register("fuzzer").await;
-    let admin = stack.admin().await;
+    let user = stack.rest.register("fuzzer").await;
+    let admin = stack.rest.admin().await;
     let callers =
         [("an anonymous caller", None), ("a user", Some(user.token)), ("an administrator", Some(admin.token))];
     let mut failed = Vec::new();
     for (who, token) in callers {
         let mut command = schemathesis_command(&stack.base, token.as_deref());
-        command.current_dir(stack.dir.path());
+        command.current_dir(stack.services.dir.path());
         let (status, text) = run_within(command, SCHEMATHESIS_BUDGET).await;
         let _ = writeln!(std::io::stderr(), "== schemathesis as {who}\n{text}");
         match status {

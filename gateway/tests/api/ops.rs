@@ -5,16 +5,12 @@ use crate::common;
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use common::{ADMIN_PASSWORD, ADMIN_USERNAME, Backend, both_databases};
-use fabula_contracts::pb::{
-    accounts::{LoginRequest, account_service_client::AccountServiceClient},
-    story::{CreateWorldRequest, Visibility, World, world_service_client::WorldServiceClient},
-};
-use fabula_testkit::{TestDatabase, authed};
+use common::{Backend, both_databases};
+use fabula_contracts::pb::story::Visibility;
+use fabula_testkit::{Gateway, StoryService, TestDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -43,20 +39,20 @@ async fn an_upstream_that_is_down_is_503_and_recovers_by_itself(backend: Backend
     // The gateway needs story-service's public key: make it as story-service would.
     fabula_runtime::keys::development_key(dir.path(), fabula_runtime::keys::ACCOUNTS_KEY_FILE).unwrap();
     let url = format!("http://{addr}");
-    let (gateway_addr, _gateway) = common::start_gateway(dir.path(), &url, &url, |_| {}).await;
-    let http = common::client();
-    let worlds = format!("http://{gateway_addr}/v1/worlds");
+    let gateway = Gateway::start(dir.path(), &url, &url, |_| {}).await;
+    let http = common::http_client();
+    let worlds = format!("{}/v1/worlds", gateway.base_url());
 
     let started = Instant::now();
-    let down = common::answer(http.get(&worlds).send().await.unwrap()).await;
+    let down = common::Answer::read(http.get(&worlds).send().await.unwrap()).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", down.body);
     assert_eq!(down.body["error"]["status"], "UNAVAILABLE");
     assert!(started.elapsed() < Duration::from_secs(3), "within the connect timeout: {:?}", started.elapsed());
-    let ready = http.get(format!("http://{gateway_addr}/readyz")).send().await.unwrap();
+    let ready = http.get(format!("{}/readyz", gateway.base_url())).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     let database = TestDatabase::create(backend, dir.path(), "story").await;
-    let (_, _story) = common::start_story_service(dir.path(), &database.url, addr).await;
+    let _story = StoryService::start(dir.path(), &database.url, |settings| settings.listen = addr).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = http.get(&worlds).send().await.unwrap().status();
@@ -124,17 +120,16 @@ async fn replicas_are_balanced_and_one_going_down_fails_no_request(backend: Back
         TestDatabase::create(backend, dir.path(), "first").await,
         TestDatabase::create(backend, dir.path(), "second").await,
     );
-    let any = || "127.0.0.1:0".parse().unwrap();
-    let (first_addr, mut first) = common::start_story_service(dir.path(), &first_db.url, any()).await;
-    let (second_addr, _second) = common::start_story_service(dir.path(), &second_db.url, any()).await;
-    create_public_world(first_addr, "first").await;
-    create_public_world(second_addr, "second").await;
-    let story = format!("http://{first_addr}, http://{second_addr}");
-    let (gateway_addr, _gateway) = common::start_gateway(dir.path(), &story, &story, |_| {}).await;
-    let http = common::client();
-    let worlds = format!("http://{gateway_addr}/v1/worlds");
+    let mut first = StoryService::start(dir.path(), &first_db.url, |_| {}).await;
+    let second = StoryService::start(dir.path(), &second_db.url, |_| {}).await;
+    create_public_world(&first, "first").await;
+    create_public_world(&second, "second").await;
+    let story = format!("http://{}, http://{}", first.addr, second.addr);
+    let gateway = Gateway::start(dir.path(), &story, &story, |_| {}).await;
+    let http = common::http_client();
+    let worlds = format!("{}/v1/worlds", gateway.base_url());
     let answered_by = async |what: String| {
-        let answer = common::answer(http.get(&worlds).send().await.unwrap()).await;
+        let answer = common::Answer::read(http.get(&worlds).send().await.unwrap()).await;
         assert_eq!(answer.status, StatusCode::OK, "{what}: {:?}", answer.body);
         let names: Vec<_> = answer.body["worlds"].as_array().unwrap().iter().map(|w| w["name"].clone()).collect();
         assert_eq!(names.len(), 1, "{what}: one replica's world: {:?}", answer.body);
@@ -159,13 +154,8 @@ async fn replicas_are_balanced_and_one_going_down_fails_no_request(backend: Back
     }
 }
 
-/// Signs in as the administrator of the story-service at `addr` and creates a public world `name` there.
-async fn create_public_world(addr: SocketAddr, name: &str) {
-    let url = format!("http://{addr}");
-    let login = LoginRequest { login: ADMIN_USERNAME.into(), password: ADMIN_PASSWORD.into() };
-    let signed_in = AccountServiceClient::connect(url.clone()).await.unwrap().login(login).await.unwrap().into_inner();
-    let world = World { name: name.into(), visibility: Visibility::Public.into(), ..World::default() };
-    let request = CreateWorldRequest { world: Some(world), request_id: String::new() };
-    let mut worlds = WorldServiceClient::connect(url).await.unwrap();
-    worlds.create_world(authed(request, &signed_in.access_token)).await.expect("create a world");
+/// Signs in as the administrator of `story` and creates a public world `name` there.
+async fn create_public_world(story: &StoryService, name: &str) {
+    let admin = story.admin().await;
+    story.create_world(&admin, name, Visibility::Public).await;
 }

@@ -19,7 +19,7 @@ both_databases!(
 
 async fn accounts_routes(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let me = stack.call(Method::GET, "/v1/users/me", Some(&ada.token), None).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["username"], "ada");
@@ -37,7 +37,7 @@ async fn accounts_routes(backend: Backend) {
     let changed = stack.call(Method::POST, "/v1/users/me/password", Some(&ada.token), Some(body)).await;
     assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
 
-    let admin = stack.admin().await;
+    let admin = stack.rest.admin().await;
     let users = stack.call(Method::GET, "/v1/admin/users?pageSize=10", Some(&admin.token), None).await;
     assert_eq!(users.status, StatusCode::OK);
     assert!(users.body["users"].as_array().is_some_and(|u| u.len() >= 2));
@@ -57,8 +57,8 @@ async fn accounts_routes(backend: Backend) {
 
 async fn worlds_and_shares_routes(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    let bob = stack.register("bob").await;
+    let ada = stack.rest.register("ada").await;
+    let bob = stack.rest.register("bob").await;
     let created = stack
         .http
         .post(format!("{}/v1/worlds", stack.base))
@@ -67,7 +67,7 @@ async fn worlds_and_shares_routes(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let created = common::answer(created).await;
+    let created = common::Answer::read(created).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let id = created.body["id"].as_str().unwrap().to_owned();
     assert_eq!(created.headers["location"], format!("/v1/worlds/{id}").as_str());
@@ -116,7 +116,7 @@ async fn child_crud(stack: &Stack, token: &str, world: &str, plural: &str, body:
 
 async fn stories_entities_locations_and_events_routes(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     child_crud(&stack, &ada.token, &world, "stories", json!({"title": "One", "content": "Once"}), "title").await;
     child_crud(&stack, &ada.token, &world, "entities", json!({"name": "Ged"}), "name").await;
@@ -138,8 +138,7 @@ async fn stories_entities_locations_and_events_routes(backend: Backend) {
 
 async fn jobs_routes_and_headers(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    stack.enable_gpt(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let created = stack
         .http
         .post(format!("{}/v1/jobs", stack.base))
@@ -150,7 +149,7 @@ async fn jobs_routes_and_headers(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let created = common::answer(created).await;
+    let created = common::Answer::read(created).await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
     assert_eq!(created.headers["x-request-id"], "req-123", "the request id is echoed");
     let id = created.body["id"].as_str().unwrap().to_owned();
@@ -192,9 +191,9 @@ impl HeadCase {
 
 async fn head_answers_every_get_route_as_get_does_without_a_body(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
-    stack.enable_gpt(&ada).await;
+    stack.rest.grant_model_access(&ada).await;
     let body = json!({"paraphrase": {"text": "The sea is wide."}});
     let job = stack.call(Method::POST, "/v1/jobs", Some(&ada.token), Some(body)).await.body["id"].clone();
     let job = job.as_str().unwrap().to_owned();
@@ -266,7 +265,7 @@ struct Patch {
 
 async fn an_update_changes_exactly_the_fields_its_body_holds(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
+    let ada = stack.rest.register("ada").await;
     let world = stack.create_world(&ada, "Earthsea").await["id"].as_str().unwrap().to_owned();
     let place = json!({"name": "Roke", "description": "The school", "coordinates": {"x": 1.5, "y": 2.0}});
     let created =

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{Backend, Stack, User, both_databases, spawn};
+use common::{Backend, RestUser, Stack, both_databases, spawn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -14,7 +14,7 @@ both_databases!(
 );
 
 /// Starts a paraphrase job of `user` and returns its id.
-async fn start_job(stack: &Stack, user: &User) -> String {
+async fn start_job(stack: &Stack, user: &RestUser) -> String {
     let body = json!({"paraphrase": {"text": "The sea is wide and the night is long."}});
     let created = stack.call(Method::POST, "/v1/jobs", Some(&user.token), Some(body)).await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
@@ -48,8 +48,7 @@ fn events(text: &str) -> Vec<(Option<String>, String, Value)> {
 
 async fn a_job_is_watched_as_server_sent_events_and_resumed(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    stack.enable_gpt(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let id = start_job(&stack, &ada).await;
     let url = format!("{}/v1/jobs/{id}/watch", stack.base);
 
@@ -85,8 +84,7 @@ async fn a_job_is_watched_as_server_sent_events_and_resumed(backend: Backend) {
 
 async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    stack.enable_gpt(&ada).await;
+    let ada = stack.rest.register_with_model_access("ada").await;
     let id = start_job(&stack, &ada).await;
     let url = format!("{}/v1/jobs/{id}/watch", stack.base);
     assert_eq!(stack.http.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
@@ -117,14 +115,14 @@ async fn a_browser_watches_with_the_cookie_and_no_token_in_the_url(backend: Back
 
 async fn a_disabled_user_gets_no_watch_cookie(backend: Backend) {
     let stack = spawn(backend).await;
-    let ada = stack.register("ada").await;
-    let admin = stack.admin().await;
+    let ada = stack.rest.register("ada").await;
+    let admin = stack.rest.admin().await;
     let path = format!("/v1/admin/users/{}", ada.id);
     let disabled = stack.call(Method::PATCH, &path, Some(&admin.token), Some(json!({"disabled": true}))).await;
     assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
 
     let set = stack.http.post(format!("{}/v1/auth/watch-cookie", stack.base)).bearer_auth(&ada.token).send().await;
-    let refused = common::answer(set.unwrap()).await;
+    let refused = common::Answer::read(set.unwrap()).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{:?}", refused.body);
     assert_eq!(refused.body["error"]["status"], "UNAUTHENTICATED");
     assert_eq!(common::reason(&refused.body).as_deref(), Some("USER_DISABLED"), "{:?}", refused.body);

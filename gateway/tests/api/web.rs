@@ -8,12 +8,12 @@ use crate::common;
 use reqwest::{StatusCode, header};
 
 /// A gateway with nothing behind it, and its base URL.
-async fn gateway_alone() -> (String, fabula_testkit::Server, tempfile::TempDir) {
+async fn gateway_alone() -> (String, fabula_testkit::Gateway, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     fabula_runtime::keys::development_key(dir.path(), fabula_runtime::keys::ACCOUNTS_KEY_FILE).unwrap();
     let nowhere = "http://127.0.0.1:9";
-    let (addr, running) = common::start_gateway(dir.path(), nowhere, nowhere, |_| {}).await;
-    (format!("http://{addr}"), running, dir)
+    let gateway = fabula_testkit::Gateway::start(dir.path(), nowhere, nowhere, |_| {}).await;
+    (gateway.base_url(), gateway, dir)
 }
 
 /// The `/assets/…` paths a text refers to in `src="…"` or `href="…"` or an import.
@@ -29,7 +29,7 @@ fn asset_paths(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_its_files_are_served_with_a_strict_policy() {
     let (base, _gateway, _dir) = gateway_alone().await;
-    let http = common::client();
+    let http = common::http_client();
 
     let page = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -91,7 +91,7 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_revalidates_with_the_etag_and_gets_304() {
     let (base, _gateway, _dir) = gateway_alone().await;
-    let http = common::client();
+    let http = common::http_client();
     for path in ["/", "/assets/app.js"] {
         let first = http.get(format!("{base}{path}")).send().await.unwrap();
         let etag = first.headers()[header::ETAG].clone();
@@ -108,10 +108,11 @@ async fn a_browser_revalidates_with_the_etag_and_gets_304() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_paths_still_reach_the_api_and_its_errors() {
     let (base, _gateway, _dir) = gateway_alone().await;
-    let missing = common::answer(common::client().get(format!("{base}/assets/nope.js")).send().await.unwrap()).await;
+    let missing =
+        common::Answer::read(common::http_client().get(format!("{base}/assets/nope.js")).send().await.unwrap()).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body["error"]["status"], "NOT_FOUND", "{:?}", missing.body);
-    let posted = common::client().post(format!("{base}/")).send().await.unwrap();
+    let posted = common::http_client().post(format!("{base}/")).send().await.unwrap();
     assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 

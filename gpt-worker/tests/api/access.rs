@@ -3,20 +3,20 @@
 //! and specs that name the field they get wrong.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    Backend, as_caller, authed, expect_code, expect_invalid, paraphrase, spawn_stack, spawn_stack_with, submit_to,
+    Backend, BadInput, as_caller, authed, both_databases, expect_code, expect_invalid, paraphrase, private_world,
+    spawn_stack, spawn_stack_with, submit_to,
 };
 use fabula_contracts::pb::jobs::{
     AnalyzeStory, BatchAnalyze, CancelJobRequest, CreateJobRequest, DeleteJobRequest, DescribeStory, DescribeWorld,
     ExtractEvents, GetJobRequest, JobSpec, JobState, ListJobsRequest, Paraphrase, WaitJobRequest, WatchJobRequest,
     extract_events::Target, job_spec::Kind,
 };
-use fabula_contracts::pb::story::{GetWorldRequest, ShareRole, ShareWorldRequest};
-use support::{FakeOpenAi, Reply};
+use fabula_contracts::pb::story::{GetWorldRequest, ShareRole};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -175,45 +175,71 @@ async fn bad_specs_name_the_field(backend: Backend) {
     let id = Uuid::now_v7().to_string();
     let batch = |story_ids: Vec<String>| Kind::BatchAnalyze(BatchAnalyze { world_id: id.clone(), story_ids });
     let text = |text: &str, mode: &str| Kind::Paraphrase(Paraphrase { text: text.into(), mode: mode.into() });
-    let cases: Vec<(Option<Kind>, &str, &str)> = vec![
-        (None, "spec", "no kind"),
-        (
-            Some(Kind::DescribeWorld(DescribeWorld { world_id: String::new() })),
-            "spec.describe_world.world_id",
-            "empty id",
-        ),
-        (Some(Kind::DescribeStory(DescribeStory { story_id: "x".into() })), "spec.describe_story.story_id", "bad id"),
-        (Some(Kind::AnalyzeStory(AnalyzeStory { story_id: "12".into() })), "spec.analyze_story.story_id", "bad id"),
-        (Some(batch(vec![])), "spec.batch_analyze.story_ids", "no stories"),
-        (
-            Some(batch(vec![id.clone(); 4].into_iter().map(|_| Uuid::now_v7().to_string()).collect())),
-            "spec.batch_analyze.story_ids",
-            "four stories",
-        ),
-        (Some(batch(vec![id.clone(), id.clone()])), "spec.batch_analyze.story_ids[1]", "a story twice"),
-        (Some(batch(vec!["nope".into()])), "spec.batch_analyze.story_ids[0]", "a bad story id"),
-        (
-            Some(Kind::BatchAnalyze(BatchAnalyze { world_id: String::new(), story_ids: vec![id.clone()] })),
-            "spec.batch_analyze.world_id",
-            "no world",
-        ),
-        (Some(Kind::ExtractEvents(ExtractEvents { target: None, force: false })), "spec.extract_events", "no target"),
-        (
-            Some(Kind::ExtractEvents(ExtractEvents { target: Some(Target::WorldId("w".into())), force: true })),
-            "spec.extract_events.world_id",
-            "a bad world id",
-        ),
-        (
-            Some(Kind::ExtractEvents(ExtractEvents { target: Some(Target::StoryId(String::new())), force: false })),
-            "spec.extract_events.story_id",
-            "an empty story id",
-        ),
-        (Some(text("   ", "")), "spec.paraphrase.text", "blank text"),
-        (Some(text(&"a".repeat(5_001), "")), "spec.paraphrase.text", "text too long"),
-        (Some(text("Fine.", &"m".repeat(51))), "spec.paraphrase.mode", "mode too long"),
+    let cases = vec![
+        BadInput { request: None, field: "spec", why: "no kind" },
+        BadInput {
+            request: Some(Kind::DescribeWorld(DescribeWorld { world_id: String::new() })),
+            field: "spec.describe_world.world_id",
+            why: "empty id",
+        },
+        BadInput {
+            request: Some(Kind::DescribeStory(DescribeStory { story_id: "x".into() })),
+            field: "spec.describe_story.story_id",
+            why: "bad id",
+        },
+        BadInput {
+            request: Some(Kind::AnalyzeStory(AnalyzeStory { story_id: "12".into() })),
+            field: "spec.analyze_story.story_id",
+            why: "bad id",
+        },
+        BadInput { request: Some(batch(vec![])), field: "spec.batch_analyze.story_ids", why: "no stories" },
+        BadInput {
+            request: Some(batch(vec![id.clone(); 4].into_iter().map(|_| Uuid::now_v7().to_string()).collect())),
+            field: "spec.batch_analyze.story_ids",
+            why: "four stories",
+        },
+        BadInput {
+            request: Some(batch(vec![id.clone(), id.clone()])),
+            field: "spec.batch_analyze.story_ids[1]",
+            why: "a story twice",
+        },
+        BadInput {
+            request: Some(batch(vec!["nope".into()])),
+            field: "spec.batch_analyze.story_ids[0]",
+            why: "a bad story id",
+        },
+        BadInput {
+            request: Some(Kind::BatchAnalyze(BatchAnalyze { world_id: String::new(), story_ids: vec![id.clone()] })),
+            field: "spec.batch_analyze.world_id",
+            why: "no world",
+        },
+        BadInput {
+            request: Some(Kind::ExtractEvents(ExtractEvents { target: None, force: false })),
+            field: "spec.extract_events",
+            why: "no target",
+        },
+        BadInput {
+            request: Some(Kind::ExtractEvents(ExtractEvents {
+                target: Some(Target::WorldId("w".into())),
+                force: true,
+            })),
+            field: "spec.extract_events.world_id",
+            why: "a bad world id",
+        },
+        BadInput {
+            request: Some(Kind::ExtractEvents(ExtractEvents {
+                target: Some(Target::StoryId(String::new())),
+                force: false,
+            })),
+            field: "spec.extract_events.story_id",
+            why: "an empty story id",
+        },
+        BadInput { request: Some(text("   ", "")), field: "spec.paraphrase.text", why: "blank text" },
+        BadInput { request: Some(text(&"a".repeat(5_001), "")), field: "spec.paraphrase.text", why: "text too long" },
+        BadInput { request: Some(text("Fine.", &"m".repeat(51))), field: "spec.paraphrase.mode", why: "mode too long" },
     ];
     let mut jobs = stack.jobs();
-    for (kind, field, why) in cases {
+    for BadInput { request: kind, field, why } in cases {
         let request =
             CreateJobRequest { spec: kind.map(|kind| JobSpec { kind: Some(kind) }), request_id: String::new() };
         let refused = jobs.create_job(authed(request, &user.token)).await;
@@ -261,10 +287,8 @@ async fn a_job_writes_only_where_its_owner_could(backend: Backend) {
     let owner = stack.register("ana").await;
     let reader = stack.register_with_model_access("bob").await;
     let stranger = stack.register_with_model_access("cyd").await;
-    let world = stack.create_world(&owner, "Eldoria", "Ana's own words.").await;
-    let share =
-        ShareWorldRequest { world_id: world.id.clone(), user: reader.id.clone(), role: ShareRole::Reader.into() };
-    stack.worlds().share_world(authed(share, &owner.token)).await.expect("share the world");
+    let world = stack.create_world_from(&owner, private_world("Eldoria", "Ana's own words.")).await;
+    stack.share(&owner, &world.id, &reader, ShareRole::Reader).await;
     let describe = || Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() });
 
     let hidden = stack.run_job(&stranger, describe()).await;

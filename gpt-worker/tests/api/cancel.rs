@@ -3,16 +3,15 @@
 //! worker process the cancel reaches.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Stack, TestUser, authed, paraphrase, spawn_stack_with, wait_for};
+use common::{Backend, Stack, TestUser, authed, both_databases, paraphrase, private_world, spawn_stack_with, wait_for};
 use fabula_contracts::pb::{
     jobs::{CancelJobRequest, DescribeWorld, Job, JobState, job_service_client::JobServiceClient, job_spec::Kind},
     story::GetWorldRequest,
 };
-use support::{FakeOpenAi, Reply, content_chunk};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 use tonic::transport::Channel;
 
 both_databases!(
@@ -89,7 +88,7 @@ async fn a_cancelled_job_writes_nothing_more(backend: Backend) {
     let model = FakeOpenAi::start(reply.event(&content_chunk(" of salt and iron.")).done()).await;
     let stack = stack_on(backend, &model, 2).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "Written by hand.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "Written by hand.")).await;
     let job = stack.submit(&user, Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() })).await;
     stack.wait_until_streaming(&user, &job.id).await;
 
@@ -111,7 +110,7 @@ async fn a_cancel_through_another_worker_stops_the_job(backend: Backend) {
     let user = stack.register_with_model_access("ana").await;
     let job = stack.submit(&user, paraphrase("A long thought.")).await;
     stack.wait_until_streaming(&user, &job.id).await;
-    let other = stack.spawn_worker(|s| s.llm.base_url = Some(model.base_url.clone())).await;
+    let other = stack.start_worker(|s| s.llm.base_url = Some(model.base_url.clone())).await;
 
     cancel_running(&mut other.jobs(), &user, &job.id).await;
 

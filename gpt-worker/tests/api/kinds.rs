@@ -2,11 +2,13 @@
 //! real worker, its results read back through story-service.
 
 use crate::common;
-use crate::support;
 
 use std::time::Duration;
 
-use common::{Backend, Stack, TestUser, authed, paraphrase, spawn_stack, spawn_stack_with};
+use common::{
+    Backend, Stack, TestUser, authed, both_databases, paraphrase, private_story, private_world, spawn_stack,
+    spawn_stack_with,
+};
 use fabula_contracts::pb::{
     jobs::{
         AnalysesResult, AnalyzeStory, BatchAnalyze, DescribeStory, DescribeWorld, EventsResult, ExtractEvents, Job,
@@ -17,8 +19,8 @@ use fabula_contracts::pb::{
         Location, Story, UpdateWorldRequest, World,
     },
 };
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 use prost_types::FieldMask;
-use support::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(
     describe_world_applies_its_text_to_the_world,
@@ -90,7 +92,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 async fn describe_world_applies_its_text_to_the_world(backend: Backend) {
     let stack = spawn_stack(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers and salt.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers and salt.")).await;
 
     let job = stack.run_job(&user, Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() })).await;
 
@@ -107,8 +109,8 @@ async fn describe_world_applies_its_text_to_the_world(backend: Backend) {
 async fn describe_story_sets_the_story_summary(backend: Backend) {
     let stack = spawn_stack(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let written = stack.create_story(&user, &world.id, "The Crossing", SAILING).await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
 
     let job = stack.run_job(&user, Kind::DescribeStory(DescribeStory { story_id: written.id.clone() })).await;
 
@@ -123,8 +125,8 @@ async fn describe_story_sets_the_story_summary(backend: Backend) {
 async fn analyze_story_creates_and_links_entities_and_places_once(backend: Backend) {
     let stack = spawn_stack(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let written = stack.create_story(&user, &world.id, "The Crossing", SAILING).await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
     let spec = Kind::AnalyzeStory(AnalyzeStory { story_id: written.id.clone() });
 
     let first = analyses(&stack.run_job(&user, spec.clone()).await);
@@ -157,9 +159,9 @@ async fn analyze_story_creates_and_links_entities_and_places_once(backend: Backe
 async fn batch_analyze_reports_progress_per_story(backend: Backend) {
     let stack = spawn_stack(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let sailing = stack.create_story(&user, &world.id, "The Crossing", SAILING).await;
-    let mining = stack.create_story(&user, &world.id, "Deep Roads", MINING).await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let sailing = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
+    let mining = stack.create_story_from(&user, &world.id, private_story("Deep Roads", MINING)).await;
     let spec = BatchAnalyze { world_id: world.id.clone(), story_ids: vec![sailing.id.clone(), mining.id.clone()] };
 
     let job = stack.run_job(&user, Kind::BatchAnalyze(spec)).await;
@@ -195,8 +197,8 @@ async fn batch_analyze_reports_progress_per_story(backend: Backend) {
 async fn extract_events_is_cached_until_forced(backend: Backend) {
     let stack = spawn_stack(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let written = stack.create_story(&user, &world.id, "The Crossing", SAILING).await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
     let spec = |force| Kind::ExtractEvents(ExtractEvents { target: Some(Target::StoryId(written.id.clone())), force });
 
     let first = events(&stack.run_job(&user, spec(false)).await);
@@ -243,7 +245,7 @@ async fn a_human_edit_made_meanwhile_wins_over_a_description(backend: Backend) {
     let model = FakeOpenAi::start(slow.done()).await;
     let stack = spawn_stack_with(backend, |s| s.llm.base_url = Some(model.base_url.clone())).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A first draft.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A first draft.")).await;
     let job = stack.submit(&user, Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() })).await;
     stack.wait_until_streaming(&user, &job.id).await;
 

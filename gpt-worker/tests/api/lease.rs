@@ -3,14 +3,13 @@
 //! looking at the queue all the while does not take it over.
 
 use crate::common;
-use crate::support;
 
 use std::time::Duration;
 
-use common::{Backend, JOB_TIMEOUT, paraphrase, spawn_services, submit_to, wait_for};
+use common::{Backend, JOB_TIMEOUT, both_databases, paraphrase, spawn_services, submit_to, wait_for};
 use fabula_contracts::pb::jobs::{JobState, job_update::Kind};
 use fabula_store::now_micros;
-use support::{FakeOpenAi, Reply, content_chunk};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(a_job_running_longer_than_its_lease_is_not_taken_over);
 
@@ -40,12 +39,12 @@ async fn a_job_running_longer_than_its_lease_is_not_taken_over(backend: Backend)
     let mut slow = FakeOpenAi::start(slow_answer()).await;
     let mut other = FakeOpenAi::start(Reply::streaming(&[OTHER_SUGGESTIONS])).await;
     let stack = spawn_services(backend).await;
-    let first = stack.spawn_worker(settings(&slow)).await;
+    let first = stack.start_worker(settings(&slow)).await;
     let user = stack.register_with_model_access("ana").await;
     let job = submit_to(&mut first.jobs(), &user, paraphrase("Take your time.")).await;
     slow.request_within(JOB_TIMEOUT).await;
     let claimed = stack.stored_job(&job.id).await.expect("the job's row");
-    let second = stack.spawn_worker(settings(&other)).await;
+    let second = stack.start_worker(settings(&other)).await;
 
     // Deliberate: the job must run past its first lease, which is the subject.
     tokio::time::sleep(LEASE * 2).await;

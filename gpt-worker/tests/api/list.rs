@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{Backend, authed, expect_invalid, paraphrase, spawn_stack};
+use common::{Backend, authed, both_databases, expect_invalid, paraphrase, spawn_stack};
 use fabula_contracts::pb::jobs::{DescribeWorld, JobState, ListJobsRequest, job_spec::Kind};
 use uuid::Uuid;
 

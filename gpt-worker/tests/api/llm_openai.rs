@@ -1,14 +1,12 @@
 //! The OpenAI-compatible provider against a fake server on loopback: streaming, the request it
 //! sends, how each failure is classified, timeouts, and cancellation by dropping the call.
 
-use crate::support;
-
 use std::time::{Duration, Instant, SystemTime};
 
 use fabula_runtime::config::Secret;
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 use gpt_worker::llm::openai::{OpenAi, OpenAiSettings};
 use gpt_worker::llm::{ChatMessage, ChatRequest, Completion, LanguageModel, LlmError, Purpose};
-use support::{FakeOpenAi, Reply, content_chunk};
 
 const API_KEY: &str = "sk-test-do-not-leak";
 
@@ -169,14 +167,29 @@ async fn server_errors_are_transient() {
     }
 }
 
+/// An HTTP \`status\` and \`body\` from the model server, and what the error must say of it.
+struct UpstreamError {
+    status: u16,
+    body: &'static str,
+    expected: &'static str,
+}
+
 #[tokio::test]
 async fn client_errors_are_permanent_and_leak_nothing() {
     let cases = [
-        (400, r#"{"error":{"message":"upstream secret text","type":"invalid_request_error"}}"#, "400"),
-        (401, r#"{"error":{"message":"Incorrect API key provided: sk-test-do-not-leak"}}"#, "credentials"),
-        (404, "<html>upstream secret text</html>", "not found"),
+        UpstreamError {
+            status: 400,
+            body: r#"{"error":{"message":"upstream secret text","type":"invalid_request_error"}}"#,
+            expected: "400",
+        },
+        UpstreamError {
+            status: 401,
+            body: r#"{"error":{"message":"Incorrect API key provided: sk-test-do-not-leak"}}"#,
+            expected: "credentials",
+        },
+        UpstreamError { status: 404, body: "<html>upstream secret text</html>", expected: "not found" },
     ];
-    for (status, body, expected) in cases {
+    for UpstreamError { status, body, expected } in cases {
         let error = error_for(Reply::status(status, &[], body)).await;
         assert!(matches!(error, LlmError::Permanent { .. }), "HTTP {status}: {error:?}");
         assert!(error.to_string().contains(expected), "HTTP {status}: {error}");

@@ -3,7 +3,6 @@
 
 #[macro_use]
 mod common;
-mod support;
 
 mod access;
 mod cancel;

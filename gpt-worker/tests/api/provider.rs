@@ -4,17 +4,16 @@
 //! (told in detail to the model, and to the job's owner without the model's words).
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Stack, authed, paraphrase, spawn_stack_with};
+use common::{Backend, Stack, authed, both_databases, paraphrase, private_story, private_world, spawn_stack_with};
 use fabula_contracts::pb::{
     jobs::{AnalyzeStory, DescribeWorld, Job, JobState, WatchJobRequest, job_result, job_spec::Kind, job_update},
     story::GetWorldRequest,
 };
 use fabula_runtime::config::Secret;
-use support::{FakeOpenAi, Reply, content_chunk};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(
     streamed_deltas_land_in_the_job_output,
@@ -173,8 +172,8 @@ async fn the_owner_is_told_what_was_invalid_without_the_models_words(backend: Ba
     let mut model = FakeOpenAi::start(Reply::streaming(&[r#"{"entities": "Mira Vale, the secret heir"}"#])).await;
     let stack = stack_on(backend, &model, Duration::from_secs(10)).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let story = stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let story = stack.create_story_from(&user, &world.id, private_story("The Crossing", "Mira Vale sailed.")).await;
 
     let job = stack.run_job(&user, Kind::AnalyzeStory(AnalyzeStory { story_id: story.id.clone() })).await;
 
@@ -196,7 +195,7 @@ async fn nul_characters_from_the_model_are_dropped(backend: Backend) {
     let model = FakeOpenAi::start(reply).await;
     let stack = stack_on(backend, &model, Duration::from_secs(10)).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "By hand.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "By hand.")).await;
 
     let job = stack.run_job(&user, paraphrase("The old man said hello to the sea.")).await;
     let described = stack.run_job(&user, Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() })).await;

@@ -6,11 +6,13 @@
 //! writes nothing.
 
 use crate::common;
-use crate::support;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Backend, CrashableWorker, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
+use common::{
+    Backend, CrashableWorker, Stack, TestUser, authed, both_databases, paraphrase, private_story, private_world,
+    spawn_services, submit_to, wait_for,
+};
 use fabula_contracts::pb::{
     jobs::{
         BatchAnalyze, ExtractEvents, Job, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind,
@@ -19,6 +21,7 @@ use fabula_contracts::pb::{
     story::{GetStoryRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, Story},
 };
 use fabula_store::Db;
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 use gpt_worker::{
     queue::{self, Claimed},
     recorder::Recorder,
@@ -26,7 +29,6 @@ use gpt_worker::{
     writer::Writer,
 };
 use sqlx::Row;
-use support::{FakeOpenAi, Reply, content_chunk};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -82,9 +84,12 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
     let mut model = FakeOpenAi::start_script(vec![answer(), Reply::hang(), answer()]).await;
     let stack = spawn_services(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let first = stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed with Hale.").await;
-    let second = stack.create_story(&user, &world.id, "The Return", "Mira Vale came home to Port Sorrow.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let first =
+        stack.create_story_from(&user, &world.id, private_story("The Crossing", "Mira Vale sailed with Hale.")).await;
+    let second = stack
+        .create_story_from(&user, &world.id, private_story("The Return", "Mira Vale came home to Port Sorrow."))
+        .await;
     let doomed = stack.spawn_crashable_worker(on_model(&model)).await;
     let spec = BatchAnalyze { world_id: world.id.clone(), story_ids: vec![first.id.clone(), second.id.clone()] };
     let job = submit_to(&mut doomed.jobs(), &user, Kind::BatchAnalyze(spec)).await;
@@ -114,7 +119,7 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
 /// `id` once the dead worker's lease has expired.
 async fn take_over(stack: &Stack, model: &FakeOpenAi, doomed: CrashableWorker, user: &TestUser, id: &str) -> Job {
     doomed.kill();
-    let survivor = stack.spawn_worker(on_model(model)).await;
+    let survivor = stack.start_worker(on_model(model)).await;
     wait_for(&mut survivor.jobs(), user, id).await
 }
 
@@ -131,9 +136,11 @@ async fn a_job_taken_over_reuses_the_answers_its_dead_worker_saved(backend: Back
     let mut model = FakeOpenAi::start_script(script).await;
     let stack = spawn_services(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    let first = stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed with Hale.").await;
-    let second = stack.create_story(&user, &world.id, "The Stranger", "Corin Ash came to Greyhaven.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let first =
+        stack.create_story_from(&user, &world.id, private_story("The Crossing", "Mira Vale sailed with Hale.")).await;
+    let second =
+        stack.create_story_from(&user, &world.id, private_story("The Stranger", "Corin Ash came to Greyhaven.")).await;
     let doomed = stack.spawn_crashable_worker(on_model(&model)).await;
     let spec = BatchAnalyze { world_id: world.id.clone(), story_ids: vec![first.id.clone(), second.id.clone()] };
     let job = submit_to(&mut doomed.jobs(), &user, Kind::BatchAnalyze(spec)).await;
@@ -164,9 +171,9 @@ async fn an_extraction_taken_over_keeps_the_events_its_dead_worker_made(backend:
     let mut model = FakeOpenAi::start_script(script).await;
     let stack = spawn_services(backend).await;
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
-    stack.create_story(&user, &world.id, "The Crossing", "Mira Vale sailed into a storm.").await;
-    stack.create_story(&user, &world.id, "The Return", "Mira Vale came home.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    stack.create_story_from(&user, &world.id, private_story("The Crossing", "Mira Vale sailed into a storm.")).await;
+    stack.create_story_from(&user, &world.id, private_story("The Return", "Mira Vale came home.")).await;
     let doomed = stack.spawn_crashable_worker(on_model(&model)).await;
     // Forced: an extraction made before is replaced, but not the one this job made.
     let spec = ExtractEvents { target: Some(Target::WorldId(world.id.clone())), force: true };
@@ -204,7 +211,7 @@ async fn claim_new_job(db: &Db, stack: &Stack, worker_id: &str, lease: Duration)
 
 /// The job database, as a worker process opens it.
 async fn jobs_db(stack: &Stack) -> Db {
-    Db::connect(&stack.jobs_database_url, 2, &sqlx::migrate!("./migrations")).await.expect("open the job database")
+    Db::connect(&stack.jobs_database.url, 2, &sqlx::migrate!("./migrations")).await.expect("open the job database")
 }
 
 async fn a_stale_run_of_a_job_writes_nothing(backend: Backend) {

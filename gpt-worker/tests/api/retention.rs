@@ -4,13 +4,14 @@
 //! (`CLEAN_EVERY` in lib.rs, not a setting), so these tests start a worker to see a sweep.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, JOB_TIMEOUT, Stack, TestUser, authed, paraphrase, spawn_services, submit_to, wait_for};
+use common::{
+    Backend, JOB_TIMEOUT, Stack, TestUser, authed, both_databases, paraphrase, spawn_services, submit_to, wait_for,
+};
 use fabula_contracts::pb::jobs::{GetJobRequest, JobState, job_service_client::JobServiceClient};
-use support::{FakeOpenAi, Reply};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use tonic::{Code, transport::Channel};
 
 both_databases!(a_finished_job_is_removed_after_the_retention_and_unfinished_ones_are_kept);
@@ -48,7 +49,7 @@ async fn a_finished_job_is_removed_after_the_retention_and_unfinished_ones_are_k
     let script = vec![Reply::hang(), overloaded, Reply::streaming(&[SUGGESTIONS])];
     let mut model = FakeOpenAi::start_script(script).await;
     let stack = spawn_services(backend).await;
-    let first = stack.spawn_worker(settings(&model)).await;
+    let first = stack.start_worker(settings(&model)).await;
     let user = stack.register_with_model_access("ana").await;
     // The unfinished jobs come first, to be older than the retention when the finished one is past it.
     // The model's answers go in order: one job at a time.
@@ -68,7 +69,7 @@ async fn a_finished_job_is_removed_after_the_retention_and_unfinished_ones_are_k
     // statement, so a copy of the job that ended long ago, gone, says a sweep ran and
     // looked at the finished job too.
     let canary = stack.plant_finished_copy(&finished.id).await;
-    let early = stack.spawn_worker(settings(&model)).await;
+    let early = stack.start_worker(settings(&model)).await;
     let deadline = Instant::now() + FIRST_SWEEP;
     while stack.stored_job(&canary).await.is_some() {
         assert!(Instant::now() < deadline, "the worker did not sweep within {FIRST_SWEEP:?} of starting");
@@ -76,12 +77,12 @@ async fn a_finished_job_is_removed_after_the_retention_and_unfinished_ones_are_k
     }
     assert!(ended.elapsed() < RETENTION, "the early sweep ran within the retention");
     assert_kept(&stack, &mut early.jobs(), &user, &finished.id, JobState::Succeeded).await;
-    early.shutdown().await;
+    early.stop().await;
 
     // Waiting out the retention is the subject: only then may a sweep remove the job.
     tokio::time::sleep((ended + RETENTION + Duration::from_millis(200)).saturating_duration_since(Instant::now()))
         .await;
-    let late = stack.spawn_worker(settings(&model)).await;
+    let late = stack.start_worker(settings(&model)).await;
 
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -6,11 +6,10 @@
 //! job's stored output says which worker ran it.
 
 use crate::common;
-use crate::support;
 
 use common::{Backend, Stack, paraphrase, spawn_services, submit_to, wait_for};
 use fabula_contracts::pb::jobs::{JobState, job_service_client::JobServiceClient, job_update::Kind};
-use support::{FakeOpenAi, Reply};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
@@ -62,7 +61,7 @@ async fn two_worker_processes_run_each_of_200_jobs_exactly_once() {
 async fn two_workers_on_one_file_run_each_of_200_jobs_exactly_once() {
     let stack = spawn_services(Backend::Sqlite).await;
     let models = models().await;
-    let workers = [stack.spawn_worker(settings(&models[0])).await, stack.spawn_worker(settings(&models[1])).await];
+    let workers = [stack.start_worker(settings(&models[0])).await, stack.start_worker(settings(&models[1])).await];
     each_job_of_a_burst_runs_exactly_once(&stack, [workers[0].jobs(), workers[1].jobs()], models).await;
 }
 

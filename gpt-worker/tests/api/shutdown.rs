@@ -3,14 +3,13 @@
 //! those that do not, for another worker to complete.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Stack, authed, paraphrase, spawn_stack_with, wait_for};
+use common::{Backend, Stack, authed, both_databases, paraphrase, spawn_stack_with, wait_for};
 use fabula_contracts::pb::jobs::{JobState, WaitJobRequest, WatchJobRequest, job_update::Kind};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 use sqlx::Row;
-use support::{FakeOpenAi, Reply, content_chunk};
 use tonic::Code;
 
 both_databases!(
@@ -25,7 +24,7 @@ const SUGGESTIONS: &str = r#"{"suggestions": ["One way.", "Another way.", "A thi
 async fn stored_state(stack: &Stack, id: &str) -> (String, i64) {
     let row = sqlx::query("SELECT state, attempts FROM jobs WHERE id = $1")
         .bind(id)
-        .fetch_one(stack.jobs_db().await)
+        .fetch_one(stack.jobs_database.pool().await)
         .await
         .expect("the job row");
     (row.try_get(0).expect("a state"), row.try_get(1).expect("attempts"))
@@ -48,12 +47,12 @@ async fn a_running_job_finishes_within_the_grace_period(backend: Backend) {
     let queued = stack.submit(&user, paraphrase("Leave me for the next worker.")).await;
 
     let started = Instant::now();
-    stack.take_worker().shutdown().await;
+    stack.take_worker().stop().await;
 
     assert!(started.elapsed() < Duration::from_secs(5), "stopped within the grace: {:?}", started.elapsed());
     assert_eq!(stored_state(&stack, &running.id).await, ("SUCCEEDED".into(), 1), "the running job finished");
     assert_eq!(stored_state(&stack, &queued.id).await, ("QUEUED".into(), 0), "nothing more was claimed");
-    let next = stack.spawn_worker(configure).await;
+    let next = stack.start_worker(configure).await;
     let done = wait_for(&mut next.jobs(), &user, &queued.id).await;
     assert_eq!((done.state(), done.attempts), (JobState::Succeeded, 1), "{done:?}");
 }
@@ -72,12 +71,12 @@ async fn a_job_still_running_after_the_grace_is_handed_back(backend: Backend) {
     stack.wait_until_streaming(&user, &job.id).await;
 
     let started = Instant::now();
-    stack.take_worker().shutdown().await;
+    stack.take_worker().stop().await;
 
     assert!(started.elapsed() < Duration::from_secs(2), "stopped soon after the grace: {:?}", started.elapsed());
     tokio::time::timeout(Duration::from_secs(1), model.connection_closed()).await.expect("its model request aborted");
     assert_eq!(stored_state(&stack, &job.id).await, ("QUEUED".into(), 0), "handed back; the attempt does not count");
-    let next = stack.spawn_worker(configure).await;
+    let next = stack.start_worker(configure).await;
     let done = wait_for(&mut next.jobs(), &user, &job.id).await;
     assert_eq!((done.state(), done.attempts), (JobState::Succeeded, 1), "{done:?}");
     assert_eq!(done.output, SUGGESTIONS, "the output started over");
@@ -115,7 +114,7 @@ async fn open_watches_and_waits_do_not_hold_up_shutdown(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), stack.take_worker().shutdown())
+    tokio::time::timeout(Duration::from_secs(5), stack.take_worker().stop())
         .await
         .expect("the worker stopped though a watch and a wait were open");
 

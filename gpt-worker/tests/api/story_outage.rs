@@ -4,16 +4,18 @@
 //! when its attempts are spent.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, JOB_TIMEOUT, Stack, StoredJob, TestUser, authed, spawn_services, submit_to, wait_for};
+use common::{
+    Backend, JOB_TIMEOUT, Stack, StoredJob, TestUser, authed, both_databases, private_world, spawn_services, submit_to,
+    wait_for,
+};
 use fabula_contracts::pb::{
     jobs::{DescribeWorld, Job, JobState, job_result, job_spec::Kind, job_update},
     story::{GetWorldRequest, World},
 };
-use support::{FakeOpenAi, Reply, content_chunk};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
 
 both_databases!(
     a_job_is_retried_while_story_service_is_down_and_succeeds_once_it_is_back,
@@ -49,15 +51,15 @@ fn settings(model: &FakeOpenAi, max_attempts: u32) -> impl FnOnce(&mut gpt_worke
 async fn describe_then_stop_story_service(
     stack: &mut Stack,
     model: &mut FakeOpenAi,
-    worker: &common::WorkerHandle,
+    worker: &common::Worker,
 ) -> (TestUser, World, Job) {
     let user = stack.register_with_model_access("ana").await;
-    let world = stack.create_world(&user, "Eldoria", "A land of rivers.").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
     let job =
         submit_to(&mut worker.jobs(), &user, Kind::DescribeWorld(DescribeWorld { world_id: world.id.clone() })).await;
     model.request_within(JOB_TIMEOUT).await;
     let stopping = Instant::now();
-    stack.stop_story_service().await;
+    stack.story.stop().await;
     assert!(
         stopping.elapsed() < THINKING / 2,
         "story-service stopped while the model thought: {:?}",
@@ -79,7 +81,7 @@ async fn a_job_is_retried_while_story_service_is_down_and_succeeds_once_it_is_ba
     const MAX_ATTEMPTS: u32 = 8;
     let mut model = model().await;
     let mut stack = spawn_services(backend).await;
-    let worker = stack.spawn_worker(settings(&model, MAX_ATTEMPTS)).await;
+    let worker = stack.start_worker(settings(&model, MAX_ATTEMPTS)).await;
     let (user, world, job) = describe_then_stop_story_service(&mut stack, &mut model, &worker).await;
 
     let retrying = |row: &StoredJob| row.state == "QUEUED" && row.attempts >= 1;
@@ -125,7 +127,7 @@ async fn a_job_fails_with_story_service_unavailable_once_its_attempts_are_spent(
     const MAX_ATTEMPTS: u32 = 3;
     let mut model = model().await;
     let mut stack = spawn_services(backend).await;
-    let worker = stack.spawn_worker(settings(&model, MAX_ATTEMPTS)).await;
+    let worker = stack.start_worker(settings(&model, MAX_ATTEMPTS)).await;
     let (user, world, job) = describe_then_stop_story_service(&mut stack, &mut model, &worker).await;
 
     let failed = stack.wait_for_row(&job.id, "fail for good", |row| row.state == "FAILED").await;

@@ -4,14 +4,13 @@
 //! their next look at the queue, up to a second later.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
 use common::{Backend, JOB_TIMEOUT, Stack, paraphrase, spawn_services, submit_to, wait_for};
 use fabula_contracts::pb::jobs::JobState;
+use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use sqlx::Row;
-use support::{FakeOpenAi, Reply};
 
 postgres_only!(a_job_queued_through_a_busy_process_starts_at_once_in_another);
 
@@ -45,7 +44,7 @@ async fn wait_until_listening(stack: &Stack, count: i64) {
             "SELECT COUNT(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND query ILIKE 'LISTEN%fabula_jobs%'",
         )
-        .fetch_one(stack.jobs_db().await)
+        .fetch_one(stack.jobs_database.pool().await)
         .await
         .expect("read pg_stat_activity");
         let listening: i64 = row.try_get(0).expect("a count");

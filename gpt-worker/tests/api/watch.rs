@@ -2,15 +2,14 @@
 //! the finished job), a reconnect that misses nothing, and WaitJob.
 
 use crate::common;
-use crate::support;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestUser, authed, expect_invalid, paraphrase, spawn_stack, spawn_stack_with};
+use common::{Backend, TestUser, authed, both_databases, expect_invalid, paraphrase, spawn_stack, spawn_stack_with};
 use fabula_contracts::pb::jobs::{
     JobState, JobUpdate, WaitJobRequest, WatchJobRequest, job_service_client::JobServiceClient, job_update::Kind,
 };
-use support::{FakeOpenAi, Reply};
+use fabula_testkit::fake_model::{FakeOpenAi, Reply};
 use tonic::transport::Channel;
 
 both_databases!(

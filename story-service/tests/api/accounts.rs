@@ -92,22 +92,62 @@ async fn register_refuses_bad_input(backend: Backend) {
     let mut accounts = app.accounts();
     let long_name = "a".repeat(51);
     let long_password = "p".repeat(129);
-    let cases: Vec<(RegisterRequest, &[&str], &str)> = vec![
-        (register("ab", "a@example.test", PASSWORD), &["username"], "a username of 2 characters"),
-        (register(&long_name, "a@example.test", PASSWORD), &["username"], "a username of 51 characters"),
-        (register("john doe", "a@example.test", PASSWORD), &["username"], "a space in the username"),
-        (register("jöhn", "a@example.test", PASSWORD), &["username"], "a non-ASCII username"),
-        (register("john@x.y", "a@example.test", PASSWORD), &["username"], "an @ in the username"),
-        (register("", "a@example.test", PASSWORD), &["username"], "no username"),
-        (register("john", "not-an-email", PASSWORD), &["email"], "an email without @"),
-        (register("john", "john@localhost", PASSWORD), &["email"], "an email without a dotted domain"),
-        (register("john", "", PASSWORD), &["email"], "no email"),
-        (register("john", "a@example.test", "123456789"), &["password"], "a password of 9 characters"),
-        (register("john", "a@example.test", &long_password), &["password"], "a password of 129 characters"),
-        (register("john", "a@example.test", ""), &["password"], "no password"),
-        (register("", "", ""), &["username", "email", "password"], "every bad field is named at once"),
+    let cases = vec![
+        BadFields {
+            request: register("ab", "a@example.test", PASSWORD),
+            fields: &["username"],
+            why: "a username of 2 characters",
+        },
+        BadFields {
+            request: register(&long_name, "a@example.test", PASSWORD),
+            fields: &["username"],
+            why: "a username of 51 characters",
+        },
+        BadFields {
+            request: register("john doe", "a@example.test", PASSWORD),
+            fields: &["username"],
+            why: "a space in the username",
+        },
+        BadFields {
+            request: register("jöhn", "a@example.test", PASSWORD),
+            fields: &["username"],
+            why: "a non-ASCII username",
+        },
+        BadFields {
+            request: register("john@x.y", "a@example.test", PASSWORD),
+            fields: &["username"],
+            why: "an @ in the username",
+        },
+        BadFields { request: register("", "a@example.test", PASSWORD), fields: &["username"], why: "no username" },
+        BadFields {
+            request: register("john", "not-an-email", PASSWORD),
+            fields: &["email"],
+            why: "an email without @",
+        },
+        BadFields {
+            request: register("john", "john@localhost", PASSWORD),
+            fields: &["email"],
+            why: "an email without a dotted domain",
+        },
+        BadFields { request: register("john", "", PASSWORD), fields: &["email"], why: "no email" },
+        BadFields {
+            request: register("john", "a@example.test", "123456789"),
+            fields: &["password"],
+            why: "a password of 9 characters",
+        },
+        BadFields {
+            request: register("john", "a@example.test", &long_password),
+            fields: &["password"],
+            why: "a password of 129 characters",
+        },
+        BadFields { request: register("john", "a@example.test", ""), fields: &["password"], why: "no password" },
+        BadFields {
+            request: register("", "", ""),
+            fields: &["username", "email", "password"],
+            why: "every bad field is named at once",
+        },
     ];
-    for (request, fields, why) in cases {
+    for BadFields { request, fields, why } in cases {
         let status = expect_code(accounts.register(request).await, Code::InvalidArgument, "INVALID_ARGUMENT", why);
         let named = bad_fields(&status);
         for field in fields {
@@ -122,17 +162,40 @@ async fn register_refuses_bad_input(backend: Backend) {
     accounts.register(longest).await.expect("50 and 128 characters");
 }
 
+/// A registration refused as ALREADY_EXISTS with the `ErrorInfo.reason` `want`; `why` says what was taken.
+struct Taken {
+    request: RegisterRequest,
+    want: &'static str,
+    why: &'static str,
+}
+
 async fn register_refuses_taken_usernames_and_emails(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut accounts = app.accounts();
     app.register("alice").await;
     let cases = [
-        (register("alice", "other@example.test", PASSWORD), "USERNAME_TAKEN", "the same username"),
-        (register("ALICE", "other@example.test", PASSWORD), "USERNAME_TAKEN", "the username in other case"),
-        (register("alicia", "alice@example.test", PASSWORD), "EMAIL_TAKEN", "the same email"),
-        (register("alicia", "Alice@Example.TEST", PASSWORD), "EMAIL_TAKEN", "the email in other case"),
+        Taken {
+            request: register("alice", "other@example.test", PASSWORD),
+            want: "USERNAME_TAKEN",
+            why: "the same username",
+        },
+        Taken {
+            request: register("ALICE", "other@example.test", PASSWORD),
+            want: "USERNAME_TAKEN",
+            why: "the username in other case",
+        },
+        Taken {
+            request: register("alicia", "alice@example.test", PASSWORD),
+            want: "EMAIL_TAKEN",
+            why: "the same email",
+        },
+        Taken {
+            request: register("alicia", "Alice@Example.TEST", PASSWORD),
+            want: "EMAIL_TAKEN",
+            why: "the email in other case",
+        },
     ];
-    for (request, want, why) in cases {
+    for Taken { request, want, why } in cases {
         expect_code(accounts.register(request).await, Code::AlreadyExists, want, why);
     }
     assert_eq!(app.count("users", &[]).await, 2, "the administrator and alice");
@@ -159,11 +222,11 @@ async fn login_errors_do_not_tell_unknown_users_from_wrong_passwords(backend: Ba
     assert_eq!(wrong.message(), unknown.message(), "the same words for both");
 
     let invalid = [
-        (login("", PASSWORD), "login", "no login"),
-        (login("   ", PASSWORD), "login", "a login of spaces"),
-        (login("alice", ""), "password", "no password"),
+        BadInput { request: login("", PASSWORD), field: "login", why: "no login" },
+        BadInput { request: login("   ", PASSWORD), field: "login", why: "a login of spaces" },
+        BadInput { request: login("alice", ""), field: "password", why: "no password" },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(accounts.login(request).await, field, why);
     }
 
@@ -312,47 +375,54 @@ async fn update_me_changes_the_profile(backend: Backend) {
     assert_eq!(read, updated, "the change was stored");
     accounts.login(login("alice@elsewhere.test", PASSWORD)).await.expect("sign in with the new email");
 
-    let invalid: Vec<(UpdateMeRequest, &str, &str)> = vec![
-        (UpdateMeRequest { user: None, update_mask: None }, "user", "the user is required"),
-        (
-            UpdateMeRequest { user: Some(User { email: "nope".into(), ..User::default() }), update_mask: None },
-            "user.email",
-            "a bad email",
-        ),
-        (
-            UpdateMeRequest {
+    let invalid = vec![
+        BadInput {
+            request: UpdateMeRequest { user: None, update_mask: None },
+            field: "user",
+            why: "the user is required",
+        },
+        BadInput {
+            request: UpdateMeRequest {
+                user: Some(User { email: "nope".into(), ..User::default() }),
+                update_mask: None,
+            },
+            field: "user.email",
+            why: "a bad email",
+        },
+        BadInput {
+            request: UpdateMeRequest {
                 user: Some(User { display_name: "n".repeat(101), ..User::default() }),
                 update_mask: mask(&["display_name"]),
             },
-            "user.display_name",
-            "a display name of 101 characters",
-        ),
-        (
-            UpdateMeRequest {
+            field: "user.display_name",
+            why: "a display name of 101 characters",
+        },
+        BadInput {
+            request: UpdateMeRequest {
                 user: Some(User { display_name: "   ".into(), ..User::default() }),
                 update_mask: mask(&["display_name"]),
             },
-            "user.display_name",
-            "a blank display name in the mask",
-        ),
-        (
-            UpdateMeRequest {
+            field: "user.display_name",
+            why: "a blank display name in the mask",
+        },
+        BadInput {
+            request: UpdateMeRequest {
                 user: Some(User { username: "new".into(), ..User::default() }),
                 update_mask: mask(&["username"]),
             },
-            "update_mask",
-            "the username cannot be changed",
-        ),
-        (
-            UpdateMeRequest {
+            field: "update_mask",
+            why: "the username cannot be changed",
+        },
+        BadInput {
+            request: UpdateMeRequest {
                 user: Some(User { role: Role::Admin.into(), ..User::default() }),
                 update_mask: mask(&["role"]),
             },
-            "update_mask",
-            "a user cannot change their own role",
-        ),
+            field: "update_mask",
+            why: "a user cannot change their own role",
+        },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(accounts.update_me(authed(request, &alice.token)).await, field, why);
     }
     let taken = User { email: "BOB@example.test".into(), ..User::default() };
@@ -461,13 +531,17 @@ async fn administrators_list_users(backend: Backend) {
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 3, "each user once");
 
     let invalid = [
-        (users(-5, "", ""), "page_size", "a negative page size"),
-        (users(0, "", "email = x"), "filter", "a field that cannot be filtered on"),
-        (users(0, "", "role = KING"), "filter", "an unknown role"),
-        (users(0, "", "disabled = maybe"), "filter", "a flag that is not true or false"),
-        (users(0, "nonsense", ""), "page_token", "a page token the service never made"),
+        BadInput { request: users(-5, "", ""), field: "page_size", why: "a negative page size" },
+        BadInput { request: users(0, "", "email = x"), field: "filter", why: "a field that cannot be filtered on" },
+        BadInput { request: users(0, "", "role = KING"), field: "filter", why: "an unknown role" },
+        BadInput {
+            request: users(0, "", "disabled = maybe"),
+            field: "filter",
+            why: "a flag that is not true or false",
+        },
+        BadInput { request: users(0, "nonsense", ""), field: "page_token", why: "a page token the service never made" },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(accounts.list_users(list(request)).await, field, why);
     }
     expect_code(
@@ -536,42 +610,46 @@ async fn administrators_change_roles_and_flags(backend: Backend) {
     assert!(!enabled.disabled);
     accounts.login(login("alice", PASSWORD)).await.expect("enabled again, alice signs in");
 
-    let invalid: Vec<(UpdateUserRequest, &str, &str)> = vec![
-        (UpdateUserRequest { user: None, update_mask: None }, "user", "the user is required"),
-        (
-            UpdateUserRequest {
+    let invalid = vec![
+        BadInput {
+            request: UpdateUserRequest { user: None, update_mask: None },
+            field: "user",
+            why: "the user is required",
+        },
+        BadInput {
+            request: UpdateUserRequest {
                 user: Some(User { id: "x".into(), gpt_enabled: true, ..User::default() }),
                 update_mask: None,
             },
-            "user.id",
-            "a bad id",
-        ),
-        (
-            UpdateUserRequest {
+            field: "user.id",
+            why: "a bad id",
+        },
+        BadInput {
+            request: UpdateUserRequest {
                 user: Some(User { id: alice.id.clone(), ..User::default() }),
                 update_mask: mask(&["role"]),
             },
-            "user.role",
-            "an unspecified role in the mask",
-        ),
-        (
-            UpdateUserRequest {
+            field: "user.role",
+            why: "an unspecified role in the mask",
+        },
+        BadInput {
+            request: UpdateUserRequest {
                 user: Some(User { id: alice.id.clone(), role: 42, ..User::default() }),
                 update_mask: None,
             },
-            "user.role",
-            "an unknown role",
-        ),
-        (
-            UpdateUserRequest {
+            field: "user.role",
+            why: "an unknown role",
+        },
+        BadInput {
+            request: UpdateUserRequest {
                 user: Some(User { id: alice.id.clone(), ..User::default() }),
                 update_mask: mask(&["email"]),
             },
-            "update_mask",
-            "administrators do not change emails",
-        ),
+            field: "update_mask",
+            why: "administrators do not change emails",
+        },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(accounts.update_user(authed(request, &admin.token)).await, field, why);
     }
     expect_code(

@@ -23,7 +23,7 @@ async fn sixty_four_clients_creating_twenty_stories_each_lose_nothing(backend: B
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..CLIENTS {
         // Each client on a connection of its own.
-        let mut stories = stories_client(connect(app.addr).await);
+        let mut stories = StoryClients::connect(app.addr).await.stories();
         let (world_id, token) = (world.id.clone(), alice.token.clone());
         clients.spawn(async move {
             for n in 0..STORIES_EACH {

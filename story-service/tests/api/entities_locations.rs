@@ -136,34 +136,90 @@ async fn refuses_bad_entities_naming_each_field(backend: Backend) {
     let ok = || entity("Fine");
     let create = |e: Entity| new_entity(&world.id, e);
     let many: HashMap<String, String> = (0..51).map(|i| (format!("k{i}"), "v".into())).collect();
-    #[rustfmt::skip]
-    let cases: Vec<(CreateEntityRequest, &str, &str)> = vec![
-        (CreateEntityRequest { world_id: world.id.clone(), entity: None, request_id: String::new() }, "entity", "the entity is required"),
-        (new_entity("bad", ok()), "world_id", "a bad world id"),
-        (create(Entity { name: String::new(), ..ok() }), "entity.name", "no name"),
-        (create(Entity { name: "n".repeat(201), ..ok() }), "entity.name", "a name of 201 characters"),
-        (create(Entity { entity_type: "t".repeat(51), ..ok() }), "entity.entity_type", "a type of 51 characters"),
-        (create(Entity { description: "d".repeat(10_001), ..ok() }), "entity.description", "a long description"),
-        (create(Entity { attributes: many, ..ok() }), "entity.attributes", "51 attributes"),
-        (create(Entity { attributes: attributes(&[(" ", "v")]), ..ok() }), "entity.attributes", "a blank key"),
-        (create(Entity { attributes: attributes(&[(&"k".repeat(101), "v")]), ..ok() }), "entity.attributes", "a key of 101 characters"),
-        (create(Entity { attributes: attributes(&[("k", &"v".repeat(1_001))]), ..ok() }), "entity.attributes[\"k\"]", "a value of 1 001 characters"),
-        (CreateEntityRequest { request_id: "r".repeat(101), ..create(ok()) }, "request_id", "a long request id"),
+    let cases = vec![
+        BadInput {
+            request: CreateEntityRequest { world_id: world.id.clone(), entity: None, request_id: String::new() },
+            field: "entity",
+            why: "the entity is required",
+        },
+        BadInput { request: new_entity("bad", ok()), field: "world_id", why: "a bad world id" },
+        BadInput { request: create(Entity { name: String::new(), ..ok() }), field: "entity.name", why: "no name" },
+        BadInput {
+            request: create(Entity { name: "n".repeat(201), ..ok() }),
+            field: "entity.name",
+            why: "a name of 201 characters",
+        },
+        BadInput {
+            request: create(Entity { entity_type: "t".repeat(51), ..ok() }),
+            field: "entity.entity_type",
+            why: "a type of 51 characters",
+        },
+        BadInput {
+            request: create(Entity { description: "d".repeat(10_001), ..ok() }),
+            field: "entity.description",
+            why: "a long description",
+        },
+        BadInput {
+            request: create(Entity { attributes: many, ..ok() }),
+            field: "entity.attributes",
+            why: "51 attributes",
+        },
+        BadInput {
+            request: create(Entity { attributes: attributes(&[(" ", "v")]), ..ok() }),
+            field: "entity.attributes",
+            why: "a blank key",
+        },
+        BadInput {
+            request: create(Entity { attributes: attributes(&[(&"k".repeat(101), "v")]), ..ok() }),
+            field: "entity.attributes",
+            why: "a key of 101 characters",
+        },
+        BadInput {
+            request: create(Entity { attributes: attributes(&[("k", &"v".repeat(1_001))]), ..ok() }),
+            field: "entity.attributes[\"k\"]",
+            why: "a value of 1 001 characters",
+        },
+        BadInput {
+            request: CreateEntityRequest { request_id: "r".repeat(101), ..create(ok()) },
+            field: "request_id",
+            why: "a long request id",
+        },
     ];
-    for (request, field, why) in cases {
+    for BadInput { request, field, why } in cases {
         expect_invalid(entities.create_entity(authed(request, &alice.token)).await, field, why);
     }
     assert_eq!(app.count("entities", &[]).await, 0);
 
     let created = entities.create_entity(authed(create(ok()), &alice.token)).await.unwrap().into_inner();
-    #[rustfmt::skip]
-    let updates: Vec<(UpdateEntityRequest, &str, &str)> = vec![
-        (UpdateEntityRequest { entity: None, update_mask: None }, "entity", "the entity is required"),
-        (UpdateEntityRequest { entity: Some(Entity { id: "x".into(), ..ok() }), update_mask: None }, "entity.id", "a bad id"),
-        (UpdateEntityRequest { entity: Some(Entity { id: created.id.clone(), ..ok() }), update_mask: mask(&["world_id"]) }, "update_mask", "moving it to another world"),
-        (UpdateEntityRequest { entity: Some(Entity { id: created.id.clone(), ..Entity::default() }), update_mask: mask(&["name"]) }, "entity.name", "an empty name in the mask"),
+    let updates = vec![
+        BadInput {
+            request: UpdateEntityRequest { entity: None, update_mask: None },
+            field: "entity",
+            why: "the entity is required",
+        },
+        BadInput {
+            request: UpdateEntityRequest { entity: Some(Entity { id: "x".into(), ..ok() }), update_mask: None },
+            field: "entity.id",
+            why: "a bad id",
+        },
+        BadInput {
+            request: UpdateEntityRequest {
+                entity: Some(Entity { id: created.id.clone(), ..ok() }),
+                update_mask: mask(&["world_id"]),
+            },
+            field: "update_mask",
+            why: "moving it to another world",
+        },
+        BadInput {
+            request: UpdateEntityRequest {
+                entity: Some(Entity { id: created.id.clone(), ..Entity::default() }),
+                update_mask: mask(&["name"]),
+            },
+            field: "entity.name",
+            why: "an empty name in the mask",
+        },
     ];
-    for (request, field, why) in updates {
+    for BadInput { request, field, why } in updates {
         expect_invalid(entities.update_entity(authed(request, &alice.token)).await, field, why);
     }
     let list = |page_size: i32, page_token: &str, filter: &str| {
@@ -270,17 +326,40 @@ async fn refuses_bad_locations_naming_each_field(backend: Backend) {
     let mut locations = app.locations();
     let ok = || location("Fine");
     let create = |l: Location| new_location(&world.id, l);
-    #[rustfmt::skip]
-    let cases: Vec<(CreateLocationRequest, &str, &str)> = vec![
-        (CreateLocationRequest { world_id: world.id.clone(), location: None, request_id: String::new() }, "location", "the location is required"),
-        (new_location("", ok()), "world_id", "no world id"),
-        (create(Location { name: " ".into(), ..ok() }), "location.name", "a blank name"),
-        (create(Location { name: "n".repeat(201), ..ok() }), "location.name", "a name of 201 characters"),
-        (create(Location { description: "d".repeat(10_001), ..ok() }), "location.description", "a long description"),
-        (create(Location { coordinates: Some(Coordinates { x: f64::NAN, y: 0.0 }), ..ok() }), "location.coordinates.x", "x is NaN"),
-        (create(Location { coordinates: Some(Coordinates { x: 0.0, y: f64::INFINITY }), ..ok() }), "location.coordinates.y", "y is infinite"),
+    let cases = vec![
+        BadInput {
+            request: CreateLocationRequest { world_id: world.id.clone(), location: None, request_id: String::new() },
+            field: "location",
+            why: "the location is required",
+        },
+        BadInput { request: new_location("", ok()), field: "world_id", why: "no world id" },
+        BadInput {
+            request: create(Location { name: " ".into(), ..ok() }),
+            field: "location.name",
+            why: "a blank name",
+        },
+        BadInput {
+            request: create(Location { name: "n".repeat(201), ..ok() }),
+            field: "location.name",
+            why: "a name of 201 characters",
+        },
+        BadInput {
+            request: create(Location { description: "d".repeat(10_001), ..ok() }),
+            field: "location.description",
+            why: "a long description",
+        },
+        BadInput {
+            request: create(Location { coordinates: Some(Coordinates { x: f64::NAN, y: 0.0 }), ..ok() }),
+            field: "location.coordinates.x",
+            why: "x is NaN",
+        },
+        BadInput {
+            request: create(Location { coordinates: Some(Coordinates { x: 0.0, y: f64::INFINITY }), ..ok() }),
+            field: "location.coordinates.y",
+            why: "y is infinite",
+        },
     ];
-    for (request, field, why) in cases {
+    for BadInput { request, field, why } in cases {
         expect_invalid(locations.create_location(authed(request, &alice.token)).await, field, why);
     }
     assert_eq!(app.count("locations", &[]).await, 0);
@@ -366,15 +445,38 @@ async fn children_follow_their_worlds_access(backend: Backend) {
         "anonymous edits",
     );
     locations.update_location(rename(Some(&co_author.token))).await.expect("a co-author edits");
-    #[rustfmt::skip]
     let creates = [
-        (new_entity(&private.id, entity("X")), Some(&reader.token), Code::PermissionDenied, "PERMISSION_DENIED", "a reader creates"),
-        (new_entity(&private.id, entity("X")), Some(&stranger.token), Code::NotFound, "NOT_FOUND", "a stranger creates in a private world"),
-        (new_entity(&public.id, entity("X")), Some(&stranger.token), Code::PermissionDenied, "PERMISSION_DENIED", "a stranger creates in a public world"),
-        (new_entity(&public.id, entity("X")), None, Code::Unauthenticated, "TOKEN_MISSING", "an anonymous caller creates"),
+        Refusal {
+            request: new_entity(&private.id, entity("X")),
+            token: Some(&reader.token),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a reader creates",
+        },
+        Refusal {
+            request: new_entity(&private.id, entity("X")),
+            token: Some(&stranger.token),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "a stranger creates in a private world",
+        },
+        Refusal {
+            request: new_entity(&public.id, entity("X")),
+            token: Some(&stranger.token),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a stranger creates in a public world",
+        },
+        Refusal {
+            request: new_entity(&public.id, entity("X")),
+            token: None,
+            code: Code::Unauthenticated,
+            want: "TOKEN_MISSING",
+            why: "an anonymous caller creates",
+        },
     ];
-    for (request, token, code, want, why) in creates {
-        expect_code(entities.create_entity(as_caller(request, token.map(String::as_str))).await, code, want, why);
+    for Refusal { request, token, code, want, why } in creates {
+        expect_code(entities.create_entity(as_caller(request, token)).await, code, want, why);
     }
     let delete = |token: &str| authed(DeleteEntityRequest { id: hidden.id.clone(), etag: String::new() }, token);
     expect_code(

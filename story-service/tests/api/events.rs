@@ -9,7 +9,7 @@ use fabula_contracts::pb::story::{
     EventConnection, GetEventRequest, GetTimelineRequest, ListEventsRequest, ShareRole, UpdateEventRequest, Visibility,
 };
 use prost_types::FieldMask;
-use tonic::Code;
+use tonic::{Code, Status};
 
 both_databases!(
     events_are_created_read_listed_updated_and_deleted,
@@ -125,31 +125,77 @@ async fn refuses_bad_events_naming_each_field(backend: Backend) {
     let ok = || event("Fine", 1, "");
     let here = |e: Event| create(&world.id, e);
     let to = |id: &str, relation: &str| EventConnection { target_event_id: id.into(), relation: relation.into() };
-    #[rustfmt::skip]
-    let cases: Vec<(CreateEventRequest, &str, &str)> = vec![
-        (CreateEventRequest { world_id: world.id.clone(), event: None, request_id: String::new() }, "event", "the event is required"),
-        (create("bad", ok()), "world_id", "a bad world id"),
-        (here(Event { title: String::new(), ..ok() }), "event.title", "no title"),
-        (here(Event { title: "t".repeat(201), ..ok() }), "event.title", "a title of 201 characters"),
-        (here(Event { description: "d".repeat(10_001), ..ok() }), "event.description", "a long description"),
-        (here(Event { era: "e".repeat(101), ..ok() }), "event.era", "an era of 101 characters"),
-        (here(Event { story_id: Some("nope".into()), ..ok() }), "event.story_id", "a story id that is no id"),
-        (here(Event { connections: vec![to("bad", "x")], ..ok() }), "event.connections[0].target_event_id", "a connection to no id"),
-        (here(Event { connections: vec![to(&unknown_id(), "r".repeat(101).as_str())], ..ok() }), "event.connections[0].relation", "a relation of 101 characters"),
-        (here(Event { connections: (0..101).map(|_| to(&unknown_id(), "")).collect(), ..ok() }), "event.connections", "101 connections"),
+    let cases = vec![
+        BadInput {
+            request: CreateEventRequest { world_id: world.id.clone(), event: None, request_id: String::new() },
+            field: "event",
+            why: "the event is required",
+        },
+        BadInput { request: create("bad", ok()), field: "world_id", why: "a bad world id" },
+        BadInput { request: here(Event { title: String::new(), ..ok() }), field: "event.title", why: "no title" },
+        BadInput {
+            request: here(Event { title: "t".repeat(201), ..ok() }),
+            field: "event.title",
+            why: "a title of 201 characters",
+        },
+        BadInput {
+            request: here(Event { description: "d".repeat(10_001), ..ok() }),
+            field: "event.description",
+            why: "a long description",
+        },
+        BadInput {
+            request: here(Event { era: "e".repeat(101), ..ok() }),
+            field: "event.era",
+            why: "an era of 101 characters",
+        },
+        BadInput {
+            request: here(Event { story_id: Some("nope".into()), ..ok() }),
+            field: "event.story_id",
+            why: "a story id that is no id",
+        },
+        BadInput {
+            request: here(Event { connections: vec![to("bad", "x")], ..ok() }),
+            field: "event.connections[0].target_event_id",
+            why: "a connection to no id",
+        },
+        BadInput {
+            request: here(Event { connections: vec![to(&unknown_id(), "r".repeat(101).as_str())], ..ok() }),
+            field: "event.connections[0].relation",
+            why: "a relation of 101 characters",
+        },
+        BadInput {
+            request: here(Event { connections: (0..101).map(|_| to(&unknown_id(), "")).collect(), ..ok() }),
+            field: "event.connections",
+            why: "101 connections",
+        },
     ];
-    for (request, field, why) in cases {
+    for BadInput { request, field, why } in cases {
         expect_invalid(events.create_event(authed(request, token)).await, field, why);
     }
     // Well-formed ids of nothing this world holds.
-    #[rustfmt::skip]
-    let missing: Vec<(CreateEventRequest, &str, &str)> = vec![
-        (here(Event { story_id: Some(foreign_story.id.clone()), ..ok() }), "event.story_id", "a story of another world"),
-        (here(Event { entity_ids: vec![foreign_entity.id.clone()], ..ok() }), "event.entity_ids[0]", "an entity of another world"),
-        (here(Event { location_ids: vec![unknown_id()], ..ok() }), "event.location_ids[0]", "a location that does not exist"),
-        (here(Event { connections: vec![to(&foreign_event.id, "x")], ..ok() }), "event.connections[0].target_event_id", "a connection to another world"),
+    let missing = vec![
+        BadInput {
+            request: here(Event { story_id: Some(foreign_story.id.clone()), ..ok() }),
+            field: "event.story_id",
+            why: "a story of another world",
+        },
+        BadInput {
+            request: here(Event { entity_ids: vec![foreign_entity.id.clone()], ..ok() }),
+            field: "event.entity_ids[0]",
+            why: "an entity of another world",
+        },
+        BadInput {
+            request: here(Event { location_ids: vec![unknown_id()], ..ok() }),
+            field: "event.location_ids[0]",
+            why: "a location that does not exist",
+        },
+        BadInput {
+            request: here(Event { connections: vec![to(&foreign_event.id, "x")], ..ok() }),
+            field: "event.connections[0].target_event_id",
+            why: "a connection to another world",
+        },
     ];
-    for (request, field, why) in missing {
+    for BadInput { request, field, why } in missing {
         expect_missing(events.create_event(authed(request, token)).await, field, why);
     }
     assert_eq!(app.count("events WHERE world_id = $1", &[&world.id]).await, 0, "no bad event was stored");
@@ -261,14 +307,21 @@ async fn deleting_events_stories_and_worlds_cleans_up_after_them(backend: Backen
     assert_eq!(app.count("event_connections WHERE event_id = $1", &[&after.id]).await, 0, "and their connections");
 }
 
+/// A call's `result`, refused with `code` and the `ErrorInfo.reason` `want`; `why` says who tries what.
+struct RefusedCall {
+    result: Result<(), Status>,
+    code: Code,
+    want: &'static str,
+    why: &'static str,
+}
+
 async fn events_follow_their_worlds_access(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = app.register("owner").await;
-    let reader = app.register("reader").await;
     let stranger = app.register("stranger").await;
     let private = app.create_world(&owner, "Private", Visibility::Private).await;
     let public = app.create_world(&owner, "Public", Visibility::Public).await;
-    app.share(&owner, &private.id, &reader, ShareRole::Reader).await;
+    let reader = app.register_member(&owner, &private.id, "reader", ShareRole::Reader).await;
     let mut events = app.events();
     let hidden = events.create_event(authed(create(&private.id, event("Hidden", 1, "")), &owner.token)).await;
     let hidden = hidden.unwrap().into_inner();
@@ -277,16 +330,51 @@ async fn events_follow_their_worlds_access(backend: Backend) {
     events.get_event(authed(GetEventRequest { id: hidden.id.clone() }, &reader.token)).await.expect("a reader reads");
     let timeline = events.get_timeline(GetTimelineRequest { world_id: public.id.clone() }).await;
     assert_eq!(timeline.expect("anyone reads a public timeline").into_inner().eras.len(), 1);
-    #[rustfmt::skip]
     let cases = [
-        (events.get_event(authed(GetEventRequest { id: hidden.id.clone() }, &stranger.token)).await.map(drop), Code::NotFound, "NOT_FOUND", "a stranger reads a private event"),
-        (events.get_timeline(GetTimelineRequest { world_id: private.id.clone() }).await.map(drop), Code::NotFound, "NOT_FOUND", "an anonymous private timeline"),
-        (events.create_event(authed(create(&private.id, event("X", 1, "")), &reader.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a reader creates"),
-        (events.create_event(authed(create(&public.id, event("X", 1, "")), &stranger.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a stranger creates in a public world"),
-        (events.create_event(create(&public.id, event("X", 1, ""))).await.map(drop), Code::Unauthenticated, "TOKEN_MISSING", "an anonymous caller creates"),
-        (events.delete_event(authed(DeleteEventRequest { id: hidden.id.clone(), etag: String::new() }, &reader.token)).await.map(drop), Code::PermissionDenied, "PERMISSION_DENIED", "a reader deletes"),
+        RefusedCall {
+            result: events
+                .get_event(authed(GetEventRequest { id: hidden.id.clone() }, &stranger.token))
+                .await
+                .map(drop),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "a stranger reads a private event",
+        },
+        RefusedCall {
+            result: events.get_timeline(GetTimelineRequest { world_id: private.id.clone() }).await.map(drop),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "an anonymous private timeline",
+        },
+        RefusedCall {
+            result: events.create_event(authed(create(&private.id, event("X", 1, "")), &reader.token)).await.map(drop),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a reader creates",
+        },
+        RefusedCall {
+            result: events.create_event(authed(create(&public.id, event("X", 1, "")), &stranger.token)).await.map(drop),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a stranger creates in a public world",
+        },
+        RefusedCall {
+            result: events.create_event(create(&public.id, event("X", 1, ""))).await.map(drop),
+            code: Code::Unauthenticated,
+            want: "TOKEN_MISSING",
+            why: "an anonymous caller creates",
+        },
+        RefusedCall {
+            result: events
+                .delete_event(authed(DeleteEventRequest { id: hidden.id.clone(), etag: String::new() }, &reader.token))
+                .await
+                .map(drop),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a reader deletes",
+        },
     ];
-    for (result, code, want, why) in cases {
+    for RefusedCall { result, code, want, why } in cases {
         expect_code(result, code, want, why);
     }
 }

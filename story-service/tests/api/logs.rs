@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{Binary, connect};
+use common::{connect, start_binary};
 use fabula_contracts::pb::accounts::{LoginRequest, account_service_client::AccountServiceClient};
 use tonic::Code;
 
@@ -16,7 +16,8 @@ const FAILURES_TO_LOCK: usize = 5;
 
 #[tokio::test]
 async fn a_login_cannot_forge_a_log_line() {
-    let binary = Binary::start().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let binary = start_binary(dir.path()).await;
     let mut accounts = AccountServiceClient::new(connect(binary.addr).await);
     for attempt in 1..=FAILURES_TO_LOCK {
         let request = LoginRequest { login: FORGED_LOGIN.into(), password: "not the password".into() };

@@ -1,7 +1,6 @@
 //! story-service's integration tests: the gRPC API against a real server on loopback, on SQLite and PostgreSQL.
 //! One test binary per crate: one link, and the tests share its threads.
 
-#[macro_use]
 mod common;
 
 mod accounts;

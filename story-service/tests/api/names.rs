@@ -84,12 +84,21 @@ fn create_world(name: &str) -> fabula_contracts::pb::story::CreateWorldRequest {
 async fn passwords_of_white_space_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut accounts = app.accounts();
-    for (password, why) in
-        [("            ", "spaces"), ("\u{3000}\u{a0}\t\n          ", "white space of several kinds")]
-    {
-        let request =
-            RegisterRequest { username: "blank".into(), email: "blank@example.test".into(), password: password.into() };
-        expect_invalid(accounts.register(request).await, "password", why);
+    let register = |password: &str| RegisterRequest {
+        username: "blank".into(),
+        email: "blank@example.test".into(),
+        password: password.into(),
+    };
+    let cases = [
+        BadInput { request: register("            "), field: "password", why: "spaces" },
+        BadInput {
+            request: register("\u{3000}\u{a0}\t\n          "),
+            field: "password",
+            why: "white space of several kinds",
+        },
+    ];
+    for BadInput { request, field, why } in cases {
+        expect_invalid(accounts.register(request).await, field, why);
     }
     assert_eq!(app.count("users", &[]).await, 1, "only the administrator exists");
 }

@@ -219,22 +219,49 @@ async fn an_oversize_message_is_refused_and_the_server_goes_on(backend: Backend)
     app.create_story(&alice, &world.id, "Small", Visibility::Draft).await;
 }
 
+/// A raw call tonic itself refuses: `bytes` sent to `method`, answered with `code` and the
+/// `ErrorInfo.reason` `want`; `what` says what is wrong with it.
+struct RawCall {
+    what: &'static str,
+    method: &'static str,
+    bytes: &'static [u8],
+    code: Code,
+    want: &'static str,
+}
+
 async fn requests_tonic_refuses_itself_carry_an_error_info(backend: Backend) {
     let app = spawn_app(backend).await;
-    // (what, method, message bytes, code, reason)
-    let cases: &[(&str, &'static str, &[u8], Code, &str)] = &[
-        ("bytes that are not protobuf", GET_WORLD, &[0x0a, 0xff], Code::Internal, "MALFORMED_REQUEST"),
-        ("a field of the wrong wire type", GET_WORLD, &[0x08, 0x01], Code::Internal, "MALFORMED_REQUEST"),
-        (
-            "an unknown method of a known service",
-            "/fabula.story.v1.WorldService/FlyToTheMoon",
-            &[],
-            Code::Unimplemented,
-            "UNIMPLEMENTED",
-        ),
-        ("an unknown service", "/fabula.moon.v1.MoonService/GetMoon", &[], Code::Unimplemented, "UNIMPLEMENTED"),
+    let cases = &[
+        RawCall {
+            what: "bytes that are not protobuf",
+            method: GET_WORLD,
+            bytes: &[0x0a, 0xff],
+            code: Code::Internal,
+            want: "MALFORMED_REQUEST",
+        },
+        RawCall {
+            what: "a field of the wrong wire type",
+            method: GET_WORLD,
+            bytes: &[0x08, 0x01],
+            code: Code::Internal,
+            want: "MALFORMED_REQUEST",
+        },
+        RawCall {
+            what: "an unknown method of a known service",
+            method: "/fabula.story.v1.WorldService/FlyToTheMoon",
+            bytes: &[],
+            code: Code::Unimplemented,
+            want: "UNIMPLEMENTED",
+        },
+        RawCall {
+            what: "an unknown service",
+            method: "/fabula.moon.v1.MoonService/GetMoon",
+            bytes: &[],
+            code: Code::Unimplemented,
+            want: "UNIMPLEMENTED",
+        },
     ];
-    for (what, method, bytes, code, want) in cases {
+    for RawCall { what, method, bytes, code, want } in cases {
         let status = expect_code(call_raw(&app, method, bytes).await, *code, want, what);
         assert!(!status.message().is_empty(), "{what}: a message says what went wrong ({status:?})");
     }

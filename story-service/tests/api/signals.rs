@@ -5,12 +5,13 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::Binary;
+use common::start_binary;
 use fabula_runtime::server::is_serving;
 
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly() {
-    let mut binary = Binary::start().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut binary = start_binary(dir.path()).await;
     binary.terminate();
     let status = binary.exit_within(Duration::from_secs(15)).await;
     let output = binary.log();

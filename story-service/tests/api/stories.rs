@@ -117,29 +117,72 @@ async fn refuses_bad_stories_naming_each_field(backend: Backend) {
     let in_world = |story: Story| create(&world.id, story, "");
     let some_id = unknown_id();
 
-    #[rustfmt::skip]
-    let cases: Vec<(CreateStoryRequest, &[&str], &str)> = vec![
-        (CreateStoryRequest { world_id: world.id.clone(), story: None, request_id: String::new() }, &["story"], "the story is required"),
-        (create("nope", ok(), ""), &["world_id"], "a bad world id"),
-        (create("", ok(), ""), &["world_id"], "no world id"),
-        (in_world(Story { title: String::new(), ..ok() }), &["story.title"], "no title"),
-        (in_world(Story { title: "t".repeat(201), ..ok() }), &["story.title"], "a title of 201 characters"),
-        (in_world(Story { content: "x".repeat(1_048_577), ..ok() }), &["story.content"], "content over 1 MiB"),
-        (in_world(Story { content: "é".repeat(524_289), ..ok() }), &["story.content"], "1 MiB counts bytes, not characters"),
-        (in_world(Story { genre: "g".repeat(51), ..ok() }), &["story.genre"], "a genre of 51 characters"),
-        (in_world(Story { format: 7, ..ok() }), &["story.format"], "an unknown format"),
-        (in_world(Story { visibility: 9, ..ok() }), &["story.visibility"], "an unknown visibility"),
-        (in_world(Story { order: -1, ..ok() }), &["story.order"], "a negative order"),
-        (create(&world.id, ok(), &"r".repeat(101)), &["request_id"], "a request id of 101 characters"),
-        (in_world(Story { entity_ids: vec!["x".into()], ..ok() }), &["story.entity_ids[0]"], "an entity id that is no id"),
-        (in_world(Story { entity_ids: vec![some_id.clone(), some_id.clone()], ..ok() }), &["story.entity_ids[1]"], "the same entity twice"),
-        (
-            in_world(Story { title: String::new(), format: 7, entity_ids: vec!["x".into()], ..ok() }),
-            &["story.title", "story.format", "story.entity_ids[0]"],
-            "every bad field is named at once",
-        ),
+    let cases = vec![
+        BadFields {
+            request: CreateStoryRequest { world_id: world.id.clone(), story: None, request_id: String::new() },
+            fields: &["story"],
+            why: "the story is required",
+        },
+        BadFields { request: create("nope", ok(), ""), fields: &["world_id"], why: "a bad world id" },
+        BadFields { request: create("", ok(), ""), fields: &["world_id"], why: "no world id" },
+        BadFields {
+            request: in_world(Story { title: String::new(), ..ok() }),
+            fields: &["story.title"],
+            why: "no title",
+        },
+        BadFields {
+            request: in_world(Story { title: "t".repeat(201), ..ok() }),
+            fields: &["story.title"],
+            why: "a title of 201 characters",
+        },
+        BadFields {
+            request: in_world(Story { content: "x".repeat(1_048_577), ..ok() }),
+            fields: &["story.content"],
+            why: "content over 1 MiB",
+        },
+        BadFields {
+            request: in_world(Story { content: "é".repeat(524_289), ..ok() }),
+            fields: &["story.content"],
+            why: "1 MiB counts bytes, not characters",
+        },
+        BadFields {
+            request: in_world(Story { genre: "g".repeat(51), ..ok() }),
+            fields: &["story.genre"],
+            why: "a genre of 51 characters",
+        },
+        BadFields {
+            request: in_world(Story { format: 7, ..ok() }),
+            fields: &["story.format"],
+            why: "an unknown format",
+        },
+        BadFields {
+            request: in_world(Story { visibility: 9, ..ok() }),
+            fields: &["story.visibility"],
+            why: "an unknown visibility",
+        },
+        BadFields { request: in_world(Story { order: -1, ..ok() }), fields: &["story.order"], why: "a negative order" },
+        BadFields {
+            request: create(&world.id, ok(), &"r".repeat(101)),
+            fields: &["request_id"],
+            why: "a request id of 101 characters",
+        },
+        BadFields {
+            request: in_world(Story { entity_ids: vec!["x".into()], ..ok() }),
+            fields: &["story.entity_ids[0]"],
+            why: "an entity id that is no id",
+        },
+        BadFields {
+            request: in_world(Story { entity_ids: vec![some_id.clone(), some_id.clone()], ..ok() }),
+            fields: &["story.entity_ids[1]"],
+            why: "the same entity twice",
+        },
+        BadFields {
+            request: in_world(Story { title: String::new(), format: 7, entity_ids: vec!["x".into()], ..ok() }),
+            fields: &["story.title", "story.format", "story.entity_ids[0]"],
+            why: "every bad field is named at once",
+        },
     ];
-    for (request, fields, why) in cases {
+    for BadFields { request, fields, why } in cases {
         let status = expect_code(
             app.stories().create_story(authed(request, &alice.token)).await,
             Code::InvalidArgument,
@@ -152,14 +195,29 @@ async fn refuses_bad_stories_naming_each_field(backend: Backend) {
         }
     }
     // Well-formed ids of nothing this world holds.
-    #[rustfmt::skip]
-    let missing: Vec<(CreateStoryRequest, &str, &str)> = vec![
-        (in_world(Story { entity_ids: vec![unknown_id()], ..ok() }), "story.entity_ids[0]", "an entity that does not exist"),
-        (in_world(Story { entity_ids: vec![some_id.clone(), foreign_entity.id.clone()], ..ok() }), "story.entity_ids[1]", "an entity of another world"),
-        (in_world(Story { location_ids: vec![foreign_location.id.clone()], ..ok() }), "story.location_ids[0]", "a location of another world"),
-        (in_world(Story { location_ids: vec![foreign_entity.id.clone()], ..ok() }), "story.location_ids[0]", "an entity id given as a location"),
+    let missing = vec![
+        BadInput {
+            request: in_world(Story { entity_ids: vec![unknown_id()], ..ok() }),
+            field: "story.entity_ids[0]",
+            why: "an entity that does not exist",
+        },
+        BadInput {
+            request: in_world(Story { entity_ids: vec![some_id.clone(), foreign_entity.id.clone()], ..ok() }),
+            field: "story.entity_ids[1]",
+            why: "an entity of another world",
+        },
+        BadInput {
+            request: in_world(Story { location_ids: vec![foreign_location.id.clone()], ..ok() }),
+            field: "story.location_ids[0]",
+            why: "a location of another world",
+        },
+        BadInput {
+            request: in_world(Story { location_ids: vec![foreign_entity.id.clone()], ..ok() }),
+            field: "story.location_ids[0]",
+            why: "an entity id given as a location",
+        },
     ];
-    for (request, field, why) in missing {
+    for BadInput { request, field, why } in missing {
         expect_missing(app.stories().create_story(authed(request, &alice.token)).await, field, why);
     }
     assert_eq!(app.count("stories", &[]).await, 0, "no bad story was stored");
@@ -186,17 +244,52 @@ async fn create_checks_the_world_and_the_callers_role(backend: Backend) {
     let by_co_author = stories.create_story(authed(attempt(&private.id), &co_author.token)).await;
     let by_co_author = by_co_author.expect("a co-author writes in the world").into_inner();
     assert_eq!(by_co_author.owner_id, co_author.id, "the co-author owns their story");
-    #[rustfmt::skip]
     let refusals = [
-        (attempt(&private.id), Some(&reader.token), Code::PermissionDenied, "PERMISSION_DENIED", "a reader writes in a private world"),
-        (attempt(&public.id), Some(&reader.token), Code::PermissionDenied, "PERMISSION_DENIED", "a reader writes in a public world"),
-        (attempt(&public.id), Some(&stranger.token), Code::PermissionDenied, "PERMISSION_DENIED", "a stranger writes in a public world"),
-        (attempt(&private.id), Some(&stranger.token), Code::NotFound, "NOT_FOUND", "a stranger writes in a private world"),
-        (attempt(&unknown_id()), Some(&owner.token), Code::NotFound, "NOT_FOUND", "a world that does not exist"),
-        (attempt(&public.id), None, Code::Unauthenticated, "TOKEN_MISSING", "an anonymous caller"),
+        Refusal {
+            request: attempt(&private.id),
+            token: Some(&reader.token),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a reader writes in a private world",
+        },
+        Refusal {
+            request: attempt(&public.id),
+            token: Some(&reader.token),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a reader writes in a public world",
+        },
+        Refusal {
+            request: attempt(&public.id),
+            token: Some(&stranger.token),
+            code: Code::PermissionDenied,
+            want: "PERMISSION_DENIED",
+            why: "a stranger writes in a public world",
+        },
+        Refusal {
+            request: attempt(&private.id),
+            token: Some(&stranger.token),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "a stranger writes in a private world",
+        },
+        Refusal {
+            request: attempt(&unknown_id()),
+            token: Some(&owner.token),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "a world that does not exist",
+        },
+        Refusal {
+            request: attempt(&public.id),
+            token: None,
+            code: Code::Unauthenticated,
+            want: "TOKEN_MISSING",
+            why: "an anonymous caller",
+        },
     ];
-    for (request, token, code, want, why) in refusals {
-        expect_code(stories.create_story(as_caller(request, token.map(String::as_str))).await, code, want, why);
+    for Refusal { request, token, code, want, why } in refusals {
+        expect_code(stories.create_story(as_caller(request, token)).await, code, want, why);
     }
     assert_eq!(app.count("stories", &[]).await, 1, "only the co-author's story exists");
 }
@@ -262,14 +355,14 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
     let bobs = app.create_story(&bob, &world.id, "Bob's", Visibility::Public).await;
 
     let by_owner = format!(r#"owner_id = "{}""#, bob.id);
-    let cases: Vec<(&str, Vec<&Story>, &str)> = vec![
-        ("", vec![&epic, &draft, &bobs], "every story, in order"),
-        (r#"genre = "epic""#, vec![&epic], "by genre"),
-        ("visibility = PUBLIC", vec![&epic, &bobs], "by visibility"),
-        (&by_owner, vec![&bobs], "by owner"),
-        (r#"visibility = "PUBLIC" AND genre = "epic""#, vec![&epic], "two terms"),
+    let cases = vec![
+        Filtered { filter: "", expected: vec![&epic, &draft, &bobs], why: "every story, in order" },
+        Filtered { filter: r#"genre = "epic""#, expected: vec![&epic], why: "by genre" },
+        Filtered { filter: "visibility = PUBLIC", expected: vec![&epic, &bobs], why: "by visibility" },
+        Filtered { filter: &by_owner, expected: vec![&bobs], why: "by owner" },
+        Filtered { filter: r#"visibility = "PUBLIC" AND genre = "epic""#, expected: vec![&epic], why: "two terms" },
     ];
-    for (filter, expected, why) in cases {
+    for Filtered { filter, expected, why } in cases {
         let page = stories.list_stories(authed(list(&world.id, 0, "", filter), &alice.token)).await.unwrap();
         let page = page.into_inner();
         assert_eq!(ids(&page.stories), expected.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), "{why}");
@@ -279,15 +372,27 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
     assert_eq!(ids(&anonymous.stories), ids(&[epic.clone(), bobs.clone()]), "anonymous callers see public stories");
     assert_eq!(anonymous.total_size, 2, "total_size counts only what the caller may read");
 
-    let bad: Vec<(ListStoriesRequest, &str, &str)> = vec![
-        (list(&world.id, -1, "", ""), "page_size", "a negative page size"),
-        (list(&world.id, 0, "", "title = x"), "filter", "a field that cannot be filtered on"),
-        (list(&world.id, 0, "", "visibility = SECRET"), "filter", "an unknown visibility"),
-        (list(&world.id, 0, "", "genre"), "filter", "a term without a value"),
-        (list(&world.id, 0, "%%%", ""), "page_token", "a page token the service never made"),
-        (list("nope", 0, "", ""), "world_id", "a bad world id"),
+    let bad = vec![
+        BadInput { request: list(&world.id, -1, "", ""), field: "page_size", why: "a negative page size" },
+        BadInput {
+            request: list(&world.id, 0, "", "title = x"),
+            field: "filter",
+            why: "a field that cannot be filtered on",
+        },
+        BadInput {
+            request: list(&world.id, 0, "", "visibility = SECRET"),
+            field: "filter",
+            why: "an unknown visibility",
+        },
+        BadInput { request: list(&world.id, 0, "", "genre"), field: "filter", why: "a term without a value" },
+        BadInput {
+            request: list(&world.id, 0, "%%%", ""),
+            field: "page_token",
+            why: "a page token the service never made",
+        },
+        BadInput { request: list("nope", 0, "", ""), field: "world_id", why: "a bad world id" },
     ];
-    for (request, field, why) in bad {
+    for BadInput { request, field, why } in bad {
         expect_invalid(stories.list_stories(authed(request, &alice.token)).await, field, why);
     }
     expect_code(
@@ -368,15 +473,46 @@ async fn updates_follow_the_mask_and_the_etag(backend: Backend) {
     let stale = Story { id: first.id.clone(), title: "Lost".into(), etag: first.etag.clone(), ..Story::default() };
     expect_code(stories.update_story(update(stale, &["title"])).await, Code::Aborted, "ETAG_MISMATCH", "a stale etag");
 
-    #[rustfmt::skip]
-    let invalid: Vec<(UpdateStoryRequest, &str, &str)> = vec![
-        (UpdateStoryRequest { story: None, update_mask: None }, "story", "the story is required"),
-        (UpdateStoryRequest { story: Some(Story { id: "x".into(), ..story("T", Visibility::Draft) }), update_mask: None }, "story.id", "a bad id"),
-        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), ..Story::default() }), update_mask: mask(&["world_id"]) }, "update_mask", "moving a story to another world"),
-        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), ..Story::default() }), update_mask: mask(&["title"]) }, "story.title", "an empty title in the mask"),
-        (UpdateStoryRequest { story: Some(Story { id: first.id.clone(), content: "x".repeat(1_048_577), ..Story::default() }), update_mask: None }, "story.content", "content over 1 MiB"),
+    let invalid = vec![
+        BadInput {
+            request: UpdateStoryRequest { story: None, update_mask: None },
+            field: "story",
+            why: "the story is required",
+        },
+        BadInput {
+            request: UpdateStoryRequest {
+                story: Some(Story { id: "x".into(), ..story("T", Visibility::Draft) }),
+                update_mask: None,
+            },
+            field: "story.id",
+            why: "a bad id",
+        },
+        BadInput {
+            request: UpdateStoryRequest {
+                story: Some(Story { id: first.id.clone(), ..Story::default() }),
+                update_mask: mask(&["world_id"]),
+            },
+            field: "update_mask",
+            why: "moving a story to another world",
+        },
+        BadInput {
+            request: UpdateStoryRequest {
+                story: Some(Story { id: first.id.clone(), ..Story::default() }),
+                update_mask: mask(&["title"]),
+            },
+            field: "story.title",
+            why: "an empty title in the mask",
+        },
+        BadInput {
+            request: UpdateStoryRequest {
+                story: Some(Story { id: first.id.clone(), content: "x".repeat(1_048_577), ..Story::default() }),
+                update_mask: None,
+            },
+            field: "story.content",
+            why: "content over 1 MiB",
+        },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(stories.update_story(authed(request, &alice.token)).await, field, why);
     }
     let entity_as_location = Story { id: first.id.clone(), location_ids: vec![entity.id.clone()], ..Story::default() };
@@ -421,6 +557,16 @@ async fn deletes_with_and_without_an_etag(backend: Backend) {
     assert_eq!(app.count("stories", &[]).await, 0);
 }
 
+/// The stories next to `story` in its world's order as the holder of `token` (or an
+/// anonymous caller) sees them; `why` says whose view it is.
+struct Neighbors<'a> {
+    story: &'a Story,
+    token: Option<&'a str>,
+    previous: Option<&'a Story>,
+    next: Option<&'a Story>,
+    why: &'static str,
+}
+
 async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
@@ -434,13 +580,37 @@ async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend
     let id_of = |story: Option<Story>| story.map(|s| s.id);
 
     let cases = [
-        (&one, Some(alice.token.as_str()), None, Some(&two), "the first story, for its owner"),
-        (&two, Some(alice.token.as_str()), Some(&one), Some(&three), "the middle story"),
-        (&three, Some(alice.token.as_str()), Some(&two), None, "the last story"),
-        (&one, Some(stranger.token.as_str()), None, Some(&three), "a stranger skips the draft between"),
-        (&three, None, Some(&one), None, "so does an anonymous caller"),
+        Neighbors {
+            story: &one,
+            token: Some(alice.token.as_str()),
+            previous: None,
+            next: Some(&two),
+            why: "the first story, for its owner",
+        },
+        Neighbors {
+            story: &two,
+            token: Some(alice.token.as_str()),
+            previous: Some(&one),
+            next: Some(&three),
+            why: "the middle story",
+        },
+        Neighbors {
+            story: &three,
+            token: Some(alice.token.as_str()),
+            previous: Some(&two),
+            next: None,
+            why: "the last story",
+        },
+        Neighbors {
+            story: &one,
+            token: Some(stranger.token.as_str()),
+            previous: None,
+            next: Some(&three),
+            why: "a stranger skips the draft between",
+        },
+        Neighbors { story: &three, token: None, previous: Some(&one), next: None, why: "so does an anonymous caller" },
     ];
-    for (story, token, previous, next, why) in cases {
+    for Neighbors { story, token, previous, next, why } in cases {
         let found = stories.get_story_neighbors(neighbors(&story.id, token)).await.unwrap().into_inner();
         assert_eq!(id_of(found.previous), previous.map(|s| s.id.clone()), "{why}: previous");
         assert_eq!(id_of(found.next), next.map(|s| s.id.clone()), "{why}: next");
@@ -460,13 +630,20 @@ async fn neighbors_follow_the_order_and_skip_unreadable_stories(backend: Backend
     expect_invalid(stories.get_story_neighbors(neighbors("zz", None)).await, "id", "a bad id");
 }
 
+/// A move refused with `code` and the `ErrorInfo.reason` `want`; `why` says what is wrong with it.
+struct MoveCase {
+    move_request: MoveStoryRequest,
+    code: Code,
+    want: &'static str,
+    why: &'static str,
+}
+
 async fn moves_put_a_story_in_front_of_another_in_one_step(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
-    let reader = app.register("reader").await;
     let world = app.create_world(&alice, "Home", Visibility::Private).await;
     let other_world = app.create_world(&alice, "Elsewhere", Visibility::Private).await;
-    app.share(&alice, &world.id, &reader, ShareRole::Reader).await;
+    let reader = app.register_member(&alice, &world.id, "reader", ShareRole::Reader).await;
     let mut made = Vec::new();
     for title in ["A", "B", "C", "D"] {
         made.push(app.create_story(&alice, &world.id, title, Visibility::Draft).await);
@@ -504,17 +681,32 @@ async fn moves_put_a_story_in_front_of_another_in_one_step(backend: Backend) {
     let stays = stories.move_story(authed(request(&b.id, &b.id, &b.etag), &alice.token)).await.expect("B before B");
     assert_eq!(stays.into_inner(), b, "in front of itself, a story stays where it is, unchanged");
     let cases = [
-        (
-            request(&b.id, &elsewhere.id, ""),
-            Code::NotFound,
-            "REFERENCE_NOT_FOUND",
-            "in front of a story of another world",
-        ),
-        (request(&b.id, "zz", ""), Code::InvalidArgument, "INVALID_ARGUMENT", "a bad before_id"),
-        (request(&b.id, "", &by_title("B").etag), Code::Aborted, "ETAG_MISMATCH", "a stale etag"),
-        (request(&unknown_id(), "", ""), Code::NotFound, "NOT_FOUND", "an unknown story"),
+        MoveCase {
+            move_request: request(&b.id, &elsewhere.id, ""),
+            code: Code::NotFound,
+            want: "REFERENCE_NOT_FOUND",
+            why: "in front of a story of another world",
+        },
+        MoveCase {
+            move_request: request(&b.id, "zz", ""),
+            code: Code::InvalidArgument,
+            want: "INVALID_ARGUMENT",
+            why: "a bad before_id",
+        },
+        MoveCase {
+            move_request: request(&b.id, "", &by_title("B").etag),
+            code: Code::Aborted,
+            want: "ETAG_MISMATCH",
+            why: "a stale etag",
+        },
+        MoveCase {
+            move_request: request(&unknown_id(), "", ""),
+            code: Code::NotFound,
+            want: "NOT_FOUND",
+            why: "an unknown story",
+        },
     ];
-    for (move_request, code, want, why) in cases {
+    for MoveCase { move_request, code, want, why } in cases {
         expect_code(stories.move_story(authed(move_request, &alice.token)).await, code, want, why);
     }
     expect_code(

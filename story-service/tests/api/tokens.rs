@@ -60,6 +60,14 @@ fn get_me(authorization: Option<&str>) -> Request<GetMeRequest> {
     request
 }
 
+/// An `authorization` header (or none) refused as UNAUTHENTICATED with the
+/// `ErrorInfo.reason` `want`; `why` says what is wrong with it.
+struct BadToken {
+    authorization: Option<String>,
+    want: &'static str,
+    why: &'static str,
+}
+
 async fn every_bad_token_is_unauthenticated(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
@@ -79,34 +87,100 @@ async fn every_bad_token_is_unauthenticated(backend: Backend) {
     let other_key = SigningKey::generate();
     let now = unix_now();
 
-    #[rustfmt::skip]
-    let cases: Vec<(Option<String>, &str, &str)> = vec![
-        (None, "TOKEN_MISSING", "no authorization header"),
-        (Some("Bearer abc".into()), "TOKEN_MALFORMED", "a bearer token that is no JWT"),
-        (Some("Bearer ".into()), "TOKEN_MALFORMED", "an empty bearer token"),
-        (Some(format!("Basic {}", URL_SAFE_NO_PAD.encode("alice:pw"))), "TOKEN_MALFORMED", "another scheme"),
-        (Some(app.sign(&valid())), "TOKEN_MALFORMED", "a token without the Bearer scheme"),
-        (bearer(other_key.sign(&valid())), "TOKEN_INVALID", "signed by another key, with its own key id"),
-        (bearer(signed_by_another_key_with_our_kid(&app, &other_key, &valid())), "TOKEN_INVALID",
-            "signed by another key, naming the service's key id"),
-        (bearer(alg_none(&app, &valid())), "TOKEN_MALFORMED", "alg: none, unsigned"),
-        (bearer(hs256_with_public_key(&app, &valid())), "TOKEN_INVALID",
-            "HS256 keyed with the public key (algorithm confusion)"),
-        (as_alice(&with(&|c| { c.iat = (now - 7200) as f64; c.nbf = now - 7200; c.exp = now - 3600; })), "TOKEN_EXPIRED",
-            "expired an hour ago"),
-        (as_alice(&with(&|c| c.nbf = now + 3600)), "TOKEN_INVALID", "not valid for another hour (nbf)"),
-        (as_alice(&with(&|c| c.iss = "someone-else".into())), "TOKEN_INVALID", "a wrong issuer"),
-        (as_alice(&with(&|c| c.aud = "another-audience".into())), "TOKEN_INVALID", "a wrong audience"),
-        (as_alice(&with(&|c| c.typ = "refresh".into())), "TOKEN_INVALID", "typ is not access"),
-        (as_alice(&with(&|c| c.role = "KING".into())), "TOKEN_INVALID", "a role that does not exist"),
-        (as_alice(&with(&|c| c.sub = "alice".into())), "TOKEN_INVALID", "a subject that is no user id"),
-        (as_alice(&with(&|c| c.sub = unknown_id())), "USER_NOT_FOUND", "a subject no user has"),
-        (bearer(alice.refresh_token.clone()), "TOKEN_MALFORMED",
-            "a refresh token used as an access token"),
-        (Some(format!("Bearer {}x", app.sign(&valid()))), "TOKEN_MALFORMED",
-            "a valid token with its signature changed"),
+    let cases = vec![
+        BadToken { authorization: None, want: "TOKEN_MISSING", why: "no authorization header" },
+        BadToken {
+            authorization: Some("Bearer abc".into()),
+            want: "TOKEN_MALFORMED",
+            why: "a bearer token that is no JWT",
+        },
+        BadToken { authorization: Some("Bearer ".into()), want: "TOKEN_MALFORMED", why: "an empty bearer token" },
+        BadToken {
+            authorization: Some(format!("Basic {}", URL_SAFE_NO_PAD.encode("alice:pw"))),
+            want: "TOKEN_MALFORMED",
+            why: "another scheme",
+        },
+        BadToken {
+            authorization: Some(app.sign(&valid())),
+            want: "TOKEN_MALFORMED",
+            why: "a token without the Bearer scheme",
+        },
+        BadToken {
+            authorization: bearer(other_key.sign(&valid())),
+            want: "TOKEN_INVALID",
+            why: "signed by another key, with its own key id",
+        },
+        BadToken {
+            authorization: bearer(signed_by_another_key_with_our_kid(&app, &other_key, &valid())),
+            want: "TOKEN_INVALID",
+            why: "signed by another key, naming the service's key id",
+        },
+        BadToken {
+            authorization: bearer(alg_none(&app, &valid())),
+            want: "TOKEN_MALFORMED",
+            why: "alg: none, unsigned",
+        },
+        BadToken {
+            authorization: bearer(hs256_with_public_key(&app, &valid())),
+            want: "TOKEN_INVALID",
+            why: "HS256 keyed with the public key (algorithm confusion)",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| {
+                c.iat = (now - 7200) as f64;
+                c.nbf = now - 7200;
+                c.exp = now - 3600;
+            })),
+            want: "TOKEN_EXPIRED",
+            why: "expired an hour ago",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.nbf = now + 3600)),
+            want: "TOKEN_INVALID",
+            why: "not valid for another hour (nbf)",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.iss = "someone-else".into())),
+            want: "TOKEN_INVALID",
+            why: "a wrong issuer",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.aud = "another-audience".into())),
+            want: "TOKEN_INVALID",
+            why: "a wrong audience",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.typ = "refresh".into())),
+            want: "TOKEN_INVALID",
+            why: "typ is not access",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.role = "KING".into())),
+            want: "TOKEN_INVALID",
+            why: "a role that does not exist",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.sub = "alice".into())),
+            want: "TOKEN_INVALID",
+            why: "a subject that is no user id",
+        },
+        BadToken {
+            authorization: as_alice(&with(&|c| c.sub = unknown_id())),
+            want: "USER_NOT_FOUND",
+            why: "a subject no user has",
+        },
+        BadToken {
+            authorization: bearer(alice.refresh_token.clone()),
+            want: "TOKEN_MALFORMED",
+            why: "a refresh token used as an access token",
+        },
+        BadToken {
+            authorization: Some(format!("Bearer {}x", app.sign(&valid()))),
+            want: "TOKEN_MALFORMED",
+            why: "a valid token with its signature changed",
+        },
     ];
-    for (authorization, want, why) in cases {
+    for BadToken { authorization, want, why } in cases {
         expect_code(accounts.get_me(get_me(authorization.as_deref())).await, Code::Unauthenticated, want, why);
     }
 

@@ -94,26 +94,54 @@ async fn refuses_bad_worlds_naming_each_field(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
     let ok = || world("Fine", Visibility::Draft);
-    let cases: Vec<(CreateWorldRequest, &[&str], &str)> = vec![
-        (CreateWorldRequest { world: None, request_id: String::new() }, &["world"], "the world is required"),
-        (create(World { name: String::new(), ..ok() }, ""), &["world.name"], "an empty name"),
-        (create(World { name: "   ".into(), ..ok() }, ""), &["world.name"], "a name of spaces only"),
-        (create(World { name: "n".repeat(201), ..ok() }, ""), &["world.name"], "a name of 201 characters"),
-        (
-            create(World { description: "d".repeat(10_001), ..ok() }, ""),
-            &["world.description"],
-            "a description of 10 001 characters",
-        ),
-        (create(World { world_type: 99, ..ok() }, ""), &["world.world_type"], "an unknown world type"),
-        (create(World { visibility: 42, ..ok() }, ""), &["world.visibility"], "an unknown visibility"),
-        (create(ok(), &"r".repeat(101)), &["request_id"], "a request id of 101 characters"),
-        (
-            create(World { name: String::new(), world_type: 99, visibility: 42, ..ok() }, ""),
-            &["world.name", "world.world_type", "world.visibility"],
-            "every bad field is named at once",
-        ),
+    let cases = vec![
+        BadFields {
+            request: CreateWorldRequest { world: None, request_id: String::new() },
+            fields: &["world"],
+            why: "the world is required",
+        },
+        BadFields {
+            request: create(World { name: String::new(), ..ok() }, ""),
+            fields: &["world.name"],
+            why: "an empty name",
+        },
+        BadFields {
+            request: create(World { name: "   ".into(), ..ok() }, ""),
+            fields: &["world.name"],
+            why: "a name of spaces only",
+        },
+        BadFields {
+            request: create(World { name: "n".repeat(201), ..ok() }, ""),
+            fields: &["world.name"],
+            why: "a name of 201 characters",
+        },
+        BadFields {
+            request: create(World { description: "d".repeat(10_001), ..ok() }, ""),
+            fields: &["world.description"],
+            why: "a description of 10 001 characters",
+        },
+        BadFields {
+            request: create(World { world_type: 99, ..ok() }, ""),
+            fields: &["world.world_type"],
+            why: "an unknown world type",
+        },
+        BadFields {
+            request: create(World { visibility: 42, ..ok() }, ""),
+            fields: &["world.visibility"],
+            why: "an unknown visibility",
+        },
+        BadFields {
+            request: create(ok(), &"r".repeat(101)),
+            fields: &["request_id"],
+            why: "a request id of 101 characters",
+        },
+        BadFields {
+            request: create(World { name: String::new(), world_type: 99, visibility: 42, ..ok() }, ""),
+            fields: &["world.name", "world.world_type", "world.visibility"],
+            why: "every bad field is named at once",
+        },
     ];
-    for (request, fields, why) in cases {
+    for BadFields { request, fields, why } in cases {
         let status = expect_code(
             app.worlds().create_world(authed(request, &alice.token)).await,
             Code::InvalidArgument,
@@ -244,8 +272,14 @@ async fn get_refuses_bad_and_unknown_ids(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await;
     let mut worlds = app.worlds();
-    for (id, why) in [("", "an empty id"), ("not-a-uuid", "an id that is not a UUID"), ("42", "a number")] {
-        expect_invalid(worlds.get_world(authed(GetWorldRequest { id: id.into() }, &alice.token)).await, "id", why);
+    let get = |id: &str| authed(GetWorldRequest { id: id.into() }, &alice.token);
+    let cases = [
+        BadInput { request: get(""), field: "id", why: "an empty id" },
+        BadInput { request: get("not-a-uuid"), field: "id", why: "an id that is not a UUID" },
+        BadInput { request: get("42"), field: "id", why: "a number" },
+    ];
+    for BadInput { request, field, why } in cases {
+        expect_invalid(worlds.get_world(request).await, field, why);
     }
     expect_code(
         worlds.get_world(authed(GetWorldRequest { id: unknown_id() }, &alice.token)).await,
@@ -274,14 +308,18 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
 
     let ids = |worlds: &[World]| worlds.iter().map(|w| w.id.clone()).collect::<HashSet<_>>();
     let by_owner = format!(r#"owner_id = "{}""#, bob.id);
-    let cases: Vec<(&str, Vec<&World>, &str)> = vec![
-        ("", vec![&open, &draft, &space, &bobs], "everything alice may read"),
-        (r#"visibility = "PUBLIC""#, vec![&open, &bobs], "public only"),
-        ("world_type = SCI_FI", vec![&space], "by type, unquoted"),
-        (&by_owner, vec![&bobs], "by owner"),
-        (r#"visibility = "DRAFT" AND world_type = "OTHER""#, vec![&draft], "two terms"),
+    let cases = vec![
+        Filtered { filter: "", expected: vec![&open, &draft, &space, &bobs], why: "everything alice may read" },
+        Filtered { filter: r#"visibility = "PUBLIC""#, expected: vec![&open, &bobs], why: "public only" },
+        Filtered { filter: "world_type = SCI_FI", expected: vec![&space], why: "by type, unquoted" },
+        Filtered { filter: &by_owner, expected: vec![&bobs], why: "by owner" },
+        Filtered {
+            filter: r#"visibility = "DRAFT" AND world_type = "OTHER""#,
+            expected: vec![&draft],
+            why: "two terms",
+        },
     ];
-    for (filter, expected, why) in cases {
+    for Filtered { filter, expected, why } in cases {
         let page = worlds.list_worlds(authed(list(0, "", filter), &alice.token)).await.unwrap().into_inner();
         let want: HashSet<_> = expected.iter().map(|w| w.id.clone()).collect();
         assert_eq!(ids(&page.worlds), want, "{why} ({filter})");
@@ -291,16 +329,20 @@ async fn lists_filter_and_refuse_bad_queries(backend: Backend) {
     let anonymous = worlds.list_worlds(list(0, "", "")).await.unwrap().into_inner();
     assert_eq!(ids(&anonymous.worlds), ids(&[open.clone(), bobs.clone()]), "anonymous callers see public worlds");
 
-    let bad: Vec<(ListWorldsRequest, &str, &str)> = vec![
-        (list(-1, "", ""), "page_size", "a negative page size"),
-        (list(0, "", "colour = red"), "filter", "an unknown field"),
-        (list(0, "", "visibility = SECRET"), "filter", "an unknown enum value"),
-        (list(0, "", "visibility"), "filter", "a term without a value"),
-        (list(0, "", r#"visibility = "PUBLIC" OR visibility = "DRAFT""#), "filter", "OR is not supported"),
-        (list(0, "", "name = \"unclosed"), "filter", "an unclosed quote"),
-        (list(0, "garbage!", ""), "page_token", "a page token the service never made"),
+    let bad = vec![
+        BadInput { request: list(-1, "", ""), field: "page_size", why: "a negative page size" },
+        BadInput { request: list(0, "", "colour = red"), field: "filter", why: "an unknown field" },
+        BadInput { request: list(0, "", "visibility = SECRET"), field: "filter", why: "an unknown enum value" },
+        BadInput { request: list(0, "", "visibility"), field: "filter", why: "a term without a value" },
+        BadInput {
+            request: list(0, "", r#"visibility = "PUBLIC" OR visibility = "DRAFT""#),
+            field: "filter",
+            why: "OR is not supported",
+        },
+        BadInput { request: list(0, "", "name = \"unclosed"), field: "filter", why: "an unclosed quote" },
+        BadInput { request: list(0, "garbage!", ""), field: "page_token", why: "a page token the service never made" },
     ];
-    for (request, field, why) in bad {
+    for BadInput { request, field, why } in bad {
         expect_invalid(worlds.list_worlds(authed(request, &alice.token)).await, field, why);
     }
 
@@ -426,33 +468,49 @@ async fn update_errors(backend: Backend) {
     };
     let with = |world: World, paths: &[&str]| UpdateWorldRequest { world: Some(world), update_mask: mask(paths) };
 
-    let invalid: Vec<(UpdateWorldRequest, &str, &str)> = vec![
-        (UpdateWorldRequest { world: None, update_mask: None }, "world", "the world is required"),
-        (with(World { id: "nope".into(), name: "X".into(), ..World::default() }, &["name"]), "world.id", "a bad id"),
-        (with(World { id: String::new(), name: "X".into(), ..World::default() }, &["name"]), "world.id", "no id"),
-        (
-            with(World { id: created.id.clone(), ..World::default() }, &["owner_id"]),
-            "update_mask",
-            "an output-only field in the mask",
-        ),
-        (with(World { id: created.id.clone(), ..World::default() }, &["colour"]), "update_mask", "an unknown path"),
-        (
-            with(World { id: created.id.clone(), ..World::default() }, &["name"]),
-            "world.name",
-            "the name masked and sent empty",
-        ),
-        (
-            with(World { id: created.id.clone(), description: "d".repeat(10_001), ..World::default() }, &[]),
-            "world.description",
-            "a description that is too long",
-        ),
-        (
-            with(World { id: created.id.clone(), visibility: 17, ..World::default() }, &["visibility"]),
-            "world.visibility",
-            "an unknown visibility",
-        ),
+    let invalid = vec![
+        BadInput {
+            request: UpdateWorldRequest { world: None, update_mask: None },
+            field: "world",
+            why: "the world is required",
+        },
+        BadInput {
+            request: with(World { id: "nope".into(), name: "X".into(), ..World::default() }, &["name"]),
+            field: "world.id",
+            why: "a bad id",
+        },
+        BadInput {
+            request: with(World { id: String::new(), name: "X".into(), ..World::default() }, &["name"]),
+            field: "world.id",
+            why: "no id",
+        },
+        BadInput {
+            request: with(World { id: created.id.clone(), ..World::default() }, &["owner_id"]),
+            field: "update_mask",
+            why: "an output-only field in the mask",
+        },
+        BadInput {
+            request: with(World { id: created.id.clone(), ..World::default() }, &["colour"]),
+            field: "update_mask",
+            why: "an unknown path",
+        },
+        BadInput {
+            request: with(World { id: created.id.clone(), ..World::default() }, &["name"]),
+            field: "world.name",
+            why: "the name masked and sent empty",
+        },
+        BadInput {
+            request: with(World { id: created.id.clone(), description: "d".repeat(10_001), ..World::default() }, &[]),
+            field: "world.description",
+            why: "a description that is too long",
+        },
+        BadInput {
+            request: with(World { id: created.id.clone(), visibility: 17, ..World::default() }, &["visibility"]),
+            field: "world.visibility",
+            why: "an unknown visibility",
+        },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(worlds.update_world(authed(request, &alice.token)).await, field, why);
     }
 
@@ -581,18 +639,30 @@ async fn share_errors(backend: Backend) {
         role: role.into(),
     };
 
-    let invalid: Vec<(ShareWorldRequest, &str, &str)> = vec![
-        (share(&secret, &carol.id, ShareRole::Unspecified), "role", "a role is required"),
-        (ShareWorldRequest { role: 9, ..share(&secret, &carol.id, ShareRole::Reader) }, "role", "an unknown role"),
-        (share(&secret, "", ShareRole::Reader), "user", "a user is required"),
-        (share(&secret, &alice.id, ShareRole::Reader), "user", "the owner cannot be shared with"),
-        (
-            ShareWorldRequest { world_id: "bad".into(), ..share(&secret, "carol", ShareRole::Reader) },
-            "world_id",
-            "a bad world id",
-        ),
+    let invalid = vec![
+        BadInput {
+            request: share(&secret, &carol.id, ShareRole::Unspecified),
+            field: "role",
+            why: "a role is required",
+        },
+        BadInput {
+            request: ShareWorldRequest { role: 9, ..share(&secret, &carol.id, ShareRole::Reader) },
+            field: "role",
+            why: "an unknown role",
+        },
+        BadInput { request: share(&secret, "", ShareRole::Reader), field: "user", why: "a user is required" },
+        BadInput {
+            request: share(&secret, &alice.id, ShareRole::Reader),
+            field: "user",
+            why: "the owner cannot be shared with",
+        },
+        BadInput {
+            request: ShareWorldRequest { world_id: "bad".into(), ..share(&secret, "carol", ShareRole::Reader) },
+            field: "world_id",
+            why: "a bad world id",
+        },
     ];
-    for (request, field, why) in invalid {
+    for BadInput { request, field, why } in invalid {
         expect_invalid(worlds.share_world(authed(request, &alice.token)).await, field, why);
     }
     expect_code(

@@ -1,17 +1,23 @@
 //! A small client of the gateway's REST API, as a browser or a script meets it: JSON
-//! in and out, an optional bearer token, every answer read whole. Also the few
-//! account steps most tests start with (register, sign in, model access).
+//! in and out, an optional bearer token, every answer read whole; and the account
+//! steps most tests start with (register, sign in, model access), over REST.
 
-use reqwest::{Method, RequestBuilder, StatusCode, header::HeaderMap};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
-use crate::stack::{self, ADMIN_PASSWORD, ADMIN_USERNAME, Running};
+use crate::{ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD};
 
-/// The password of every user the tests register.
-pub const PASSWORD: &str = "correct horse battery staple";
+/// An HTTP client for the gateway. reqwest is built without a TLS crypto provider of
+/// its own and wants one installed even for plain HTTP.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client")
+}
 
 /// The gateway, called anonymously or with one access token.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Rest {
     http: reqwest::Client,
     base: String,
@@ -27,17 +33,18 @@ pub struct Answer {
 }
 
 /// A signed-in user and a client that calls as them.
-pub struct User {
+#[derive(Clone, Debug)]
+pub struct RestUser {
     pub id: String,
-    pub access_token: String,
+    pub token: String,
     pub refresh_token: String,
     pub api: Rest,
 }
 
 impl Rest {
-    /// An anonymous client of `running`'s gateway.
-    pub fn new(running: &Running) -> Self {
-        Self { http: stack::http_client(), base: running.base_url(), token: None }
+    /// An anonymous client of the gateway at `base` (`http://host:port`).
+    pub fn new(base: String) -> Self {
+        Self { http: http_client(), base, token: None }
     }
 
     /// The same gateway, called with `token`.
@@ -76,26 +83,33 @@ impl Rest {
     }
 
     /// Registers `username` (email `<username>@example.test`, [`PASSWORD`]).
-    pub async fn register(&self, username: &str) -> User {
+    pub async fn register(&self, username: &str) -> RestUser {
         let body = json!({"username": username, "email": format!("{username}@example.test"), "password": PASSWORD});
         let signed_in = self.anonymous().post("/v1/auth/register", body).await.expect(StatusCode::OK, "register");
         self.user_of(&signed_in)
     }
 
     /// Signs in with a username or an email address.
-    pub async fn login(&self, login: &str, password: &str) -> User {
+    pub async fn login(&self, login: &str, password: &str) -> RestUser {
         let body = json!({"login": login, "password": password});
         let signed_in = self.anonymous().post("/v1/auth/login", body).await.expect(StatusCode::OK, "login");
         self.user_of(&signed_in)
     }
 
     /// The administrator the stack was started with.
-    pub async fn admin(&self) -> User {
+    pub async fn admin(&self) -> RestUser {
         self.login(ADMIN_USERNAME, ADMIN_PASSWORD).await
     }
 
+    /// Registers `username` and has the administrator grant them model access.
+    pub async fn register_with_model_access(&self, username: &str) -> RestUser {
+        let user = self.register(username).await;
+        self.grant_model_access(&user).await;
+        user
+    }
+
     /// The administrator grants `user` model access.
-    pub async fn grant_model_access(&self, user: &User) {
+    pub async fn grant_model_access(&self, user: &RestUser) {
         let admin = self.admin().await;
         let path = format!("/v1/admin/users/{}", user.id);
         let updated = admin.api.patch(&path, json!({"gptEnabled": true})).await.expect(StatusCode::OK, "grant");
@@ -103,13 +117,13 @@ impl Rest {
     }
 
     /// A user from an `AuthResponse`.
-    fn user_of(&self, signed_in: &Value) -> User {
+    fn user_of(&self, signed_in: &Value) -> RestUser {
         let text = |value: &Value| value.as_str().unwrap_or_else(|| panic!("a string: {signed_in}")).to_owned();
-        let access_token = text(&signed_in["accessToken"]);
-        User {
+        let token = text(&signed_in["accessToken"]);
+        RestUser {
             id: text(&signed_in["user"]["id"]),
-            api: self.with_token(&access_token),
-            access_token,
+            api: self.with_token(&token),
+            token,
             refresh_token: text(&signed_in["refreshToken"]),
         }
     }
@@ -117,19 +131,23 @@ impl Rest {
 
 /// Sends `request` and reads the answer whole.
 pub async fn answer(request: RequestBuilder) -> Answer {
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("the body reads");
-    let body = match serde_json::from_slice(&bytes) {
-        Ok(json) => json,
-        Err(_) if bytes.is_empty() => Value::Null,
-        Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-    };
-    Answer { status, headers, body }
+    Answer::read(request.send().await.expect("the gateway answers")).await
 }
 
 impl Answer {
+    /// Reads `response` whole.
+    pub async fn read(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("the body reads");
+        let body = match serde_json::from_slice(&bytes) {
+            Ok(json) => json,
+            Err(_) if bytes.is_empty() => Value::Null,
+            Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        Self { status, headers, body }
+    }
+
     /// The body, after asserting the status was `status`.
     #[track_caller]
     pub fn expect(self, status: StatusCode, what: &str) -> Value {
@@ -141,7 +159,7 @@ impl Answer {
     /// name `name` and `ErrorInfo.reason` `reason`.
     #[track_caller]
     pub fn expect_error(&self, status: StatusCode, name: &str, reason: &str, what: &str) {
-        fabula_testkit::expect_json_error(self.status, &self.body, status, name, reason, what);
+        crate::expect_json_error(self.status, &self.body, status, name, reason, what);
     }
 }
 

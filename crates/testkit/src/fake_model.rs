@@ -1,10 +1,10 @@
-//! A fake OpenAI-compatible server on loopback for the provider's tests. It is a raw TCP server so
+//! The fake model server: an OpenAI-compatible server on loopback that the tests of
+//! the real provider and of jobs point gpt-worker at. It is a raw TCP server so
 //! it can misbehave precisely: each connection's request is recorded, then a scripted [`Reply`] is
 //! played step by step (bytes written and flushed one step at a time, pauses, a hang), and the
 //! server reports when the client closes a connection it was hanging on. A script of replies
 //! answers each new connection with the next one. Every response closes its connection, so each
 //! call of the client meets the reply meant for it.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
