@@ -166,9 +166,12 @@ async fn run_script(script: &str, base_url: &str, width: Width) -> (Option<std::
         .env("FABULA_ADMIN_USERNAME", stack::ADMIN_USERNAME)
         .env("FABULA_ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
         .env("FABULA_PICTURES", pictures_dir())
-        .env("FABULA_VIEWPORT", match width {
-            Width::Desktop => "desktop",
-            Width::Phone => "phone",
-        });
+        .env(
+            "FABULA_VIEWPORT",
+            match width {
+                Width::Desktop => "desktop",
+                Width::Phone => "phone",
+            },
+        );
     run_within(command, SCRIPT_TIMEOUT).await
 }

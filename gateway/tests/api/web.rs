@@ -119,7 +119,7 @@ async fn other_paths_still_reach_the_api_and_its_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_view_has_an_address_that_answers_the_page() {
     let (base, _gateway, _dir) = gateway_alone().await;
-    let http = common::client();
+    let http = common::http_client();
     let home = http.get(format!("{base}/")).send().await.unwrap();
     let etag = home.headers()[header::ETAG].clone();
     let page = home.text().await.unwrap();
@@ -164,7 +164,7 @@ async fn each_view_has_an_address_that_answers_the_page() {
         "/admin/users".to_owned(),
         "/assets/nope.js".to_owned(),
     ] {
-        let missing = common::answer(http.get(format!("{base}{path}")).send().await.unwrap()).await;
+        let missing = common::Answer::read(http.get(format!("{base}{path}")).send().await.unwrap()).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(missing.body["error"]["status"], "NOT_FOUND", "{path}: {:?}", missing.body);
     }
