@@ -11,7 +11,17 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { JOB_TIMEOUT, PASSWORD, fitsAndIsAccessible, logIn, newUsername, rest, run, settings } from "./lib.mjs";
+import {
+  JOB_TIMEOUT,
+  PASSWORD,
+  fitsAndIsAccessible,
+  logIn,
+  newUsername,
+  rest,
+  run,
+  settings,
+  waitForFlash,
+} from "./lib.mjs";
 
 const { base, admin } = settings("views.mjs");
 // The laptop first: its pictures show the world before any job changed it.
@@ -195,8 +205,8 @@ await run("every view at every width", async ({ newPage, step }) => {
       assert.equal(await page.evaluate(() => navigator.clipboard.readText()), rewording, "the rewording was copied");
       await page.getByLabel("Story to put rewording 1 into").selectOption({ label: STORY });
       await page.getByRole("button", { name: "Put rewording 1 into the chosen story" }).click();
+      await waitForFlash(page, "The rewording replaced its passage: not saved yet.");
       const editor = page.getByLabel("Story text");
-      await editor.waitFor();
       const text = await editor.inputValue();
       assert.equal(text, TEXT.replace(passage, rewording), "the rewording took its passage's place");
       await page
