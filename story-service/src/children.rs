@@ -360,6 +360,6 @@ pub(crate) mod testing {
         .execute(&state.db.writer)
         .await
         .expect("the user is stored");
-        Caller::User(Principal { user_id: id, role: Role::User })
+        Caller::User(Principal { user_id: id, role: Role::User, job_id: None })
     }
 }

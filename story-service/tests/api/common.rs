@@ -225,6 +225,7 @@ impl TestApp {
             typ: ACCESS.into(),
             role: Role::User.as_str_name().into(),
             jti: Uuid::new_v4().to_string(),
+            job: None,
         }
     }
 
