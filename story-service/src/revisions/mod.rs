@@ -171,7 +171,7 @@ impl RevisionsApi {
         let mut response = UndoJobResponse::default();
         for first in undo_order(&changes) {
             match self.undo_one(&mut tx, caller, job_id, first).await? {
-                Undone::Revision(revision) => response.undone.push(revision),
+                Undone::Revision(revision) => response.undone.push(*revision),
                 Undone::Skipped(skipped) => response.skipped.push(skipped),
                 Undone::Nothing => {}
             }
@@ -217,13 +217,14 @@ impl RevisionsApi {
             return Ok(Undone::Nothing);
         }
         apply::apply(tx, &self.0.settings.quotas, now.as_ref(), target.as_ref()).await?;
-        Ok(Undone::Revision(record(tx, caller, Write::of(RevisionKind::Undo, kind, resource_id, now)).await?))
+        let write = Write::of(RevisionKind::Undo, kind, resource_id, now);
+        Ok(Undone::Revision(Box::new(record(tx, caller, write).await?)))
     }
 }
 
 /// What became of one resource a job changed.
 enum Undone {
-    Revision(Revision),
+    Revision(Box<Revision>),
     Skipped(SkippedChange),
     /// It is already as it was before the job (made and deleted by it).
     Nothing,

@@ -154,7 +154,7 @@ async fn deleted_stories_and_entities_come_back_within_the_retention_time(backen
     let back = app.stories().get_story(authed(GetStoryRequest { id: tale.id.clone() }, &alice.token)).await;
     let back = back.expect("the story is back").into_inner();
     assert_eq!((back.title.as_str(), back.content.as_str()), ("Tale", "Once"));
-    assert_eq!(back.entity_ids, [hero.id.clone()], "with its links");
+    assert_eq!(back.entity_ids, vec![hero.id.clone()], "with its links");
     assert_ne!(back.etag, tale.etag, "an etag read before the delete does not match again");
 
     let delete = DeleteEntityRequest { id: hero.id.clone(), etag: hero.etag.clone() };
