@@ -312,3 +312,61 @@ impl RevisionService for RevisionsApi {
         Ok(Response::new(self.undo(&caller, request.into_inner()).await?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fabula_contracts::pb::story::{
+        CreateEntityRequest, DeleteEntityRequest, Entity, entity_service_server::EntityService,
+    };
+
+    use super::*;
+    use crate::{
+        children::testing::{self, by},
+        entities::EntitiesApi,
+    };
+
+    fn revision(id: &str, resource_id: &str, kind: RevisionKind, micros: i64) -> Revision {
+        Revision {
+            id: id.into(),
+            resource_id: resource_id.into(),
+            kind: kind.into(),
+            create_time: Some(fabula_store::db::timestamp(micros)),
+            ..Revision::default()
+        }
+    }
+
+    #[test]
+    fn a_job_is_undone_from_its_last_change_back_to_its_first() {
+        let changes = [
+            revision("1", "a", RevisionKind::Create, 1),
+            revision("2", "b", RevisionKind::Update, 2),
+            revision("3", "a", RevisionKind::Update, 3),
+        ];
+        let order: Vec<&str> = undo_order(&changes).iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(order, ["1", "2"], "a (changed last) goes back to before its first change, then b");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_purges_the_history_of_deleted_resources_only() {
+        let world = testing::world().await;
+        let api = EntitiesApi(world.state.clone());
+        let create = |name: &str| CreateEntityRequest {
+            world_id: world.world_id.to_string(),
+            entity: Some(Entity { name: name.into(), ..Entity::default() }),
+            request_id: String::new(),
+        };
+        let gone = api.create_entity(by(world.owner, create("Gone"))).await.unwrap().into_inner();
+        let kept = api.create_entity(by(world.owner, create("Kept"))).await.unwrap().into_inner();
+        let delete = DeleteEntityRequest { id: gone.id.clone(), etag: gone.etag.clone() };
+        api.delete_entity(by(world.owner, delete)).await.unwrap();
+
+        let db = &world.state.db;
+        assert_eq!(purge_expired(db, Duration::from_secs(3600)).await.unwrap(), 0, "a recent deletion stays");
+        assert_eq!(purge_expired(db, Duration::ZERO).await.unwrap(), 2, "its create and its delete");
+        let left: Vec<String> = sqlx::query_scalar("SELECT resource_id FROM revisions WHERE resource_kind = 'ENTITY'")
+            .fetch_all(&db.reader)
+            .await
+            .unwrap();
+        assert_eq!(left, [kept.id], "a live entity keeps its history");
+    }
+}

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use common::*;
 use fabula_contracts::pb::story::{
-    CreateEntityRequest, CreateStoryRequest, DeleteEntityRequest, DeleteStoryRequest, Entity, GetEntityRequest,
-    GetStoryRequest, ListRevisionsRequest, ResourceKind, RestoreRevisionRequest, Revision, RevisionKind, ShareRole,
-    Story, UndoJobRequest, UpdateEntityRequest, UpdateStoryRequest, Visibility, author::Via,
-    revision_service_client::RevisionServiceClient, snapshot::Resource,
+    CreateEntityRequest, CreateEventRequest, CreateLocationRequest, CreateStoryRequest, DeleteEntityRequest,
+    DeleteEventRequest, DeleteLocationRequest, DeleteStoryRequest, Entity, Event, EventConnection, GetEntityRequest,
+    GetEventRequest, GetLocationRequest, GetStoryRequest, ListRevisionsRequest, Location, ResourceKind,
+    RestoreRevisionRequest, Revision, RevisionKind, ShareRole, Story, UndoJobRequest, UpdateEntityRequest,
+    UpdateStoryRequest, Visibility, author::Via, revision_service_client::RevisionServiceClient, snapshot::Resource,
 };
 use fabula_runtime::token::{DelegationIssuer, SigningKey, WORKER_SERVICE};
 use prost_types::FieldMask;
@@ -23,6 +24,7 @@ both_databases!(
     updates_record_who_and_the_fields_before_and_after,
     restore_brings_a_revision_back_and_checks_the_etag,
     deleted_stories_and_entities_come_back_within_the_retention_time,
+    deleted_events_and_locations_come_back_with_what_still_exists,
     readers_cannot_restore_and_strangers_cannot_list,
     undo_job_reverts_its_changes_but_those_a_person_edited_since,
     refuses_bad_revision_requests_with_their_reason,
@@ -172,6 +174,51 @@ async fn deleted_stories_and_entities_come_back_within_the_retention_time(backen
     let deleted = history(&strict, &bob.token, &gone.id, 0).await.remove(0);
     let late = restore(&strict, &bob.token, &deleted.id, "").await;
     expect_code(late, Code::FailedPrecondition, "RETENTION_EXPIRED", "a deletion older than the retention time");
+}
+
+async fn deleted_events_and_locations_come_back_with_what_still_exists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register("alice").await;
+    let world = app.create_world(&alice, "Home", Visibility::Private).await;
+    let hero = create_entity(&app, &alice.token, &world.id, "Hero").await;
+    let place = Location { name: "Ford".into(), ..Location::default() };
+    let request =
+        CreateLocationRequest { world_id: world.id.clone(), location: Some(place), request_id: String::new() };
+    let ford = app.locations().create_location(authed(request, &alice.token)).await.unwrap().into_inner();
+    let event = |title: &str, connections: Vec<EventConnection>| CreateEventRequest {
+        world_id: world.id.clone(),
+        event: Some(Event {
+            title: title.into(),
+            entity_ids: vec![hero.id.clone()],
+            location_ids: vec![ford.id.clone()],
+            connections,
+            ..Event::default()
+        }),
+        request_id: String::new(),
+    };
+    let cause = app.events().create_event(authed(event("Cause", vec![]), &alice.token)).await.unwrap().into_inner();
+    let link = EventConnection { target_event_id: cause.id.clone(), relation: "follows".into() };
+    let effect = app.events().create_event(authed(event("Effect", vec![link]), &alice.token)).await.unwrap();
+    let effect = effect.into_inner();
+
+    for (id, etag) in [(&effect.id, &effect.etag), (&cause.id, &cause.etag)] {
+        let delete = DeleteEventRequest { id: id.clone(), etag: etag.clone() };
+        app.events().delete_event(authed(delete, &alice.token)).await.expect("delete an event");
+    }
+    let delete = DeleteLocationRequest { id: ford.id.clone(), etag: ford.etag.clone() };
+    app.locations().delete_location(authed(delete, &alice.token)).await.expect("delete the location");
+    let deleted = history(&app, &alice.token, &effect.id, 0).await.remove(0);
+    restore(&app, &alice.token, &deleted.id, "").await.expect("restore the effect");
+    let back = app.events().get_event(authed(GetEventRequest { id: effect.id.clone() }, &alice.token)).await;
+    let back = back.expect("the event is back").into_inner();
+    assert_eq!(back.entity_ids, vec![hero.id.clone()], "its entity is still there");
+    assert!(back.location_ids.is_empty() && back.connections.is_empty(), "what is gone is left out: {back:?}");
+
+    let deleted = history(&app, &alice.token, &ford.id, 0).await.remove(0);
+    restore(&app, &alice.token, &deleted.id, "").await.expect("restore the location");
+    let back = app.locations().get_location(authed(GetLocationRequest { id: ford.id.clone() }, &alice.token)).await;
+    let back = back.expect("the location is back").into_inner();
+    assert_eq!((back.name.as_str(), back.coordinates), ("Ford", None));
 }
 
 async fn readers_cannot_restore_and_strangers_cannot_list(backend: Backend) {
