@@ -26,7 +26,8 @@ use fabula_contracts::pb::{
     story::{
         CreateStoryRequest, CreateWorldRequest, Story, Visibility, World, entity_service_client::EntityServiceClient,
         event_service_client::EventServiceClient, location_service_client::LocationServiceClient,
-        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+        revision_service_client::RevisionServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
 };
 use fabula_runtime::config::Secret;
@@ -269,6 +270,10 @@ impl Stack {
 
     pub fn events(&self) -> EventServiceClient<Channel> {
         EventServiceClient::new(self.story_channel.clone())
+    }
+
+    pub fn revisions(&self) -> RevisionServiceClient<Channel> {
+        RevisionServiceClient::new(self.story_channel.clone())
     }
 
     /// A direct connection to the job database, to check rows.
