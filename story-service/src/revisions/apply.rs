@@ -23,7 +23,7 @@ use crate::{
     config::Quotas,
     links::{self, Target},
     quotas::{self, Public},
-    revisions::record::{Described, noun, version_of},
+    revisions::record::{Described, noun, to_micros, version_of},
     stories,
 };
 
@@ -62,8 +62,9 @@ fn uuid(id: &str) -> Result<Uuid> {
     Uuid::try_parse(id).map_err(|_| Error::Internal(format!("a snapshot with a bad id {id}")))
 }
 
+/// A snapshot's create time as stored; now when it has none.
 fn micros(time: Option<Timestamp>) -> i64 {
-    time.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos / 1000)).unwrap_or_else(now_micros)
+    time.map_or_else(now_micros, to_micros)
 }
 
 fn table(resource: &Resource) -> &'static str {
@@ -76,23 +77,13 @@ fn table(resource: &Resource) -> &'static str {
     }
 }
 
-fn id(resource: &Resource) -> &str {
-    match resource {
-        Resource::World(m) => &m.id,
-        Resource::Story(m) => &m.id,
-        Resource::Entity(m) => &m.id,
-        Resource::Location(m) => &m.id,
-        Resource::Event(m) => &m.id,
-    }
-}
-
 async fn delete(tx: &mut Transaction<'static, Any>, current: &Resource) -> Result<u64> {
     if matches!(current, Resource::World(_)) {
         return Err(Error::Internal("a world is never deleted by going back".into()));
     }
     let sql = format!("DELETE FROM {} WHERE id = $1 AND version = $2", table(current));
     let deleted = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id(current))
+        .bind(current.id())
         .bind(expected(Some(current)))
         .execute(&mut **tx)
         .await?;

@@ -19,6 +19,7 @@ use fabula_store::{
 };
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage};
+use prost_types::Timestamp;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use uuid::Uuid;
 
@@ -41,6 +42,7 @@ fn descriptor(name: &str) -> MessageDescriptor {
 /// What the kinds of resource have in common.
 pub trait Described {
     fn kind(&self) -> ResourceKind;
+    fn id(&self) -> &str;
     fn world_id(&self) -> &str;
     fn etag(&self) -> &str;
     /// The resource as a message of the descriptor pool, to compare fields.
@@ -55,6 +57,16 @@ impl Described for Resource {
             Self::Entity(_) => ResourceKind::Entity,
             Self::Location(_) => ResourceKind::Location,
             Self::Event(_) => ResourceKind::Event,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Self::World(m) => &m.id,
+            Self::Story(m) => &m.id,
+            Self::Entity(m) => &m.id,
+            Self::Location(m) => &m.id,
+            Self::Event(m) => &m.id,
         }
     }
 
@@ -248,9 +260,14 @@ pub fn revision_from_row(row: &AnyRow) -> Result<Revision> {
     })
 }
 
+/// A time as stored: microseconds since the Unix epoch (the inverse of [`timestamp`]).
+pub fn to_micros(time: Timestamp) -> i64 {
+    time.seconds * 1_000_000 + i64::from(time.nanos / 1000)
+}
+
 /// The microseconds of a revision's create time.
 pub fn micros(revision: &Revision) -> i64 {
-    revision.create_time.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos / 1000)).unwrap_or(0)
+    revision.create_time.map_or(0, to_micros)
 }
 
 /// The state a revision left its resource in: its `after`, or for one that deleted the
