@@ -505,7 +505,12 @@ impl Builder {
             .map(|member| {
                 let others: Vec<Value> =
                     members.iter().filter(|m| *m != member).map(|m| json!({"required": [m]})).collect();
-                json!({"required": [member], "not": {"anyOf": others}})
+                // A oneof of one member has no others to exclude (and `anyOf` must not be empty).
+                if others.is_empty() {
+                    json!({"required": [member]})
+                } else {
+                    json!({"required": [member], "not": {"anyOf": others}})
+                }
             })
             .collect();
         let required = self.oneof_required.as_ref().is_some_and(|extension| {

@@ -85,7 +85,7 @@ impl WorkerAuthenticator {
                 status
             }
         };
-        Ok(Principal { user_id: verified.user_id, role: status.role })
+        Ok(Principal { user_id: verified.user_id, role: status.role, job_id: None })
     }
 }
 

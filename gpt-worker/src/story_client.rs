@@ -46,8 +46,18 @@ impl StoryClient {
 
     /// `message` as a request made by `user`, through this worker.
     pub fn as_user<T>(&self, user: Uuid, message: T) -> Request<T> {
+        Self::with_token(self.delegation.token_for(user), message)
+    }
+
+    /// `message` as a request made by `user` through this worker while it runs job
+    /// `job`: story-service records the job as the author of what it writes.
+    pub fn for_job<T>(&self, user: Uuid, job: Uuid, message: T) -> Request<T> {
+        Self::with_token(self.delegation.token_for_job(user, job), message)
+    }
+
+    fn with_token<T>(token: String, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        let bearer = format!("Bearer {}", self.delegation.token_for(user));
+        let bearer = format!("Bearer {token}");
         request.metadata_mut().insert(AUTHORIZATION, bearer.parse().expect("a token is a valid header value"));
         request.set_timeout(std::time::Duration::from_secs(30));
         request

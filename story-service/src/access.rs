@@ -191,8 +191,8 @@ mod tests {
     fn a_private_story_in_a_public_world_is_for_insiders_and_its_author() {
         let world = access(Relation::Stranger, Visibility::Public, false);
         let author = Uuid::now_v7();
-        let stranger = Caller::User(Principal { user_id: Uuid::now_v7(), role: Role::User });
-        let writer = Caller::User(Principal { user_id: author, role: Role::User });
+        let stranger = Caller::User(Principal { user_id: Uuid::now_v7(), role: Role::User, job_id: None });
+        let writer = Caller::User(Principal { user_id: author, role: Role::User, job_id: None });
         assert!(!world.can_read_story(&stranger, Visibility::Private, author));
         assert!(world.can_read_story(&writer, Visibility::Private, author));
         assert!(world.can_read_story(&Caller::Anonymous, Visibility::Public, author));
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn insiders_list_every_story_and_others_the_public_ones_and_their_own() {
-        let caller = Caller::User(Principal { user_id: Uuid::nil(), role: Role::User });
+        let caller = Caller::User(Principal { user_id: Uuid::nil(), role: Role::User, job_id: None });
         let cases = [
             (access(Relation::Owner, Visibility::Private, false), ""),
             (access(Relation::Reader, Visibility::Private, false), ""),

@@ -68,7 +68,7 @@ impl StoryAuthenticator {
             Some(s) if verified.issued_at_ms < s.tokens_valid_after_ms => {
                 Err(unauthenticated("TOKEN_REVOKED", "this token was revoked; sign in again"))
             }
-            Some(s) => Ok(Principal { user_id: verified.user_id, role: s.role }),
+            Some(s) => Ok(Principal { user_id: verified.user_id, role: s.role, job_id: verified.job_id }),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! caller may not read is NOT_FOUND under the child's own name, so a guessed id
 //! tells nothing about what exists.
 
+use fabula_contracts::pb::story::{ResourceKind, RevisionKind};
 use fabula_runtime::{auth::Caller, errors::FieldViolations, rules::Rule};
 use fabula_store::{
     db::{Db, timestamp},
@@ -26,6 +27,7 @@ use crate::{
     access::{WORLD_ACCESS_COLUMNS, WORLD_ACCESS_JOIN, WorldAccess, access_from_row, caller_key, world_access},
     domain,
     idempotency::{self, Claim},
+    revisions,
     update::{check_etag, etag},
 };
 
@@ -36,6 +38,8 @@ pub trait WorldChild: Sized + Send + Unpin + 'static {
     const TABLE: &'static str;
     /// The resource's name in messages and idempotency records: `entity`.
     const NOUN: &'static str;
+    /// What its revisions are about.
+    const KIND: ResourceKind;
     /// The columns [`WorldChild::from_row`] reads, each prefixed `t.`.
     const COLUMNS: &'static str;
 
@@ -76,9 +80,14 @@ impl Stamps {
 
 /// Child `id` as stored, with no access check; NOT_FOUND when there is none.
 pub async fn fetch<'e, T: WorldChild>(executor: impl Executor<'e, Database = Any>, id: Uuid) -> Result<T> {
+    find(executor, id).await?.ok_or_else(|| not_found(T::NOUN))
+}
+
+/// Child `id` as stored, if there is one, with no access check.
+pub async fn find<'e, T: WorldChild>(executor: impl Executor<'e, Database = Any>, id: Uuid) -> Result<Option<T>> {
     let sql = format!("SELECT {} FROM {} t WHERE t.id = $1", T::COLUMNS, T::TABLE);
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(executor).await?;
-    T::from_row(&row.ok_or_else(|| not_found(T::NOUN))?)
+    row.as_ref().map(T::from_row).transpose()
 }
 
 /// A child found by id: its current version and the caller's access to its world.
@@ -201,28 +210,38 @@ pub async fn begin_change<T: WorldChild>(
     Ok((tx, located.version))
 }
 
-/// Ends a create or a conditional change of child `id` that touched `rows` rows:
-/// ABORTED when none (someone changed it meanwhile), else the row as it is now,
-/// committed.
-pub async fn finish<T: WorldChild>(mut tx: Transaction<'static, Any>, id: Uuid, rows: u64) -> Result<T> {
+/// Ends a create or a conditional change of a child, `write`, that touched `rows`
+/// rows: ABORTED when none (someone changed it meanwhile), else records the revision
+/// and returns the row as it is now, committed.
+pub async fn finish<T: WorldChild>(
+    mut tx: Transaction<'static, Any>,
+    caller: &Caller,
+    write: revisions::Write,
+    rows: u64,
+) -> Result<T> {
     if rows == 0 {
         return Err(etag_mismatch(T::NOUN));
     }
+    let id = write.resource_id;
+    revisions::record(&mut tx, caller, write).await?;
     let child = fetch(&mut *tx, id).await?;
     tx.commit().await?;
     Ok(child)
 }
 
 /// Deletes child `id` (sent as `id`) when the caller may write it and `sent_etag`
-/// is empty or current. Rows that refer to it go by the schema's ON DELETE CASCADE.
+/// is empty or current, recording its last state. Rows that refer to it go by the
+/// schema's ON DELETE CASCADE.
 pub async fn delete<T: WorldChild>(db: &Db, caller: &Caller, id: &str, sent_etag: &str) -> Result<()> {
     let id = domain::id(id).map_err(|e| invalid("id", e))?;
     let (mut tx, version) = begin_change::<T>(db, caller, id, sent_etag).await?;
+    let before = revisions::current(&mut tx, T::KIND, id).await?;
     let sql = format!("DELETE FROM {} WHERE id = $1 AND version = $2", T::TABLE);
     let deleted = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).bind(version).execute(&mut *tx).await?;
     if deleted.rows_affected() == 0 {
         return Err(etag_mismatch(T::NOUN));
     }
+    revisions::record(&mut tx, caller, revisions::Write::of(RevisionKind::Delete, T::KIND, id, before)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -360,6 +379,6 @@ pub(crate) mod testing {
         .execute(&state.db.writer)
         .await
         .expect("the user is stored");
-        Caller::User(Principal { user_id: id, role: Role::User })
+        Caller::User(Principal { user_id: id, role: Role::User, job_id: None })
     }
 }

@@ -72,6 +72,11 @@ pub struct Settings {
     #[arg(long = "admin-email", env = "FABULA_ADMIN_EMAIL", default_value = "admin@fabula.localhost")]
     pub admin_email: String,
 
+    /// How long a deleted story, entity, location or event can be restored: its
+    /// revisions are purged after that.
+    #[arg(long = "deleted-retention", env = "STORY_DELETED_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub deleted_retention: Duration,
+
     #[command(flatten)]
     pub quotas: Quotas,
 }
@@ -114,6 +119,7 @@ impl Settings {
             admin_username: None,
             admin_password: None,
             admin_email: "admin@fabula.localhost".into(),
+            deleted_retention: Duration::from_secs(30 * 86_400),
             quotas: Quotas::default(),
         }
     }

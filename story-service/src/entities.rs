@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use fabula_contracts::pb::story::{
     CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, ListEntitiesRequest, ListEntitiesResponse,
-    UpdateEntityRequest, entity_service_server::EntityService,
+    ResourceKind, RevisionKind, UpdateEntityRequest, entity_service_server::EntityService, snapshot::Resource,
 };
 use fabula_runtime::{
     auth::{Caller, caller},
@@ -30,6 +30,7 @@ use crate::{
     State,
     children::{self, Begun, CreateTarget, ListRequest, Stamps, WorldChild},
     domain,
+    revisions::Write,
     update::{self, Mask},
 };
 
@@ -49,6 +50,7 @@ pub struct EntitiesApi(pub State);
 impl WorldChild for Entity {
     const TABLE: &'static str = "entities";
     const NOUN: &'static str = "entity";
+    const KIND: ResourceKind = ResourceKind::Entity;
     const COLUMNS: &'static str = "t.id, t.world_id, t.name, t.entity_type, t.description, t.attributes, \
                                    t.version, t.create_time, t.update_time";
 
@@ -198,7 +200,8 @@ impl EntitiesApi {
         .bind(now_micros())
         .execute(&mut *tx)
         .await?;
-        children::finish(tx, id, inserted.rows_affected()).await
+        let write = Write::of(RevisionKind::Create, ResourceKind::Entity, id, None);
+        children::finish(tx, &caller, write, inserted.rows_affected()).await
     }
 
     async fn update(&self, caller: Caller, request: UpdateEntityRequest) -> Result<Entity> {
@@ -211,6 +214,7 @@ impl EntitiesApi {
         if mask.is_empty() {
             return Ok(current);
         }
+        let write = Write::of(RevisionKind::Update, ResourceKind::Entity, id, Some(Resource::Entity(current.clone())));
         let fields = EntityFields::parse(&merge(sent, current, &mask))?;
         let updated = sqlx::query(
             "UPDATE entities SET name = $1, entity_type = $2, description = $3, attributes = $4, \
@@ -225,7 +229,7 @@ impl EntitiesApi {
         .bind(version)
         .execute(&mut *tx)
         .await?;
-        children::finish(tx, id, updated.rows_affected()).await
+        children::finish(tx, &caller, write, updated.rows_affected()).await
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use fabula_contracts::pb::story::{
     CreateEventRequest, DeleteEventRequest, Event, EventConnection, GetEventRequest, GetTimelineRequest,
-    ListEventsRequest, ListEventsResponse, Timeline, TimelineEra, UpdateEventRequest,
+    ListEventsRequest, ListEventsResponse, ResourceKind, RevisionKind, Timeline, TimelineEra, UpdateEventRequest,
     event_service_server::EventService,
 };
 use fabula_runtime::{
@@ -39,6 +39,7 @@ use crate::{
     children::{self, Begun, CreateTarget, Stamps, WorldChild},
     domain,
     links::{self, Linkable, Links, Owner, Scope, Target},
+    revisions::{self, Write},
     update::{self, Mask},
 };
 
@@ -57,6 +58,7 @@ pub struct EventsApi(pub State);
 impl WorldChild for Event {
     const TABLE: &'static str = "events";
     const NOUN: &'static str = "event";
+    const KIND: ResourceKind = ResourceKind::Event;
     const COLUMNS: &'static str = "t.id, t.world_id, t.story_id, t.title, t.description, t.year, t.era, \
                                    t.story_position, t.version, t.create_time, t.update_time";
 
@@ -295,7 +297,7 @@ async fn complete(conn: &mut AnyConnection, scope: &Scope, events: &mut [Event])
 }
 
 /// `event` with its links and connections.
-async fn complete_one(conn: &mut AnyConnection, mut event: Event) -> Result<Event> {
+pub(crate) async fn complete_one(conn: &mut AnyConnection, mut event: Event) -> Result<Event> {
     let scope = Scope::Rows(vec![event.id.clone()]);
     complete(conn, &scope, std::slice::from_mut(&mut event)).await?;
     Ok(event)
@@ -374,6 +376,7 @@ impl EventsApi {
         write.check(&mut tx, world_id).await?;
         insert(&mut tx, id, world_id, &write.fields).await?;
         write.save(&mut tx, id).await?;
+        revisions::record(&mut tx, caller, Write::of(RevisionKind::Create, ResourceKind::Event, id, None)).await?;
         commit(tx, id).await
     }
 
@@ -421,6 +424,7 @@ impl EventsApi {
         if mask.is_empty() {
             return commit(tx, id).await;
         }
+        let before = revisions::current(&mut tx, ResourceKind::Event, id).await?;
         let current: Event = children::fetch(&mut *tx, id).await?;
         let world_id =
             Uuid::try_parse(&current.world_id).map_err(|_| Error::Internal(format!("bad world id of event {id}")))?;
@@ -430,6 +434,7 @@ impl EventsApi {
         write.check(&mut tx, world_id).await?;
         overwrite(&mut tx, id, version, &write.fields).await?;
         write.save(&mut tx, id).await?;
+        revisions::record(&mut tx, caller, Write::of(RevisionKind::Update, ResourceKind::Event, id, before)).await?;
         commit(tx, id).await
     }
 

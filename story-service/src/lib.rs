@@ -2,8 +2,9 @@
 //!
 //! A request goes: [`fabula_runtime::auth::AuthLayer`] (token → `Caller`, per the
 //! method's declared policy) → the resource's API ([`worlds`], [`stories`],
-//! [`entities`], [`locations`], [`events`], [`accounts`]) → [`access`] (may this
-//! caller do this?) → the database ([`fabula_store`]). [`build`] binds the listener and
+//! [`entities`], [`locations`], [`events`], [`revisions`], [`accounts`]) → [`access`]
+//! (may this caller do this?) → the database ([`fabula_store`]); every write records
+//! its revision ([`revisions::record`]) in its own transaction. [`build`] binds the listener and
 //! prepares everything; [`App::run_until_stopped`] serves until shutdown.
 
 pub mod access;
@@ -18,6 +19,7 @@ pub mod idempotency;
 pub mod links;
 pub mod locations;
 pub mod quotas;
+pub mod revisions;
 pub mod stories;
 pub mod update;
 pub mod worlds;
@@ -132,6 +134,7 @@ impl App {
             health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
         }
         state.db.spawn_checkpoints();
+        revisions::spawn_sweep(state.db.clone(), state.settings.deleted_retention);
         tracing::info!(?addr, "story-service listening");
         let router = server::builder(state.authn.clone())
             .add_service(health)
@@ -152,7 +155,10 @@ impl App {
             ))))
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
-            ))));
+            ))))
+            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
+                revisions::RevisionsApi(state.clone())
+            )));
         let incoming = server::incoming(listener);
         let served =
             fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, |stopping| {
@@ -175,4 +181,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.EntityService",
     "fabula.story.v1.LocationService",
     "fabula.story.v1.EventService",
+    "fabula.story.v1.RevisionService",
 ];

@@ -8,7 +8,8 @@
 
 use fabula_contracts::pb::story::{
     Coordinates, CreateLocationRequest, DeleteLocationRequest, GetLocationRequest, ListLocationsRequest,
-    ListLocationsResponse, Location, UpdateLocationRequest, location_service_server::LocationService,
+    ListLocationsResponse, Location, ResourceKind, RevisionKind, UpdateLocationRequest,
+    location_service_server::LocationService, snapshot::Resource,
 };
 use fabula_runtime::{
     auth::{Caller, caller},
@@ -27,6 +28,7 @@ use crate::{
     State,
     children::{self, Begun, CreateTarget, ListRequest, Stamps, WorldChild},
     domain,
+    revisions::Write,
     update::{self, Mask},
 };
 
@@ -43,6 +45,7 @@ pub struct LocationsApi(pub State);
 impl WorldChild for Location {
     const TABLE: &'static str = "locations";
     const NOUN: &'static str = "location";
+    const KIND: ResourceKind = ResourceKind::Location;
     const COLUMNS: &'static str =
         "t.id, t.world_id, t.name, t.description, t.x, t.y, t.version, t.create_time, t.update_time";
 
@@ -177,7 +180,8 @@ impl LocationsApi {
         .bind(fields.on_map())
         .execute(&mut *tx)
         .await?;
-        children::finish(tx, id, inserted.rows_affected()).await
+        let write = Write::of(RevisionKind::Create, ResourceKind::Location, id, None);
+        children::finish(tx, &caller, write, inserted.rows_affected()).await
     }
 
     async fn update(&self, caller: Caller, request: UpdateLocationRequest) -> Result<Location> {
@@ -190,6 +194,8 @@ impl LocationsApi {
         if mask.is_empty() {
             return Ok(current);
         }
+        let write =
+            Write::of(RevisionKind::Update, ResourceKind::Location, id, Some(Resource::Location(current.clone())));
         let fields = LocationFields::parse(&merge(sent, current, &mask))?;
         let updated = sqlx::query(
             "UPDATE locations SET name = $1, description = $2, x = CASE WHEN $8 = 1 THEN $3 END, \
@@ -205,7 +211,7 @@ impl LocationsApi {
         .bind(fields.on_map())
         .execute(&mut *tx)
         .await?;
-        children::finish(tx, id, updated.rows_affected()).await
+        children::finish(tx, &caller, write, updated.rows_affected()).await
     }
 }
 

@@ -44,7 +44,7 @@ pub async fn owner(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<Princ
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
-    Ok(Principal { user_id: id, role: Role::from_str_name(&role).unwrap_or(Role::User) })
+    Ok(Principal { user_id: id, role: Role::from_str_name(&role).unwrap_or(Role::User), job_id: None })
 }
 
 /// QUOTA_EXCEEDED when `owner` already has as many public `what` as their role

@@ -15,8 +15,8 @@
 
 use fabula_contracts::pb::story::{
     CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
-    ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, Story, StoryFormat, UpdateStoryRequest, Visibility,
-    story_service_server::StoryService,
+    ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, ResourceKind, RevisionKind, Story, StoryFormat,
+    UpdateStoryRequest, Visibility, snapshot::Resource, story_service_server::StoryService,
 };
 use fabula_runtime::rules::Checks;
 use fabula_runtime::{
@@ -43,6 +43,7 @@ use crate::{
     domain,
     links::{self, Linkable, Links, Owner, Scope, Target},
     quotas::{self, Public},
+    revisions::{self, Write},
     update::{self, Mask, check_etag},
 };
 
@@ -63,6 +64,7 @@ pub struct StoriesApi(pub State);
 impl WorldChild for Story {
     const TABLE: &'static str = "stories";
     const NOUN: &'static str = "story";
+    const KIND: ResourceKind = ResourceKind::Story;
     const COLUMNS: &'static str = "t.id, t.world_id, t.owner_id, t.title, t.content, t.format, t.genre, \
                                    t.visibility, t.sort_order, t.version, t.create_time, t.update_time, t.summary";
 
@@ -215,7 +217,12 @@ fn last_order() -> i64 {
 /// transaction ends, so creates in one world never share an order. When the place
 /// after every story would pass the last order, the world's stories but `moving` (the
 /// story being placed, when it exists) are numbered afresh first.
-async fn place(conn: &mut AnyConnection, world_id: Uuid, requested: i64, moving: Option<Uuid>) -> Result<i64> {
+pub(crate) async fn place(
+    conn: &mut AnyConnection,
+    world_id: Uuid,
+    requested: i64,
+    moving: Option<Uuid>,
+) -> Result<i64> {
     let seq: i64 = sqlx::query(
         "UPDATE worlds SET story_seq = CASE WHEN $2 = 0 THEN story_seq + 1 WHEN story_seq < $2 THEN $2 \
          ELSE story_seq END WHERE id = $1 RETURNING story_seq",
@@ -421,6 +428,7 @@ impl StoriesApi {
         let order = place(&mut tx, world_id, fields.order, None).await?;
         let mut story = insert(&mut tx, id, world_id, owner.user_id, &fields, order).await?;
         links.save_new(&mut tx, id, &mut story).await?;
+        revisions::record(&mut tx, caller, Write::of(RevisionKind::Create, ResourceKind::Story, id, None)).await?;
         tx.commit().await?;
         Ok(story)
     }
@@ -498,6 +506,7 @@ impl StoriesApi {
         if mask.is_empty() {
             return commit(tx, id).await;
         }
+        let before = Resource::Story(current.clone());
         let mut violations = FieldViolations::new();
         let entity_ids = mask.has("entity_ids").then_some(sent.entity_ids.as_slice());
         let location_ids = mask.has("location_ids").then_some(sent.location_ids.as_slice());
@@ -516,13 +525,15 @@ impl StoriesApi {
         }
         overwrite(&mut tx, id, located.version, &fields).await?;
         links.save(&mut tx, id).await?;
+        revisions::record(&mut tx, caller, Write::of(RevisionKind::Update, ResourceKind::Story, id, Some(before)))
+            .await?;
         commit(tx, id).await
     }
 
     async fn move_before(&self, caller: &Caller, request: MoveStoryRequest) -> Result<Story> {
         let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
         let before = domain::optional_id(&request.before_id).map_err(|e| invalid("before_id", e))?;
-        let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
+        let (mut tx, located, story) = self.begin_change(caller, id, &request.etag).await?;
         if before == Some(id) {
             // In front of itself is where it is: nothing moves.
             return commit(tx, id).await;
@@ -544,12 +555,14 @@ impl StoriesApi {
         if moved.rows_affected() == 0 {
             return Err(etag_mismatch("story"));
         }
+        let write = Write::of(RevisionKind::Update, ResourceKind::Story, id, Some(Resource::Story(story)));
+        revisions::record(&mut tx, caller, write).await?;
         commit(tx, id).await
     }
 
     async fn delete(&self, caller: &Caller, request: DeleteStoryRequest) -> Result<()> {
         let id = domain::id(&request.id).map_err(|e| invalid("id", e))?;
-        let (mut tx, located, _) = self.begin_change(caller, id, &request.etag).await?;
+        let (mut tx, located, story) = self.begin_change(caller, id, &request.etag).await?;
         // Links go with it (ON DELETE CASCADE); its events keep their place, storyless.
         let deleted = sqlx::query("DELETE FROM stories WHERE id = $1 AND version = $2")
             .bind(id.to_string())
@@ -559,6 +572,8 @@ impl StoriesApi {
         if deleted.rows_affected() == 0 {
             return Err(etag_mismatch("story"));
         }
+        let write = Write::of(RevisionKind::Delete, ResourceKind::Story, id, Some(Resource::Story(story)));
+        revisions::record(&mut tx, caller, write).await?;
         tx.commit().await?;
         Ok(())
     }

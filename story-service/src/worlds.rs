@@ -2,8 +2,9 @@
 
 use fabula_contracts::pb::story::{
     CreateWorldRequest, DeleteWorldRequest, GetWorldRequest, ListWorldSharesRequest, ListWorldSharesResponse,
-    ListWorldsRequest, ListWorldsResponse, ShareRole, ShareWorldRequest, UnshareWorldRequest, UpdateWorldRequest,
-    Visibility, World, WorldShare, WorldType, world_service_server::WorldService,
+    ListWorldsRequest, ListWorldsResponse, ResourceKind, RevisionKind, ShareRole, ShareWorldRequest,
+    UnshareWorldRequest, UpdateWorldRequest, Visibility, World, WorldShare, WorldType, snapshot::Resource,
+    world_service_server::WorldService,
 };
 use fabula_runtime::{
     auth::{Caller, caller},
@@ -26,6 +27,7 @@ use crate::{
     domain,
     idempotency::{self, Claim},
     quotas::{self, Public},
+    revisions::{self, Write},
     update::{self, check_etag, etag},
 };
 
@@ -92,9 +94,14 @@ fn world_from_row(row: &AnyRow) -> Result<World> {
 
 /// Reads world `id` as stored, with no access check.
 async fn fetch_world<'e>(executor: impl Executor<'e, Database = Any>, id: Uuid) -> Result<World> {
+    find_world(executor, id).await?.ok_or_else(|| not_found("world"))
+}
+
+/// World `id` as stored, if there is one, with no access check.
+pub(crate) async fn find_world<'e>(executor: impl Executor<'e, Database = Any>, id: Uuid) -> Result<Option<World>> {
     let sql = format!("SELECT {COLUMNS} FROM worlds w WHERE w.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(executor).await?;
-    world_from_row(&row.ok_or_else(|| not_found("world"))?)
+    row.as_ref().map(world_from_row).transpose()
 }
 
 impl WorldsApi {
@@ -135,6 +142,7 @@ impl WorldsApi {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        revisions::record(&mut tx, &caller, Write::of(RevisionKind::Create, ResourceKind::World, id, None)).await?;
         let created = fetch_world(&mut *tx, id).await?;
         tx.commit().await?;
         Ok(created)
@@ -184,6 +192,7 @@ impl WorldsApi {
         let version: i64 = current.etag.trim_matches('"').parse().unwrap_or_default();
         check_etag(&world.etag, version, "world")?;
         let was_public = current.visibility == Visibility::Public as i32;
+        let before = Resource::World(current.clone());
         let merged = World {
             name: if mask.has("name") { world.name } else { current.name },
             description: if mask.has("description") { world.description } else { current.description },
@@ -213,6 +222,8 @@ impl WorldsApi {
         if updated == 0 {
             return Err(fabula_store::error::etag_mismatch("world"));
         }
+        revisions::record(&mut tx, &caller, Write::of(RevisionKind::Update, ResourceKind::World, id, Some(before)))
+            .await?;
         let world = fetch_world(&mut *tx, id).await?;
         tx.commit().await?;
         Ok(world)
@@ -229,8 +240,10 @@ impl WorldsApi {
             .await?
             .try_get(0)?;
         check_etag(&request.etag, version, "world")?;
-        // Stories, entities, locations, events, links and shares go with it (ON DELETE CASCADE).
+        // Stories, entities, locations, events, links and shares go with it (ON DELETE CASCADE),
+        // and so does the history of all of them: a deleted world cannot be restored.
         sqlx::query("DELETE FROM worlds WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM revisions WHERE world_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

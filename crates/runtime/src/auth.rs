@@ -31,6 +31,8 @@ use crate::{
 pub struct Principal {
     pub user_id: Uuid,
     pub role: Role,
+    /// The job a trusted service runs for the user, when it made the call for one.
+    pub job_id: Option<Uuid>,
 }
 
 impl Principal {
@@ -41,7 +43,7 @@ impl Principal {
 
 impl From<&VerifiedToken> for Principal {
     fn from(token: &VerifiedToken) -> Self {
-        Self { user_id: token.user_id, role: token.role }
+        Self { user_id: token.user_id, role: token.role, job_id: token.job_id }
     }
 }
 
@@ -381,7 +383,7 @@ mod tests {
     #[test]
     fn each_policy_decides_as_declared() {
         use AuthPolicy::*;
-        let user = Principal { user_id: Uuid::now_v7(), role: Role::User };
+        let user = Principal { user_id: Uuid::now_v7(), role: Role::User, job_id: None };
         let admin = Principal { role: Role::Admin, ..user };
         // (policy, token, verified principal, decision)
         let cases = [

@@ -59,6 +59,10 @@ pub struct Claims {
     /// The user's role when the token was issued, by its proto name.
     pub role: String,
     pub jti: String,
+    /// A delegated token: the job the service runs for the user, when it writes for
+    /// one. Read only from the tokens of a trusted service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// Why a token was refused. The message is safe to show a caller.
@@ -214,6 +218,7 @@ impl TokenIssuer {
             typ: ACCESS.into(),
             role: role.as_str_name().into(),
             jti: Uuid::new_v4().to_string(),
+            job: None,
         };
         IssuedToken { token: self.key.sign(&claims), expires_in: self.ttl }
     }
@@ -242,6 +247,16 @@ impl DelegationIssuer {
 
     /// A token, valid for a minute, with which the service acts for `user_id`.
     pub fn token_for(&self, user_id: Uuid) -> String {
+        self.token(user_id, None)
+    }
+
+    /// A token, valid for a minute, with which the service acts for `user_id` while
+    /// running job `job_id`: story-service records the job as the writer.
+    pub fn token_for_job(&self, user_id: Uuid, job_id: Uuid) -> String {
+        self.token(user_id, Some(job_id))
+    }
+
+    fn token(&self, user_id: Uuid, job_id: Option<Uuid>) -> String {
         let now = unix_now();
         self.key.sign(&Claims {
             iss: self.issuer.clone(),
@@ -253,6 +268,7 @@ impl DelegationIssuer {
             typ: DELEGATED.into(),
             role: String::new(),
             jti: Uuid::new_v4().to_string(),
+            job: job_id.map(|id| id.to_string()),
         })
     }
 }
@@ -266,6 +282,8 @@ pub struct VerifiedToken {
     pub role: Role,
     /// Whether a trusted service signed it to act for the user.
     pub delegated: bool,
+    /// A delegated token's job: what the service runs for the user.
+    pub job_id: Option<Uuid>,
     /// Milliseconds since the Unix epoch.
     pub issued_at_ms: i64,
     pub expires_at: i64,
@@ -348,10 +366,15 @@ impl TokenVerifier {
             Signer::Service(issuer) if claims.iss == *issuer && claims.typ == DELEGATED => (Role::Unspecified, true),
             _ => return Err(TokenError::Invalid),
         };
+        let job_id = match claims.job.filter(|_| delegated) {
+            Some(job) => Some(job.parse().map_err(|_| TokenError::Invalid)?),
+            None => None,
+        };
         Ok(VerifiedToken {
             user_id,
             role,
             delegated,
+            job_id,
             issued_at_ms: (claims.iat * 1000.0).round() as i64,
             expires_at: claims.exp,
         })
@@ -421,10 +444,32 @@ mod tests {
         let trusting = TokenVerifier::new([accounts]).trust_service("gpt-worker", &worker.verifying_key());
         let verified = trusting.verify(&token).unwrap();
         assert!(verified.delegated);
-        assert_eq!(verified.user_id, user);
+        assert_eq!((verified.user_id, verified.job_id), (user, None));
+        let job = Uuid::now_v7();
+        assert_eq!(trusting.verify(&worker.token_for_job(user, job)).unwrap().job_id, Some(job));
         // The key of one service does not vouch for another's issuer.
         let imposter = TokenVerifier::new([]).trust_service("gateway", &worker.verifying_key());
         assert_eq!(imposter.verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn only_a_trusted_service_names_a_job() {
+        let key = SigningKey::generate();
+        let now = unix_now();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: Uuid::now_v7().to_string(),
+            iat: now as f64,
+            nbf: now,
+            exp: now + 60,
+            typ: ACCESS.into(),
+            role: Role::User.as_str_name().into(),
+            jti: Uuid::new_v4().to_string(),
+            job: Some(Uuid::now_v7().to_string()),
+        };
+        let verified = TokenVerifier::new([key.verifying_key()]).verify(&key.sign(&claims)).unwrap();
+        assert_eq!(verified.job_id, None, "an access token's job claim is ignored");
     }
 
     #[test]

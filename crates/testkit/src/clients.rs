@@ -9,8 +9,8 @@ use fabula_contracts::pb::{
     jobs::job_service_client::JobServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-        location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
-        world_service_client::WorldServiceClient,
+        location_service_client::LocationServiceClient, revision_service_client::RevisionServiceClient,
+        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
     },
 };
 use tonic::{Request, transport::Channel};
@@ -78,6 +78,10 @@ impl StoryClients {
 
     pub fn events(&self) -> EventServiceClient<Channel> {
         limited!(EventServiceClient, self.channel())
+    }
+
+    pub fn revisions(&self) -> RevisionServiceClient<Channel> {
+        limited!(RevisionServiceClient, self.channel())
     }
 }
 

@@ -73,6 +73,7 @@ impl StoryService {
             typ: ACCESS.into(),
             role: Role::User.as_str_name().into(),
             jti: uuid::Uuid::new_v4().to_string(),
+            job: None,
         }
     }
 

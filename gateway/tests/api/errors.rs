@@ -313,6 +313,7 @@ fn forged_token(user: &str) -> String {
         typ: ACCESS.into(),
         role: "USER".into(),
         jti: "forged".into(),
+        job: None,
     };
     SigningKey::generate().sign(&claims)
 }

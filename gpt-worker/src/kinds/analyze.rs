@@ -52,24 +52,16 @@ async fn analyze(
 ) -> Result<AnalysisResult, KindError> {
     let at = |fraction: i32| span.0 + (span.1 - span.0) * fraction / 100;
     ctx.recorder.progress(at(0), "reading the story");
-    let story = ctx
-        .story
-        .stories()
-        .get_story(ctx.story.as_user(ctx.owner, GetStoryRequest { id: story_id.into() }))
-        .await?
-        .into_inner();
+    let story =
+        ctx.story.stories().get_story(ctx.as_owner(GetStoryRequest { id: story_id.into() })).await?.into_inner();
     if world_id.is_some_and(|w| w != story.world_id) {
         return Err(KindError::permanent(
             "INVALID_SPEC",
             format!("story {story_id} is not in world {}", world_id.unwrap_or_default()),
         ));
     }
-    let world = ctx
-        .story
-        .worlds()
-        .get_world(ctx.story.as_user(ctx.owner, GetWorldRequest { id: story.world_id.clone() }))
-        .await?
-        .into_inner();
+    let world =
+        ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: story.world_id.clone() })).await?.into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
     ctx.recorder.writing(at(20), at(70), format!("asking the model about \"{}\"", story.title));
     let request = request(&context::describe(&world, &facts, Some(&story)), &story);
@@ -126,8 +118,7 @@ async fn record(
                     entity: Some(entity),
                     request_id: request_id(ctx, "entity", &story.id, &found.name),
                 };
-                let created =
-                    ctx.story.entities().create_entity(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+                let created = ctx.story.entities().create_entity(ctx.as_owner(request)).await?.into_inner();
                 result.created_entity_ids.push(created.id.clone());
                 result.linked_entity_ids.push(created.id);
             }
@@ -144,8 +135,7 @@ async fn record(
                     location: Some(location),
                     request_id: request_id(ctx, "location", &story.id, &found.name),
                 };
-                let created =
-                    ctx.story.locations().create_location(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+                let created = ctx.story.locations().create_location(ctx.as_owner(request)).await?.into_inner();
                 result.created_location_ids.push(created.id.clone());
                 result.linked_location_ids.push(created.id);
             }
@@ -173,13 +163,13 @@ async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -
             }),
             update_mask: Some(FieldMask { paths: vec!["entity_ids".into(), "location_ids".into()] }),
         };
-        match ctx.story.stories().update_story(ctx.story.as_user(ctx.owner, update)).await {
+        match ctx.story.stories().update_story(ctx.as_owner(update)).await {
             Ok(_) => return Ok(()),
             Err(status) if status.code() == Code::Aborted => {
                 story = ctx
                     .story
                     .stories()
-                    .get_story(ctx.story.as_user(ctx.owner, GetStoryRequest { id: story.id.clone() }))
+                    .get_story(ctx.as_owner(GetStoryRequest { id: story.id.clone() }))
                     .await?
                     .into_inner();
             }

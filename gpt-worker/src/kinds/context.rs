@@ -29,19 +29,19 @@ pub async fn world_facts(ctx: &JobContext<'_>, world_id: &str) -> Result<WorldFa
     let entities = all_pages(|page_token| async move {
         let request =
             ListEntitiesRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
-        let page = ctx.story.entities().list_entities(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+        let page = ctx.story.entities().list_entities(ctx.as_owner(request)).await?.into_inner();
         Ok((page.entities, page.next_page_token))
     });
     let locations = all_pages(|page_token| async move {
         let request =
             ListLocationsRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
-        let page = ctx.story.locations().list_locations(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+        let page = ctx.story.locations().list_locations(ctx.as_owner(request)).await?.into_inner();
         Ok((page.locations, page.next_page_token))
     });
     let events = all_pages(|page_token| async move {
         let request =
             ListEventsRequest { world_id: world_id.into(), page_size: PAGE_SIZE, page_token, ..Default::default() };
-        let page = ctx.story.events().list_events(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+        let page = ctx.story.events().list_events(ctx.as_owner(request)).await?.into_inner();
         Ok((page.events, page.next_page_token))
     });
     let (entities, locations, events) = tokio::try_join!(entities, locations, events)?;

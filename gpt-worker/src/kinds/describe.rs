@@ -20,12 +20,8 @@ use crate::{
 
 pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, KindError> {
     ctx.recorder.progress(5, "reading the world");
-    let world = ctx
-        .story
-        .worlds()
-        .get_world(ctx.story.as_user(ctx.owner, GetWorldRequest { id: spec.world_id.clone() }))
-        .await?
-        .into_inner();
+    let world =
+        ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: spec.world_id.clone() })).await?.into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
     let instruction =
         "Write a vivid description of this world in two or three paragraphs, consistent with what is known of it.";
@@ -40,24 +36,16 @@ pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, K
         }),
         update_mask: Some(FieldMask { paths: vec!["description".into()] }),
     };
-    let applied = applied(ctx.story.worlds().update_world(ctx.story.as_user(ctx.owner, update)).await)?;
+    let applied = applied(ctx.story.worlds().update_world(ctx.as_owner(update)).await)?;
     Ok(finish(ctx, text, applied))
 }
 
 pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, KindError> {
     ctx.recorder.progress(5, "reading the story");
-    let story = ctx
-        .story
-        .stories()
-        .get_story(ctx.story.as_user(ctx.owner, GetStoryRequest { id: spec.story_id.clone() }))
-        .await?
-        .into_inner();
-    let world = ctx
-        .story
-        .worlds()
-        .get_world(ctx.story.as_user(ctx.owner, GetWorldRequest { id: story.world_id.clone() }))
-        .await?
-        .into_inner();
+    let story =
+        ctx.story.stories().get_story(ctx.as_owner(GetStoryRequest { id: spec.story_id.clone() })).await?.into_inner();
+    let world =
+        ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: story.world_id.clone() })).await?.into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
     let instruction = format!(
         "Write a short summary (one paragraph) of the story \"{}\" for its table of contents.\n\n\
@@ -76,7 +64,7 @@ pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, K
         }),
         update_mask: Some(FieldMask { paths: vec!["summary".into()] }),
     };
-    let applied = applied(ctx.story.stories().update_story(ctx.story.as_user(ctx.owner, update)).await)?;
+    let applied = applied(ctx.story.stories().update_story(ctx.as_owner(update)).await)?;
     Ok(finish(ctx, text, applied))
 }
 

@@ -31,13 +31,9 @@ use crate::{
 pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind, KindError> {
     ctx.recorder.progress(2, "reading the stories");
     let stories = match spec.target.as_ref() {
-        Some(Target::StoryId(id)) => vec![
-            ctx.story
-                .stories()
-                .get_story(ctx.story.as_user(ctx.owner, GetStoryRequest { id: id.clone() }))
-                .await?
-                .into_inner(),
-        ],
+        Some(Target::StoryId(id)) => {
+            vec![ctx.story.stories().get_story(ctx.as_owner(GetStoryRequest { id: id.clone() })).await?.into_inner()]
+        }
         Some(Target::WorldId(id)) => stories_of(ctx, id).await?,
         None => return Err(KindError::permanent("INVALID_SPEC", "name a story_id or a world_id")),
     };
@@ -45,12 +41,8 @@ pub async fn extract(ctx: &JobContext<'_>, spec: &ExtractEvents) -> Result<Kind,
         ctx.recorder.progress(100, "the world has no stories");
         return Ok(Kind::Events(EventsResult::default()));
     };
-    let world = ctx
-        .story
-        .worlds()
-        .get_world(ctx.story.as_user(ctx.owner, GetWorldRequest { id: first.world_id.clone() }))
-        .await?
-        .into_inner();
+    let world =
+        ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: first.world_id.clone() })).await?.into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
     let mut result = EventsResult::default();
     let count = stories.len() as i32;
@@ -86,7 +78,7 @@ async fn stories_of(ctx: &JobContext<'_>, world_id: &str) -> Result<Vec<Story>, 
     loop {
         let request =
             ListStoriesRequest { world_id: world_id.into(), page_size: 200, page_token, ..Default::default() };
-        let page = ctx.story.stories().list_stories(ctx.story.as_user(ctx.owner, request)).await?.into_inner();
+        let page = ctx.story.stories().list_stories(ctx.as_owner(request)).await?.into_inner();
         stories.extend(page.stories);
         if page.next_page_token.is_empty() {
             return Ok(stories);
@@ -141,7 +133,7 @@ async fn extract_story(
             event: Some(event),
             request_id: request_id(ctx, "event", &story.id, &format!("{index}\0{}", found.title)),
         };
-        created.push(ctx.story.events().create_event(ctx.story.as_user(ctx.owner, request)).await?.into_inner().id);
+        created.push(ctx.story.events().create_event(ctx.as_owner(request)).await?.into_inner().id);
     }
     Ok(created)
 }
@@ -161,7 +153,7 @@ fn ids_named<'a>(names: &[String], known: impl Iterator<Item = (&'a String, &'a 
 async fn remove_previous(ctx: &JobContext<'_>, event_ids: Vec<String>) -> Result<(), KindError> {
     for id in event_ids {
         let request = DeleteEventRequest { id, etag: String::new() };
-        match ctx.story.events().delete_event(ctx.story.as_user(ctx.owner, request)).await {
+        match ctx.story.events().delete_event(ctx.as_owner(request)).await {
             Ok(_) => {}
             Err(status) if status.code() == Code::NotFound => {}
             Err(status) => return Err(status.into()),

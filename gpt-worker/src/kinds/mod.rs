@@ -44,6 +44,13 @@ pub struct JobContext<'a> {
     pub db: &'a Db,
 }
 
+impl JobContext<'_> {
+    /// `message` as a request of this job for its owner, to story-service.
+    pub fn as_owner<T>(&self, message: T) -> tonic::Request<T> {
+        self.story.for_job(self.owner, self.job_id, message)
+    }
+}
+
 /// Why a kind's run failed, and whether another attempt could help. Messages are safe
 /// to show the job's owner: never raw upstream text or secrets.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use fabula_contracts::pb::{
     },
     story::{
         Entity, Event, GetStoryRequest, GetWorldRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest,
-        Location, Story, UpdateWorldRequest, World,
+        ListRevisionsRequest, Location, RevisionKind, Story, UndoJobRequest, UpdateWorldRequest, World, author::Via,
     },
 };
 use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
@@ -30,6 +30,7 @@ both_databases!(
     extract_events_is_cached_until_forced,
     paraphrase_gives_three_suggestions,
     a_human_edit_made_meanwhile_wins_over_a_description,
+    what_a_job_writes_is_recorded_as_the_jobs_and_can_be_undone,
 );
 
 const SAILING: &str = "Mira Vale sailed from Port Sorrow in the year 1204, in the Age of Embers. \
@@ -263,4 +264,25 @@ async fn a_human_edit_made_meanwhile_wins_over_a_description(backend: Backend) {
     let request = GetWorldRequest { id: world.id.clone() };
     let stored = stack.worlds().get_world(authed(request, &user.token)).await.expect("get").into_inner();
     assert_eq!(stored.description, "Edited by hand.", "the human edit won");
+}
+
+async fn what_a_job_writes_is_recorded_as_the_jobs_and_can_be_undone(backend: Backend) {
+    let stack = spawn_stack(backend).await;
+    let user = stack.register_with_model_access("ana").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
+
+    let job = stack.run_job(&user, Kind::DescribeStory(DescribeStory { story_id: written.id.clone() })).await;
+
+    let request = ListRevisionsRequest { resource_id: written.id.clone(), ..Default::default() };
+    let history = stack.revisions().list_revisions(authed(request, &user.token)).await.expect("the history");
+    let newest = history.into_inner().revisions.remove(0);
+    assert_eq!((newest.kind(), newest.changed_fields.as_slice()), (RevisionKind::Update, &["summary".to_owned()][..]));
+    let author = newest.author.expect("an author");
+    assert_eq!((author.user_id, author.via), (user.id.clone(), Some(Via::JobId(job.id.clone()))), "the job wrote it");
+
+    let request = UndoJobRequest { job_id: job.id.clone() };
+    let undone = stack.revisions().undo_job(authed(request, &user.token)).await.expect("undo the job").into_inner();
+    assert_eq!((undone.undone.len(), undone.skipped.len()), (1, 0), "{undone:?}");
+    assert_eq!(story(&stack, &user, &written.id).await.summary, "", "the summary is gone again");
 }
