@@ -61,61 +61,41 @@ fn skipped(test: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_works_through_the_web_page_in_chromium() {
-    if skipped("a_writer_works_through_the_web_page_in_chromium") {
-        return;
-    }
-    let running = stack::start(Backend::Sqlite).await;
-    run_scenario("journey.mjs", &running.base_url(), Width::Desktop).await;
-    running.stop().await;
+    on_a_fresh_stack("a_writer_works_through_the_web_page_in_chromium", &[], &[("journey.mjs", Width::Desktop)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_typed_on_the_web_page_is_lost() {
-    if skipped("nothing_typed_on_the_web_page_is_lost") {
-        return;
-    }
-    let running = stack::start(Backend::Sqlite).await;
-    run_scenario("drafts.mjs", &running.base_url(), Width::Desktop).await;
-    run_scenario("drafts.mjs", &running.base_url(), Width::Phone).await;
-    running.stop().await;
+    let scenarios = [("drafts.mjs", Width::Desktop), ("drafts.mjs", Width::Phone)];
+    on_a_fresh_stack("nothing_typed_on_the_web_page_is_lost", &[], &scenarios).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_fits_a_phone_and_passes_the_accessibility_check() {
-    if skipped("every_view_fits_a_phone_and_passes_the_accessibility_check") {
-        return;
-    }
     // The offline model writes slowly enough for the page to show a job streaming in.
-    let running = stack::start_with(Backend::Sqlite, &["--llm-offline-pace", "150ms"]).await;
-    run_scenario("views.mjs", &running.base_url(), Width::Desktop).await;
-    running.stop().await;
+    let flags = ["--llm-offline-pace", "150ms"];
+    on_a_fresh_stack(
+        "every_view_fits_a_phone_and_passes_the_accessibility_check",
+        &flags,
+        &[("views.mjs", Width::Desktop)],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown() {
-    if skipped("every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown") {
-        return;
-    }
-    let running = stack::start(Backend::Sqlite).await;
-    run_scenario("links.mjs", &running.base_url(), Width::Desktop).await;
-    running.stop().await;
+    let test = "every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown";
+    on_a_fresh_stack(test, &[], &[("links.mjs", Width::Desktop)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_page_offers_a_reader_only_what_they_may_do() {
-    if skipped("the_web_page_offers_a_reader_only_what_they_may_do") {
-        return;
-    }
-    let running = stack::start(Backend::Sqlite).await;
-    run_scenario("reader.mjs", &running.base_url(), Width::Desktop).await;
-    running.stop().await;
+    let test = "the_web_page_offers_a_reader_only_what_they_may_do";
+    on_a_fresh_stack(test, &[], &[("reader.mjs", Width::Desktop)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_job_is_cancelled_from_the_web_page() {
-    if skipped("a_running_job_is_cancelled_from_the_web_page") {
-        return;
-    }
     // A model server that takes connections and never answers: jobs wait on it.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the silent model");
     let model_url = format!("http://{}/v1", silent.local_addr().expect("its address"));
@@ -125,11 +105,22 @@ async fn a_running_job_is_cancelled_from_the_web_page() {
             held.push(connection);
         }
     });
-    let running =
-        stack::start_with(Backend::Sqlite, &["--llm-base-url", &model_url, "--llm-api-key", "never-answers"]).await;
-    run_scenario("cancel.mjs", &running.base_url(), Width::Desktop).await;
-    running.stop().await;
+    let flags = ["--llm-base-url", &model_url, "--llm-api-key", "never-answers"];
+    on_a_fresh_stack("a_running_job_is_cancelled_from_the_web_page", &flags, &[("cancel.mjs", Width::Desktop)]).await;
     holding.abort();
+}
+
+/// Runs each of `scenarios` (a script and a width) in turn against one fresh stack
+/// started with the command-line `flags`; unless the tools are missing (`skipped`).
+async fn on_a_fresh_stack(test: &str, flags: &[&str], scenarios: &[(&str, Width)]) {
+    if skipped(test) {
+        return;
+    }
+    let running = stack::start_with(Backend::Sqlite, flags).await;
+    for &(script, width) in scenarios {
+        run_scenario(script, &running.base_url(), width).await;
+    }
+    running.stop().await;
 }
 
 /// Where `views.mjs` puts the README's pictures: `FABULA_PICTURES` (relative to the
