@@ -194,7 +194,7 @@ await run("every view at every width", async ({ newPage, step }) => {
       const passage = "There she met Tomas Reed, a ferryman who had not spoken to anyone since the flood.";
       await page.getByLabel("Job", { exact: true }).selectOption("paraphrase");
       await page.getByLabel("Text to paraphrase").fill(passage);
-      await page.getByText(`${(5000 - passage.length).toLocaleString("en-US")} of 5,000 characters left`).waitFor();
+      await page.getByText(`${(5000 - passage.length).toLocaleString("en-US")} characters left`).waitFor();
       await page.getByRole("button", { name: "Start job" }).click();
       await page
         .locator('section.job[data-state="SUCCEEDED"] .suggestions li')

@@ -6,7 +6,7 @@
 // (messages.js), and a paraphrase can be copied or put into a story.
 
 import * as api from "/assets/api.js";
-import { button, field, fill, form, h, select, uid, when, words } from "/assets/dom.js";
+import { button, charactersLeft, field, fill, form, h, select, uid, when, words } from "/assets/dom.js";
 import { explain, sentence } from "/assets/messages.js";
 import { syncAddress } from "/assets/nav.js";
 import { app, attempt, main, once, say, sayError } from "/assets/page.js";
@@ -172,7 +172,7 @@ function jobInputs(kind) {
       return h(
         "div",
         {},
-        limitedField("Text to paraphrase", h("textarea", { name: "text", rows: 4, required: true }), PARAPHRASE_LIMIT),
+        paraphraseText(),
         field(
           "Style",
           select(
@@ -192,17 +192,10 @@ function jobInputs(kind) {
   }
 }
 
-/**
- * A labelled control that counts down the characters left before `limit`; typing
- * stops at the limit, so nothing typed is cut off unseen.
- */
-function limitedField(label, control, limit) {
-  control.maxLength = limit;
-  const left = () => `${(limit - control.value.length).toLocaleString()} of ${limit.toLocaleString()} characters left`;
-  const wrapper = field(label, control, left());
-  const hint = wrapper.querySelector(".hint");
-  control.addEventListener("input", () => (hint.textContent = left()));
-  return wrapper;
+/** The text to paraphrase, with what is left of its limit. */
+function paraphraseText() {
+  const text = h("textarea", { name: "text", rows: 4, required: true });
+  return field("Text to paraphrase", text, charactersLeft(text, PARAPHRASE_LIMIT));
 }
 
 /** The JobSpec JSON of the form's values. */
@@ -556,8 +549,8 @@ async function copy(text) {
  * the editor keeps it as a draft and saves it after a pause, and Undo takes it back.
  */
 async function putIntoStory(storyId, text) {
-  const original =
-    document.querySelector("section.job textarea[name=text]")?.value ?? app.job?.job.spec?.paraphrase?.text;
+  // What the job paraphrased, as its spec holds it (the form may hold other text by now).
+  const original = app.job?.job.spec?.paraphrase?.text;
   await switchTab("stories");
   await openStory(storyId);
   const area = document.getElementById("story-content");
