@@ -23,6 +23,7 @@ export const app = {
   itemId: null, // the character, place or event open in its tab
   story: null, // the story open in the editor, as last read
   dirty: false, // the editor holds changes not saved yet
+  newStoryTitle: "", // typed in the new story form, not yet added
   job: null, // the JobView of the job being followed
   jobId: null, // the job the address names (its tab, or /jobs/{id})
 };

@@ -73,6 +73,7 @@ function newStoryForm() {
           query: once(),
         });
         el.reset();
+        app.newStoryTitle = "";
         app.stories = await api.listAll(`/v1/worlds/${app.world.id}/stories`, "stories");
         app.story = story;
         app.dirty = false;
@@ -80,7 +81,17 @@ function newStoryForm() {
         renderWorldPanel();
         document.getElementById("story-content")?.focus();
       }),
-    field("New story title", h("input", { name: "title", required: true, maxlength: TITLE_MAX })),
+    // What is typed here survives the panel being drawn again (a save finishing, say).
+    field(
+      "New story title",
+      h("input", {
+        name: "title",
+        required: true,
+        maxlength: TITLE_MAX,
+        value: app.newStoryTitle,
+        oninput: (event) => (app.newStoryTitle = event.target.value),
+      }),
+    ),
     h("button", { type: "submit" }, "Add story"),
   );
 }
