@@ -77,6 +77,10 @@ pub struct Settings {
     #[arg(long = "deleted-retention", env = "STORY_DELETED_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub deleted_retention: Duration,
 
+    /// How long an invitation to a world waits for its answer; inviting again renews it.
+    #[arg(long = "invitation-ttl", env = "STORY_INVITATION_TTL", default_value = "14d", value_parser = parse_duration)]
+    pub invitation_ttl: Duration,
+
     #[command(flatten)]
     pub quotas: Quotas,
 }
@@ -120,6 +124,7 @@ impl Settings {
             admin_password: None,
             admin_email: "admin@fabula.localhost".into(),
             deleted_retention: Duration::from_secs(30 * 86_400),
+            invitation_ttl: Duration::from_secs(14 * 86_400),
             quotas: Quotas::default(),
         }
     }

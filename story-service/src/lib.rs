@@ -16,6 +16,7 @@ pub mod domain;
 pub mod entities;
 pub mod events;
 pub mod idempotency;
+pub mod invitations;
 pub mod links;
 pub mod locations;
 pub mod quotas;
@@ -158,6 +159,9 @@ impl App {
             ))))
             .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
                 revisions::RevisionsApi(state.clone())
+            )))
+            .add_service(limited!(story::invitation_service_server::InvitationServiceServer::new(
+                invitations::InvitationsApi(state.clone())
             )));
         let incoming = server::incoming(listener);
         let served =
@@ -182,4 +186,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.LocationService",
     "fabula.story.v1.EventService",
     "fabula.story.v1.RevisionService",
+    "fabula.story.v1.InvitationService",
 ];

@@ -252,13 +252,7 @@ impl WorldsApi {
         caller.require_user()?;
         let mut violations = FieldViolations::new();
         let world_id = violations.check("world_id", domain::id(&request.world_id));
-        let role = match ShareRole::try_from(request.role) {
-            Ok(role @ (ShareRole::Reader | ShareRole::CoAuthor)) => Some(role),
-            _ => {
-                violations.add("role", "must be READER or CO_AUTHOR");
-                None
-            }
-        };
+        let role = violations.check("role", share_role(request.role));
         violations.check("user", rules::text(&request.user, &rules::story::share_world_request::USER));
         violations.finish()?;
         let (world_id, role) = (world_id.unwrap_or_default(), role.unwrap_or(ShareRole::Reader));
@@ -270,31 +264,9 @@ impl WorldsApi {
         if user_id == access.owner_id {
             return Err(invalid("user", "is the world's owner already"));
         }
-        let now = now_micros();
-        sqlx::query(
-            "INSERT INTO world_shares (world_id, user_id, role, create_time) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (world_id, user_id) DO UPDATE SET role = excluded.role",
-        )
-        .bind(world_id.to_string())
-        .bind(user_id.to_string())
-        .bind(role.as_str_name())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let created: i64 = sqlx::query("SELECT create_time FROM world_shares WHERE world_id = $1 AND user_id = $2")
-            .bind(world_id.to_string())
-            .bind(user_id.to_string())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let share = grant_share(&mut tx, world_id, (user_id, username), role).await?;
         tx.commit().await?;
-        Ok(WorldShare {
-            world_id: world_id.to_string(),
-            user_id: user_id.to_string(),
-            username,
-            role: role.into(),
-            create_time: Some(timestamp(created)),
-        })
+        Ok(share)
     }
 
     async fn unshare(&self, caller: Caller, request: UnshareWorldRequest) -> Result<()> {
@@ -351,8 +323,49 @@ impl WorldsApi {
     }
 }
 
+/// A role to share a world with: READER or CO_AUTHOR.
+pub(crate) fn share_role(value: i32) -> Result<ShareRole, String> {
+    match ShareRole::try_from(value) {
+        Ok(role @ (ShareRole::Reader | ShareRole::CoAuthor)) => Ok(role),
+        _ => Err("must be READER or CO_AUTHOR".into()),
+    }
+}
+
+/// Gives user `(id, username)` `role` on world `world_id`, or changes the role they
+/// have: ShareWorld, and an accepted invitation. The caller checked the right to.
+pub(crate) async fn grant_share(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    world_id: Uuid,
+    (user_id, username): (Uuid, String),
+    role: ShareRole,
+) -> Result<WorldShare> {
+    sqlx::query(
+        "INSERT INTO world_shares (world_id, user_id, role, create_time) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (world_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(world_id.to_string())
+    .bind(user_id.to_string())
+    .bind(role.as_str_name())
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    let created: i64 = sqlx::query("SELECT create_time FROM world_shares WHERE world_id = $1 AND user_id = $2")
+        .bind(world_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    Ok(WorldShare {
+        world_id: world_id.to_string(),
+        user_id: user_id.to_string(),
+        username,
+        role: role.into(),
+        create_time: Some(timestamp(created)),
+    })
+}
+
 /// A user by id or username (ignoring case); NOT_FOUND when there is none.
-async fn find_user(tx: &mut sqlx::Transaction<'static, Any>, user: &str) -> Result<(Uuid, String)> {
+pub(crate) async fn find_user(tx: &mut sqlx::Transaction<'static, Any>, user: &str) -> Result<(Uuid, String)> {
     let row = match Uuid::try_parse(user) {
         Ok(id) => sqlx::query("SELECT id, username FROM users WHERE id = $1").bind(id.to_string()),
         Err(_) => sqlx::query("SELECT id, username FROM users WHERE username_key = $1").bind(user.to_lowercase()),

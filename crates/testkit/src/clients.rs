@@ -9,6 +9,7 @@ use fabula_contracts::pb::{
     jobs::job_service_client::JobServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
+        invitation_service_client::InvitationServiceClient,
         location_service_client::LocationServiceClient, revision_service_client::RevisionServiceClient,
         story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
     },
@@ -82,6 +83,10 @@ impl StoryClients {
 
     pub fn revisions(&self) -> RevisionServiceClient<Channel> {
         limited!(RevisionServiceClient, self.channel())
+    }
+
+    pub fn invitations(&self) -> InvitationServiceClient<Channel> {
+        limited!(InvitationServiceClient, self.channel())
     }
 }
 
