@@ -181,6 +181,8 @@ struct Found {
     id: Uuid,
     invitation: Invitation,
     invitee: bool,
+    /// Whether the caller may invite to its world (and so revoke it).
+    inviter: bool,
     access: WorldAccess,
 }
 
@@ -188,6 +190,11 @@ impl Found {
     /// PERMISSION_DENIED unless the caller is the invitee.
     fn require_invitee(&self) -> Result<()> {
         if self.invitee { Ok(()) } else { Err(denied("only the invitee answers an invitation")) }
+    }
+
+    /// PERMISSION_DENIED unless the caller may invite to the world.
+    fn require_inviter(&self) -> Result<()> {
+        if self.inviter { Ok(()) } else { Err(denied("only the world's owner withdraws an invitation")) }
     }
 }
 
@@ -201,10 +208,11 @@ impl InvitationsApi {
         let invitee = my_keys(&mut **tx, me).await?.contains(&key);
         let world_id = Uuid::try_parse(&invitation.world_id).map_err(|_| Error::Internal("bad world id".into()))?;
         let access = world_access(&mut **tx, caller, world_id).await?;
-        if !invitee && access.require_owner().is_err() {
+        let inviter = access.require_owner().is_ok();
+        if !invitee && !inviter {
             return Err(not_found("invitation"));
         }
-        Ok(Found { id, invitation, invitee, access })
+        Ok(Found { id, invitation, invitee, inviter, access })
     }
 
     /// Moves invitation `id` from PENDING (and, unless revoking, not expired) to `to`;
@@ -264,7 +272,9 @@ async fn resolve(
                 .fetch_optional(&mut **tx)
                 .await?;
             if shared.is_some() {
-                return Err(already_collaborator("the world is shared with this user already; ShareWorld changes roles"));
+                return Err(already_collaborator(
+                    "the world is shared with this user already; ShareWorld changes roles",
+                ));
             }
             Ok(Invitee::User(id))
         }
@@ -405,7 +415,7 @@ impl InvitationsApi {
         let mut tx = self.0.db.begin().await?;
         let found = self.find(&mut tx, caller, id).await?;
         if to == InvitationState::Revoked {
-            found.access.require_owner()?;
+            found.require_inviter()?;
         } else {
             found.require_invitee()?;
         }
@@ -458,7 +468,10 @@ impl invitation_service_server::InvitationService for InvitationsApi {
         Ok(Response::new(self.answer(&caller, &request.get_ref().id, InvitationState::Declined).await?))
     }
 
-    async fn revoke_invitation(&self, request: Request<RevokeInvitationRequest>) -> Result<Response<Invitation>, Status> {
+    async fn revoke_invitation(
+        &self,
+        request: Request<RevokeInvitationRequest>,
+    ) -> Result<Response<Invitation>, Status> {
         let caller = caller(&request);
         Ok(Response::new(self.answer(&caller, &request.get_ref().id, InvitationState::Revoked).await?))
     }

@@ -157,9 +157,9 @@ impl App {
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
             ))))
-            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
-                revisions::RevisionsApi(state.clone())
-            )))
+            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(revisions::RevisionsApi(
+                state.clone()
+            ))))
             .add_service(limited!(story::invitation_service_server::InvitationServiceServer::new(
                 invitations::InvitationsApi(state.clone())
             )));

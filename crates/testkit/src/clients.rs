@@ -9,9 +9,9 @@ use fabula_contracts::pb::{
     jobs::job_service_client::JobServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-        invitation_service_client::InvitationServiceClient,
-        location_service_client::LocationServiceClient, revision_service_client::RevisionServiceClient,
-        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+        invitation_service_client::InvitationServiceClient, location_service_client::LocationServiceClient,
+        revision_service_client::RevisionServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
 };
 use tonic::{Request, transport::Channel};

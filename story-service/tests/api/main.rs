@@ -9,6 +9,7 @@ mod concurrency;
 mod entities_locations;
 mod events;
 mod internal_errors;
+mod invitations;
 mod logs;
 mod long_values;
 mod names;
