@@ -10,6 +10,7 @@ use serde_json::json;
 both_databases!(
     accounts_routes,
     worlds_and_shares_routes,
+    invitations_routes,
     stories_entities_locations_and_events_routes,
     jobs_routes_and_headers,
     head_answers_every_get_route_as_get_does_without_a_body,
@@ -95,6 +96,51 @@ async fn worlds_and_shares_routes(backend: Backend) {
 
     let deleted = stack.call(Method::DELETE, &format!("/v1/worlds/{id}"), Some(&ada.token), None).await;
     assert_eq!((deleted.status, deleted.body), (StatusCode::NO_CONTENT, serde_json::Value::Null));
+}
+
+async fn invitations_routes(backend: Backend) {
+    let stack = spawn(backend).await;
+    let ada = stack.rest.register("ada").await;
+    let bob = stack.rest.register("bob").await;
+    let world = stack.create_world(&ada, "Earthsea").await;
+    let invitations = format!("/v1/worlds/{}/invitations", world["id"].as_str().unwrap());
+
+    let body = json!({"username": "bob", "role": "CO_AUTHOR", "message": "Write with me"});
+    let sent = stack.call(Method::POST, &invitations, Some(&ada.token), Some(body)).await;
+    assert_eq!(sent.status, StatusCode::OK, "an invitation may update a pending one: {:?}", sent.body);
+    assert_eq!((&sent.body["username"], &sent.body["state"]), (&json!("bob"), &json!("PENDING")));
+    let id = sent.body["id"].as_str().unwrap().to_owned();
+    let listed = stack.call(Method::GET, &invitations, Some(&ada.token), None).await;
+    assert_eq!(listed.body["invitations"][0]["id"], id.as_str());
+    let mine = stack.call(Method::GET, "/v1/invitations", Some(&bob.token), None).await;
+    assert_eq!(mine.body["invitations"][0]["message"], "Write with me");
+
+    let accept = format!("/v1/invitations/{id}/accept");
+    let accepted = stack.call(Method::POST, &accept, Some(&bob.token), Some(json!({}))).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+    assert_eq!(
+        (&accepted.body["share"]["role"], &accepted.body["invitation"]["state"]),
+        (&json!("CO_AUTHOR"), &json!("ACCEPTED"))
+    );
+    let again = stack.call(Method::POST, &accept, Some(&bob.token), Some(json!({}))).await;
+    fabula_testkit::expect_json_error(
+        again.status,
+        &again.body,
+        StatusCode::BAD_REQUEST,
+        "FAILED_PRECONDITION",
+        "INVITATION_ACCEPTED",
+        "a second accept",
+    );
+
+    let by_email = json!({"email": "someone@example.test", "role": "READER"});
+    let sent = stack.call(Method::POST, &invitations, Some(&ada.token), Some(by_email)).await;
+    assert_eq!(sent.body["email"], "someone@example.test");
+    let revoke = format!("/v1/invitations/{}/revoke", sent.body["id"].as_str().unwrap());
+    let revoked = stack.call(Method::POST, &revoke, Some(&ada.token), Some(json!({}))).await;
+    assert_eq!((revoked.status, &revoked.body["state"]), (StatusCode::OK, &json!("REVOKED")));
+    let decline = format!("/v1/invitations/{}/decline", sent.body["id"].as_str().unwrap());
+    let declined = stack.call(Method::POST, &decline, Some(&bob.token), Some(json!({}))).await;
+    assert_eq!(declined.status, StatusCode::NOT_FOUND, "not bob's: {:?}", declined.body);
 }
 
 /// Create, get, list, update and delete of one child resource kind of a world.
