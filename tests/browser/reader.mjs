@@ -1,5 +1,6 @@
 // Only what the person may do, in headless Chromium at a desktop's width and at a
-// phone's (390 px): a reader opening a shared link sees the story as text and the
+// phone's (390 px): the owner invites from the world's settings and the invitee
+// accepts on the page; a reader opening a shared link sees the story as text and the
 // characters as details, with no inputs to type in, and is offered no AI job they
 // cannot run; when the owner makes a co-author a reader while they write, or stops
 // sharing, the page says so plainly. A link to a public world opens for a visitor who
@@ -61,12 +62,36 @@ await run("only what the person may do", async ({ newPage, step, shot }) => {
     await call("POST", `/v1/worlds/${world.id}/entities`, token, { name: "The keeper", entityType: "character" });
     const storyPath = `/worlds/${world.id}/stories/${story.id}`;
 
-    step(`${width}: a reader opens the story's link: its text, and nothing to type in`);
+    step(`${width}: the owner invites a reader from the world's settings; the reader accepts`);
     const readerName = newUsername(`reader_${width}`);
     const page = await newPage(`reader-${width}`, { viewport });
     await register(page, base, readerName);
     const reader = (await call("GET", "/v1/users/me", (await login(readerName)).accessToken)).id;
-    await call("POST", `/v1/worlds/${world.id}/shares`, token, { user: readerName, role: "READER" });
+    const ownerPage = await newPage(`owner-${width}`, { viewport });
+    await ownerPage.goto(`${base}/worlds/${world.id}/settings`);
+    await logIn(ownerPage, ownerName);
+    const invite = ownerPage.getByRole("form", { name: "Invite to this world" });
+    await invite.getByLabel("Invite (username or email)").fill(readerName);
+    await invite.getByLabel("Message (optional)").fill("Read the keeper's night?");
+    await invite.getByRole("button", { name: "Invite" }).click();
+    await waitForFlash(ownerPage, `Invitation sent to ${readerName} as reader.`);
+    await ownerPage.getByRole("button", { name: `Revoke the invitation to ${readerName}` }).waitFor();
+    await fitsAndIsAccessible(ownerPage, `the owner's invitations at ${width}`);
+    await page.goto(`${base}/worlds`);
+    const mine = page.locator("#my-invitations");
+    await mine.getByText("Read the keeper's night?").waitFor();
+    await fitsAndIsAccessible(page, `a pending invitation at ${width}`);
+    await shot(page, `invitation-${width}`);
+    await mine.getByRole("button", { name: `Accept the invitation to ${worldName}` }).click();
+    await waitForFlash(page, `You joined “${worldName}” as reader.`);
+    await page.getByRole("heading", { name: worldName, level: 2 }).waitFor();
+    assert.ok(await mine.isHidden(), "no invitation is left to answer");
+    await ownerPage.reload();
+    await ownerPage.getByText("No invitation is waiting for an answer.").waitFor();
+    await ownerPage.locator("table").getByRole("rowheader", { name: readerName }).waitFor();
+    await ownerPage.context().close();
+
+    step(`${width}: the reader opens the story's link: its text, and nothing to type in`);
     await page.goto(`${base}${storyPath}`);
     const text = page.locator("article.story-reader");
     await text.getByRole("heading", { name: "The Long Night" }).waitFor();

@@ -9,7 +9,8 @@
 //! `links.mjs`: every view is a link (a reload, Back and Forward land on it), a
 //! character and an event are edited where they are shown, the editor counts words and
 //! limits, the timeline groups eras without case; at a desktop's and a phone's width.
-//! `reader.mjs`: a reader sees stories as text and only the AI jobs they may run, is
+//! `reader.mjs`: an owner invites from the world's settings and the invitee accepts; a
+//! reader sees stories as text and only the AI jobs they may run, is
 //! told plainly when access is withdrawn, and links to public worlds open signed out.
 //! `views.mjs`: every view at 390, 1280 and 1920 px scrolls only down and passes
 //! axe-core's serious and critical rules, a job streams in with moving progress, and

@@ -9,6 +9,7 @@ import { button, field, fill, form, h, select, table, when, words } from "/asset
 import { dropDraft, keepDraft, readDraft, restore } from "/assets/drafts.js";
 import { show, syncAddress } from "/assets/nav.js";
 import { app, attempt, capitalized, onAccessError, say, sayError } from "/assets/page.js";
+import { worldInvitations } from "/assets/views/invitations.js";
 import { entitiesTab, placesTab, timelineTab } from "/assets/views/items.js";
 import { jobsTab } from "/assets/views/jobs.js";
 import { leaveStory, storiesTab } from "/assets/views/story.js";
@@ -345,6 +346,7 @@ function settingsTab() {
           )
         : null,
     ),
+    owner ? worldInvitations(world) : null,
   );
 }
 

@@ -6,6 +6,7 @@ import * as api from "/assets/api.js";
 import { field, fill, form, h, link, select, words } from "/assets/dom.js";
 import { app, attempt, main, once, say } from "/assets/page.js";
 import { pathOf } from "/assets/router.js";
+import { myInvitations } from "/assets/views/invitations.js";
 import { openWorld, renderWorldPanel } from "/assets/views/world.js";
 
 export const WORLD_TYPES = ["FANTASY", "SCI_FI", "MODERN", "HISTORICAL", "OTHER"].map((t) => [t, words(t)]);
@@ -28,6 +29,7 @@ export async function renderWorlds() {
         "aside",
         { class: "sidebar", "aria-labelledby": "worlds-title" },
         h("h2", { id: "worlds-title" }, "Worlds"),
+        app.me ? myInvitations(joined) : null,
         list,
         createForm,
       ),
@@ -41,6 +43,13 @@ export async function renderWorlds() {
   createForm.open = !app.worlds.some((w) => w.ownerId === app.me?.id);
   renderWorldList();
   renderWorldPanel();
+}
+
+/** After an invitation is accepted: the world is in the list now, and opens. */
+async function joined(worldId) {
+  await attempt(loadWorlds);
+  renderWorldList();
+  await openWorld(worldId);
 }
 
 export async function loadWorlds() {
