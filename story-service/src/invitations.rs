@@ -198,51 +198,48 @@ impl Found {
     }
 }
 
-impl InvitationsApi {
-    /// Invitation `id` for the caller: NOT_FOUND unless they are its invitee or may
-    /// invite to its world.
-    async fn find(&self, tx: &mut Transaction<'static, Any>, caller: &Caller, id: &str) -> Result<Found> {
-        let me = caller.require_user()?;
-        let id = domain::id(id).map_err(|e| invalid("id", e))?;
-        let (invitation, key) = fetch(&mut **tx, id).await?.ok_or_else(|| not_found("invitation"))?;
-        let invitee = my_keys(&mut **tx, me).await?.contains(&key);
-        let world_id = Uuid::try_parse(&invitation.world_id).map_err(|_| Error::Internal("bad world id".into()))?;
-        let access = world_access(&mut **tx, caller, world_id).await?;
-        let inviter = access.require_owner().is_ok();
-        if !invitee && !inviter {
-            return Err(not_found("invitation"));
-        }
-        Ok(Found { id, invitation, invitee, inviter, access })
+/// Invitation `id` for the caller: NOT_FOUND unless they are its invitee or may
+/// invite to its world.
+async fn find(tx: &mut Transaction<'static, Any>, caller: &Caller, id: &str) -> Result<Found> {
+    let me = caller.require_user()?;
+    let id = domain::id(id).map_err(|e| invalid("id", e))?;
+    let (invitation, key) = fetch(&mut **tx, id).await?.ok_or_else(|| not_found("invitation"))?;
+    let invitee = my_keys(&mut **tx, me).await?.contains(&key);
+    let world_id = Uuid::try_parse(&invitation.world_id).map_err(|_| Error::Internal("bad world id".into()))?;
+    let access = world_access(&mut **tx, caller, world_id).await?;
+    let inviter = access.require_owner().is_ok();
+    if !invitee && !inviter {
+        return Err(not_found("invitation"));
     }
+    Ok(Found { id, invitation, invitee, inviter, access })
+}
 
-    /// Moves invitation `id` from PENDING (and, unless revoking, not expired) to `to`;
-    /// FAILED_PRECONDITION naming its state when it is not.
-    async fn close(&self, tx: &mut Transaction<'static, Any>, found: &Found, to: InvitationState) -> Result<()> {
-        let revoking = to == InvitationState::Revoked;
-        match found.invitation.state() {
-            InvitationState::Pending => {}
-            InvitationState::Expired if revoking => {}
-            other => return Err(not_pending(other)),
-        }
-        let now = now_micros();
-        let unexpired = if revoking { "" } else { " AND expire_time > $3" };
-        let sql = format!(
-            "UPDATE invitations SET state = $1, update_time = $3 WHERE id = $2 AND state = 'PENDING'{unexpired}"
-        );
-        let closed = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(to.as_str_name())
-            .bind(found.id.to_string())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        if closed == 0 {
-            // Answered or expired since it was read: say how it is now.
-            let now = fetch(&mut **tx, found.id).await?.map(|(invitation, _)| invitation.state());
-            return Err(not_pending(now.unwrap_or(InvitationState::Revoked)));
-        }
-        Ok(())
+/// Moves the invitation `found` from PENDING (and, unless revoking, unexpired) to `to`;
+/// FAILED_PRECONDITION naming its state when it is not.
+async fn close(tx: &mut Transaction<'static, Any>, found: &Found, to: InvitationState) -> Result<()> {
+    let revoking = to == InvitationState::Revoked;
+    match found.invitation.state() {
+        InvitationState::Pending => {}
+        InvitationState::Expired if revoking => {}
+        other => return Err(not_pending(other)),
     }
+    let now = now_micros();
+    let unexpired = if revoking { "" } else { " AND expire_time > $3" };
+    let sql =
+        format!("UPDATE invitations SET state = $1, update_time = $3 WHERE id = $2 AND state = 'PENDING'{unexpired}");
+    let closed = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to.as_str_name())
+        .bind(found.id.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if closed == 0 {
+        // Answered or expired since it was read: say how it is now.
+        let now = fetch(&mut **tx, found.id).await?.map(|(invitation, _)| invitation.state());
+        return Err(not_pending(now.unwrap_or(InvitationState::Revoked)));
+    }
+    Ok(())
 }
 
 /// Invitation `id` as it is now in `tx`, which has it.
@@ -395,12 +392,12 @@ impl InvitationsApi {
     async fn accept(&self, caller: &Caller, request: AcceptInvitationRequest) -> Result<AcceptInvitationResponse> {
         let me = *caller.require_user()?;
         let mut tx = self.0.db.begin().await?;
-        let found = self.find(&mut tx, caller, &request.id).await?;
+        let found = find(&mut tx, caller, &request.id).await?;
         found.require_invitee()?;
         if found.access.owner_id == me.user_id {
             return Err(already_collaborator("you own this world"));
         }
-        self.close(&mut tx, &found, InvitationState::Accepted).await?;
+        close(&mut tx, &found, InvitationState::Accepted).await?;
         let (_, username) = find_user(&mut tx, &me.user_id.to_string()).await?;
         let role = found.invitation.role();
         let share = grant_share(&mut tx, found.access.world_id, (me.user_id, username), role).await?;
@@ -413,13 +410,13 @@ impl InvitationsApi {
     async fn answer(&self, caller: &Caller, id: &str, to: InvitationState) -> Result<Invitation> {
         caller.require_user()?;
         let mut tx = self.0.db.begin().await?;
-        let found = self.find(&mut tx, caller, id).await?;
+        let found = find(&mut tx, caller, id).await?;
         if to == InvitationState::Revoked {
             found.require_inviter()?;
         } else {
             found.require_invitee()?;
         }
-        self.close(&mut tx, &found, to).await?;
+        close(&mut tx, &found, to).await?;
         let invitation = reread(&mut tx, found.id).await?;
         tx.commit().await?;
         Ok(invitation)
