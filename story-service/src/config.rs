@@ -77,6 +77,11 @@ pub struct Settings {
     #[arg(long = "deleted-retention", env = "STORY_DELETED_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub deleted_retention: Duration,
 
+    /// How long a job's proposal stays open for the author to decide; it expires then
+    /// (kept, read-only).
+    #[arg(long = "proposal-ttl", env = "STORY_PROPOSAL_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub proposal_ttl: Duration,
+
     #[command(flatten)]
     pub quotas: Quotas,
 }
@@ -120,6 +125,7 @@ impl Settings {
             admin_password: None,
             admin_email: "admin@fabula.localhost".into(),
             deleted_retention: Duration::from_secs(30 * 86_400),
+            proposal_ttl: Duration::from_secs(30 * 86_400),
             quotas: Quotas::default(),
         }
     }

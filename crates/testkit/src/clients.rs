@@ -9,7 +9,8 @@ use fabula_contracts::pb::{
     jobs::job_service_client::JobServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-        location_service_client::LocationServiceClient, revision_service_client::RevisionServiceClient,
+        location_service_client::LocationServiceClient, proposal_service_client::ProposalServiceClient,
+        revision_service_client::RevisionServiceClient,
         story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
     },
 };
@@ -82,6 +83,10 @@ impl StoryClients {
 
     pub fn revisions(&self) -> RevisionServiceClient<Channel> {
         limited!(RevisionServiceClient, self.channel())
+    }
+
+    pub fn proposals(&self) -> ProposalServiceClient<Channel> {
+        limited!(ProposalServiceClient, self.channel())
     }
 }
 
