@@ -158,9 +158,9 @@ impl App {
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
             ))))
-            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
-                revisions::RevisionsApi(state.clone())
-            )))
+            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(revisions::RevisionsApi(
+                state.clone()
+            ))))
             .add_service(limited!(story::proposal_service_server::ProposalServiceServer::new(
                 proposals::ProposalsApi(state.clone())
             )));

@@ -10,8 +10,8 @@ use fabula_contracts::pb::{
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
         location_service_client::LocationServiceClient, proposal_service_client::ProposalServiceClient,
-        revision_service_client::RevisionServiceClient,
-        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+        revision_service_client::RevisionServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
 };
 use tonic::{Request, transport::Channel};

@@ -112,7 +112,9 @@ fn event(sent: &Event, field: &str, violations: &mut FieldViolations) -> Event {
         era: text("era", &sent.era, &ERA, violations),
         year: sent.year,
         story_position: sent.story_position,
-        entity_ids: ENTITY_IDS.check_list(&format!("{field}.entity_ids"), &sent.entity_ids, violations).unwrap_or_default(),
+        entity_ids: ENTITY_IDS
+            .check_list(&format!("{field}.entity_ids"), &sent.entity_ids, violations)
+            .unwrap_or_default(),
         location_ids: LOCATION_IDS
             .check_list(&format!("{field}.location_ids"), &sent.location_ids, violations)
             .unwrap_or_default(),
@@ -218,9 +220,10 @@ pub async fn prepare(
             {
                 violations.add(format!("{field}.create_event.story_id"), missing);
             }
-            for (name, target, ids) in
-                [("entity_ids", Target::Entity, &event.entity_ids), ("location_ids", Target::Location, &event.location_ids)]
-            {
+            for (name, target, ids) in [
+                ("entity_ids", Target::Entity, &event.entity_ids),
+                ("location_ids", Target::Location, &event.location_ids),
+            ] {
                 for id in ids {
                     if !in_world(conn, target, world_id, id, created).await? {
                         violations.add(format!("{field}.create_event.{name}"), missing);
@@ -273,7 +276,13 @@ fn link_item(item: Option<&Item>) -> Result<(Target, &str)> {
 }
 
 /// Whether `id` of `target` is in world `world_id`, or among `created`.
-async fn in_world(conn: &mut AnyConnection, target: Target, world_id: Uuid, id: &str, created: &Created) -> Result<bool> {
+async fn in_world(
+    conn: &mut AnyConnection,
+    target: Target,
+    world_id: Uuid,
+    id: &str,
+    created: &Created,
+) -> Result<bool> {
     if created.contains(id) {
         return Ok(true);
     }
@@ -387,7 +396,9 @@ impl Applier<'_> {
             Some(Kind::CreateLocation(l)) => {
                 (ResourceKind::Location, &l.id, Resource::Location(Location { world_id, ..l.clone() }))
             }
-            Some(Kind::CreateEvent(e)) => (ResourceKind::Event, &e.id, Resource::Event(Event { world_id, ..e.clone() })),
+            Some(Kind::CreateEvent(e)) => {
+                (ResourceKind::Event, &e.id, Resource::Event(Event { world_id, ..e.clone() }))
+            }
             Some(Kind::Link(link)) => return self.link(tx, link).await,
             Some(Kind::SetField(set)) => return self.set(tx, set).await,
             None => return Ok(()),
@@ -396,7 +407,11 @@ impl Applier<'_> {
         self.record(tx, RevisionKind::Create, kind, parse(id)?, None).await
     }
 
-    async fn link(&self, tx: &mut Transaction<'static, Any>, link: &fabula_contracts::pb::story::LinkToStory) -> Result<()> {
+    async fn link(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        link: &fabula_contracts::pb::story::LinkToStory,
+    ) -> Result<()> {
         let id = parse(&link.story_id)?;
         let Some(Resource::Story(story)) = revisions::current(tx, ResourceKind::Story, id).await? else {
             return Err(Error::Internal(format!("story {id} went while its link was applied")));
@@ -434,7 +449,8 @@ impl Applier<'_> {
         id: Uuid,
         before: Option<Resource>,
     ) -> Result<()> {
-        let write = Write { proposal: Some((self.job_id, self.proposal_id)), ..Write::of(kind, resource_kind, id, before) };
+        let write =
+            Write { proposal: Some((self.job_id, self.proposal_id)), ..Write::of(kind, resource_kind, id, before) };
         revisions::record(tx, self.caller, write).await.map(|_| ())
     }
 }

@@ -119,11 +119,14 @@ async fn load(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<Sto
     Ok(stored)
 }
 
-/// NOT_FOUND (naming `what`) unless the caller reads world `world_id`,
-/// PERMISSION_DENIED unless they may change what is in it.
+/// NOT_FOUND unless the caller is a member of world `world_id` (its owner, one it is
+/// shared with, an administrator), PERMISSION_DENIED unless they may change what is
+/// in it.
 async fn require_decider(conn: &mut AnyConnection, caller: &Caller, world_id: Uuid) -> Result<()> {
-    let access = world_access(&mut *conn, caller, world_id).await?;
-    access.require_read().map_err(|_| not_found("proposal"))?;
+    let access = world_access(&mut *conn, caller, world_id).await.map_err(|_| not_found("proposal"))?;
+    if !access.reads_everything() {
+        return Err(not_found("proposal"));
+    }
     access
         .require_write_children()
         .map_err(|_| denied("only those who may change the world's content see and decide its proposals"))
@@ -139,8 +142,10 @@ fn require_open(proposal: &Proposal) -> Result<()> {
             "this proposal expired; it is kept, read-only",
         )
         .into()),
-        _ => Err(errors::status(Code::FailedPrecondition, "PROPOSAL_DECIDED", "this proposal was already decided")
-            .into()),
+        _ => {
+            Err(errors::status(Code::FailedPrecondition, "PROPOSAL_DECIDED", "this proposal was already decided")
+                .into())
+        }
     }
 }
 
@@ -156,7 +161,9 @@ fn chosen(proposal: &Proposal, ids: &[String]) -> Result<Vec<usize>> {
     for id in ids {
         match proposal.changes.iter().position(|c| &c.id == id && pending(c)) {
             Some(index) => found.push(index),
-            None => violations.add("change_ids", format!("{} is not a pending change of this proposal", errors::quote(id))),
+            None => {
+                violations.add("change_ids", format!("{} is not a pending change of this proposal", errors::quote(id)))
+            }
         }
     }
     violations.finish()?;
@@ -170,9 +177,7 @@ impl ProposalsApi {
         let query = ["ListProposals", &request.world_id, state.as_str_name()];
         let page = Page::parse(request.page_size, &request.page_token, &LISTING, &query)?;
         let mut conn = self.0.db.reader.acquire().await?;
-        let access = world_access(&mut *conn, caller, world_id).await?;
-        access.require_read()?;
-        access.require_write_children()?;
+        require_decider(&mut conn, caller, world_id).await?;
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM proposals p WHERE p.world_id = "));
         sql.bind(Bind::Text(world_id.to_string()));
         push_state(&mut sql, state);
@@ -211,8 +216,7 @@ impl ProposalsApi {
             return Ok(first);
         }
         world_access(&mut *tx, caller, world_id).await?.require_write_children()?;
-        let created: Created =
-            proposal.changes.iter().filter_map(changes::created_id).map(str::to_owned).collect();
+        let created: Created = proposal.changes.iter().filter_map(changes::created_id).map(str::to_owned).collect();
         let mut violations = FieldViolations::new();
         for (i, change) in proposal.changes.iter_mut().enumerate() {
             let field = format!("proposal.changes[{i}]");
@@ -303,7 +307,8 @@ impl ProposalsApi {
                 change.state = state.into();
             }
         }
-        let decision = if picked.is_empty() { ProposalState::ProposalRejected } else { ProposalState::ProposalAccepted };
+        let decision =
+            if picked.is_empty() { ProposalState::ProposalRejected } else { ProposalState::ProposalAccepted };
         self.save(&mut tx, &proposal, version, decision, Some(me.user_id)).await?;
         let saved = load(&mut tx, caller, id).await?;
         tx.commit().await?;
@@ -332,7 +337,11 @@ impl ProposalsApi {
             proposal.changes[i].state = ChangeState::ChangeDeclined.into();
         }
         let open = proposal.changes.iter().any(|c| c.state() == ChangeState::ChangePending);
-        let (state, by) = if open { (ProposalState::ProposalOpen, None) } else { (ProposalState::ProposalRejected, Some(me.user_id)) };
+        let (state, by) = if open {
+            (ProposalState::ProposalOpen, None)
+        } else {
+            (ProposalState::ProposalRejected, Some(me.user_id))
+        };
         self.save(&mut tx, &proposal, version, state, by).await?;
         let saved = load(&mut tx, caller, id).await?;
         tx.commit().await?;

@@ -13,6 +13,7 @@ mod logs;
 mod long_values;
 mod names;
 mod plumbing;
+mod proposals;
 mod revisions;
 mod signals;
 mod stories;
