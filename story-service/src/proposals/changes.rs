@@ -158,6 +158,7 @@ pub fn depends_on<'a>(change: &'a Change) -> Vec<&'a str> {
 /// is checked by [`prepare`].
 pub fn check(change: &mut Change, field: &str, violations: &mut FieldViolations) {
     violations.check(&format!("{field}.reason"), rules::text(&change.reason, &rules::story::change::REASON));
+    violations.check(&format!("{field}.etag"), rules::text(&change.etag, &rules::story::change::ETAG));
     match change.kind.as_mut() {
         None => violations.add(format!("{field}.kind"), "is required: name one kind of change"),
         Some(Kind::CreateEntity(sent)) => {
@@ -234,7 +235,8 @@ pub async fn prepare(
         Some(Kind::Link(link)) => {
             let story = revisions::current(conn, ResourceKind::Story, parse(&link.story_id)?).await?;
             match story.filter(|s| s.world_id() == world_id.to_string()) {
-                Some(story) => change.etag = story.etag().to_owned(),
+                Some(story) if change.etag.is_empty() => change.etag = story.etag().to_owned(),
+                Some(_) => {}
                 None => violations.add(format!("{field}.link.story_id"), missing),
             }
             let (target, id) = link_item(link.item.as_ref())?;
@@ -247,7 +249,9 @@ pub async fn prepare(
             match now.filter(|r| r.world_id() == world_id.to_string()) {
                 Some(resource) => {
                     set.current_value = read_field(&resource, &set.field);
-                    change.etag = resource.etag().to_owned();
+                    if change.etag.is_empty() {
+                        change.etag = resource.etag().to_owned();
+                    }
                 }
                 None => violations.add(format!("{field}.set_field.resource_id"), missing),
             }
