@@ -141,6 +141,11 @@ pub fn created_id(change: &Change) -> Option<&str> {
     }
 }
 
+/// Whether `change` sets a field of the world itself, which only its owner may.
+pub fn sets_the_world(change: &Change) -> bool {
+    matches!(&change.kind, Some(Kind::SetField(set)) if set.resource_kind() == ResourceKind::World)
+}
+
 /// The create change a link or an event of the proposal depends on, by the id it makes.
 pub fn depends_on<'a>(change: &'a Change) -> Vec<&'a str> {
     match change.kind.as_ref() {

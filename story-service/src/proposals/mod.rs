@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::{
     State,
-    access::world_access,
+    access::{WorldAccess, world_access},
     domain,
     proposals::changes::{Applier, Created},
     revisions::record::{message_from_json, message_to_json},
@@ -111,25 +111,26 @@ fn from_row(row: &AnyRow) -> Result<Stored> {
 
 /// Proposal `id` with the caller's right to see it checked: NOT_FOUND unless they
 /// read its world, PERMISSION_DENIED unless they may change its content.
-async fn load(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<Stored> {
+async fn load(conn: &mut AnyConnection, caller: &Caller, id: Uuid) -> Result<(Stored, WorldAccess)> {
     let sql = format!("SELECT {COLUMNS} FROM proposals p WHERE p.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
     let stored = from_row(&row.ok_or_else(|| not_found("proposal"))?)?;
-    require_decider(conn, caller, stored.world_id).await?;
-    Ok(stored)
+    let access = require_decider(conn, caller, stored.world_id).await?;
+    Ok((stored, access))
 }
 
 /// NOT_FOUND unless the caller is a member of world `world_id` (its owner, one it is
 /// shared with, an administrator), PERMISSION_DENIED unless they may change what is
 /// in it.
-async fn require_decider(conn: &mut AnyConnection, caller: &Caller, world_id: Uuid) -> Result<()> {
+async fn require_decider(conn: &mut AnyConnection, caller: &Caller, world_id: Uuid) -> Result<WorldAccess> {
     let access = world_access(&mut *conn, caller, world_id).await.map_err(|_| not_found("proposal"))?;
     if !access.reads_everything() {
         return Err(not_found("proposal"));
     }
     access
         .require_write_children()
-        .map_err(|_| denied("only those who may change the world's content see and decide its proposals"))
+        .map_err(|_| denied("only those who may change the world's content see and decide its proposals"))?;
+    Ok(access)
 }
 
 /// FAILED_PRECONDITION unless `proposal` is open.
@@ -250,7 +251,7 @@ impl ProposalsApi {
             }
             other => other?,
         };
-        let stored = load(&mut tx, caller, id).await?;
+        let (stored, _) = load(&mut tx, caller, id).await?;
         tx.commit().await?;
         Ok(stored.proposal)
     }
@@ -266,7 +267,7 @@ impl ProposalsApi {
         let me = *caller.require_user()?;
         let id = self.check_decision(&request.id, &request.change_ids, &request.etag)?;
         let mut tx = self.0.db.begin().await?;
-        let Stored { mut proposal, version, world_id } = load(&mut tx, caller, id).await?;
+        let (Stored { mut proposal, version, world_id }, access) = load(&mut tx, caller, id).await?;
         require_open(&proposal)?;
         check_etag(&request.etag, version, "proposal")?;
         let mut picked = chosen(&proposal, &request.change_ids)?;
@@ -278,6 +279,9 @@ impl ProposalsApi {
             .collect();
         let dropped: Created = dropped.into_iter().map(str::to_owned).collect();
         picked.retain(|&i| !changes::depends_on(&proposal.changes[i]).iter().any(|id| dropped.contains(*id)));
+        if picked.iter().any(|&i| changes::sets_the_world(&proposal.changes[i])) {
+            access.require_owner()?;
+        }
         let created: Created =
             picked.iter().filter_map(|&i| changes::created_id(&proposal.changes[i])).map(str::to_owned).collect();
         let mut stale = Vec::new();
@@ -310,7 +314,7 @@ impl ProposalsApi {
         let decision =
             if picked.is_empty() { ProposalState::ProposalRejected } else { ProposalState::ProposalAccepted };
         self.save(&mut tx, &proposal, version, decision, Some(me.user_id)).await?;
-        let saved = load(&mut tx, caller, id).await?;
+        let (saved, _) = load(&mut tx, caller, id).await?;
         tx.commit().await?;
         Ok(saved.proposal)
     }
@@ -330,7 +334,7 @@ impl ProposalsApi {
         let me = *caller.require_user()?;
         let id = self.check_decision(&request.id, &request.change_ids, &request.etag)?;
         let mut tx = self.0.db.begin().await?;
-        let Stored { mut proposal, version, .. } = load(&mut tx, caller, id).await?;
+        let (Stored { mut proposal, version, .. }, _) = load(&mut tx, caller, id).await?;
         require_open(&proposal)?;
         check_etag(&request.etag, version, "proposal")?;
         for i in chosen(&proposal, &request.change_ids)? {
@@ -343,7 +347,7 @@ impl ProposalsApi {
             (ProposalState::ProposalRejected, Some(me.user_id))
         };
         self.save(&mut tx, &proposal, version, state, by).await?;
-        let saved = load(&mut tx, caller, id).await?;
+        let (saved, _) = load(&mut tx, caller, id).await?;
         tx.commit().await?;
         Ok(saved.proposal)
     }
@@ -465,7 +469,7 @@ impl ProposalService for ProposalsApi {
         caller.require_user().map_err(Status::from)?;
         let id = domain::id(&request.get_ref().id).map_err(|e| invalid("id", e))?;
         let mut conn = self.0.db.reader.acquire().await.map_err(Error::from)?;
-        Ok(Response::new(load(&mut conn, &caller, id).await?.proposal))
+        Ok(Response::new(load(&mut conn, &caller, id).await?.0.proposal))
     }
 
     async fn accept_proposal(&self, request: Request<AcceptProposalRequest>) -> Result<Response<Proposal>, Status> {

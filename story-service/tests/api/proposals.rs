@@ -339,6 +339,13 @@ async fn owners_and_co_authors_decide_readers_are_refused_strangers_see_nothing(
     expect_code(for_reader, Code::PermissionDenied, "PERMISSION_DENIED", "a job of a reader proposes");
     let accepted = accept(&app, &co.token, accept_all(&proposal.id)).await.expect("a co-author accepts");
     assert_eq!(accepted.decided_by, co.id);
+
+    let describe = vec![set_world_description(&world, "Told anew.")];
+    let of_world = propose(&app, &job_of(&worker, &alice), &world.id, describe).await.unwrap();
+    let refused = accept(&app, &co.token, accept_all(&of_world.id)).await;
+    expect_code(refused, Code::PermissionDenied, "PERMISSION_DENIED", "a co-author changes the world itself");
+    accept(&app, &alice.token, accept_all(&of_world.id)).await.expect("its owner may");
+    assert_eq!(world_of(&app, &alice.token, &world.id).await.description, "Told anew.");
 }
 
 async fn open_proposals_expire_and_the_sweep_marks_them(backend: Backend) {
