@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 use fabula_contracts::pb::{
     accounts::{LoginRequest, RegisterRequest, UpdateUserRequest, User, account_service_client::AccountServiceClient},
     jobs::{
-        AnalyzeStory, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest,
+        AnalyzeStory, Apply, CreateJobRequest, Job, JobSpec, JobState, Paraphrase, WaitJobRequest,
         job_service_client::JobServiceClient, job_spec::Kind,
     },
     story::{
@@ -135,7 +135,7 @@ async fn spec_for(kind: JobKind, story: &Channel, token: &str) -> anyhow::Result
             Kind::AnalyzeStory(AnalyzeStory { story_id: story.id })
         }
     };
-    Ok(JobSpec { kind: Some(kind) })
+    Ok(JobSpec { kind: Some(kind), apply: Apply::Auto.into() })
 }
 
 /// Submits `count` jobs, one stream per user, round-robin over the workers, each user

@@ -6,7 +6,7 @@ use fabula_runtime::rules::Checks;
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use fabula_contracts::pb::jobs::{
-    CancelJobRequest, CreateJobRequest, DeleteJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate,
+    Apply, CancelJobRequest, CreateJobRequest, DeleteJobRequest, GetJobRequest, Job, JobSpec, JobState, JobUpdate,
     ListJobsRequest, ListJobsResponse, WaitJobRequest, WatchJobRequest, extract_events::Target,
     job_service_server::JobService, job_spec::Kind, job_update,
 };
@@ -184,6 +184,11 @@ fn validate(request: &CreateJobRequest) -> Result<JobSpec> {
             violations.check("spec.paraphrase.text", rules::text(&s.text, &declared::paraphrase::TEXT));
             violations.check("spec.paraphrase.mode", rules::text(&s.mode, &declared::paraphrase::MODE));
         }
+    }
+    if let Some(spec) = &request.spec
+        && Apply::try_from(spec.apply).is_err()
+    {
+        violations.add("spec.apply", format!("{} is not one of REVIEW, AUTO", spec.apply));
     }
     violations.check("request_id", rules::text(&request.request_id, &declared::create_job_request::REQUEST_ID));
     violations.finish()?;

@@ -194,17 +194,18 @@ impl Worker {
 
     /// Runs the job's kind until it ends or is stopped, writing output as it streams.
     async fn attempt(&self, claimed: &Claimed, recorder: &Recorder, stop: &CancellationToken) -> AttemptEnd {
+        let spec = claimed.job.spec.clone().unwrap_or_default();
         let ctx = JobContext {
             job_id: claimed.id,
             // A run saves answers only with its updates: none stored, no earlier run.
             resumed: claimed.last_seq > 0,
             owner: owner_of(claimed),
+            apply: spec.apply(),
             llm: &self.llm,
             story: &self.story,
             recorder,
             db: &self.db,
         };
-        let spec = claimed.job.spec.clone().unwrap_or_default();
         let work = kinds::run(&ctx, &spec);
         tokio::pin!(work);
         let mut flush = tokio::time::interval(FLUSH_EVERY);

@@ -8,7 +8,8 @@ use fabula_contracts::pb::{
     accounts::account_service_client::AccountServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
-        location_service_client::LocationServiceClient, story_service_client::StoryServiceClient,
+        location_service_client::LocationServiceClient, proposal_service_client::ProposalServiceClient,
+        revision_service_client::RevisionServiceClient, story_service_client::StoryServiceClient,
         world_service_client::WorldServiceClient,
     },
 };
@@ -69,4 +70,6 @@ impl StoryClient {
     client!(entities, EntityServiceClient);
     client!(locations, LocationServiceClient);
     client!(events, EventServiceClient);
+    client!(revisions, RevisionServiceClient);
+    client!(proposals, ProposalServiceClient);
 }

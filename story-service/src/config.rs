@@ -80,6 +80,10 @@ pub struct Settings {
     /// How long an invitation to a world waits for its answer; inviting again renews it.
     #[arg(long = "invitation-ttl", env = "STORY_INVITATION_TTL", default_value = "14d", value_parser = parse_duration)]
     pub invitation_ttl: Duration,
+    /// How long a job's proposal stays open for the author to decide; it expires then
+    /// (kept, read-only).
+    #[arg(long = "proposal-ttl", env = "STORY_PROPOSAL_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub proposal_ttl: Duration,
 
     #[command(flatten)]
     pub quotas: Quotas,
@@ -125,6 +129,7 @@ impl Settings {
             admin_email: "admin@fabula.localhost".into(),
             deleted_retention: Duration::from_secs(30 * 86_400),
             invitation_ttl: Duration::from_secs(14 * 86_400),
+            proposal_ttl: Duration::from_secs(30 * 86_400),
             quotas: Quotas::default(),
         }
     }

@@ -116,7 +116,7 @@ impl EntityFields {
 }
 
 /// A label, trimmed; empty means [`DEFAULT_TYPE`].
-fn entity_type(value: &str) -> Result<String, String> {
+pub(crate) fn entity_type(value: &str) -> Result<String, String> {
     let value = rules::text(value, &declared::ENTITY_TYPE)?;
     Ok(if value.is_empty() { DEFAULT_TYPE.to_owned() } else { value })
 }
@@ -124,7 +124,7 @@ fn entity_type(value: &str) -> Result<String, String> {
 /// Attributes as declared (so many at most, each key a name and each value a text of
 /// its length), both kept as written. Problems are filed under `field` (too many, a
 /// bad key) or `field["key"]` (a bad value), in key order.
-fn attributes(
+pub(crate) fn attributes(
     attributes: &HashMap<String, String>,
     field: &str,
     violations: &mut FieldViolations,

@@ -2,7 +2,7 @@
 //!
 //! A request goes: [`fabula_runtime::auth::AuthLayer`] (token → `Caller`, per the
 //! method's declared policy) → the resource's API ([`worlds`], [`stories`],
-//! [`entities`], [`locations`], [`events`], [`revisions`], [`accounts`]) → [`access`]
+//! [`entities`], [`locations`], [`events`], [`revisions`], [`proposals`], [`accounts`]) → [`access`]
 //! (may this caller do this?) → the database ([`fabula_store`]); every write records
 //! its revision ([`revisions::record`]) in its own transaction. [`build`] binds the listener and
 //! prepares everything; [`App::run_until_stopped`] serves until shutdown.
@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod links;
 pub mod locations;
+pub mod proposals;
 pub mod quotas;
 pub mod revisions;
 pub mod stories;
@@ -136,6 +137,7 @@ impl App {
         }
         state.db.spawn_checkpoints();
         revisions::spawn_sweep(state.db.clone(), state.settings.deleted_retention);
+        proposals::spawn_sweep(state.db.writer.clone());
         tracing::info!(?addr, "story-service listening");
         let router = server::builder(state.authn.clone())
             .add_service(health)
@@ -162,6 +164,9 @@ impl App {
             ))))
             .add_service(limited!(story::invitation_service_server::InvitationServiceServer::new(
                 invitations::InvitationsApi(state.clone())
+            )))
+            .add_service(limited!(story::proposal_service_server::ProposalServiceServer::new(
+                proposals::ProposalsApi(state.clone())
             )));
         let incoming = server::incoming(listener);
         let served =
@@ -187,4 +192,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.EventService",
     "fabula.story.v1.RevisionService",
     "fabula.story.v1.InvitationService",
+    "fabula.story.v1.ProposalService",
 ];

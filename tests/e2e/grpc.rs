@@ -6,8 +6,8 @@
 
 use fabula_contracts::pb::{
     jobs::{
-        AnalyzeStory, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result, job_spec::Kind,
-        job_update,
+        AnalyzeStory, Apply, CreateJobRequest, JobSpec, JobState, WaitJobRequest, WatchJobRequest, job_result,
+        job_spec::Kind, job_update,
     },
     story::{
         CreateStoryRequest, CreateWorldRequest, GetStoryRequest, ListEntitiesRequest, ListLocationsRequest, Story,
@@ -41,7 +41,8 @@ async fn an_internal_caller_runs_the_core_flow_over_grpc(backend: Backend) {
 
     // The job is submitted to gpt-worker with the story owner's own token.
     let mut jobs = jobs_client(connect(running.addresses.worker).await);
-    let spec = JobSpec { kind: Some(Kind::AnalyzeStory(AnalyzeStory { story_id: story.id.clone() })) };
+    let kind = Kind::AnalyzeStory(AnalyzeStory { story_id: story.id.clone() });
+    let spec = JobSpec { kind: Some(kind), apply: Apply::Auto.into() };
     let job = jobs.create_job(authed(CreateJobRequest { spec: Some(spec), ..Default::default() }, token)).await;
     let job = job.expect("create a job").into_inner();
     assert_eq!((job.state(), job.owner_id.as_str()), (JobState::Queued, ada_id.as_str()));
@@ -95,6 +96,7 @@ async fn each_service_checks_tokens_itself(backend: Backend) {
     let spec = || CreateJobRequest {
         spec: Some(JobSpec {
             kind: Some(Kind::AnalyzeStory(AnalyzeStory { story_id: uuid::Uuid::now_v7().to_string() })),
+            ..Default::default()
         }),
         ..Default::default()
     };

@@ -122,24 +122,39 @@ async fn world_contents(user: &RestUser, world_id: &str) -> (Value, Value) {
     (entities, locations)
 }
 
+/// By default a job proposes: nothing is written until the author accepts.
 async fn analyze_story_creates_and_links_what_it_finds(ada: &RestUser, world_id: &str, crossing: &str) {
     let result = run(ada, json!({"analyzeStory": {"storyId": crossing}})).await;
+    let proposal_id = result["proposalId"].as_str().expect("the job names its proposal").to_owned();
+    let (entities, locations) = world_contents(ada, world_id).await;
+    assert!(names(&entities).is_empty() && names(&locations).is_empty(), "nothing written yet");
+    let proposal = get(ada, &format!("/v1/proposals/{proposal_id}")).await;
+    assert_eq!(proposal["state"], "PROPOSAL_OPEN", "{proposal}");
 
+    let accepted = ada.api.post(&format!("/v1/proposals/{proposal_id}/accept"), json!({})).await;
+    let accepted = accepted.expect(StatusCode::OK, "accept the proposal");
+
+    assert_eq!(accepted["state"], "PROPOSAL_ACCEPTED", "{accepted}");
     let (entities, locations) = world_contents(ada, world_id).await;
     assert_eq!(names(&entities), ["Mira", "Mira Vale", "Old Tomas", "Tomas"], "{entities}");
     assert_eq!(names(&locations), ["Kestrel Keep", "Port Sorrow", "Silver Lake"], "{locations}");
     assert!(entities.as_array().into_iter().flatten().all(|e| e["entityType"] == "character"), "{entities}");
-    let analysis = &result["analyses"]["stories"][0];
-    assert_eq!(analysis["storyId"], crossing);
-    assert_eq!(strings(&analysis["createdEntityIds"]), all_ids(&entities), "{analysis}");
-    assert_eq!(strings(&analysis["createdLocationIds"]), all_ids(&locations), "{analysis}");
+    assert_eq!(result["analyses"]["stories"][0]["storyId"], crossing);
+    let created = |kind: &str| -> Vec<String> {
+        let changes = accepted["changes"].as_array().into_iter().flatten();
+        let mut ids: Vec<String> = changes.filter_map(|c| c[kind]["id"].as_str().map(str::to_owned)).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(created("createEntity"), all_ids(&entities), "{accepted}");
+    assert_eq!(created("createLocation"), all_ids(&locations), "{accepted}");
     let story = get(ada, &format!("/v1/stories/{crossing}")).await;
     assert_eq!(strings(&story["entityIds"]), all_ids(&entities), "every entity is linked to the story");
     assert_eq!(strings(&story["locationIds"]), all_ids(&locations), "every place is linked to the story");
 }
 
 async fn extract_events_makes_events_of_the_dated_sentences(ada: &RestUser, world_id: &str, crossing: &str) {
-    let result = run(ada, json!({"extractEvents": {"storyId": crossing}})).await;
+    let result = run(ada, json!({"extractEvents": {"storyId": crossing}, "apply": "AUTO"})).await;
 
     let events = get(ada, &format!("/v1/worlds/{world_id}/events")).await["events"].clone();
     assert_eq!(strings(&result["events"]["createdEventIds"]), all_ids(&events), "{events}");
@@ -163,7 +178,7 @@ async fn extract_events_makes_events_of_the_dated_sentences(ada: &RestUser, worl
 }
 
 async fn describe_story_writes_the_summary(ada: &RestUser, crossing: &str) {
-    let result = run(ada, json!({"describeStory": {"storyId": crossing}})).await;
+    let result = run(ada, json!({"describeStory": {"storyId": crossing}, "apply": "AUTO"})).await;
 
     let summary = "[offline] This story description was written by Fabula's offline model; no language model was used.\
         \n\nIt opens: \"In 1204 Mira Vale sailed from Port Sorrow to the Silver Lake. She met Old Tomas there.\" \
@@ -175,7 +190,7 @@ async fn describe_story_writes_the_summary(ada: &RestUser, crossing: &str) {
 }
 
 async fn describe_world_writes_the_description(ada: &RestUser, world_id: &str) {
-    let result = run(ada, json!({"describeWorld": {"worldId": world_id}})).await;
+    let result = run(ada, json!({"describeWorld": {"worldId": world_id}, "apply": "AUTO"})).await;
 
     let text = result["description"]["text"].as_str().expect("a description");
     assert!(text.starts_with("[offline] This world description was written by Fabula's offline model"), "{text}");
@@ -190,7 +205,8 @@ async fn batch_analyze_reuses_what_exists(ada: &RestUser, world_id: &str, crossi
     let mining = ada.api.post(&format!("/v1/worlds/{world_id}/stories"), mining).await;
     let mining = id_of(&mining.expect(StatusCode::CREATED, "story"));
 
-    let result = run(ada, json!({"batchAnalyze": {"worldId": world_id, "storyIds": [crossing, mining]}})).await;
+    let result =
+        run(ada, json!({"batchAnalyze": {"worldId": world_id, "storyIds": [crossing, mining]}, "apply": "AUTO"})).await;
 
     let analyses = result["analyses"]["stories"].as_array().expect("analyses");
     assert_eq!((&analyses[0]["storyId"], &analyses[1]["storyId"]), (&json!(crossing), &json!(mining)), "in order");

@@ -10,8 +10,8 @@ use fabula_contracts::pb::{
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
         invitation_service_client::InvitationServiceClient, location_service_client::LocationServiceClient,
-        revision_service_client::RevisionServiceClient, story_service_client::StoryServiceClient,
-        world_service_client::WorldServiceClient,
+        proposal_service_client::ProposalServiceClient, revision_service_client::RevisionServiceClient,
+        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
     },
 };
 use tonic::{Request, transport::Channel};
@@ -87,6 +87,10 @@ impl StoryClients {
 
     pub fn invitations(&self) -> InvitationServiceClient<Channel> {
         limited!(InvitationServiceClient, self.channel())
+    }
+
+    pub fn proposals(&self) -> ProposalServiceClient<Channel> {
+        limited!(ProposalServiceClient, self.channel())
     }
 }
 

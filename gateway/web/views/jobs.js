@@ -225,7 +225,9 @@ function jobSpec(values) {
 }
 
 async function startJob(values) {
-  const job = await api.call("POST", "/v1/jobs", { body: jobSpec(values), query: once() });
+  // The page has no review view for proposals yet: its jobs apply what they find at once.
+  const body = { ...jobSpec(values), apply: "AUTO" };
+  const job = await api.call("POST", "/v1/jobs", { body, query: once() });
   say(`${kindName(job.spec)} started.`);
   await follow(job);
   refreshRecentJobs();

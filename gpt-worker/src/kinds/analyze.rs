@@ -1,55 +1,57 @@
 //! AnalyzeStory and BatchAnalyze: the model names a story's characters, other
-//! entities and places; the missing ones are created in the world and all of them
-//! linked to the story. Every create carries a request id derived from the job and
-//! the item's name in the model's answer, which a re-run of the job gets back from
-//! [`ask`] unchanged, so a job re-run after a crash creates nothing twice.
+//! entities and places; the job proposes the missing ones for the world and links of
+//! all of them to the story, in one proposal for the whole job ([`propose`]). A name
+//! found in several stories of a batch is proposed once. Nothing a person wrote is
+//! changed: known items are only linked.
+
+use std::collections::{HashMap, HashSet};
 
 use fabula_contracts::pb::{
-    jobs::{AnalysesResult, AnalysisResult, AnalyzeStory, BatchAnalyze, job_result::Kind},
+    jobs::{AnalysesResult, AnalysisResult, AnalyzeStory, Apply, BatchAnalyze, job_result::Kind},
     story::{
-        CreateEntityRequest, CreateLocationRequest, Entity, GetStoryRequest, GetWorldRequest, Location, Story,
-        UpdateStoryRequest,
+        Change, Entity, GetStoryRequest, GetWorldRequest, LinkToStory, Location, Proposal, Story, change,
+        link_to_story::Item,
     },
 };
-use prost_types::FieldMask;
-use sha2::{Digest, Sha256};
-use tonic::Code;
+use uuid::Uuid;
 
 use super::{
-    JobContext, KindError, Step, ask,
+    Done, JobContext, KindError, Step, ask,
     context::{self, CONTENT_BUDGET},
+    propose,
 };
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, Purpose},
     outputs::{Analysis, parse_analysis},
 };
 
-/// Attempts at linking when the story keeps changing under us.
-const LINK_ATTEMPTS: usize = 3;
-
-pub async fn one(ctx: &JobContext<'_>, spec: &AnalyzeStory) -> Result<Kind, KindError> {
-    let result = analyze(ctx, &spec.story_id, None, (0, 100)).await?;
-    Ok(Kind::Analyses(AnalysesResult { stories: vec![result] }))
+pub async fn one(ctx: &JobContext<'_>, spec: &AnalyzeStory) -> Result<Done, KindError> {
+    let mut plan = Plan::default();
+    let story = analyze(ctx, &spec.story_id, None, (0, 100), &mut plan).await?;
+    let title = format!("Characters and places of \"{}\"", story.title);
+    plan.finish(ctx, &story.world_id, title).await
 }
 
-pub async fn batch(ctx: &JobContext<'_>, spec: &BatchAnalyze) -> Result<Kind, KindError> {
+pub async fn batch(ctx: &JobContext<'_>, spec: &BatchAnalyze) -> Result<Done, KindError> {
     let count = spec.story_ids.len().max(1) as i32;
-    let mut stories = Vec::with_capacity(spec.story_ids.len());
+    let mut plan = Plan::default();
     for (i, story_id) in spec.story_ids.iter().enumerate() {
         let i = i as i32;
         let span = (i * 100 / count, (i + 1) * 100 / count);
-        stories.push(analyze(ctx, story_id, Some(&spec.world_id), span).await?);
+        analyze(ctx, story_id, Some(&spec.world_id), span, &mut plan).await?;
     }
-    Ok(Kind::Analyses(AnalysesResult { stories }))
+    let title = format!("Characters and places of {} stories", spec.story_ids.len());
+    plan.finish(ctx, &spec.world_id, title).await
 }
 
-/// Analyses one story, reporting progress from `span.0` to `span.1` percent.
+/// Analyses one story into `plan`, reporting progress from `span.0` to `span.1` percent.
 async fn analyze(
     ctx: &JobContext<'_>,
     story_id: &str,
     world_id: Option<&str>,
     span: (i32, i32),
-) -> Result<AnalysisResult, KindError> {
+    plan: &mut Plan,
+) -> Result<Story, KindError> {
     let at = |fraction: i32| span.0 + (span.1 - span.0) * fraction / 100;
     ctx.recorder.progress(at(0), "reading the story");
     let story =
@@ -63,16 +65,12 @@ async fn analyze(
     let world =
         ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: story.world_id.clone() })).await?.into_inner();
     let facts = context::world_facts(ctx, &world.id).await?;
-    ctx.recorder.writing(at(20), at(70), format!("asking the model about \"{}\"", story.title));
+    ctx.recorder.writing(at(20), at(90), format!("asking the model about \"{}\"", story.title));
     let request = request(&context::describe(&world, &facts, Some(&story)), &story);
     let analysis = ask(ctx, Step::Saved(&format!("analyze:{}", story.id)), request, parse_analysis).await?;
-    ctx.recorder.progress(
-        at(70),
-        format!("recording {} entities and {} places", analysis.entities.len(), analysis.locations.len()),
-    );
-    let result = record(ctx, &story, &facts, &analysis).await?;
+    plan.add(&story, &facts, &analysis);
     ctx.recorder.progress(at(100), format!("\"{}\" analysed", story.title));
-    Ok(result)
+    Ok(story)
 }
 
 fn request(context: &str, story: &Story) -> ChatRequest {
@@ -95,120 +93,149 @@ fn request(context: &str, story: &Story) -> ChatRequest {
     }
 }
 
-/// Creates what is missing and links everything found to the story.
-async fn record(
-    ctx: &JobContext<'_>,
-    story: &Story,
-    facts: &context::WorldFacts,
-    analysis: &Analysis,
-) -> Result<AnalysisResult, KindError> {
-    let mut result = AnalysisResult { story_id: story.id.clone(), ..Default::default() };
-    for found in &analysis.entities {
-        match facts.entities.iter().find(|e| e.name.eq_ignore_ascii_case(&found.name)) {
-            Some(known) => result.linked_entity_ids.push(known.id.clone()),
-            None => {
-                let entity = Entity {
-                    name: found.name.clone(),
-                    entity_type: found.entity_type.clone(),
-                    description: found.description.clone(),
-                    ..Default::default()
-                };
-                let request = CreateEntityRequest {
-                    world_id: story.world_id.clone(),
-                    entity: Some(entity),
-                    request_id: request_id(ctx, "entity", &story.id, &found.name),
-                };
-                let created = ctx.story.entities().create_entity(ctx.as_owner(request)).await?.into_inner();
-                result.created_entity_ids.push(created.id.clone());
-                result.linked_entity_ids.push(created.id);
+/// What the analyses of a job propose: the changes, and for each story what was
+/// already linked to it.
+#[derive(Default)]
+struct Plan {
+    changes: Vec<Change>,
+    /// The ids of what this job proposes to create, by kind and name (lowercase).
+    created: HashMap<(bool, String), String>,
+    /// Per story, in order: its id and the entity and location ids already linked.
+    stories: Vec<(String, Vec<String>, Vec<String>)>,
+}
+
+impl Plan {
+    /// Proposes what `analysis` found in `story`: the unknown items, and links of
+    /// everything found that is not linked yet.
+    fn add(&mut self, story: &Story, facts: &context::WorldFacts, analysis: &Analysis) {
+        let mut linked = (Vec::new(), Vec::new());
+        let mut seen = HashSet::new();
+        for found in &analysis.entities {
+            let known = facts.entities.iter().find(|e| e.name.eq_ignore_ascii_case(&found.name)).map(|e| e.id.clone());
+            let id = known.unwrap_or_else(|| {
+                self.create((true, found.name.to_lowercase()), |id| {
+                    change::Kind::CreateEntity(Entity {
+                        id,
+                        name: found.name.clone(),
+                        entity_type: found.entity_type.clone(),
+                        description: found.description.clone(),
+                        ..Entity::default()
+                    })
+                })
+            });
+            self.link(story, Item::EntityId(id), &story.entity_ids, &mut linked.0, &mut seen);
+        }
+        for found in &analysis.locations {
+            let known = facts.locations.iter().find(|l| l.name.eq_ignore_ascii_case(&found.name)).map(|l| l.id.clone());
+            let id = known.unwrap_or_else(|| {
+                self.create((false, found.name.to_lowercase()), |id| {
+                    change::Kind::CreateLocation(Location {
+                        id,
+                        name: found.name.clone(),
+                        description: found.description.clone(),
+                        ..Location::default()
+                    })
+                })
+            });
+            self.link(story, Item::LocationId(id), &story.location_ids, &mut linked.1, &mut seen);
+        }
+        self.stories.push((story.id.clone(), linked.0, linked.1));
+    }
+
+    /// The id of what this job creates under `key`: proposed by `make` the first time.
+    fn create(&mut self, key: (bool, String), make: impl FnOnce(String) -> change::Kind) -> String {
+        if let Some(id) = self.created.get(&key) {
+            return id.clone();
+        }
+        let id = Uuid::now_v7().to_string();
+        self.changes.push(proposed(make(id.clone())));
+        self.created.insert(key, id.clone());
+        id
+    }
+
+    /// Proposes linking `item` to `story`, unless it is linked (`already` holds the
+    /// story's links of its kind: it goes to `kept`) or proposed already (`seen`).
+    fn link(
+        &mut self,
+        story: &Story,
+        item: Item,
+        already: &[String],
+        kept: &mut Vec<String>,
+        seen: &mut HashSet<String>,
+    ) {
+        let (Item::EntityId(id) | Item::LocationId(id)) = &item;
+        if !seen.insert(id.clone()) {
+            return;
+        }
+        if already.contains(id) {
+            kept.push(id.clone());
+        } else {
+            self.changes
+                .push(proposed(change::Kind::Link(LinkToStory { story_id: story.id.clone(), item: Some(item) })));
+        }
+    }
+
+    /// Ends the job: the proposal, and with AUTO what was applied, per story.
+    async fn finish(self, ctx: &JobContext<'_>, world_id: &str, title: String) -> Result<Done, KindError> {
+        let proposal = propose::conclude(ctx, world_id, title, self.changes).await?;
+        let mut results = Vec::with_capacity(self.stories.len());
+        let mut counted = HashSet::new();
+        for (story_id, entities, locations) in self.stories {
+            let result = match ctx.apply {
+                Apply::Auto => applied_to(proposal.as_ref(), story_id, entities, locations, &mut counted),
+                _ => AnalysisResult { story_id, ..AnalysisResult::default() },
+            };
+            results.push(result);
+        }
+        ctx.recorder.progress(100, if proposal.is_some() { "proposal made" } else { "nothing new to propose" });
+        Ok(Done::new(Kind::Analyses(AnalysesResult { stories: results }), proposal.as_ref()))
+    }
+}
+
+fn proposed(kind: change::Kind) -> Change {
+    Change { kind: Some(kind), reason: "named in the story".into(), ..Change::default() }
+}
+
+/// What `proposal`, accepted, did for story `story_id`: the links it applied (beside
+/// the `entities` and `locations` linked before), and the items it created that were
+/// linked to this story first (`counted` holds those of earlier stories).
+fn applied_to(
+    proposal: Option<&Proposal>,
+    story_id: String,
+    mut entities: Vec<String>,
+    mut locations: Vec<String>,
+    counted: &mut HashSet<String>,
+) -> AnalysisResult {
+    let created: HashSet<&str> = propose::applied(proposal)
+        .filter_map(|c| match &c.kind {
+            Some(change::Kind::CreateEntity(e)) => Some(e.id.as_str()),
+            Some(change::Kind::CreateLocation(l)) => Some(l.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    for change in propose::applied(proposal) {
+        match &change.kind {
+            Some(change::Kind::Link(LinkToStory { story_id: to, item: Some(Item::EntityId(id)) }))
+                if *to == story_id =>
+            {
+                entities.push(id.clone());
             }
-        }
-    }
-    for found in &analysis.locations {
-        match facts.locations.iter().find(|l| l.name.eq_ignore_ascii_case(&found.name)) {
-            Some(known) => result.linked_location_ids.push(known.id.clone()),
-            None => {
-                let location =
-                    Location { name: found.name.clone(), description: found.description.clone(), ..Default::default() };
-                let request = CreateLocationRequest {
-                    world_id: story.world_id.clone(),
-                    location: Some(location),
-                    request_id: request_id(ctx, "location", &story.id, &found.name),
-                };
-                let created = ctx.story.locations().create_location(ctx.as_owner(request)).await?.into_inner();
-                result.created_location_ids.push(created.id.clone());
-                result.linked_location_ids.push(created.id);
+            Some(change::Kind::Link(LinkToStory { story_id: to, item: Some(Item::LocationId(id)) }))
+                if *to == story_id =>
+            {
+                locations.push(id.clone());
             }
+            _ => {}
         }
     }
-    link(ctx, story.clone(), &result).await?;
-    Ok(result)
-}
-
-/// Adds the links to the story, re-reading it when an edit raced ours.
-async fn link(ctx: &JobContext<'_>, mut story: Story, result: &AnalysisResult) -> Result<(), KindError> {
-    for _ in 0..LINK_ATTEMPTS {
-        let entity_ids = union(&story.entity_ids, &result.linked_entity_ids);
-        let location_ids = union(&story.location_ids, &result.linked_location_ids);
-        if entity_ids == story.entity_ids && location_ids == story.location_ids {
-            return Ok(());
-        }
-        let update = UpdateStoryRequest {
-            story: Some(Story {
-                id: story.id.clone(),
-                entity_ids,
-                location_ids,
-                etag: story.etag.clone(),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask { paths: vec!["entity_ids".into(), "location_ids".into()] }),
-        };
-        match ctx.story.stories().update_story(ctx.as_owner(update)).await {
-            Ok(_) => return Ok(()),
-            Err(status) if status.code() == Code::Aborted => {
-                story = ctx
-                    .story
-                    .stories()
-                    .get_story(ctx.as_owner(GetStoryRequest { id: story.id.clone() }))
-                    .await?
-                    .into_inner();
-            }
-            Err(status) => return Err(status.into()),
-        }
-    }
-    // Busy, not wrong: the job runs again later, and its creates are idempotent.
-    Err(KindError::Transient {
-        code: "EDIT_CONFLICT",
-        message: "the story kept changing while its links were being added".into(),
-        retry_after: None,
-    })
-}
-
-/// `existing` followed by the ids of `added` it lacks.
-fn union(existing: &[String], added: &[String]) -> Vec<String> {
-    let mut all = existing.to_vec();
-    for id in added {
-        if !all.contains(id) {
-            all.push(id.clone());
-        }
-    }
-    all
-}
-
-/// The request id of one create of this job: the same on every attempt.
-pub fn request_id(ctx: &JobContext<'_>, kind: &str, scope: &str, name: &str) -> String {
-    let digest = Sha256::digest(format!("{kind}\0{scope}\0{}", name.to_lowercase()));
-    format!("job-{}-{}", ctx.job_id, hex::encode(&digest[..8]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn union_keeps_order_and_adds_only_new_ids() {
-        let existing = vec!["a".to_owned(), "b".to_owned()];
-        assert_eq!(union(&existing, &["b".into(), "c".into()]), vec!["a", "b", "c"]);
-        assert_eq!(union(&existing, &[]), existing);
+    let mut first = |ids: &[String]| -> Vec<String> {
+        ids.iter().filter(|id| created.contains(id.as_str()) && counted.insert((*id).clone())).cloned().collect()
+    };
+    AnalysisResult {
+        created_entity_ids: first(&entities),
+        created_location_ids: first(&locations),
+        linked_entity_ids: entities,
+        linked_location_ids: locations,
+        story_id,
     }
 }

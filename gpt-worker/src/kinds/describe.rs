@@ -1,24 +1,24 @@
-//! DescribeWorld and DescribeStory: the model writes a description, which is applied
-//! with an etag-checked update. A human edit made meanwhile wins: the text is kept in
-//! the result, not applied, and the job says so.
+//! DescribeWorld and DescribeStory: the model writes a description, proposed as the
+//! world's description or the story's summary ([`propose`]) against the etag the job
+//! read. A human edit made meanwhile wins: the change is stale, so with AUTO the text
+//! is kept in the result and the proposal, not applied, and the job says so.
 
 use fabula_contracts::pb::{
     jobs::{DescribeStory, DescribeWorld, DescriptionResult, job_result::Kind},
-    story::{GetStoryRequest, GetWorldRequest, Story, UpdateStoryRequest, UpdateWorldRequest, World},
+    story::{Change, GetStoryRequest, GetWorldRequest, Proposal, ResourceKind, SetField, change},
 };
-use prost_types::FieldMask;
-use tonic::Code;
 
 use super::{
-    JobContext, KindError, Step, ask,
+    Done, JobContext, KindError, Step, ask,
     context::{self, CONTENT_BUDGET},
+    propose,
 };
 use crate::{
     llm::{ChatMessage, ChatRequest, ChatRole, Purpose},
     outputs::{parse_description, parse_summary},
 };
 
-pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, KindError> {
+pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Done, KindError> {
     ctx.recorder.progress(5, "reading the world");
     let world =
         ctx.story.worlds().get_world(ctx.as_owner(GetWorldRequest { id: spec.world_id.clone() })).await?.into_inner();
@@ -26,21 +26,14 @@ pub async fn world(ctx: &JobContext<'_>, spec: &DescribeWorld) -> Result<Kind, K
     let instruction =
         "Write a vivid description of this world in two or three paragraphs, consistent with what is known of it.";
     let text = write(ctx, Purpose::DescribeWorld, instruction.into(), context::describe(&world, &facts, None)).await?;
-    ctx.recorder.progress(90, "applying the description");
-    let update = UpdateWorldRequest {
-        world: Some(World {
-            id: world.id.clone(),
-            description: text.clone(),
-            etag: world.etag.clone(),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask { paths: vec!["description".into()] }),
-    };
-    let applied = applied(ctx.story.worlds().update_world(ctx.as_owner(update)).await)?;
-    Ok(finish(ctx, text, applied))
+    ctx.recorder.progress(90, "proposing the description");
+    let change = set(ResourceKind::World, &world.id, "description", &text, &world.etag);
+    let title = format!("A description of \"{}\"", world.name);
+    let proposal = propose::conclude(ctx, &world.id, title, vec![change]).await?;
+    Ok(finish(ctx, text, proposal))
 }
 
-pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, KindError> {
+pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Done, KindError> {
     ctx.recorder.progress(5, "reading the story");
     let story =
         ctx.story.stories().get_story(ctx.as_owner(GetStoryRequest { id: spec.story_id.clone() })).await?.into_inner();
@@ -54,18 +47,27 @@ pub async fn story(ctx: &JobContext<'_>, spec: &DescribeStory) -> Result<Kind, K
         context::describe(&world, &facts, Some(&story))
     );
     let text = write(ctx, Purpose::DescribeStory, instruction, context::clip(&story.content, CONTENT_BUDGET)).await?;
-    ctx.recorder.progress(90, "applying the summary");
-    let update = UpdateStoryRequest {
-        story: Some(Story {
-            id: story.id.clone(),
-            summary: text.clone(),
-            etag: story.etag.clone(),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask { paths: vec!["summary".into()] }),
-    };
-    let applied = applied(ctx.story.stories().update_story(ctx.as_owner(update)).await)?;
-    Ok(finish(ctx, text, applied))
+    ctx.recorder.progress(90, "proposing the summary");
+    let change = set(ResourceKind::Story, &story.id, "summary", &text, &story.etag);
+    let title = format!("A summary of \"{}\"", story.title);
+    let proposal = propose::conclude(ctx, &world.id, title, vec![change]).await?;
+    Ok(finish(ctx, text, proposal))
+}
+
+/// The change setting `field` of resource `id` to `text`, against its `etag` as read.
+fn set(kind: ResourceKind, id: &str, field: &str, text: &str, etag: &str) -> Change {
+    Change {
+        kind: Some(change::Kind::SetField(SetField {
+            resource_kind: kind.into(),
+            resource_id: id.into(),
+            field: field.into(),
+            proposed_value: text.into(),
+            ..SetField::default()
+        })),
+        etag: etag.into(),
+        reason: "written by the co-writer".into(),
+        ..Change::default()
+    }
 }
 
 /// Streams the model's text, following `instruction`, about `source` (the only user
@@ -95,18 +97,13 @@ async fn write(
     ask(ctx, Step::Saved("describe"), request, parse).await
 }
 
-/// Whether an etag-checked update went through: ABORTED means a human edit won.
-fn applied<T>(outcome: Result<T, tonic::Status>) -> Result<bool, KindError> {
-    match outcome {
-        Ok(_) => Ok(true),
-        Err(status) if status.code() == Code::Aborted => Ok(false),
-        Err(status) => Err(status.into()),
-    }
-}
-
-fn finish(ctx: &JobContext<'_>, text: String, applied: bool) -> Kind {
-    let message =
-        if applied { "description applied" } else { "not applied: it was edited meanwhile, and that edit wins" };
+fn finish(ctx: &JobContext<'_>, text: String, proposal: Option<Proposal>) -> Done {
+    let applied = propose::applied(proposal.as_ref()).next().is_some();
+    let message = match ctx.apply {
+        fabula_contracts::pb::jobs::Apply::Auto if applied => "description applied",
+        fabula_contracts::pb::jobs::Apply::Auto => "not applied: it was edited meanwhile, and that edit wins",
+        _ => "description proposed for review",
+    };
     ctx.recorder.progress(100, message);
-    Kind::Description(DescriptionResult { text, applied })
+    Done::new(Kind::Description(DescriptionResult { text, applied }), proposal.as_ref())
 }

@@ -15,10 +15,11 @@ mod context;
 mod describe;
 mod events;
 mod paraphrase;
+mod propose;
 
 use std::{sync::Arc, time::Duration};
 
-use fabula_contracts::pb::jobs::{JobResult, JobSpec, job_spec::Kind};
+use fabula_contracts::pb::jobs::{Apply, JobResult, JobSpec, job_result, job_spec::Kind};
 use fabula_runtime::telemetry::escaped;
 use fabula_store::{Db, Error as StoreError};
 use tonic::{Code, Status};
@@ -38,6 +39,8 @@ pub struct JobContext<'a> {
     /// Whether an earlier run of the job may have saved answers.
     pub resumed: bool,
     pub owner: Uuid,
+    /// Whether the job's changes wait for review or are applied at once.
+    pub apply: Apply,
     pub llm: &'a Arc<dyn LanguageModel>,
     pub story: &'a StoryClient,
     pub recorder: &'a Recorder,
@@ -105,18 +108,30 @@ impl From<Status> for KindError {
     }
 }
 
+/// What a kind ends with: its result, and the proposal it made (empty when none).
+pub struct Done {
+    pub kind: job_result::Kind,
+    pub proposal_id: String,
+}
+
+impl Done {
+    fn new(kind: job_result::Kind, proposal: Option<&fabula_contracts::pb::story::Proposal>) -> Self {
+        Self { kind, proposal_id: proposal.map(|p| p.id.clone()).unwrap_or_default() }
+    }
+}
+
 /// Runs the kind of `spec` to its result.
 pub async fn run(ctx: &JobContext<'_>, spec: &JobSpec) -> Result<JobResult, KindError> {
     let model = ctx.llm.model().to_owned();
-    let kind = match spec.kind.as_ref().ok_or_else(|| KindError::permanent("INVALID_SPEC", "the job names no kind"))? {
+    let done = match spec.kind.as_ref().ok_or_else(|| KindError::permanent("INVALID_SPEC", "the job names no kind"))? {
         Kind::DescribeWorld(spec) => describe::world(ctx, spec).await?,
         Kind::DescribeStory(spec) => describe::story(ctx, spec).await?,
         Kind::AnalyzeStory(spec) => analyze::one(ctx, spec).await?,
         Kind::BatchAnalyze(spec) => analyze::batch(ctx, spec).await?,
         Kind::ExtractEvents(spec) => events::extract(ctx, spec).await?,
-        Kind::Paraphrase(spec) => paraphrase::run(ctx, spec).await?,
+        Kind::Paraphrase(spec) => Done::new(paraphrase::run(ctx, spec).await?, None),
     };
-    Ok(JobResult { model, kind: Some(kind) })
+    Ok(JobResult { model, proposal_id: done.proposal_id, kind: Some(done.kind) })
 }
 
 /// Which model call of a job an answer is for, and whether it is saved.

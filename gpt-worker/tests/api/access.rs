@@ -37,7 +37,7 @@ both_databases!(
 const STATUS_TTL: Duration = Duration::from_secs(3);
 
 fn create(kind: Kind) -> CreateJobRequest {
-    CreateJobRequest { spec: Some(JobSpec { kind: Some(kind) }), request_id: String::new() }
+    CreateJobRequest { spec: Some(JobSpec { kind: Some(kind), ..JobSpec::default() }), request_id: String::new() }
 }
 
 async fn model_access_is_granted_and_revoked_by_an_administrator(backend: Backend) {
@@ -240,8 +240,10 @@ async fn bad_specs_name_the_field(backend: Backend) {
     ];
     let mut jobs = stack.jobs();
     for BadInput { request: kind, field, why } in cases {
-        let request =
-            CreateJobRequest { spec: kind.map(|kind| JobSpec { kind: Some(kind) }), request_id: String::new() };
+        let request = CreateJobRequest {
+            spec: kind.map(|kind| JobSpec { kind: Some(kind), ..JobSpec::default() }),
+            request_id: String::new(),
+        };
         let refused = jobs.create_job(authed(request, &user.token)).await;
         expect_invalid(refused, field, why);
     }

@@ -18,7 +18,7 @@ use std::{
 
 use fabula_contracts::pb::{
     jobs::{
-        CreateJobRequest, Job, JobSpec, JobState, JobUpdate, Paraphrase, WaitJobRequest, WatchJobRequest,
+        Apply, CreateJobRequest, Job, JobSpec, JobState, JobUpdate, Paraphrase, WaitJobRequest, WatchJobRequest,
         job_service_client::JobServiceClient, job_spec::Kind, job_update,
     },
     story::{Story, Visibility, World},
@@ -280,7 +280,18 @@ impl StoredJob {
 
 /// Submits `kind` as `user` through `jobs`.
 pub async fn submit_to(jobs: &mut JobServiceClient<Channel>, user: &TestUser, kind: Kind) -> Job {
-    let request = CreateJobRequest { spec: Some(JobSpec { kind: Some(kind) }), request_id: String::new() };
+    submit_spec_to(jobs, user, auto(kind)).await
+}
+
+/// A spec of `kind` that applies what the job finds at once (`apply: AUTO`): the
+/// tests of the queue and of the kinds check what jobs write.
+pub fn auto(kind: Kind) -> JobSpec {
+    JobSpec { kind: Some(kind), apply: Apply::Auto.into() }
+}
+
+/// Submits `spec` as it is as `user` through `jobs`; returns the QUEUED job.
+pub async fn submit_spec_to(jobs: &mut JobServiceClient<Channel>, user: &TestUser, spec: JobSpec) -> Job {
+    let request = CreateJobRequest { spec: Some(spec), request_id: String::new() };
     let job = jobs.create_job(authed(request, &user.token)).await.expect("create the job").into_inner();
     assert_eq!(job.state(), JobState::Queued, "a new job is QUEUED");
     job

@@ -1,5 +1,7 @@
 //! Every job kind end to end with the offline model: submitted over gRPC, run by a
-//! real worker, its results read back through story-service.
+//! real worker, its results read back through story-service. The kinds that write
+//! run with `apply: AUTO` ([`Stack::run_job`]) but where a test says otherwise: by
+//! default they end with a proposal for review.
 
 use crate::common;
 
@@ -7,16 +9,18 @@ use std::time::Duration;
 
 use common::{
     Backend, Stack, TestUser, authed, both_databases, paraphrase, private_story, private_world, spawn_stack,
-    spawn_stack_with,
+    spawn_stack_with, submit_spec_to,
 };
 use fabula_contracts::pb::{
     jobs::{
-        AnalysesResult, AnalyzeStory, BatchAnalyze, DescribeStory, DescribeWorld, EventsResult, ExtractEvents, Job,
-        JobState, extract_events::Target, job_result, job_spec::Kind, job_update,
+        AnalysesResult, AnalyzeStory, BatchAnalyze, DescribeStory, DescribeWorld, EventsResult, ExtractEvents,
+        GetJobRequest, Job, JobSpec, JobState, extract_events::Target, job_result, job_spec::Kind, job_update,
     },
     story::{
-        Entity, Event, GetStoryRequest, GetWorldRequest, ListEntitiesRequest, ListEventsRequest, ListLocationsRequest,
-        ListRevisionsRequest, Location, RevisionKind, Story, UndoJobRequest, UpdateWorldRequest, World, author::Via,
+        AcceptProposalRequest, ChangeState, Entity, Event, GetProposalRequest, GetStoryRequest, GetWorldRequest,
+        ListEntitiesRequest, ListEventsRequest, ListLocationsRequest, ListRevisionsRequest, Location, ProposalState,
+        RevisionKind, Story, UndoJobRequest, UpdateEventRequest, UpdateStoryRequest, UpdateWorldRequest, World,
+        author::Via,
     },
 };
 use fabula_testkit::fake_model::{FakeOpenAi, Reply, content_chunk};
@@ -31,6 +35,8 @@ both_databases!(
     paraphrase_gives_three_suggestions,
     a_human_edit_made_meanwhile_wins_over_a_description,
     what_a_job_writes_is_recorded_as_the_jobs_and_can_be_undone,
+    review_is_the_default_and_changes_nothing_until_accepted,
+    extracting_again_keeps_what_a_person_edited_and_changes_only_what_a_job_made,
 );
 
 const SAILING: &str = "Mira Vale sailed from Port Sorrow in the year 1204, in the Age of Embers. \
@@ -99,6 +105,7 @@ async fn describe_world_applies_its_text_to_the_world(backend: Backend) {
 
     let job_result::Kind::Description(description) = offline_result(&job) else { panic!("not a description: {job:?}") };
     assert!(description.applied, "the description was applied");
+    assert!(!job.result.as_ref().unwrap().proposal_id.is_empty(), "through a proposal the job accepted");
     assert!(description.text.starts_with("[offline]"), "offline text is labelled: {:?}", description.text);
     assert_eq!(job.output, description.text, "the streamed output is the text");
     assert_eq!(job.progress.as_ref().map(|p| p.percent), Some(100));
@@ -218,13 +225,12 @@ async fn extract_events_is_cached_until_forced(backend: Backend) {
     assert!(cached.created_event_ids.is_empty(), "nothing created");
     assert_eq!(world_events(&stack, &user, &world.id).await.len(), stored.len());
 
-    let forced = events(&stack.run_job(&user, spec(true)).await);
+    let forced = stack.run_job(&user, spec(true)).await;
 
-    assert!(forced.cached_story_ids.is_empty(), "force ignores the cache");
-    assert_eq!(forced.created_event_ids.len(), first.created_event_ids.len());
-    let replaced = world_events(&stack, &user, &world.id).await;
-    assert_eq!(sorted(replaced.iter().map(|e| e.id.clone()).collect()), sorted(forced.created_event_ids.clone()));
-    assert!(first.created_event_ids.iter().all(|id| !forced.created_event_ids.contains(id)), "the old ones went");
+    assert!(events(&forced).cached_story_ids.is_empty(), "force ignores the cache");
+    assert!(events(&forced).created_event_ids.is_empty(), "the same events again: nothing new");
+    assert!(forced.result.unwrap().proposal_id.is_empty(), "and nothing to propose");
+    assert_eq!(world_events(&stack, &user, &world.id).await, stored, "nothing deleted, nothing duplicated");
 }
 
 async fn paraphrase_gives_three_suggestions(backend: Backend) {
@@ -285,4 +291,76 @@ async fn what_a_job_writes_is_recorded_as_the_jobs_and_can_be_undone(backend: Ba
     let undone = stack.revisions().undo_job(authed(request, &user.token)).await.expect("undo the job").into_inner();
     assert_eq!((undone.undone.len(), undone.skipped.len()), (1, 0), "{undone:?}");
     assert_eq!(story(&stack, &user, &written.id).await.summary, "", "the summary is gone again");
+}
+
+async fn review_is_the_default_and_changes_nothing_until_accepted(backend: Backend) {
+    let stack = spawn_stack(backend).await;
+    let user = stack.register_with_model_access("ana").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
+    let spec =
+        JobSpec { kind: Some(Kind::AnalyzeStory(AnalyzeStory { story_id: written.id.clone() })), ..JobSpec::default() };
+
+    let job = submit_spec_to(&mut stack.jobs(), &user, spec).await;
+    let job = stack.wait(&user, &job.id).await;
+
+    let result = analyses(&job);
+    assert!(result.stories[0].created_entity_ids.is_empty(), "nothing written: {result:?}");
+    let request = GetJobRequest { id: job.id.clone() };
+    let got = stack.jobs().get_job(authed(request, &user.token)).await.expect("get the job").into_inner();
+    let proposal_id = got.result.expect("a result").proposal_id;
+    assert!(!proposal_id.is_empty(), "GetJob names the proposal");
+    assert!(world_entities(&stack, &user, &world.id).await.is_empty(), "no entity until the author accepts");
+    assert!(story(&stack, &user, &written.id).await.entity_ids.is_empty(), "no link either");
+    let request = GetProposalRequest { id: proposal_id.clone() };
+    let proposal = stack.proposals().get_proposal(authed(request, &user.token)).await.expect("the proposal");
+    let proposal = proposal.into_inner();
+    assert_eq!((proposal.state(), proposal.job_id.as_str()), (ProposalState::ProposalOpen, job.id.as_str()));
+
+    let request = AcceptProposalRequest { id: proposal_id, ..AcceptProposalRequest::default() };
+    let accepted = stack.proposals().accept_proposal(authed(request, &user.token)).await.expect("accept");
+
+    assert!(accepted.into_inner().changes.iter().all(|c| c.state() == ChangeState::ChangeApplied));
+    let names: Vec<String> = world_entities(&stack, &user, &world.id).await.into_iter().map(|e| e.name).collect();
+    assert!(names.contains(&"Mira Vale".to_owned()) && names.contains(&"Hale".to_owned()), "{names:?}");
+    assert_eq!(story(&stack, &user, &written.id).await.entity_ids.len(), names.len(), "and linked");
+}
+
+async fn extracting_again_keeps_what_a_person_edited_and_changes_only_what_a_job_made(backend: Backend) {
+    let stack = spawn_stack(backend).await;
+    let user = stack.register_with_model_access("ana").await;
+    let world = stack.create_world_from(&user, private_world("Eldoria", "A land of rivers.")).await;
+    let written = stack.create_story_from(&user, &world.id, private_story("The Crossing", SAILING)).await;
+    let spec = Kind::ExtractEvents(ExtractEvents { target: Some(Target::StoryId(written.id.clone())), force: false });
+    events(&stack.run_job(&user, spec.clone()).await);
+    let made = world_events(&stack, &user, &world.id).await;
+    let by_year = |events: &[Event], year: i64| events.iter().find(|e| e.year == year).cloned().expect("an event");
+    let (sailing, returning) = (by_year(&made, 1204), by_year(&made, 1210));
+    let edit = Event {
+        id: sailing.id.clone(),
+        etag: sailing.etag.clone(),
+        description: "Ana's own words.".into(),
+        ..Event::default()
+    };
+    let request =
+        UpdateEventRequest { event: Some(edit), update_mask: Some(FieldMask { paths: vec!["description".into()] }) };
+    let edited = stack.events().update_event(authed(request, &user.token)).await.expect("a person edits").into_inner();
+    let longer =
+        SAILING.replace("Age of Embers.", "Age of Embers, at dawn.").replace("with Hale.", "with Hale and a map.")
+            + " In 1215 Hale left Greyhaven for good.";
+    let story_now = story(&stack, &user, &written.id).await;
+    let update = UpdateStoryRequest {
+        story: Some(Story { id: written.id.clone(), etag: story_now.etag, content: longer, ..Story::default() }),
+        update_mask: Some(FieldMask { paths: vec!["content".into()] }),
+    };
+    stack.stories().update_story(authed(update, &user.token)).await.expect("the story grows");
+
+    let again = events(&stack.run_job(&user, spec).await);
+
+    let now = world_events(&stack, &user, &world.id).await;
+    assert_eq!(now.len(), 3, "one new event, none deleted: {now:?}");
+    assert_eq!(by_year(&now, 1204), edited, "the person's edit survives, untouched");
+    assert_eq!(again.changed_event_ids, [returning.id.clone()], "only the event a job made and nobody edited");
+    assert!(by_year(&now, 1210).description.ends_with("with Hale and a map."), "{:?}", by_year(&now, 1210));
+    assert_eq!(again.created_event_ids, [by_year(&now, 1215).id], "the new one");
 }

@@ -39,7 +39,7 @@ async fn a_value_of_100_000_characters_is_refused_with_a_short_message(backend: 
     let long = "x".repeat(LENGTH);
     let token = ada.token.as_str();
     let create = |kind: Kind, request_id: &str| CreateJobRequest {
-        spec: Some(JobSpec { kind: Some(kind) }),
+        spec: Some(JobSpec { kind: Some(kind), ..JobSpec::default() }),
         request_id: request_id.to_owned(),
     };
     let paraphrase = |text: &str, mode: &str| Kind::Paraphrase(Paraphrase { text: text.into(), mode: mode.into() });

@@ -97,13 +97,18 @@ async fn a_job_whose_worker_died_is_completed_by_another_without_duplicates(back
         model.request_within(common::JOB_TIMEOUT).await;
     }
     let written_before = names(&stack, &user, &world.id).await;
-    assert_eq!(written_before.0, ["Hale", "Mira Vale"], "the first story's entities were created");
+    assert!(written_before.0.is_empty(), "a job writes nothing before its one proposal, at its end");
 
     let finished = take_over(&stack, &model, doomed, &user, &job.id).await;
 
     assert_eq!(finished.state(), JobState::Succeeded, "{finished:?}");
     assert_eq!(finished.attempts, 2, "the dead worker's attempt and the survivor's");
-    assert_eq!(names(&stack, &user, &world.id).await, written_before, "no entity or place made twice");
+    let (entities, locations) = names(&stack, &user, &world.id).await;
+    assert_eq!(
+        (entities.as_slice(), locations.len()),
+        (&["Hale".to_owned(), "Mira Vale".to_owned()][..], 1),
+        "no entity or place made twice"
+    );
     let Some(job_result::Kind::Analyses(result)) = finished.result.and_then(|r| r.kind) else {
         panic!("an analysis result")
     };
@@ -203,7 +208,7 @@ async fn an_extraction_taken_over_keeps_the_events_its_dead_worker_made(backend:
 /// `worker_id` with a lease of `lease`.
 async fn claim_new_job(db: &Db, stack: &Stack, worker_id: &str, lease: Duration) -> Claimed {
     let settings = stack.worker_settings(|_| {});
-    let spec = JobSpec { kind: Some(paraphrase("The old man said hello to the sea.")) };
+    let spec = JobSpec { kind: Some(paraphrase("The old man said hello to the sea.")), ..JobSpec::default() };
     store::create(db, &settings.queue, Uuid::now_v7(), spec, None).await.expect("queue a job");
     let mut claimed = queue::claim(db, worker_id, 1, lease).await.expect("claim");
     claimed.pop().expect("the job is claimed")

@@ -30,7 +30,7 @@ const STAMPS: &[&str] = &["etag", "create_time", "update_time"];
 
 /// The columns [`revision_from_row`] reads, in its order.
 pub const COLUMNS: &str = "r.id, r.resource_kind, r.resource_id, r.world_id, r.kind, r.author_id, r.job_id, \
-                           r.restored_id, r.create_time, r.before_state, r.after_state, r.changed";
+                           r.restored_id, r.create_time, r.before_state, r.after_state, r.changed, r.proposal_id";
 
 static POOL: LazyLock<DescriptorPool> =
     LazyLock::new(|| DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("the contracts' descriptor set decodes"));
@@ -146,12 +146,14 @@ pub struct Write {
     pub before: Option<Resource>,
     /// A RESTORE: the revision restored.
     pub restored: Option<Uuid>,
+    /// A write of an accepted proposal: the proposal's job and the proposal.
+    pub proposal: Option<(Uuid, Uuid)>,
 }
 
 impl Write {
     /// A create, update or delete of resource `id` of `kind` that was `before`.
     pub fn of(kind: RevisionKind, resource_kind: ResourceKind, id: Uuid, before: Option<Resource>) -> Self {
-        Self { kind, resource_kind, resource_id: id, before, restored: None }
+        Self { kind, resource_kind, resource_id: id, before, restored: None, proposal: None }
     }
 }
 
@@ -160,6 +162,7 @@ impl Write {
 /// write path ends here before its commit. Returns the revision.
 pub async fn record(conn: &mut AnyConnection, caller: &Caller, write: Write) -> Result<Revision> {
     let author = caller.require_user()?;
+    let job_id = write.proposal.map(|(job, _)| job).or(author.job_id);
     let after = current(&mut *conn, write.resource_kind, write.resource_id).await?;
     let world_id = after
         .as_ref()
@@ -174,7 +177,8 @@ pub async fn record(conn: &mut AnyConnection, caller: &Caller, write: Write) -> 
         kind: write.kind.into(),
         author: Some(Author {
             user_id: author.user_id.to_string(),
-            via: author.job_id.map(|job| author::Via::JobId(job.to_string())),
+            via: job_id.map(|job| author::Via::JobId(job.to_string())),
+            proposal_id: write.proposal.map(|(_, proposal)| proposal.to_string()).unwrap_or_default(),
         }),
         create_time: Some(timestamp(now_micros())),
         changed_fields: changed_fields(write.before.as_ref(), after.as_ref()),
@@ -182,7 +186,7 @@ pub async fn record(conn: &mut AnyConnection, caller: &Caller, write: Write) -> 
         after: after.map(|r| Snapshot { resource: Some(r) }),
         restored_revision_id: write.restored.map(|id| id.to_string()).unwrap_or_default(),
     };
-    insert(conn, &revision, author.job_id).await?;
+    insert(conn, &revision, job_id).await?;
     Ok(revision)
 }
 
@@ -190,7 +194,8 @@ async fn insert(conn: &mut AnyConnection, revision: &Revision, job_id: Option<Uu
     let author = revision.author.as_ref().map(|a| a.user_id.clone()).unwrap_or_default();
     sqlx::query(
         "INSERT INTO revisions (id, resource_kind, resource_id, world_id, kind, author_id, job_id, restored_id, \
-         create_time, before_state, after_state, changed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         create_time, before_state, after_state, changed, proposal_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&revision.id)
     .bind(revision.resource_kind().as_str_name())
@@ -204,6 +209,7 @@ async fn insert(conn: &mut AnyConnection, revision: &Revision, job_id: Option<Uu
     .bind(revision.before.as_ref().map(to_json).transpose()?)
     .bind(revision.after.as_ref().map(to_json).transpose()?)
     .bind(serde_json::to_string(&revision.changed_fields).map_err(|e| Error::Internal(e.to_string()))?)
+    .bind(revision.author.as_ref().map(|a| a.proposal_id.clone()).filter(|id| !id.is_empty()))
     .execute(conn)
     .await?;
     Ok(())
@@ -228,16 +234,26 @@ pub fn changed_fields(before: Option<&Resource>, after: Option<&Resource>) -> Ve
 }
 
 fn to_json(snapshot: &Snapshot) -> Result<String> {
-    let dynamic = DynamicMessage::decode(descriptor("fabula.story.v1.Snapshot"), snapshot.encode_to_vec().as_slice())
-        .map_err(|e| Error::Internal(format!("a snapshot to JSON: {e}")))?;
-    serde_json::to_string(&dynamic).map_err(|e| Error::Internal(format!("a snapshot to JSON: {e}")))
+    message_to_json("fabula.story.v1.Snapshot", snapshot)
 }
 
 fn from_json(text: &str) -> Result<Snapshot> {
+    message_from_json("fabula.story.v1.Snapshot", text)
+}
+
+/// `message`, of the contracts' message `name`, as its proto3 JSON, to store.
+pub fn message_to_json(name: &str, message: &impl Message) -> Result<String> {
+    let dynamic = DynamicMessage::decode(descriptor(name), message.encode_to_vec().as_slice())
+        .map_err(|e| Error::Internal(format!("a {name} to JSON: {e}")))?;
+    serde_json::to_string(&dynamic).map_err(|e| Error::Internal(format!("a {name} to JSON: {e}")))
+}
+
+/// A stored [`message_to_json`] read back.
+pub fn message_from_json<M: Message + Default>(name: &str, text: &str) -> Result<M> {
     let mut json = serde_json::Deserializer::from_str(text);
-    let dynamic = DynamicMessage::deserialize(descriptor("fabula.story.v1.Snapshot"), &mut json)
-        .map_err(|e| Error::Internal(format!("a stored snapshot: {e}")))?;
-    dynamic.transcode_to().map_err(|e| Error::Internal(format!("a stored snapshot: {e}")))
+    let dynamic = DynamicMessage::deserialize(descriptor(name), &mut json)
+        .map_err(|e| Error::Internal(format!("a stored {name}: {e}")))?;
+    dynamic.transcode_to().map_err(|e| Error::Internal(format!("a stored {name}: {e}")))
 }
 
 /// A revision read with [`COLUMNS`].
@@ -251,7 +267,11 @@ pub fn revision_from_row(row: &AnyRow) -> Result<Revision> {
         resource_id: row.try_get(2)?,
         world_id: row.try_get(3)?,
         kind: RevisionKind::from_str_name(&row.try_get::<String, _>(4)?).unwrap_or_default().into(),
-        author: Some(Author { user_id: row.try_get(5)?, via: text(6)?.map(author::Via::JobId) }),
+        author: Some(Author {
+            user_id: row.try_get(5)?,
+            via: text(6)?.map(author::Via::JobId),
+            proposal_id: text(12)?.unwrap_or_default(),
+        }),
         restored_revision_id: text(7)?.unwrap_or_default(),
         create_time: Some(timestamp(row.try_get(8)?)),
         before: snapshot(9)?,

@@ -10,6 +10,7 @@
 
 use std::{ops::Deref, path::Path};
 
+use fabula_runtime::token::{DelegationIssuer, SigningKey, WORKER_SERVICE};
 use fabula_testkit::{TestDatabase, process::ServiceProcess};
 use sqlx::AnyPool;
 use story_service::Settings;
@@ -63,6 +64,24 @@ impl Deref for TestApp {
     fn deref(&self) -> &StoryService {
         &self.service
     }
+}
+
+/// A story-service trusting a worker key (its settings changed by `configure`), and
+/// that worker's token issuer, to act as gpt-worker's jobs.
+pub async fn app_with_worker(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, DelegationIssuer, TempDir) {
+    let key = SigningKey::generate();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let public = dir.path().join("worker.pub.pem");
+    std::fs::write(&public, key.verifying_key().to_pem()).expect("write the worker's public key");
+    let app = spawn_app_with(backend, |settings| {
+        settings.trusted_worker_key_file = Some(public);
+        configure(settings);
+    })
+    .await;
+    (app, DelegationIssuer::new(WORKER_SERVICE, key), dir)
 }
 
 /// The story-service binary, started as it is deployed: its settings in its

@@ -14,6 +14,7 @@ mod logs;
 mod long_values;
 mod names;
 mod plumbing;
+mod proposals;
 mod revisions;
 mod signals;
 mod stories;

@@ -15,7 +15,6 @@ use fabula_contracts::pb::story::{
     RestoreRevisionRequest, Revision, RevisionKind, ShareRole, Story, UndoJobRequest, UpdateEntityRequest,
     UpdateStoryRequest, Visibility, author::Via, revision_service_client::RevisionServiceClient, snapshot::Resource,
 };
-use fabula_runtime::token::{DelegationIssuer, SigningKey, WORKER_SERVICE};
 use prost_types::FieldMask;
 use tonic::{Code, Status, transport::Channel};
 use uuid::Uuid;
@@ -249,18 +248,8 @@ async fn readers_cannot_restore_and_strangers_cannot_list(backend: Backend) {
     expect_code(hidden, Code::NotFound, "NOT_FOUND", "a private story's history stays with who may read it");
 }
 
-/// A story-service trusting a worker key, and that worker's token issuer.
-async fn app_with_worker(backend: Backend) -> (TestApp, DelegationIssuer, tempfile::TempDir) {
-    let key = SigningKey::generate();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let public = dir.path().join("worker.pub.pem");
-    std::fs::write(&public, key.verifying_key().to_pem()).expect("write the worker's public key");
-    let app = spawn_app_with(backend, |settings| settings.trusted_worker_key_file = Some(public)).await;
-    (app, DelegationIssuer::new(WORKER_SERVICE, key), dir)
-}
-
 async fn undo_job_reverts_its_changes_but_those_a_person_edited_since(backend: Backend) {
-    let (app, worker, _dir) = app_with_worker(backend).await;
+    let (app, worker, _dir) = app_with_worker(backend, |_| {}).await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let world = app.create_world(&alice, "Home", Visibility::Private).await;
     let kept = create_entity(&app, &alice.token, &world.id, "Kept").await;
