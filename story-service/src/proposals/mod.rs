@@ -466,7 +466,7 @@ impl ProposalService for ProposalsApi {
 
     async fn get_proposal(&self, request: Request<GetProposalRequest>) -> Result<Response<Proposal>, Status> {
         let caller = caller(&request);
-        caller.require_user().map_err(Status::from)?;
+        caller.require_user()?;
         let id = domain::id(&request.get_ref().id).map_err(|e| invalid("id", e))?;
         let mut conn = self.0.db.reader.acquire().await.map_err(Error::from)?;
         Ok(Response::new(load(&mut conn, &caller, id).await?.0.proposal))
