@@ -360,7 +360,7 @@ async fn extracting_again_keeps_what_a_person_edited_and_changes_only_what_a_job
     let now = world_events(&stack, &user, &world.id).await;
     assert_eq!(now.len(), 3, "one new event, none deleted: {now:?}");
     assert_eq!(by_year(&now, 1204), edited, "the person's edit survives, untouched");
-    assert_eq!(again.changed_event_ids, [returning.id.clone()], "only the event a job made and nobody edited");
+    assert_eq!(again.changed_event_ids, vec![returning.id.clone()], "only the event a job made and nobody edited");
     assert!(by_year(&now, 1210).description.ends_with("with Hale and a map."), "{:?}", by_year(&now, 1210));
     assert_eq!(again.created_event_ids, [by_year(&now, 1215).id], "the new one");
 }

@@ -147,7 +147,7 @@ pub fn sets_the_world(change: &Change) -> bool {
 }
 
 /// The create change a link or an event of the proposal depends on, by the id it makes.
-pub fn depends_on<'a>(change: &'a Change) -> Vec<&'a str> {
+pub fn depends_on(change: &Change) -> Vec<&str> {
     match change.kind.as_ref() {
         Some(Kind::Link(link)) => match link.item.as_ref() {
             Some(Item::EntityId(id) | Item::LocationId(id)) => vec![id],

@@ -199,19 +199,7 @@ impl ProposalsApi {
     async fn create(&self, caller: &Caller, request: CreateProposalRequest) -> Result<Proposal> {
         let principal = *caller.require_user()?;
         let job_id = principal.job_id.ok_or_else(|| denied("proposals are made by the jobs of gpt-worker"))?;
-        let mut violations = FieldViolations::new();
-        let world_id = violations.check("world_id", domain::id(&request.world_id)).unwrap_or_default();
-        let mut proposal = request.proposal.unwrap_or_default();
-        let title = violations.check("proposal.title", rules::text(&proposal.title, &rules::story::proposal::TITLE));
-        if let Err(problem) = rules::story::proposal::CHANGES.check_count(proposal.changes.len()) {
-            violations.add("proposal.changes", problem);
-        } else if proposal.changes.is_empty() {
-            violations.add("proposal.changes", "is required: a proposal proposes at least one change");
-        }
-        for (i, change) in proposal.changes.iter_mut().enumerate() {
-            changes::check(change, &format!("proposal.changes[{i}]"), &mut violations);
-        }
-        violations.finish()?;
+        let (world_id, title, mut proposal) = check_new(request)?;
         let mut tx = self.0.db.begin().await?;
         if let Some(first) = self.of_job(&mut tx, job_id).await? {
             return Ok(first);
@@ -237,7 +225,7 @@ impl ProposalsApi {
         .bind(world_id.to_string())
         .bind(job_id.to_string())
         .bind(principal.user_id.to_string())
-        .bind(title.unwrap_or_default())
+        .bind(title)
         .bind(message_to_json(STORED, &Proposal { changes: proposal.changes, ..Proposal::default() })?)
         .bind(now)
         .bind(now.saturating_add(ttl))
@@ -282,17 +270,7 @@ impl ProposalsApi {
         if picked.iter().any(|&i| changes::sets_the_world(&proposal.changes[i])) {
             access.require_owner()?;
         }
-        let created: Created =
-            picked.iter().filter_map(|&i| changes::created_id(&proposal.changes[i])).map(str::to_owned).collect();
-        let mut stale = Vec::new();
-        for &i in &picked {
-            if changes::is_stale(&mut tx, world_id, &proposal.changes[i], &created).await? {
-                stale.push(proposal.changes[i].id.clone());
-            }
-        }
-        if !stale.is_empty() {
-            return Err(stale_error(&stale).into());
-        }
+        require_fresh(&mut tx, world_id, &proposal, &picked).await?;
         let applier = Applier {
             caller,
             quotas: &self.0.settings.quotas,
@@ -379,6 +357,25 @@ impl ProposalsApi {
     }
 }
 
+/// The world, title and proposal of a CreateProposal, checked as far as that needs no
+/// database, every problem reported at once.
+fn check_new(request: CreateProposalRequest) -> Result<(Uuid, String, Proposal)> {
+    let mut violations = FieldViolations::new();
+    let world_id = violations.check("world_id", domain::id(&request.world_id)).unwrap_or_default();
+    let mut proposal = request.proposal.unwrap_or_default();
+    let title = violations.check("proposal.title", rules::text(&proposal.title, &rules::story::proposal::TITLE));
+    if let Err(problem) = rules::story::proposal::CHANGES.check_count(proposal.changes.len()) {
+        violations.add("proposal.changes", problem);
+    } else if proposal.changes.is_empty() {
+        violations.add("proposal.changes", "is required: a proposal proposes at least one change");
+    }
+    for (i, change) in proposal.changes.iter_mut().enumerate() {
+        changes::check(change, &format!("proposal.changes[{i}]"), &mut violations);
+    }
+    violations.finish()?;
+    Ok((world_id, title.unwrap_or_default(), proposal))
+}
+
 /// Puts the author's edits into the changes they name, which must be among `picked`.
 fn apply_edits(proposal: &mut Proposal, picked: &[usize], request: &AcceptProposalRequest) -> Result<()> {
     let mut violations = FieldViolations::new();
@@ -392,6 +389,20 @@ fn apply_edits(proposal: &mut Proposal, picked: &[usize], request: &AcceptPropos
     }
     violations.finish()?;
     Ok(())
+}
+
+/// PROPOSAL_STALE ([`stale_error`]) when any of the `picked` changes of `proposal` is
+/// stale, checked before anything is written.
+async fn require_fresh(conn: &mut AnyConnection, world_id: Uuid, proposal: &Proposal, picked: &[usize]) -> Result<()> {
+    let created: Created =
+        picked.iter().filter_map(|&i| changes::created_id(&proposal.changes[i])).map(str::to_owned).collect();
+    let mut stale = Vec::new();
+    for &i in picked {
+        if changes::is_stale(&mut *conn, world_id, &proposal.changes[i], &created).await? {
+            stale.push(proposal.changes[i].id.clone());
+        }
+    }
+    if stale.is_empty() { Ok(()) } else { Err(stale_error(&stale).into()) }
 }
 
 /// FAILED_PRECONDITION, reason PROPOSAL_STALE, naming the `stale` changes in the
@@ -466,7 +477,7 @@ impl ProposalService for ProposalsApi {
 
     async fn get_proposal(&self, request: Request<GetProposalRequest>) -> Result<Response<Proposal>, Status> {
         let caller = caller(&request);
-        caller.require_user().map_err(Status::from)?;
+        caller.require_user()?;
         let id = domain::id(&request.get_ref().id).map_err(|e| invalid("id", e))?;
         let mut conn = self.0.db.reader.acquire().await.map_err(Error::from)?;
         Ok(Response::new(load(&mut conn, &caller, id).await?.0.proposal))

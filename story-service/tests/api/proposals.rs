@@ -144,7 +144,7 @@ async fn accepting_all_applies_every_change_as_the_proposals(backend: Backend) {
     assert_eq!(accepted.decided_by, alice.id);
     assert_eq!(entity_names(&app, &alice.token, &world.id).await, ["Mira"]);
     let linked = app.stories().get_story(authed(GetStoryRequest { id: story.id.clone() }, &alice.token)).await;
-    assert_eq!(linked.expect("the story").into_inner().entity_ids, [mira.clone()], "linked to the story");
+    assert_eq!(linked.expect("the story").into_inner().entity_ids, vec![mira.clone()], "linked to the story");
     let request = ListEventsRequest { world_id: world.id.clone(), ..Default::default() };
     let events = app.events().list_events(authed(request, &alice.token)).await.expect("events").into_inner().events;
     assert_eq!(
@@ -293,7 +293,7 @@ async fn rejected_and_accepted_proposals_are_decided_for_good(backend: Backend) 
     let rejected = proposals(&app).list_proposals(authed(listed(ProposalState::ProposalRejected), &alice.token)).await;
     assert_eq!(
         rejected.unwrap().into_inner().proposals.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
-        [first.id.clone()]
+        vec![first.id.clone()]
     );
     let request = ListProposalsRequest { page_size: 1, ..listed(ProposalState::Unspecified) };
     let page = proposals(&app).list_proposals(authed(request.clone(), &alice.token)).await.unwrap().into_inner();
