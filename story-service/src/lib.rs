@@ -26,7 +26,10 @@ pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use fabula_contracts::pb::{accounts::account_service_server::AccountServiceServer, story};
+use fabula_contracts::pb::{
+    accounts::{account_service_server::AccountServiceServer, identity_service_server::IdentityServiceServer},
+    story,
+};
 use fabula_runtime::{
     keys,
     server::{self, MAX_MESSAGE_SIZE},
@@ -47,6 +50,8 @@ pub struct State {
     pub issuer: Arc<TokenIssuer>,
     pub authn: Arc<StoryAuthenticator>,
     pub settings: Arc<Settings>,
+    /// The OpenID Connect providers people may sign in with.
+    pub oidc: Arc<accounts::identities::Providers>,
 }
 
 /// Why the service could not start.
@@ -60,6 +65,8 @@ pub enum BuildError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot create the administrator: {0}")]
     Admin(String),
+    #[error("cannot make the HTTP client of the OpenID Connect providers: {0}")]
+    Oidc(#[from] reqwest::Error),
 }
 
 /// A generated server with Fabula's message size limits.
@@ -100,7 +107,8 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let authn = Arc::new(StoryAuthenticator::new(verifier, db.clone()));
     accounts::ensure_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
-    let state = State { db, issuer, authn, settings: Arc::new(settings) };
+    let oidc = Arc::new(accounts::identities::Providers::new(&settings.oidc)?);
+    let state = State { db, issuer, authn, settings: Arc::new(settings), oidc };
     Ok(App { listener, state, token_keys })
 }
 
@@ -156,9 +164,10 @@ impl App {
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
             ))))
-            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
-                revisions::RevisionsApi(state.clone())
-            )));
+            .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(revisions::RevisionsApi(
+                state.clone()
+            ))))
+            .add_service(limited!(IdentityServiceServer::new(accounts::AccountsApi(state.clone()))));
         let incoming = server::incoming(listener);
         let served =
             fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, |stopping| {
@@ -182,4 +191,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.LocationService",
     "fabula.story.v1.EventService",
     "fabula.story.v1.RevisionService",
+    "fabula.accounts.v1.IdentityService",
 ];

@@ -83,6 +83,13 @@ impl StoryClients {
     pub fn revisions(&self) -> RevisionServiceClient<Channel> {
         limited!(RevisionServiceClient, self.channel())
     }
+
+    pub fn identities(
+        &self,
+    ) -> fabula_contracts::pb::accounts::identity_service_client::IdentityServiceClient<Channel> {
+        use fabula_contracts::pb::accounts::identity_service_client::IdentityServiceClient;
+        limited!(IdentityServiceClient, self.channel())
+    }
 }
 
 /// A JobService client (gpt-worker) on `channel`.
