@@ -17,7 +17,7 @@
 import * as api from "/assets/api.js";
 import { show, startSignedOut } from "/assets/nav.js";
 import { app, say, sayError } from "/assets/page.js";
-import { forgetEverything, rememberPlace, signedIn } from "/assets/views/account.js";
+import { finishOidcSignIn, forgetEverything, rememberPlace, signedIn } from "/assets/views/account.js";
 
 // What was typed is already in the browser (drafts.js): after signing in again the
 // writer is back in the same place with it.
@@ -34,6 +34,7 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 async function start() {
+  if (location.pathname.startsWith("/signin/oidc/")) return finishOidcSignIn();
   let user = null;
   try {
     user = await api.resume();

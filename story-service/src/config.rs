@@ -147,6 +147,7 @@ pub struct Oidc {
     /// `name=google,issuer=https://accounts.google.com,client_id=…,client_secret=…,redirect_uri=https://…/signin/oidc/google`.
     /// The issuer is HTTPS (plain HTTP only on loopback, for tests).
     #[arg(
+        id = "oidc_providers",
         long = "oidc-provider",
         env = "STORY_OIDC_PROVIDERS",
         value_delimiter = ';',
@@ -158,7 +159,13 @@ pub struct Oidc {
     /// How long after fetching a provider's keys a token naming an unknown key may
     /// make them be fetched again: a flood of made-up key ids costs the provider one
     /// request per this period.
-    #[arg(long = "oidc-jwks-refetch-floor", env = "STORY_OIDC_JWKS_REFETCH_FLOOR", default_value = "60s", value_parser = parse_duration)]
+    #[arg(
+        id = "oidc_jwks_refetch_floor",
+        long = "oidc-jwks-refetch-floor",
+        env = "STORY_OIDC_JWKS_REFETCH_FLOOR",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
     pub jwks_refetch_floor: Duration,
 }
 
