@@ -34,7 +34,8 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 async function start() {
-  if (location.pathname.startsWith("/signin/oidc/")) return finishOidcSignIn();
+  // Back from a provider: signed in, or (the error said) on as any other visit.
+  if (location.pathname.startsWith("/signin/oidc/") && (await finishOidcSignIn())) return;
   let user = null;
   try {
     user = await api.resume();

@@ -167,10 +167,16 @@ impl FakeOidc {
         self.provider().jwks_fetches
     }
 
+    /// Has `person` (claims without `nonce`) sign in at the next authorization, as a
+    /// browser's visit would have them.
+    pub fn sign_in_next(&self, person: Value) {
+        self.provider().person = Some(person);
+    }
+
     /// The browser's visit to `authorization_url` with `person` (claims without
     /// `nonce`) signing in there: where the provider sends the browser back.
     pub async fn authorize(&self, authorization_url: &str, person: Value) -> Callback {
-        self.provider().person = Some(person);
+        self.sign_in_next(person);
         let response = self.http.get(authorization_url).send().await.expect("the authorization endpoint answers");
         assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER, "authorization refused: {response:?}");
         let location = response.headers()[header::LOCATION.as_str()].to_str().expect("a text Location").to_owned();

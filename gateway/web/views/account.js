@@ -75,7 +75,8 @@ function title(name) {
 
 /**
  * The provider sent the browser back to `/signin/oidc/{provider}?code=…&state=…` (or
- * `?error=…`): finishes the sign-in, then shows the worlds.
+ * `?error=…`): finishes the sign-in and shows the worlds; false, once the error is
+ * said, when it did not finish.
  */
 export async function finishOidcSignIn() {
   const provider = decodeURIComponent(location.pathname.split("/").at(-1));
@@ -83,14 +84,15 @@ export async function finishOidcSignIn() {
   history.replaceState(null, "", "/worlds");
   if (query.has("error")) {
     say(`The sign-in with ${title(provider)} did not finish: ${query.get("error")}.`, "error");
-    return show("worlds");
+    return false;
   }
   try {
     const user = await api.finishOidc(provider, query.get("code") ?? "", query.get("state") ?? "");
     await signedIn(user, `Welcome, ${user.username}.`);
+    return true;
   } catch (error) {
     sayError(error);
-    show("worlds");
+    return false;
   }
 }
 
