@@ -82,6 +82,8 @@ pub const PAGE_PATHS: &[&str] = &[
     "/worlds/{world}/settings",
     "/jobs/{job}",
     "/admin",
+    // Where an OpenID Connect provider sends the browser back (a provider's redirect URI).
+    "/signin/oidc/{provider}",
 ];
 
 /// A `GET` (and `HEAD`) route for each file of the page, and for each of its views'

@@ -14,6 +14,8 @@
 import { explain } from "/assets/messages.js";
 
 const REFRESH_KEY = "fabula.refreshToken";
+/** The provider and `state` of the OpenID Connect sign-in this tab started. */
+const OIDC_KEY = "fabula.oidcSignIn";
 
 let accessToken = null;
 /** When to renew the access token (ms since the epoch), from the server's `expiresIn`. */
@@ -88,7 +90,8 @@ const ENDED_MESSAGE = "Your session has ended. Please log in again.";
  */
 export async function call(method, path, { body, query } = {}) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
-  const needsToken = !WITHOUT_TOKEN.includes(path) && !(signedOut && method === "GET");
+  const anonymous = WITHOUT_TOKEN.includes(path) || path.startsWith("/v1/auth/oidc/");
+  const needsToken = !anonymous && !(signedOut && method === "GET");
   if (accessToken && Date.now() >= renewAt && hasSession()) await refresh();
   if (needsToken && !accessToken) throw endedError();
   let response = await send(method, url, body);
@@ -179,6 +182,40 @@ export async function register(username, email, password) {
 export async function login(loginName, password) {
   forget();
   return keep(await call("POST", "/v1/auth/login", { body: { login: loginName, password } }));
+}
+
+/** The OpenID Connect providers one may sign in with: `[{name, issuer}]`. */
+export async function oidcProviders() {
+  return (await call("GET", "/v1/auth/oidc/providers"))?.providers ?? [];
+}
+
+/**
+ * Starts signing in with `provider`: the tab keeps the flow's `state` (only a callback
+ * bringing it back is finished, so nobody can sign this tab in to their own account),
+ * then goes to the provider.
+ */
+export async function startOidc(provider) {
+  const started = await call("POST", `/v1/auth/oidc/${encodeURIComponent(provider)}/start`, { body: {} });
+  sessionStorage.setItem(OIDC_KEY, JSON.stringify({ provider, state: started.state }));
+  location.assign(started.authorizationUrl);
+}
+
+/** Finishes the sign-in the provider sent the browser back from with `code` and `state`. */
+export async function finishOidc(provider, code, state) {
+  let started = null;
+  try {
+    started = JSON.parse(sessionStorage.getItem(OIDC_KEY) ?? "null");
+  } catch {
+    started = null;
+  }
+  sessionStorage.removeItem(OIDC_KEY);
+  if (started?.provider !== provider || started.state !== state) {
+    const details = [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "OIDC_STATE_UNKNOWN" }];
+    throw new ApiError(400, { error: { status: "FAILED_PRECONDITION", message: "unknown sign-in", details } });
+  }
+  forget();
+  const path = `/v1/auth/oidc/${encodeURIComponent(provider)}/finish`;
+  return keep(await call("POST", path, { body: { code, state } }));
 }
 
 /** Revokes the refresh token's family; the session is forgotten here whatever happens. */

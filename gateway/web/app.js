@@ -17,7 +17,7 @@
 import * as api from "/assets/api.js";
 import { show, startSignedOut } from "/assets/nav.js";
 import { app, say, sayError } from "/assets/page.js";
-import { forgetEverything, rememberPlace, signedIn } from "/assets/views/account.js";
+import { finishOidcSignIn, forgetEverything, rememberPlace, signedIn } from "/assets/views/account.js";
 
 // What was typed is already in the browser (drafts.js): after signing in again the
 // writer is back in the same place with it.
@@ -34,6 +34,8 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 async function start() {
+  // Back from a provider: signed in, or (the error said) on as any other visit.
+  if (location.pathname.startsWith("/signin/oidc/") && (await finishOidcSignIn())) return;
   let user = null;
   try {
     user = await api.resume();

@@ -19,6 +19,13 @@ const SENTENCES = {
   WRONG_PASSWORD: "The username or the password is not right.",
   USER_NOT_FOUND: "The username or the password is not right.",
   USER_DISABLED: "This account is disabled. An administrator can enable it again.",
+  IDENTITY_NOT_LINKED:
+    "An account with this email address exists already. Log in to it with your password, then link this sign-in.",
+  EMAIL_NOT_VERIFIED: "The provider did not confirm your email address, which a new Fabula account needs.",
+  INVALID_ID_TOKEN: "The provider's answer could not be trusted. Try signing in again.",
+  OIDC_STATE_UNKNOWN: "This sign-in has expired or was used already. Start it again.",
+  OIDC_CODE_REFUSED: "The provider refused this sign-in. Start it again.",
+  OIDC_PROVIDER_UNAVAILABLE: "The sign-in provider cannot be reached just now. Try again later.",
   LOGIN_THROTTLED: "Too many attempts to log in. Wait a minute, then try again.",
   RATE_LIMITED: "Too many requests at once. Wait a moment, then try again.",
   DAILY_JOB_QUOTA_EXCEEDED: "You have run all of today's AI jobs. More are possible tomorrow.",

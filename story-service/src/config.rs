@@ -87,6 +87,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub quotas: Quotas,
+
+    #[command(flatten)]
+    pub oidc: Oidc,
 }
 
 /// How many PUBLIC worlds and stories each role may own. Administrators have no limit.
@@ -131,6 +134,7 @@ impl Settings {
             invitation_ttl: Duration::from_secs(14 * 86_400),
             proposal_ttl: Duration::from_secs(30 * 86_400),
             quotas: Quotas::default(),
+            oidc: Oidc::default(),
         }
     }
 }
@@ -142,6 +146,122 @@ impl Default for Quotas {
             public_worlds_moderator: 20,
             public_stories_user: 20,
             public_stories_moderator: 100,
+        }
+    }
+}
+
+/// Signing in with OpenID Connect providers.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Oidc {
+    /// The OpenID Connect providers people may sign in with, separated by `;`, each
+    /// `name=google,issuer=https://accounts.google.com,client_id=…,client_secret=…,redirect_uri=https://…/signin/oidc/google`.
+    /// The issuer is HTTPS (plain HTTP only on loopback, for tests).
+    #[arg(
+        id = "oidc_providers",
+        long = "oidc-provider",
+        env = "STORY_OIDC_PROVIDERS",
+        value_delimiter = ';',
+        value_parser = OidcProvider::parse,
+        hide_env_values = true
+    )]
+    pub providers: Vec<OidcProvider>,
+
+    /// How long after fetching a provider's keys a token naming an unknown key may
+    /// make them be fetched again: a flood of made-up key ids costs the provider one
+    /// request per this period.
+    #[arg(
+        id = "oidc_jwks_refetch_floor",
+        long = "oidc-jwks-refetch-floor",
+        env = "STORY_OIDC_JWKS_REFETCH_FLOOR",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub jwks_refetch_floor: Duration,
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Self { providers: Vec::new(), jwks_refetch_floor: Duration::from_secs(60) }
+    }
+}
+
+/// One OpenID Connect provider: the client Fabula is registered as there.
+#[derive(Clone, Debug)]
+pub struct OidcProvider {
+    /// The name in Fabula's URLs (`/v1/auth/oidc/{name}/…`): letters, digits, `_`, `-`.
+    pub name: String,
+    /// The issuer URL, as the provider's ID tokens name it in `iss`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back: the page's callback.
+    pub redirect_uri: String,
+}
+
+impl OidcProvider {
+    /// Parses `name=…,issuer=…,client_id=…,client_secret=…,redirect_uri=…`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut fields = std::collections::HashMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value"))?;
+            fields.insert(key.trim(), value.trim().to_owned());
+        }
+        let mut take = |key: &str| fields.remove(key).filter(|v| !v.is_empty()).ok_or(format!("no {key} given"));
+        let provider = Self {
+            name: take("name")?,
+            issuer: take("issuer")?.trim_end_matches('/').to_owned(),
+            client_id: take("client_id")?,
+            client_secret: Secret::new(take("client_secret")?),
+            redirect_uri: take("redirect_uri")?,
+        };
+        if let Some(unknown) = fields.keys().next() {
+            return Err(format!("unknown provider setting {unknown:?}"));
+        }
+        if !provider.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("provider name {:?} is not letters, digits, _ and -", provider.name));
+        }
+        check_issuer(&provider.issuer)?;
+        Ok(provider)
+    }
+}
+
+/// HTTPS, or plain HTTP to a loopback host (a test's provider).
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if issuer.starts_with("https://") || loopback.iter().any(|prefix| issuer.starts_with(prefix)) {
+        Ok(())
+    } else {
+        Err(format!("issuer {issuer:?} is not an https:// URL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_parses_and_hides_its_secret() {
+        let text = "name=google, issuer=https://accounts.google.com/, client_id=id, client_secret=s3cret, \
+                    redirect_uri=https://fabula.example/signin/oidc/google";
+        let provider = OidcProvider::parse(text).unwrap();
+        assert_eq!(provider.issuer, "https://accounts.google.com");
+        assert_eq!(provider.client_secret.expose(), "s3cret");
+        assert!(!format!("{provider:?}").contains("s3cret"), "the secret printed: {provider:?}");
+    }
+
+    #[test]
+    fn bad_providers_are_refused() {
+        let good = "name=g,issuer=https://a.example,client_id=i,client_secret=s,redirect_uri=https://f.example/cb";
+        let bad = [
+            (good.replace("name=g,", ""), "no name"),
+            (good.replace("name=g", "name=a b"), "a space in the name"),
+            (good.replace("https://a.example", "http://a.example"), "plain HTTP off loopback"),
+            (good.replace("client_secret=s", "client_secret="), "an empty secret"),
+            (format!("{good},scope=x"), "an unknown setting"),
+            (good.replace(",client_id=i", ",client_id"), "no value"),
+        ];
+        for (text, why) in bad {
+            assert!(OidcProvider::parse(&text).is_err(), "{text:?} was accepted ({why})");
         }
     }
 }

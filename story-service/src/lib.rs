@@ -2,9 +2,10 @@
 //!
 //! A request goes: [`fabula_runtime::auth::AuthLayer`] (token → `Caller`, per the
 //! method's declared policy) → the resource's API ([`worlds`], [`stories`],
-//! [`entities`], [`locations`], [`events`], [`revisions`], [`proposals`], [`accounts`]) → [`access`]
-//! (may this caller do this?) → the database ([`fabula_store`]); every write records
-//! its revision ([`revisions::record`]) in its own transaction. [`build`] binds the listener and
+//! [`entities`], [`locations`], [`events`], [`revisions`], [`proposals`],
+//! [`invitations`], [`accounts`]) → [`access`] (may this caller do this?) → the
+//! database ([`fabula_store`]); every write records its revision
+//! ([`revisions::record`]) in its own transaction. [`build`] binds the listener and
 //! prepares everything; [`App::run_until_stopped`] serves until shutdown.
 
 pub mod access;
@@ -28,7 +29,10 @@ pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use fabula_contracts::pb::{accounts::account_service_server::AccountServiceServer, story};
+use fabula_contracts::pb::{
+    accounts::{account_service_server::AccountServiceServer, identity_service_server::IdentityServiceServer},
+    story,
+};
 use fabula_runtime::{
     keys,
     server::{self, MAX_MESSAGE_SIZE},
@@ -49,6 +53,8 @@ pub struct State {
     pub issuer: Arc<TokenIssuer>,
     pub authn: Arc<StoryAuthenticator>,
     pub settings: Arc<Settings>,
+    /// The OpenID Connect providers people may sign in with.
+    pub oidc: Arc<accounts::identities::Providers>,
 }
 
 /// Why the service could not start.
@@ -62,6 +68,8 @@ pub enum BuildError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot create the administrator: {0}")]
     Admin(String),
+    #[error("cannot make the HTTP client of the OpenID Connect providers: {0}")]
+    Oidc(#[from] reqwest::Error),
 }
 
 /// A generated server with Fabula's message size limits.
@@ -102,7 +110,8 @@ pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let authn = Arc::new(StoryAuthenticator::new(verifier, db.clone()));
     accounts::ensure_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.listen).await.map_err(|e| BuildError::Listen(settings.listen, e))?;
-    let state = State { db, issuer, authn, settings: Arc::new(settings) };
+    let oidc = Arc::new(accounts::identities::Providers::new(&settings.oidc)?);
+    let state = State { db, issuer, authn, settings: Arc::new(settings), oidc };
     Ok(App { listener, state, token_keys })
 }
 
@@ -165,9 +174,10 @@ impl App {
             .add_service(limited!(story::invitation_service_server::InvitationServiceServer::new(
                 invitations::InvitationsApi(state.clone())
             )))
-            .add_service(limited!(story::proposal_service_server::ProposalServiceServer::new(
-                proposals::ProposalsApi(state.clone())
-            )));
+            .add_service(limited!(story::proposal_service_server::ProposalServiceServer::new(proposals::ProposalsApi(
+                state.clone()
+            ))))
+            .add_service(limited!(IdentityServiceServer::new(accounts::AccountsApi(state.clone()))));
         let incoming = server::incoming(listener);
         let served =
             fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, |stopping| {
@@ -193,4 +203,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.RevisionService",
     "fabula.story.v1.InvitationService",
     "fabula.story.v1.ProposalService",
+    "fabula.accounts.v1.IdentityService",
 ];

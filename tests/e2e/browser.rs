@@ -12,6 +12,8 @@
 //! `reader.mjs`: an owner invites from the world's settings and the invitee accepts; a
 //! reader sees stories as text and only the AI jobs they may run, is
 //! told plainly when access is withdrawn, and links to public worlds open signed out.
+//! `oidc.mjs`: a writer signs in with an OpenID Connect provider (the test kit's fake
+//! one) from the sign-in screen, and a callback the tab did not start is refused.
 //! `views.mjs`: every view at 390, 1280 and 1920 px scrolls only down and passes
 //! axe-core's serious and critical rules, a job streams in with moving progress, and
 //! the README's pictures are taken (into `target/pictures/`, or the folder
@@ -109,6 +111,29 @@ async fn a_running_job_is_cancelled_from_the_web_page() {
     let flags = ["--llm-base-url", &model_url, "--llm-api-key", "never-answers"];
     on_a_fresh_stack("a_running_job_is_cancelled_from_the_web_page", &flags, &[("cancel.mjs", Width::Desktop)]).await;
     holding.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_signs_in_with_an_openid_provider_on_the_web_page() {
+    use fabula_testkit::fake_oidc::{CLIENT_ID, CLIENT_SECRET, FakeOidc};
+    let test = "a_writer_signs_in_with_an_openid_provider_on_the_web_page";
+    if skipped(test) {
+        return;
+    }
+    let fake = FakeOidc::start().await;
+    let mut person = fake.claims("sub-writer", "oidc.writer@example.test");
+    person["preferred_username"] = serde_json::json!("oidc_writer");
+    fake.sign_in_next(person);
+    // The provider sends the browser back to the gateway: its address is known first.
+    let gateway = fabula_testkit::restartable_address().to_string();
+    let provider = format!(
+        "name=fake,issuer={},client_id={CLIENT_ID},client_secret={CLIENT_SECRET},redirect_uri=http://{gateway}/signin/oidc/fake",
+        fake.issuer
+    );
+    let flags = ["--gateway-listen", &gateway, "--oidc-provider", &provider];
+    let running = stack::start_with(Backend::Sqlite, &flags).await;
+    run_scenario("oidc.mjs", &running.base_url(), Width::Desktop).await;
+    running.stop().await;
 }
 
 /// Runs each of `scenarios` (a script and a width) in turn against one fresh stack

@@ -29,7 +29,8 @@ pub async fn start(backend: Backend) -> Running {
     start_with(backend, &[]).await
 }
 
-/// Starts a stack on `backend` with `extra` command-line flags after the test's own.
+/// Starts a stack on `backend` with `extra` command-line flags after the test's own
+/// (replacing those it gives too).
 pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
     let data = tempfile::tempdir().expect("a temporary directory");
     let databases = [
@@ -65,6 +66,13 @@ pub async fn start_with(backend: Backend, extra: &[&str]) -> Running {
         "50ms",
         "--gateway-rate-limits-off",
     ];
+    // A flag of `extra` replaces the test's own (clap refuses a flag given twice).
+    for flag in extra.iter().filter(|arg| arg.starts_with("--")) {
+        if let Some(at) = args.iter().position(|arg| arg == flag) {
+            let with_value = args.get(at + 1).is_some_and(|next| !next.starts_with("--"));
+            args.drain(at..at + 1 + usize::from(with_value));
+        }
+    }
     args.extend_from_slice(extra);
     let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
     let (addresses, server) = launch(&args).await;

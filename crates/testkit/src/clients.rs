@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use fabula_contracts::pb::{
-    accounts::account_service_client::AccountServiceClient,
+    accounts::{account_service_client::AccountServiceClient, identity_service_client::IdentityServiceClient},
     jobs::job_service_client::JobServiceClient,
     story::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
@@ -91,6 +91,10 @@ impl StoryClients {
 
     pub fn proposals(&self) -> ProposalServiceClient<Channel> {
         limited!(ProposalServiceClient, self.channel())
+    }
+
+    pub fn identities(&self) -> IdentityServiceClient<Channel> {
+        limited!(IdentityServiceClient, self.channel())
     }
 }
 

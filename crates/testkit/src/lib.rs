@@ -12,12 +12,15 @@
 //! - [`errors`]: checks of gRPC errors and of REST errors in the Google JSON shape.
 //! - [`rest`] (feature `rest`): a client of the gateway's REST API.
 //! - [`fake_model`]: the fake OpenAI-compatible model server.
+//! - [`fake_oidc`] (feature `oidc`): the fake OpenID Connect provider.
 //! - [`process`]: commands and service binaries run as child processes.
 
 pub mod clients;
 pub mod databases;
 pub mod errors;
 pub mod fake_model;
+#[cfg(feature = "oidc")]
+pub mod fake_oidc;
 pub mod process;
 #[cfg(feature = "rest")]
 pub mod rest;

@@ -3,7 +3,7 @@
 // link, or where the writer was when the session ended): signing in goes there.
 
 import * as api from "/assets/api.js";
-import { field, fill, form, h } from "/assets/dom.js";
+import { button, field, fill, form, h } from "/assets/dom.js";
 import { show, showPath } from "/assets/nav.js";
 import { app, attempt, main, say, sayError } from "/assets/page.js";
 import { leaveStory } from "/assets/views/story.js";
@@ -39,15 +39,61 @@ export function renderAuth() {
     ),
     h("button", { type: "submit" }, "Create account"),
   );
+  const providers = h("div", { class: "oidc-providers" });
+  showProviders(providers);
   fill(
     main,
     h(
       "div",
       { class: "auth" },
-      h("section", { class: "card" }, h("h2", { id: "login-title" }, "Log in"), loginForm),
+      h("section", { class: "card" }, h("h2", { id: "login-title" }, "Log in"), loginForm, providers),
       h("section", { class: "card" }, h("h2", { id: "register-title" }, "Create an account"), registerForm),
     ),
   );
+}
+
+/** A "Sign in with …" button for each configured OpenID Connect provider. */
+async function showProviders(into) {
+  let providers = [];
+  try {
+    providers = await api.oidcProviders();
+  } catch {
+    return; // The password form still works; a failed list is no reason to say anything.
+  }
+  fill(
+    into,
+    ...providers.map((provider) =>
+      button(`Sign in with ${title(provider.name)}`, () => attempt(() => api.startOidc(provider.name))),
+    ),
+  );
+}
+
+/** `google` → `Google`. */
+function title(name) {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+/**
+ * The provider sent the browser back to `/signin/oidc/{provider}?code=…&state=…` (or
+ * `?error=…`): finishes the sign-in and shows the worlds; false, once the error is
+ * said, when it did not finish.
+ */
+export async function finishOidcSignIn() {
+  const provider = decodeURIComponent(location.pathname.split("/").at(-1));
+  const query = new URLSearchParams(location.search);
+  history.replaceState(null, "", "/worlds");
+  if (query.has("error")) {
+    say(`The sign-in with ${title(provider)} did not finish: ${query.get("error")}.`, "error");
+    return false;
+  }
+  try {
+    const user = await api.finishOidc(provider, query.get("code") ?? "", query.get("state") ?? "");
+    await signedIn(user, `Welcome, ${user.username}.`);
+    return true;
+  } catch (error) {
+    sayError(error);
+    return false;
+  }
 }
 
 /** Shows the page to `user`, at the address the page is at (the story editor restores its draft). */

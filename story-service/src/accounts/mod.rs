@@ -4,6 +4,7 @@
 //! - [`signin`]: Register, Login, RefreshToken, Logout.
 //! - [`profile`]: GetMe, UpdateMe, ChangePassword.
 //! - [`admin`]: ListUsers, UpdateUser, and [`ensure_admin`] at start.
+//! - [`identities`]: IdentityService, signing in with OpenID Connect providers.
 //! - [`users`] (the `users` table), [`sessions`] (refresh tokens), [`passwords`]
 //!   (Argon2id), [`throttle`] (slowing down password guessing), [`validate`]
 //!   (the rules of each field).
@@ -13,6 +14,7 @@
 //! every change that should end sessions here also calls `authn.forget`.
 
 mod admin;
+pub mod identities;
 mod passwords;
 mod profile;
 mod sessions;

@@ -20,6 +20,10 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_now(&unknowable).expect("a random password hashes")
 });
 
+/// The stored "hash" of an account that has no password (made by a first sign-in
+/// with an OpenID Connect provider): no PHC string, so no password matches it.
+pub const NO_PASSWORD: &str = "!";
+
 /// Hashes running at once: one per core, so a burst of sign-ins queues instead of
 /// filling memory.
 static HASHING: LazyLock<Semaphore> =
@@ -30,12 +34,12 @@ pub async fn hash(password: String) -> Result<String> {
     run_blocking(move || hash_now(&password)).await
 }
 
-/// Whether `password` matches `stored`. With no stored hash (an unknown user) it
-/// checks against the dummy hash, taking as long, and answers `false`.
+/// Whether `password` matches `stored`. With no stored hash (an unknown user) or
+/// [`NO_PASSWORD`] it checks against the dummy hash, taking as long, and answers `false`.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
     run_blocking(move || match stored {
-        Some(hash) => verify_now(&password, &hash),
-        None => verify_now(&password, &DUMMY_HASH).map(|_| false),
+        Some(hash) if hash != NO_PASSWORD => verify_now(&password, &hash),
+        _ => verify_now(&password, &DUMMY_HASH).map(|_| false),
     })
     .await
 }
@@ -89,6 +93,7 @@ mod tests {
     #[tokio::test]
     async fn nobody_has_no_password_and_broken_hashes_are_errors() {
         assert!(!verify("anything at all".into(), None).await.unwrap());
+        assert!(!verify(NO_PASSWORD.into(), Some(NO_PASSWORD.into())).await.unwrap());
         assert!(verify("anything at all".into(), Some("not a hash".into())).await.is_err());
     }
 }

@@ -23,7 +23,7 @@ fn invalid_credentials() -> Error {
     unauthenticated("INVALID_CREDENTIALS", "the login or the password is wrong").into()
 }
 
-fn user_disabled() -> Error {
+pub(super) fn user_disabled() -> Error {
     unauthenticated("USER_DISABLED", "this account is disabled").into()
 }
 

@@ -8,6 +8,7 @@ mod authorization;
 mod concurrency;
 mod entities_locations;
 mod events;
+mod identities;
 mod internal_errors;
 mod invitations;
 mod logs;
