@@ -161,9 +161,10 @@ async fn my_keys<'e>(executor: impl Executor<'e, Database = Any>, me: &Principal
     Ok([user_key(me.user_id), format!("email:{email}")])
 }
 
-/// FAILED_PRECONDITION with reason ALREADY_COLLABORATOR.
+/// ALREADY_EXISTS with reason ALREADY_COLLABORATOR: the invitee has a place in the
+/// world already (as its owner, or a share).
 fn already_collaborator(message: &str) -> Error {
-    errors::status(Code::FailedPrecondition, "ALREADY_COLLABORATOR", message).into()
+    errors::status(Code::AlreadyExists, "ALREADY_COLLABORATOR", message).into()
 }
 
 /// FAILED_PRECONDITION for an answer to an invitation in `state`, which is not PENDING.
@@ -215,12 +216,13 @@ async fn find(tx: &mut Transaction<'static, Any>, caller: &Caller, id: &str) -> 
 }
 
 /// Moves the invitation `found` from PENDING (and, unless revoking, unexpired) to `to`;
-/// FAILED_PRECONDITION naming its state when it is not.
+/// FAILED_PRECONDITION naming its state when it is not. A revoked invitation is
+/// revoked again as it is.
 async fn close(tx: &mut Transaction<'static, Any>, found: &Found, to: InvitationState) -> Result<()> {
     let revoking = to == InvitationState::Revoked;
     match found.invitation.state() {
         InvitationState::Pending => {}
-        InvitationState::Expired if revoking => {}
+        InvitationState::Expired | InvitationState::Revoked if revoking => {}
         other => return Err(not_pending(other)),
     }
     let now = now_micros();
@@ -237,7 +239,10 @@ async fn close(tx: &mut Transaction<'static, Any>, found: &Found, to: Invitation
     if closed == 0 {
         // Answered or expired since it was read: say how it is now.
         let now = fetch(&mut **tx, found.id).await?.map(|(invitation, _)| invitation.state());
-        return Err(not_pending(now.unwrap_or(InvitationState::Revoked)));
+        match now.unwrap_or(InvitationState::Revoked) {
+            InvitationState::Revoked if revoking => {}
+            other => return Err(not_pending(other)),
+        }
     }
     Ok(())
 }
@@ -248,9 +253,9 @@ async fn reread(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<Invitati
     found.map(|(invitation, _)| invitation).ok_or_else(|| Error::Internal(format!("invitation {id} vanished")))
 }
 
-/// Whom `addressed` names. INVALID_ARGUMENT for the world's owner and the caller, and
-/// ALREADY_COLLABORATOR for a user the world is shared with; an address is compared
-/// with those two accounts' only, never looked up.
+/// Whom `addressed` names; ALREADY_COLLABORATOR for the world's owner, the caller and
+/// a user the world is shared with. An address is compared with the owner's and the
+/// caller's only, never looked up.
 async fn resolve(
     tx: &mut Transaction<'static, Any>,
     access: &WorldAccess,
@@ -261,7 +266,7 @@ async fn resolve(
         Addressed::Username(name) => {
             let (id, _) = find_user(tx, name).await?;
             if id == access.owner_id || id == me.user_id {
-                return Err(invalid("username", "names the world's owner or yourself"));
+                return Err(already_collaborator("that is the world's owner, or you"));
             }
             let shared = sqlx::query("SELECT 1 FROM world_shares WHERE world_id = $1 AND user_id = $2")
                 .bind(access.world_id.to_string())
@@ -286,7 +291,7 @@ async fn resolve(
                 .await?
                 .try_get(0)?;
             if own > 0 {
-                return Err(invalid("email", "is the address of the world's owner or your own"));
+                return Err(already_collaborator("that is the address of the world's owner, or your own"));
             }
             Ok(Invitee::Email(email.clone(), key))
         }
