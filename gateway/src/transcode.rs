@@ -187,6 +187,8 @@ fn scalar(field: &FieldDescriptor, text: &str, name: &str) -> Result<Value, ApiE
         Kind::Message(m) if !STRING_MESSAGES.contains(&m.full_name()) => {
             Err(ApiError::bad_field(name, "a message cannot be set from a string"))
         }
+        // An enum by its number (`state=4`), as its JSON form allows, or by its name.
+        Kind::Enum(_) => Ok(text.parse::<i32>().map_or_else(|_| Value::String(text.to_owned()), Value::from)),
         _ => Ok(Value::String(text.to_owned())),
     }
 }
@@ -370,6 +372,16 @@ mod tests {
             let error = request_message(&route, &vars, Some(query), b"").unwrap_err();
             assert_eq!(error.http, 400, "{query}");
             assert!(error.message.contains(field), "{query}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn an_enum_in_the_query_is_its_name_or_its_number() {
+        let table = table();
+        let (route, vars) = find(&table, Method::GET, "/v1/worlds/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c/proposals");
+        for (query, state) in [("state=4", "PROPOSAL_EXPIRED"), ("state=PROPOSAL_OPEN", "PROPOSAL_OPEN")] {
+            let message = request_message(&route, &vars, Some(query), b"").unwrap();
+            assert_eq!(json_of(&message)["state"], state, "{query}");
         }
     }
 
