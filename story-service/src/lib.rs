@@ -22,6 +22,7 @@ pub mod quotas;
 pub mod revisions;
 pub mod stories;
 pub mod update;
+pub mod words;
 pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -81,6 +82,7 @@ pub struct App {
 /// administrator when configured, and binds the listener.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let db = Db::connect(&settings.database_url, settings.database_connections, &MIGRATOR).await?;
+    words::count_uncounted(&db).await?;
     let key = match &settings.token_private_key_file {
         Some(path) => keys::read_signing_key(path)?,
         None => keys::development_key(&settings.data_dir, keys::ACCOUNTS_KEY_FILE)?,

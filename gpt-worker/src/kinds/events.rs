@@ -8,7 +8,7 @@ use fabula_contracts::pb::{
     jobs::{EventsResult, ExtractEvents, extract_events::Target, job_result::Kind},
     story::{
         CreateEventRequest, DeleteEventRequest, Event, GetStoryRequest, GetWorldRequest, ListStoriesRequest, Story,
-        World,
+        StoryView, World,
     },
 };
 use fabula_store::{Result as StoreResult, now_micros};
@@ -76,8 +76,13 @@ async fn stories_of(ctx: &JobContext<'_>, world_id: &str) -> Result<Vec<Story>, 
     let mut stories = Vec::new();
     let mut page_token = String::new();
     loop {
-        let request =
-            ListStoriesRequest { world_id: world_id.into(), page_size: 200, page_token, ..Default::default() };
+        let request = ListStoriesRequest {
+            world_id: world_id.into(),
+            page_size: 200,
+            page_token,
+            view: StoryView::Full.into(),
+            ..Default::default()
+        };
         let page = ctx.story.stories().list_stories(ctx.as_owner(request)).await?.into_inner();
         stories.extend(page.stories);
         if page.next_page_token.is_empty() {
