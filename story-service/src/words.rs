@@ -128,4 +128,32 @@ mod tests {
         assert!(preview.ends_with('…') && !preview.contains("  "));
         assert_eq!(measure("short\n\ntext", StoryFormat::Plain).preview, "short text", "no ellipsis when it all fits");
     }
+
+    #[tokio::test]
+    async fn stories_stored_before_counts_were_kept_are_counted() {
+        let world = crate::children::testing::world().await;
+        let db = &world.state.db;
+        let owner = world.owner.user_id().expect("a user").to_string();
+        for (n, content) in (0..BACKFILL_BATCH + 2).map(|n| (n, format!("story number {n}"))) {
+            sqlx::query(
+                "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, \
+                 sort_order, create_time, update_time) VALUES ($1, $2, $3, 'S', $4, 'PLAIN', '', 'DRAFT', $5, 0, 0)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(world.world_id.to_string())
+            .bind(&owner)
+            .bind(content)
+            .bind(n + 1)
+            .execute(&db.writer)
+            .await
+            .unwrap();
+        }
+        count_uncounted(db).await.unwrap();
+        let counted: (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), SUM(word_count) FROM stories WHERE preview LIKE 'story number %'")
+                .fetch_one(&db.writer)
+                .await
+                .unwrap();
+        assert_eq!(counted, (BACKFILL_BATCH + 2, 3 * (BACKFILL_BATCH + 2)), "every batch, each story its words");
+    }
 }

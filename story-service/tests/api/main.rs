@@ -11,6 +11,7 @@ mod events;
 mod internal_errors;
 mod logs;
 mod long_values;
+mod my_stories;
 mod names;
 mod plumbing;
 mod revisions;
