@@ -6,6 +6,7 @@ import * as api from "/assets/api.js";
 import { field, fill, form, h, link, select, words } from "/assets/dom.js";
 import { app, attempt, main, once, say } from "/assets/page.js";
 import { pathOf } from "/assets/router.js";
+import { myStoriesSection } from "/assets/views/mine.js";
 import { openWorld, renderWorldPanel } from "/assets/views/world.js";
 
 export const WORLD_TYPES = ["FANTASY", "SCI_FI", "MODERN", "HISTORICAL", "OTHER"].map((t) => [t, words(t)]);
@@ -30,6 +31,7 @@ export async function renderWorlds() {
         h("h2", { id: "worlds-title" }, "Worlds"),
         list,
         createForm,
+        app.me ? myStoriesSection() : null,
       ),
       panel,
     ),
