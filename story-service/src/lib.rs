@@ -20,6 +20,7 @@ pub mod links;
 pub mod locations;
 pub mod quotas;
 pub mod revisions;
+pub mod stats;
 pub mod stories;
 pub mod update;
 pub mod words;
@@ -158,6 +159,7 @@ impl App {
             .add_service(limited!(story::event_service_server::EventServiceServer::new(events::EventsApi(
                 state.clone()
             ))))
+            .add_service(limited!(story::stats_service_server::StatsServiceServer::new(stats::StatsApi(state.clone()))))
             .add_service(limited!(story::revision_service_server::RevisionServiceServer::new(
                 revisions::RevisionsApi(state.clone())
             )));
@@ -184,4 +186,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.LocationService",
     "fabula.story.v1.EventService",
     "fabula.story.v1.RevisionService",
+    "fabula.story.v1.StatsService",
 ];

@@ -4,6 +4,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use fabula_contracts::pb::story::stats_service_client::StatsServiceClient;
 use fabula_contracts::pb::{
     accounts::account_service_client::AccountServiceClient,
     jobs::job_service_client::JobServiceClient,
@@ -82,6 +83,10 @@ impl StoryClients {
 
     pub fn revisions(&self) -> RevisionServiceClient<Channel> {
         limited!(RevisionServiceClient, self.channel())
+    }
+
+    pub fn stats(&self) -> StatsServiceClient<Channel> {
+        limited!(StatsServiceClient, self.channel())
     }
 }
 

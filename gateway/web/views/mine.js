@@ -1,6 +1,7 @@
 // "Your latest stories" beside the worlds: the signed-in user's newest changes across
 // every world (ListMyStories, BASIC view: a preview and a word count, not the text),
-// drafts only at a click, each a link to the story in its world.
+// drafts only at a click, each a link to the story in its world; and the user's counts
+// and quotas (GetMyStats).
 
 import * as api from "/assets/api.js";
 import { fill, h, link, when, words } from "/assets/dom.js";
@@ -12,9 +13,25 @@ const SHOWN = 5;
 
 /** The section the worlds view puts in its sidebar; it fills itself. */
 export function myStoriesSection() {
-  const section = h("section", { id: "my-stories", "aria-labelledby": "my-stories-title" });
-  attempt(() => drawMyStories(section, false));
-  return section;
+  const stats = h("p", { id: "my-stats", class: "muted" });
+  const stories = h("div");
+  attempt(() => drawMyStories(stories, false));
+  attempt(() => drawMyStats(stats));
+  return h("section", { id: "my-stories", "aria-labelledby": "my-stories-title" }, stats, stories);
+}
+
+/** int64 counts come as strings in JSON. */
+const n = (value) => Number(value ?? 0).toLocaleString();
+
+async function drawMyStats(el) {
+  const stats = await api.call("GET", "/v1/users/me/stats");
+  const left = (quota) => (quota?.unlimited ? "no limit" : `${n(quota?.left)} left`);
+  fill(
+    el,
+    `${n(stats.worlds?.total)} worlds · ${n(stats.stories?.total)} stories · ${n(stats.words)} words · ` +
+      `${n(stats.entities)} characters and things · ${n(stats.events)} events · ` +
+      `public worlds ${left(stats.publicWorlds)}, public stories ${left(stats.publicStories)}`,
+  );
 }
 
 async function drawMyStories(section, draftsOnly) {

@@ -13,6 +13,7 @@
 //! every change that should end sessions here also calls `authn.forget`.
 
 mod admin;
+pub(crate) use admin::require_admin;
 mod passwords;
 mod profile;
 mod sessions;

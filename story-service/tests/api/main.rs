@@ -16,6 +16,7 @@ mod names;
 mod plumbing;
 mod revisions;
 mod signals;
+mod stats;
 mod stories;
 mod tokens;
 mod worlds;
