@@ -57,12 +57,11 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .into_inner();
     let user_id = registered.user.map(|u| u.id).unwrap_or_default();
-    let mut world_ids = Vec::new();
+    let (mut worlds, mut world_ids) = (WorldServiceClient::new(channel.clone()), Vec::new());
     for n in 0..args.worlds {
         let world = World { name: format!("Bench {n}"), ..Default::default() };
         let request = CreateWorldRequest { world: Some(world), request_id: String::new() };
-        let created = WorldServiceClient::new(channel.clone()).create_world(authed(request, &registered.access_token));
-        world_ids.push(created.await?.into_inner().id);
+        world_ids.push(worlds.create_world(authed(request, &registered.access_token)).await?.into_inner().id);
     }
     let started = Instant::now();
     seed(&args, &user_id, &world_ids).await?;
