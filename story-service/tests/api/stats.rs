@@ -60,7 +60,7 @@ async fn stats_follow_every_write(backend: Backend) {
     app.events().create_event(authed(request, &alice.token)).await.expect("an event");
 
     let stats = my_stats(&app, &alice.token).await;
-    assert_eq!((stats.worlds, stats.stories.clone(), stats.words), (counts(0, 1, 1), counts(1, 0, 1), 15));
+    assert_eq!((stats.worlds, stats.stories, stats.words), (counts(0, 1, 1), counts(1, 0, 1), 15));
     assert_eq!((stats.entities, stats.events), (1, 1), "what is in Alice's worlds, whoever wrote it");
     assert_eq!(stats.public_worlds, Some(Quota { used: 1, limit: 1, left: 0, unlimited: false }));
     assert_eq!(stats.public_stories, Some(Quota { used: 1, limit: 20, left: 19, unlimited: false }));
