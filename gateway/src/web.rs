@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/views/items.js", content_type: JAVASCRIPT, body: include_str!("../web/views/items.js") },
     Asset { path: "/assets/views/jobs.js", content_type: JAVASCRIPT, body: include_str!("../web/views/jobs.js") },
     Asset { path: "/assets/views/admin.js", content_type: JAVASCRIPT, body: include_str!("../web/views/admin.js") },
+    Asset { path: "/assets/views/mine.js", content_type: JAVASCRIPT, body: include_str!("../web/views/mine.js") },
     Asset { path: "/assets/api.js", content_type: JAVASCRIPT, body: include_str!("../web/api.js") },
     Asset { path: "/assets/dom.js", content_type: JAVASCRIPT, body: include_str!("../web/dom.js") },
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },
