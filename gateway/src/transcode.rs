@@ -187,6 +187,8 @@ fn scalar(field: &FieldDescriptor, text: &str, name: &str) -> Result<Value, ApiE
         Kind::Message(m) if !STRING_MESSAGES.contains(&m.full_name()) => {
             Err(ApiError::bad_field(name, "a message cannot be set from a string"))
         }
+        // An enum by its name or, as the JSON mapping also allows, by its number.
+        Kind::Enum(_) => Ok(text.parse::<i32>().map_or_else(|_| Value::String(text.to_owned()), Value::from)),
         _ => Ok(Value::String(text.to_owned())),
     }
 }

@@ -56,7 +56,13 @@ function storyItem(story) {
   return h(
     "li",
     {},
-    link(pathOf(place), () => openWorld(story.worldId, place), { class: "link" }, story.title),
+    link(
+      pathOf(place),
+      () => openWorld(story.worldId, place),
+      // Named apart from the same story's link in its world's list, which may be shown too.
+      { class: "link", "aria-label": `${story.title}, your latest` },
+      story.title,
+    ),
     h(
       "span",
       { class: "meta" },
