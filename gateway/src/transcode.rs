@@ -376,6 +376,19 @@ mod tests {
     }
 
     #[test]
+    fn an_enum_query_parameter_is_a_name_or_a_number() {
+        let table = table();
+        let (route, vars) = find(&table, Method::GET, "/v1/users/me/stories");
+        for (query, view) in [("view=FULL", "FULL"), ("view=2", "FULL"), ("view=BASIC", "BASIC")] {
+            let message = request_message(&route, &vars, Some(query), b"").unwrap();
+            assert_eq!(json_of(&message)["view"], view, "{query}");
+        }
+        for query in ["view=9", "view=WHOLE"] {
+            assert_eq!(request_message(&route, &vars, Some(query), b"").unwrap_err().http, 400, "{query}");
+        }
+    }
+
+    #[test]
     fn an_unknown_field_is_named_by_its_whole_path() {
         let table = table();
         let cases: [(&str, &[u8], &str); 3] = [
