@@ -376,12 +376,15 @@ mod tests {
     }
 
     #[test]
-    fn an_enum_in_the_query_is_its_name_or_its_number() {
+    fn an_enum_query_parameter_is_a_name_or_a_number() {
         let table = table();
-        let (route, vars) = find(&table, Method::GET, "/v1/worlds/0190f2c4-7e4b-7cc0-9b1a-3f1d2e5a6b7c/proposals");
-        for (query, state) in [("state=4", "PROPOSAL_EXPIRED"), ("state=PROPOSAL_OPEN", "PROPOSAL_OPEN")] {
+        let (route, vars) = find(&table, Method::GET, "/v1/users/me/stories");
+        for (query, view) in [("view=FULL", "FULL"), ("view=2", "FULL"), ("view=BASIC", "BASIC")] {
             let message = request_message(&route, &vars, Some(query), b"").unwrap();
-            assert_eq!(json_of(&message)["state"], state, "{query}");
+            assert_eq!(json_of(&message)["view"], view, "{query}");
+        }
+        for query in ["view=9", "view=WHOLE"] {
+            assert_eq!(request_message(&route, &vars, Some(query), b"").unwrap_err().http, 400, "{query}");
         }
     }
 

@@ -55,6 +55,7 @@ const ASSETS: &[Asset] = &[
         content_type: JAVASCRIPT,
         body: include_str!("../web/views/invitations.js"),
     },
+    Asset { path: "/assets/views/mine.js", content_type: JAVASCRIPT, body: include_str!("../web/views/mine.js") },
     Asset { path: "/assets/api.js", content_type: JAVASCRIPT, body: include_str!("../web/api.js") },
     Asset { path: "/assets/dom.js", content_type: JAVASCRIPT, body: include_str!("../web/dom.js") },
     Asset { path: "/assets/watch.js", content_type: JAVASCRIPT, body: include_str!("../web/watch.js") },

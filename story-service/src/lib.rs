@@ -23,8 +23,10 @@ pub mod locations;
 pub mod proposals;
 pub mod quotas;
 pub mod revisions;
+pub mod stats;
 pub mod stories;
 pub mod update;
+pub mod words;
 pub mod worlds;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -91,6 +93,7 @@ pub struct App {
 /// administrator when configured, and binds the listener.
 pub async fn build(settings: Settings) -> Result<App, BuildError> {
     let db = Db::connect(&settings.database_url, settings.database_connections, &MIGRATOR).await?;
+    words::count_uncounted(&db).await?;
     let key = match &settings.token_private_key_file {
         Some(path) => keys::read_signing_key(path)?,
         None => keys::development_key(&settings.data_dir, keys::ACCOUNTS_KEY_FILE)?,
@@ -177,7 +180,10 @@ impl App {
             .add_service(limited!(story::proposal_service_server::ProposalServiceServer::new(proposals::ProposalsApi(
                 state.clone()
             ))))
-            .add_service(limited!(IdentityServiceServer::new(accounts::AccountsApi(state.clone()))));
+            .add_service(limited!(IdentityServiceServer::new(accounts::AccountsApi(state.clone()))))
+            .add_service(limited!(story::stats_service_server::StatsServiceServer::new(stats::StatsApi(
+                state.clone()
+            ))));
         let incoming = server::incoming(listener);
         let served =
             fabula_runtime::shutdown::serve_within_grace(shutdown, fabula_runtime::shutdown::GRACE, |stopping| {
@@ -204,4 +210,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "fabula.story.v1.InvitationService",
     "fabula.story.v1.ProposalService",
     "fabula.accounts.v1.IdentityService",
+    "fabula.story.v1.StatsService",
 ];

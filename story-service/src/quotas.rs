@@ -25,7 +25,8 @@ impl Public {
         }
     }
 
-    fn limit(self, quotas: &Quotas, role: Role) -> Option<i64> {
+    /// The most a `role` may have; none for administrators.
+    pub fn limit(self, quotas: &Quotas, role: Role) -> Option<i64> {
         match (self, role) {
             (_, Role::Admin) => None,
             (Self::Worlds, Role::Moderator) => Some(quotas.public_worlds_moderator),

@@ -15,8 +15,9 @@
 
 use fabula_contracts::pb::story::{
     CreateStoryRequest, DeleteStoryRequest, GetStoryNeighborsRequest, GetStoryNeighborsResponse, GetStoryRequest,
-    ListStoriesRequest, ListStoriesResponse, MoveStoryRequest, ResourceKind, RevisionKind, Story, StoryFormat,
-    UpdateStoryRequest, Visibility, snapshot::Resource, story_service_server::StoryService,
+    ListMyStoriesRequest, ListMyStoriesResponse, ListStoriesRequest, ListStoriesResponse, MoveStoryRequest,
+    ResourceKind, RevisionKind, Story, StoryFormat, StoryView, UpdateStoryRequest, Visibility, snapshot::Resource,
+    story_service_server::StoryService,
 };
 use fabula_runtime::rules::Checks;
 use fabula_runtime::{
@@ -24,6 +25,7 @@ use fabula_runtime::{
     errors::{self, FieldViolations},
     rules::{self, story::story as declared},
 };
+use prost_types::Timestamp;
 use std::sync::LazyLock;
 
 use fabula_store::{
@@ -38,13 +40,14 @@ use uuid::Uuid;
 
 use crate::{
     State,
-    access::{WorldAccess, world_access},
+    access::{self, WorldAccess, world_access},
     children::{self, Begun, CreateTarget, Located, Stamps, WorldChild},
     domain,
     links::{self, Linkable, Links, Owner, Scope, Target},
     quotas::{self, Public},
-    revisions::{self, Write},
+    revisions::{self, Write, record::to_micros},
     update::{self, Mask, check_etag},
+    words::{self, Measured},
 };
 
 const UPDATABLE: &[&str] = rules::story::update_story_request::UPDATE_MASK.paths;
@@ -58,6 +61,29 @@ const LISTING: Listing = Listing {
 const PAGE_BUDGET: usize = 3 * 1024 * 1024;
 /// The world's order: the sort of lists and neighbours, the id breaking ties.
 const ORDER: &[&str] = &["t.sort_order", "t.id"];
+const MINE: Listing = Listing {
+    page_size: &rules::story::list_my_stories_request::PAGE_SIZE,
+    page_token: &rules::story::list_my_stories_request::PAGE_TOKEN,
+    filter: &rules::story::list_my_stories_request::FILTER,
+    columns: &[("visibility", "t.visibility"), ("genre", "t.genre")],
+};
+/// Newest change first, the id breaking ties: the sort of ListMyStories.
+const NEWEST: &[&str] = &["t.update_time", "t.id"];
+/// [`WorldChild::COLUMNS`] with an empty text: what a BASIC list reads.
+static BASIC_COLUMNS: LazyLock<String> = LazyLock::new(|| Story::COLUMNS.replace("t.content", "''"));
+
+/// The columns a list in `view` reads.
+fn columns(view: StoryView) -> &'static str {
+    match view {
+        StoryView::Full => Story::COLUMNS,
+        _ => BASIC_COLUMNS.as_str(),
+    }
+}
+
+/// The `view` of a request: `default` when unset, INVALID_ARGUMENT when unknown.
+fn view(sent: i32, default: StoryView) -> Result<StoryView> {
+    domain::enumeration(sent, default).map_err(|e| invalid("view", e))
+}
 
 pub struct StoriesApi(pub State);
 
@@ -66,7 +92,8 @@ impl WorldChild for Story {
     const NOUN: &'static str = "story";
     const KIND: ResourceKind = ResourceKind::Story;
     const COLUMNS: &'static str = "t.id, t.world_id, t.owner_id, t.title, t.content, t.format, t.genre, \
-                                   t.visibility, t.sort_order, t.version, t.create_time, t.update_time, t.summary";
+                                   t.visibility, t.sort_order, t.version, t.create_time, t.update_time, t.summary, \
+                                   t.word_count, t.preview";
 
     /// The story without its links: see [`links::attach`] and [`WorldChild::read_extra`].
     fn from_row(row: &AnyRow) -> Result<Self> {
@@ -82,6 +109,8 @@ impl WorldChild for Story {
             summary: row.try_get(12)?,
             visibility: Visibility::from_str_name(&row.try_get::<String, _>(7)?).unwrap_or(Visibility::Draft).into(),
             order: row.try_get(8)?,
+            word_count: i32::try_from(row.try_get::<Option<i64>, _>(13)?.unwrap_or(0)).unwrap_or(i32::MAX),
+            preview: row.try_get::<Option<String>, _>(14)?.unwrap_or_default(),
             entity_ids: Vec::new(),
             location_ids: Vec::new(),
             etag,
@@ -152,6 +181,10 @@ impl StoryFields {
             order: violations.check("story.order", declared::ORDER.check_int(story.order)).unwrap_or_default(),
         }
     }
+
+    fn measured(&self) -> Measured {
+        words::measure(&self.content, self.format)
+    }
 }
 
 /// Whether `path` of `story` was sent, for an update without a mask.
@@ -192,6 +225,24 @@ fn weight(story: &Story) -> usize {
 /// The key of `story` in the world's order.
 fn sort_key(story: &Story) -> Vec<Key> {
     vec![Key::Int(story.order), Key::Text(story.id.clone())]
+}
+
+/// The key of `story` in ListMyStories' order, newest change first.
+fn newest_key(story: &Story) -> Vec<Key> {
+    vec![Key::Int(story.update_time.map_or(0, to_micros)), Key::Text(story.id.clone())]
+}
+
+/// The time `field` as stored (microseconds), when sent: INVALID_ARGUMENT outside
+/// the years 1 to 9999 that a Timestamp may hold.
+fn instant(field: &str, sent: Option<Timestamp>) -> Result<Option<i64>> {
+    const FIRST: i64 = -62_135_596_800;
+    const LAST: i64 = 253_402_300_799;
+    match sent {
+        Some(time) if !(FIRST..=LAST).contains(&time.seconds) || !(0..1_000_000_000).contains(&time.nanos) => {
+            Err(invalid(field, "is not a time between the years 1 and 9999"))
+        }
+        sent => Ok(sent.map(to_micros)),
+    }
 }
 
 /// Story `id` and where it stands, when the caller may read it; NOT_FOUND when there
@@ -305,8 +356,8 @@ async fn make_room(conn: &mut AnyConnection, world_id: Uuid, before: Uuid, movin
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
-         version, create_time, update_time, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) \
-         RETURNING {}",
+         version, create_time, update_time, summary, word_count, preview) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $12, $13) RETURNING {}",
         Story::COLUMNS.replace("t.", "")
     )
 });
@@ -321,6 +372,7 @@ async fn insert(
     fields: &StoryFields,
     order: i64,
 ) -> Result<Story> {
+    let measured = fields.measured();
     let row = sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str()))
         .bind(id.to_string())
         .bind(world_id.to_string())
@@ -333,6 +385,8 @@ async fn insert(
         .bind(order)
         .bind(now_micros())
         .bind(&fields.summary)
+        .bind(measured.word_count)
+        .bind(&measured.preview)
         .fetch_one(conn)
         .await?;
     Story::from_row(&row)
@@ -340,9 +394,11 @@ async fn insert(
 
 /// Writes `fields` over story `id` if it is still at `version`; ABORTED otherwise.
 async fn overwrite(conn: &mut AnyConnection, id: Uuid, version: i64, fields: &StoryFields) -> Result<()> {
+    let measured = fields.measured();
     let updated = sqlx::query(
         "UPDATE stories SET title = $1, content = $2, format = $3, genre = $4, visibility = $5, sort_order = $6, \
-         version = version + 1, update_time = $7, summary = $10 WHERE id = $8 AND version = $9",
+         version = version + 1, update_time = $7, summary = $10, word_count = $11, preview = $12 \
+         WHERE id = $8 AND version = $9",
     )
     .bind(&fields.title)
     .bind(&fields.content)
@@ -354,6 +410,8 @@ async fn overwrite(conn: &mut AnyConnection, id: Uuid, version: i64, fields: &St
     .bind(id.to_string())
     .bind(version)
     .bind(&fields.summary)
+    .bind(measured.word_count)
+    .bind(&measured.preview)
     .execute(conn)
     .await?
     .rows_affected();
@@ -441,6 +499,7 @@ impl StoriesApi {
 
     async fn list(&self, caller: &Caller, request: ListStoriesRequest) -> Result<ListStoriesResponse> {
         let world_id = domain::id(&request.world_id).map_err(|e| invalid("world_id", e))?;
+        let view = view(request.view, StoryView::Basic)?;
         let page = Page::parse(
             request.page_size,
             &request.page_token,
@@ -457,7 +516,7 @@ impl StoriesApi {
         access.push_readable_stories(caller, &mut condition);
         let count = Sql::select("SELECT COUNT(*) FROM stories t", &condition);
         let total: i64 = count.query().fetch_one(&mut *conn).await?.try_get(0)?;
-        let mut select = Sql::select(&format!("SELECT {} FROM stories t", Story::COLUMNS), &condition);
+        let mut select = Sql::select(&format!("SELECT {} FROM stories t", columns(view)), &condition);
         if let Some(after) = page.after_like(&sort_key(&Story::default()))? {
             select.push_after(ORDER, after);
         }
@@ -467,6 +526,42 @@ impl StoriesApi {
         let (mut stories, next_page_token) = page.finish_within(stories, sort_key, weight, PAGE_BUDGET);
         links::attach(&mut *conn, &Scope::of(&stories), &mut stories).await?;
         Ok(ListStoriesResponse { stories, next_page_token, total_size: i32::try_from(total).unwrap_or(i32::MAX) })
+    }
+
+    /// The caller's stories in the worlds they may read, newest change first.
+    async fn list_mine(&self, caller: &Caller, request: ListMyStoriesRequest) -> Result<ListMyStoriesResponse> {
+        let me = caller.require_user()?.user_id.to_string();
+        let view = view(request.view, StoryView::Basic)?;
+        let world_id = domain::optional_id(&request.world_id).map_err(|e| invalid("world_id", e))?;
+        let after = instant("updated_after", request.updated_after)?;
+        let before = instant("updated_before", request.updated_before)?;
+        let window = format!("{after:?} {before:?}");
+        let query = ["ListMyStories", &me, &request.filter, &request.world_id, &window];
+        let page = Page::parse(request.page_size, &request.page_token, &MINE, &query)?;
+        let mut condition = Sql::new(" JOIN worlds w ON w.id = t.world_id WHERE t.owner_id = ");
+        condition.bind(Bind::Text(me)).push(" AND ");
+        access::push_readable_worlds(caller, &mut condition);
+        filter::apply(&request.filter, &MINE, &mut condition)?;
+        if let Some(world_id) = world_id {
+            condition.push(" AND t.world_id = ").bind(Bind::Text(world_id.to_string()));
+        }
+        if let Some(after) = after {
+            condition.push(" AND t.update_time >= ").bind(Bind::Int(after));
+        }
+        if let Some(before) = before {
+            condition.push(" AND t.update_time < ").bind(Bind::Int(before));
+        }
+        if let Some(last) = page.after_like(&newest_key(&Story::default()))? {
+            condition.push_before(NEWEST, last);
+        }
+        let mut select = Sql::select(&format!("SELECT {} FROM stories t", columns(view)), &condition);
+        select.push(" ORDER BY t.update_time DESC, t.id DESC LIMIT ").bind(Bind::Int(page.fetch_limit()));
+        let mut conn = self.0.db.reader.acquire().await?;
+        let rows = select.query().fetch_all(&mut *conn).await?;
+        let stories = rows.iter().map(Story::from_row).collect::<Result<Vec<_>>>()?;
+        let (mut stories, next_page_token) = page.finish_within(stories, newest_key, weight, PAGE_BUDGET);
+        links::attach(&mut *conn, &Scope::of(&stories), &mut stories).await?;
+        Ok(ListMyStoriesResponse { stories, next_page_token })
     }
 
     async fn neighbors(&self, caller: &Caller, id: Uuid) -> Result<GetStoryNeighborsResponse> {
@@ -600,6 +695,14 @@ impl StoryService for StoriesApi {
         Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }
 
+    async fn list_my_stories(
+        &self,
+        request: Request<ListMyStoriesRequest>,
+    ) -> Result<Response<ListMyStoriesResponse>, Status> {
+        let caller = caller(&request);
+        Ok(Response::new(self.list_mine(&caller, request.into_inner()).await?))
+    }
+
     async fn update_story(&self, request: Request<UpdateStoryRequest>) -> Result<Response<Story>, Status> {
         let caller = caller(&request);
         Ok(Response::new(self.update(&caller, request.into_inner()).await?))
@@ -712,7 +815,7 @@ mod tests {
                 world_id: world.world_id.to_string(),
                 page_size: 200,
                 page_token: token,
-                filter: String::new(),
+                ..ListStoriesRequest::default()
             };
             let page = api.list_stories(by(world.reader, request)).await.expect("a page").into_inner();
             assert_eq!(page.total_size, 1280);

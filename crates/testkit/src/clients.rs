@@ -11,7 +11,8 @@ use fabula_contracts::pb::{
         entity_service_client::EntityServiceClient, event_service_client::EventServiceClient,
         invitation_service_client::InvitationServiceClient, location_service_client::LocationServiceClient,
         proposal_service_client::ProposalServiceClient, revision_service_client::RevisionServiceClient,
-        story_service_client::StoryServiceClient, world_service_client::WorldServiceClient,
+        stats_service_client::StatsServiceClient, story_service_client::StoryServiceClient,
+        world_service_client::WorldServiceClient,
     },
 };
 use tonic::{Request, transport::Channel};
@@ -95,6 +96,10 @@ impl StoryClients {
 
     pub fn identities(&self) -> IdentityServiceClient<Channel> {
         limited!(IdentityServiceClient, self.channel())
+    }
+
+    pub fn stats(&self) -> StatsServiceClient<Channel> {
+        limited!(StatsServiceClient, self.channel())
     }
 }
 

@@ -18,9 +18,11 @@ export async function renderAdmin() {
         { class: "muted" },
         "Model access lets a user start AI jobs. A disabled user cannot sign in and their tokens stop working.",
       ),
+      h("p", { id: "site-stats", class: "muted" }),
       box,
     ),
   );
+  attempt(drawSiteStats);
   let users = [];
   if (!(await attempt(async () => (users = await api.listAll("/v1/admin/users", "users"))))) return;
   const row = (user) => {
@@ -68,6 +70,17 @@ export async function renderAdmin() {
       ["Username", "Email", "Role", "Model access", "Account"],
       users.map(row),
     ),
+  );
+}
+
+/** One line of the site's counts (GetSiteStats). */
+async function drawSiteStats() {
+  const stats = await api.call("GET", "/v1/admin/stats");
+  const byVisibility = (c = {}) => `${c.total ?? 0} (${c.public ?? 0} public, ${c.draft ?? 0} drafts)`;
+  fill(
+    document.getElementById("site-stats"),
+    `${stats.activeUsers} active and ${stats.disabledUsers} disabled accounts, ${stats.newUsersLast7Days} new this week · ` +
+      `worlds ${byVisibility(stats.worlds)} · stories ${byVisibility(stats.stories)}`,
   );
 }
 

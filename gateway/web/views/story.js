@@ -32,7 +32,11 @@ export function storiesTab() {
         { class: "link" },
         story.title,
       ),
-      h("span", { class: "meta" }, ` ${words(story.visibility)} · updated ${when(story.updateTime)}`),
+      h(
+        "span",
+        { class: "meta" },
+        ` ${words(story.visibility)} · ${(story.wordCount ?? 0).toLocaleString()} words · updated ${when(story.updateTime)}`,
+      ),
       canWrite()
         ? h(
             "span",
@@ -123,8 +127,10 @@ async function moveStory(index, step) {
 async function refreshStories() {
   await attempt(async () => {
     app.stories = await api.listAll(`/v1/worlds/${app.world.id}/stories`, "stories");
+    // A list carries no text (BASIC view): the open story is read again, whole.
     if (app.story && !app.dirty) {
-      app.story = app.stories.find((s) => s.id === app.story.id) ?? null;
+      const listed = app.stories.some((s) => s.id === app.story.id);
+      app.story = listed ? await api.call("GET", `/v1/stories/${app.story.id}`) : null;
     }
   });
 }

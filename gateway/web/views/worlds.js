@@ -7,6 +7,7 @@ import { field, fill, form, h, link, select, words } from "/assets/dom.js";
 import { app, attempt, main, once, say } from "/assets/page.js";
 import { pathOf } from "/assets/router.js";
 import { myInvitations } from "/assets/views/invitations.js";
+import { myStoriesSection } from "/assets/views/mine.js";
 import { openWorld, renderWorldPanel } from "/assets/views/world.js";
 
 export const WORLD_TYPES = ["FANTASY", "SCI_FI", "MODERN", "HISTORICAL", "OTHER"].map((t) => [t, words(t)]);
@@ -32,6 +33,7 @@ export async function renderWorlds() {
         app.me ? myInvitations(joined) : null,
         list,
         createForm,
+        app.me ? myStoriesSection() : null,
       ),
       panel,
     ),

@@ -11,7 +11,7 @@ use fabula_contracts::pb::{
     jobs::{Apply, EventsResult, ExtractEvents, extract_events::Target, job_result::Kind},
     story::{
         Change, Event, GetStoryRequest, GetWorldRequest, ListRevisionsRequest, ListStoriesRequest, ResourceKind,
-        SetField, Story, World, author::Via, change,
+        SetField, Story, StoryView, World, author::Via, change,
     },
 };
 use fabula_store::{Result as StoreResult, now_micros};
@@ -96,8 +96,13 @@ async fn stories_of(ctx: &JobContext<'_>, world_id: &str) -> Result<Vec<Story>, 
     let mut stories = Vec::new();
     let mut page_token = String::new();
     loop {
-        let request =
-            ListStoriesRequest { world_id: world_id.into(), page_size: 200, page_token, ..Default::default() };
+        let request = ListStoriesRequest {
+            world_id: world_id.into(),
+            page_size: 200,
+            page_token,
+            view: StoryView::Full.into(),
+            ..Default::default()
+        };
         let page = ctx.story.stories().list_stories(ctx.as_owner(request)).await?.into_inner();
         stories.extend(page.stories);
         if page.next_page_token.is_empty() {

@@ -42,7 +42,7 @@ const LISTING: Listing = Listing {
 
 /// The caller's id when they are an administrator, else PERMISSION_DENIED. The auth
 /// layer refuses others already; this keeps the handler safe on its own.
-fn require_admin(caller: &Caller) -> Result<Uuid> {
+pub(crate) fn require_admin(caller: &Caller) -> Result<Uuid> {
     let principal = caller.require_user()?;
     if !principal.is_admin() {
         return Err(errors::status(Code::PermissionDenied, "ADMIN_ONLY", "this call is for administrators").into());

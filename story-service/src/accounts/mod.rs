@@ -15,6 +15,7 @@
 
 mod admin;
 pub mod identities;
+pub(crate) use admin::require_admin;
 mod passwords;
 mod profile;
 mod sessions;

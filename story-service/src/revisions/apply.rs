@@ -24,7 +24,7 @@ use crate::{
     links::{self, Target},
     quotas::{self, Public},
     revisions::record::{Described, noun, to_micros, version_of},
-    stories,
+    stories, words,
 };
 
 /// Puts a resource that is `current` (`None`: it does not exist) into `target`
@@ -132,13 +132,15 @@ async fn write_story(
         quotas::check_public(tx, quotas, &owner, Public::Stories, id).await?;
     }
     let order = if story.order > 0 { stories::place(tx, world_id, story.order, Some(id)).await? } else { story.order };
+    let measured = words::measure(&story.content, story.format());
     let written = sqlx::query(
         "INSERT INTO stories (id, world_id, owner_id, title, content, format, genre, visibility, sort_order, \
-         summary, version, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         summary, version, create_time, update_time, word_count, preview) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16) \
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, content = excluded.content, format = excluded.format, \
          genre = excluded.genre, visibility = excluded.visibility, sort_order = excluded.sort_order, \
-         summary = excluded.summary, version = stories.version + 1, update_time = excluded.update_time \
-         WHERE stories.version = $14",
+         summary = excluded.summary, version = stories.version + 1, update_time = excluded.update_time, \
+         word_count = excluded.word_count, preview = excluded.preview WHERE stories.version = $14",
     )
     .bind(&story.id)
     .bind(&story.world_id)
@@ -154,6 +156,8 @@ async fn write_story(
     .bind(micros(story.create_time))
     .bind(now_micros())
     .bind(expected(current))
+    .bind(measured.word_count)
+    .bind(&measured.preview)
     .execute(&mut **tx)
     .await?;
     relink(tx, "story_entities", "story_id", id, world_id, Target::Entity, &story.entity_ids).await?;

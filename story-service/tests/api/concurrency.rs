@@ -43,7 +43,7 @@ async fn sixty_four_clients_creating_twenty_stories_each_lose_nothing(backend: B
             world_id: world.id.clone(),
             page_size: 200,
             page_token: token.clone(),
-            filter: String::new(),
+            ..ListStoriesRequest::default()
         };
         let page = stories.list_stories(authed(request, &alice.token)).await.unwrap().into_inner();
         assert_eq!(page.total_size as usize, CLIENTS * STORIES_EACH, "total_size");

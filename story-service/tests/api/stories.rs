@@ -38,7 +38,8 @@ fn create(world_id: &str, story: Story, request_id: &str) -> CreateStoryRequest 
 }
 
 fn list(world_id: &str, page_size: i32, page_token: &str, filter: &str) -> ListStoriesRequest {
-    ListStoriesRequest { world_id: world_id.into(), page_size, page_token: page_token.into(), filter: filter.into() }
+    let (page_token, filter) = (page_token.into(), filter.into());
+    ListStoriesRequest { world_id: world_id.into(), page_size, page_token, filter, ..ListStoriesRequest::default() }
 }
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
