@@ -105,7 +105,7 @@ function changeView(change, proposal, open, isStale) {
       h("div", {}, h("h6", {}, "Proposed"), edit?.control ?? h("p", {}, proposedOf(change))),
     ),
   );
-  return { change, element, chosen: () => chosen?.checked, edit: () => edit?.value() };
+  return { change, summary, element, chosen: () => chosen?.checked, edit: () => edit?.value() };
 }
 
 function currentOf(change) {
@@ -162,20 +162,21 @@ async function accept(proposal, rows, redraw) {
   };
   try {
     const decided = await api.call("POST", `/v1/proposals/${proposal.id}/accept`, { body });
-    say(`${chosen.length === 1 ? "1 change" : `${chosen.length} changes`} accepted.`);
+    const applied = (decided.changes ?? []).filter((c) => c.state === "CHANGE_APPLIED").length;
+    say(`Accepted: ${applied === 1 ? "1 change" : `${applied} changes`} made in the world.`);
     await decidedNow(decided, redraw);
   } catch (error) {
     if (error?.reason !== "PROPOSAL_STALE") return sayError(error);
     const stale = String(error.metadata?.stale_change_ids ?? "")
       .split(",")
       .filter(Boolean);
-    const names = rows
-      .filter((row) => stale.includes(row.change.id))
-      .map((row) => `“${row.element.querySelector(".check label")?.textContent}”`);
-    say(`${error.describe()} Changed since: ${names.join(", ") || "some of the chosen changes"}.`, "error");
+    const names = rows.filter((row) => stale.includes(row.change.id)).map((row) => lowerFirst(row.summary));
+    say(`${error.describe()} Changed since: ${names.join("; ") || "some of the chosen changes"}.`, "error");
     await attempt(() => redraw(stale));
   }
 }
+
+const lowerFirst = (text) => text.charAt(0).toLowerCase() + text.slice(1);
 
 async function reject(proposal, redraw) {
   await attempt(async () => {
