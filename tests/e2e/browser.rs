@@ -1,7 +1,7 @@
 //! The web page in a real browser: scripts in `tests/browser/` drive headless Chromium
 //! (Debian's `/usr/bin/chromium`, through npm's `playwright-core`) against a fresh
 //! stack. `journey.mjs`: a writer registers, writes, gets model access from the
-//! administrator, runs AnalyzeStory and watches it, resolves an edit conflict, and logs
+//! administrator, runs AnalyzeStory, watches it and accepts its proposal, resolves an edit conflict, and logs
 //! out. `cancel.mjs`: a job waiting on a model that never answers is cancelled.
 //! `drafts.mjs` (at a desktop's and a phone's width): nothing typed is lost: the editor saves after a pause, the text typed
 //! when the session ends comes back after signing in and saves, and an edit from

@@ -189,6 +189,9 @@ async function reject(proposal, redraw) {
 /** After a decision: the world read again, and the proposal shown as decided. */
 async function decidedNow(proposal, redraw) {
   if (app.world) await attempt(loadWorldContents);
+  // The story open in the editor may have new links (and a new etag): read it again, unless typed in.
+  if (app.story && !app.dirty)
+    await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
   renderWorldHeader();
   await redraw([], proposal);
 }
