@@ -78,6 +78,12 @@ await run("reviewing a proposal", async ({ newPage, step, shot }) => {
   await fitsAndIsAccessible(page, "a proposal under review");
   await shot(page, "review");
 
+  step("leaves Tomas Reed out and renames Mira Vale");
+  const box = (label) => review.getByRole("checkbox", { name: label, exact: true });
+  const miraName = review.getByRole("textbox", { name: `Proposed name: ${MIRA}` });
+  await box(TOMAS).uncheck();
+  await miraName.fill("Mira Vale the Elder");
+
   step("a place of the same name made meanwhile makes its change stale: it is named, nothing applied");
   const made = await rest(base, "POST", `/v1/worlds/${world.id}/locations`, { token, body: { name: "Port Sorrow" } });
   assert.equal(made.status, 201, JSON.stringify(made.body));
@@ -85,12 +91,14 @@ await run("reviewing a proposal", async ({ newPage, step, shot }) => {
   await waitForFlash(page, /Nothing was accepted.*Changed since: add the place “Port Sorrow”\./);
   await review.locator(".change.stale").getByText(PORT).waitFor();
   assert.deepEqual((await contents()).entities, before.entities, "nothing was applied");
+  assert.equal(await box(PORT).isChecked(), false, "the stale change is left out");
+  assert.equal(await box(TOMAS).isChecked(), false, "the writer's choice is kept");
+  assert.equal(await miraName.inputValue(), "Mira Vale the Elder", "the writer's edit is kept");
+
+  step("once the place is gone again, chooses it again and accepts");
   const removed = await rest(base, "DELETE", `/v1/locations/${made.body.id}`, { token });
   assert.ok(removed.status < 300, JSON.stringify(removed.body));
-
-  step("leaves Tomas Reed out, renames Mira Vale, and accepts");
-  await review.getByRole("checkbox", { name: TOMAS, exact: true }).uncheck();
-  await review.getByRole("textbox", { name: `Proposed name: ${MIRA}` }).fill("Mira Vale the Elder");
+  await box(PORT).check();
   await review.getByRole("button", { name: "Accept chosen" }).click();
   // Mira Vale, Port Sorrow, and the story's links to them (Tomas Reed's link went with him).
   await waitForFlash(page, "Accepted: 4 changes made in the world.");

@@ -24,9 +24,10 @@ const PROPOSAL_STATES = {
  */
 export function reviewView(id, onRead = () => {}) {
   const box = h("section", { class: "review", "aria-label": "Proposed changes" });
-  const redraw = async (stale = [], read = null) => {
+  // `kept`: the writer's choices to show again (see `accept`), by change id.
+  const redraw = async (kept = {}, read = null) => {
     const proposal = read ?? (await api.call("GET", `/v1/proposals/${encodeURIComponent(id)}`));
-    fill(box, proposalView(proposal, stale, redraw));
+    fill(box, proposalView(proposal, kept, redraw));
     onRead(proposal);
   };
   fill(box, h("p", { class: "muted" }, "Loading the proposed changes…"));
@@ -34,9 +35,9 @@ export function reviewView(id, onRead = () => {}) {
   return box;
 }
 
-function proposalView(proposal, stale, redraw) {
+function proposalView(proposal, kept, redraw) {
   const open = proposal.state === "PROPOSAL_OPEN";
-  const rows = (proposal.changes ?? []).map((change) => changeView(change, proposal, open, stale.includes(change.id)));
+  const rows = (proposal.changes ?? []).map((change) => changeView(change, proposal, open, kept[change.id]));
   const state = PROPOSAL_STATES[proposal.state] ?? words(proposal.state);
   return [
     h("h5", {}, `${proposal.title} `, h("span", { class: `badge proposal-${proposal.state}` }, state)),
@@ -79,13 +80,15 @@ function itemName({ entityId, locationId }, proposal) {
   return found?.name ?? nameOf(entityId ? app.entities : app.locations, entityId ?? locationId);
 }
 
-/** One change: its box, what is there now, what is proposed (editable while open). */
-function changeView(change, proposal, open, isStale) {
+/** One change: its box, what is there now, what is proposed (editable while open), as the writer left it (`kept`). */
+function changeView(change, proposal, open, kept = {}) {
   const pending = open && change.state === "CHANGE_PENDING";
   const summary = changeSummary(change, proposal);
   const boxId = uid("change");
-  const chosen = pending ? h("input", { type: "checkbox", id: boxId, checked: true }) : null;
+  const isStale = Boolean(kept.stale);
+  const chosen = pending ? h("input", { type: "checkbox", id: boxId, checked: kept.chosen ?? true }) : null;
   const edit = pending ? editorOf(change, summary) : null;
+  if (edit && kept.typed !== undefined) edit.control.value = kept.typed;
   const element = h(
     "li",
     { class: `change card${isStale ? " stale" : ""}`, "data-change-id": change.id },
@@ -105,7 +108,7 @@ function changeView(change, proposal, open, isStale) {
       h("div", {}, h("h6", {}, "Proposed"), edit?.control ?? h("p", {}, proposedOf(change))),
     ),
   );
-  return { change, summary, element, chosen: () => chosen?.checked, edit: () => edit?.value() };
+  return { change, summary, element, chosen: () => chosen?.checked, edit: () => edit?.value(), editor: edit };
 }
 
 function currentOf(change) {
@@ -172,7 +175,12 @@ async function accept(proposal, rows, redraw) {
       .filter(Boolean);
     const names = rows.filter((row) => stale.includes(row.change.id)).map((row) => lowerFirst(row.summary));
     say(`${error.describe()} Changed since: ${names.join("; ") || "some of the chosen changes"}.`, "error");
-    await attempt(() => redraw(stale));
+    // Shown again as the writer left it, the stale changes marked and left out.
+    const kept = rows.map((row) => {
+      const isStale = stale.includes(row.change.id);
+      return [row.change.id, { stale: isStale, chosen: row.chosen() && !isStale, typed: row.editor?.control.value }];
+    });
+    await attempt(() => redraw(Object.fromEntries(kept)));
   }
 }
 
@@ -193,7 +201,7 @@ async function decidedNow(proposal, redraw) {
   if (app.story && !app.dirty)
     await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
   renderWorldHeader();
-  await redraw([], proposal);
+  await redraw({}, proposal);
 }
 
 /** The open proposals of the open world, each with a link to review it in its job. */
