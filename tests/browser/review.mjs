@@ -118,4 +118,16 @@ await run("reviewing a proposal", async ({ newPage, step, shot }) => {
   await waitForFlash(page, /^Undone: .* put back\. Nothing was skipped\./);
   await page.getByText("This job was undone.").waitFor();
   assert.deepEqual(await contents(), before, "the world is as it was before the job");
+
+  step("runs the analysis again, finds it waiting for review, and rejects all of it");
+  await page.getByRole("button", { name: "Start job" }).click();
+  await page.locator('section.job[data-state="SUCCEEDED"]').waitFor({ timeout: JOB_TIMEOUT });
+  const waiting = page.getByRole("button", { name: /^Review Characters and places of .The Crossing./ });
+  await waiting.waitFor();
+  await review.getByRole("button", { name: "Reject all" }).click();
+  await waitForFlash(page, "The proposal was rejected: nothing was changed.");
+  await page.getByText("Nothing waits for your review.").waitFor();
+  assert.equal(await review.getByText("Declined").count(), 6, "each change reads as declined");
+  assert.equal(await page.getByRole("button", { name: "Undo this job" }).count(), 0, "nothing to undo");
+  assert.deepEqual(await contents(), before, "a rejected proposal changes nothing");
 });

@@ -29,6 +29,8 @@ export function reviewView(id, onRead = () => {}) {
     const proposal = read ?? (await api.call("GET", `/v1/proposals/${encodeURIComponent(id)}`));
     fill(box, proposalView(proposal, kept, redraw));
     onRead(proposal);
+    // After a decision the buttons are gone: the focus goes to the proposal's heading.
+    if (read) box.querySelector("h5")?.focus();
   };
   fill(box, h("p", { class: "muted" }, "Loading the proposed changes…"));
   attempt(() => redraw());
@@ -40,7 +42,7 @@ function proposalView(proposal, kept, redraw) {
   const rows = (proposal.changes ?? []).map((change) => changeView(change, proposal, open, kept[change.id]));
   const state = PROPOSAL_STATES[proposal.state] ?? words(proposal.state);
   return [
-    h("h5", {}, `${proposal.title} `, h("span", { class: `badge proposal-${proposal.state}` }, state)),
+    h("h5", { tabindex: "-1" }, `${proposal.title} `, h("span", { class: `badge proposal-${proposal.state}` }, state)),
     open
       ? h("p", { class: "muted" }, `Nothing is changed until you accept. Open until ${when(proposal.expireTime)}.`)
       : h("p", { class: "meta" }, `Decided ${when(proposal.decideTime) || "already"}: it can no longer change.`),
