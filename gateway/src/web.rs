@@ -49,6 +49,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/assets/views/story.js", content_type: JAVASCRIPT, body: include_str!("../web/views/story.js") },
     Asset { path: "/assets/views/items.js", content_type: JAVASCRIPT, body: include_str!("../web/views/items.js") },
     Asset { path: "/assets/views/jobs.js", content_type: JAVASCRIPT, body: include_str!("../web/views/jobs.js") },
+    Asset { path: "/assets/views/review.js", content_type: JAVASCRIPT, body: include_str!("../web/views/review.js") },
     Asset { path: "/assets/views/admin.js", content_type: JAVASCRIPT, body: include_str!("../web/views/admin.js") },
     Asset {
         path: "/assets/views/invitations.js",

@@ -36,6 +36,7 @@ export class ApiError extends Error {
     const details = Array.isArray(error.details) ? error.details : [];
     const info = details.find((d) => String(d["@type"]).endsWith("google.rpc.ErrorInfo"));
     this.reason = info?.reason ?? "";
+    this.metadata = info?.metadata ?? {};
     const badRequest = details.find((d) => String(d["@type"]).endsWith("google.rpc.BadRequest"));
     this.violations = badRequest?.fieldViolations ?? [];
   }

@@ -13,6 +13,10 @@ const SENTENCES = {
   OWNER_NOT_AUTHORIZED: "You may no longer change this world, so the job stopped.",
   NOT_FOUND: "It is no longer there, or you may no longer see it.",
   EDIT_CONFLICT: "Someone else changed this after you opened it. Nothing was overwritten.",
+  PROPOSAL_STALE:
+    "Nothing was accepted: some of the chosen changes no longer fit, because what they change was edited after the proposal was made.",
+  PROPOSAL_DECIDED: "This proposal was decided already: it can no longer change.",
+  PROPOSAL_EXPIRED: "This proposal has expired: run the job again for a new one.",
   ADMIN_ONLY: "Only an administrator can do this.",
   USERNAME_TAKEN: "That username is taken already. Choose another.",
   EMAIL_TAKEN: "An account with that email exists already. Log in instead.",

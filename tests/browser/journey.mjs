@@ -1,7 +1,7 @@
 // A writer's first session on Fabula's web page, in headless Chromium:
 // registers, creates a world and a story, gets model access from an administrator
 // (signed in in a second browser context), runs AnalyzeStory and watches its progress
-// stream in, finds the characters it found, edits the story through an edit conflict
+// stream in, accepts what it proposes, finds the characters it found, edits the story through an edit conflict
 // without losing a word, reorders stories, and logs out.
 //
 // Usage: node journey.mjs <gateway base URL>, with FABULA_ADMIN_USERNAME and
@@ -107,10 +107,15 @@ await run("the writer's journey", async ({ newPage, step, shot }) => {
   assert.ok((await page.locator(".progress-log li").count()) >= 2, "several progress updates were listed");
   const output = await page.getByLabel("Model output").textContent();
   assert.match(output, /Mira Vale/, "the model's output streamed into the page");
-  await page.locator("section.job .result .analysis").waitFor();
-  const result = await page.locator("section.job .result").textContent();
-  for (const name of CHARACTERS) assert.ok(result.includes(name), `the result names ${name}: ${result}`);
   await shot(page, "job");
+
+  step("it proposes what it found; the writer accepts all of it");
+  const review = page.getByRole("region", { name: "Proposed changes" });
+  await review.getByRole("button", { name: "Accept chosen" }).waitFor();
+  const proposed = await review.textContent();
+  for (const name of [...CHARACTERS, ...PLACES]) assert.ok(proposed.includes(name), `it proposes ${name}: ${proposed}`);
+  await review.getByRole("button", { name: "Accept chosen" }).click();
+  await waitForFlash(page, /^Accepted: \d+ changes made in the world\./);
 
   step("the characters it found are listed in the world's entities, the places in its places");
   await page.getByRole("tab", { name: "Characters & things" }).click();

@@ -220,6 +220,8 @@ await run("every view is a link", async ({ newPage, step, shot }) => {
     await page.getByRole("button", { name: "Start job" }).click();
     await page.locator('section.job[data-state="SUCCEEDED"]').waitFor({ timeout: JOB_TIMEOUT });
     assert.match(pathOf(page), new RegExp(`^${worldPath}/jobs/[0-9a-f-]{36}$`), "the job's address");
+    await page.getByRole("region", { name: "Proposed changes" }).getByRole("button", { name: "Accept chosen" }).click();
+    await waitForFlash(page, "Accepted: 1 change made in the world.");
     const described = (await rest(base, "GET", `/v1/worlds/${worldId}`, { token: owner.accessToken })).body;
     assert.ok(described.description, "the job wrote a description");
     await page.locator("#world-header .description").getByText(described.description.slice(0, 40)).waitFor();

@@ -1,7 +1,7 @@
 //! The web page in a real browser: scripts in `tests/browser/` drive headless Chromium
 //! (Debian's `/usr/bin/chromium`, through npm's `playwright-core`) against a fresh
 //! stack. `journey.mjs`: a writer registers, writes, gets model access from the
-//! administrator, runs AnalyzeStory and watches it, resolves an edit conflict, and logs
+//! administrator, runs AnalyzeStory, watches it and accepts its proposal, resolves an edit conflict, and logs
 //! out. `cancel.mjs`: a job waiting on a model that never answers is cancelled.
 //! `drafts.mjs` (at a desktop's and a phone's width): nothing typed is lost: the editor saves after a pause, the text typed
 //! when the session ends comes back after signing in and saves, and an edit from
@@ -14,6 +14,9 @@
 //! told plainly when access is withdrawn, and links to public worlds open signed out.
 //! `oidc.mjs`: a writer signs in with an OpenID Connect provider (the test kit's fake
 //! one) from the sign-in screen, and a callback the tab did not start is refused.
+//! `review.mjs` (at a desktop's and a phone's width): an analysis ends in a proposal the
+//! writer reviews (one change left out, one renamed, a stale one named), accepts, then
+//! undoes, the world as before.
 //! `views.mjs`: every view at 390, 1280 and 1920 px scrolls only down and passes
 //! axe-core's serious and critical rules, a job streams in with moving progress, and
 //! the README's pictures are taken (into `target/pictures/`, or the folder
@@ -95,6 +98,12 @@ async fn every_view_of_the_web_page_is_a_link_and_editable_where_it_is_shown() {
 async fn the_web_page_offers_a_reader_only_what_they_may_do() {
     let test = "the_web_page_offers_a_reader_only_what_they_may_do";
     on_a_fresh_stack(test, &[], &[("reader.mjs", Width::Desktop)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_reviews_what_the_co_writer_proposes_and_undoes_it_on_the_web_page() {
+    let test = "a_writer_reviews_what_the_co_writer_proposes_and_undoes_it_on_the_web_page";
+    on_a_fresh_stack(test, &[], &[("review.mjs", Width::Desktop), ("review.mjs", Width::Phone)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

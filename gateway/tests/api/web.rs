@@ -79,6 +79,7 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         "/assets/views/world.js",
         "/assets/views/story.js",
         "/assets/views/jobs.js",
+        "/assets/views/review.js",
         "/assets/views/admin.js",
         "/assets/api.js",
         "/assets/watch.js",

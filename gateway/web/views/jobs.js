@@ -19,6 +19,7 @@ import {
   renderWorldPanel,
   switchTab,
 } from "/assets/views/world.js";
+import { openProposals, reviewView, undoJob } from "/assets/views/review.js";
 import { JobWatch } from "/assets/watch.js";
 
 const JOB_KINDS = [
@@ -71,6 +72,7 @@ export function jobsTab() {
           "You do not have model access yet: an administrator can grant it on the Admin page.",
         ),
     h("div", { id: "job-card" }, app.job && app.job.job.id === app.jobId ? app.job.element : null),
+    canWrite() ? [h("h4", {}, "Waiting for your review"), openProposals(showJob)] : null,
     h("h4", {}, "Your recent jobs"),
     recent,
   );
@@ -225,8 +227,7 @@ function jobSpec(values) {
 }
 
 async function startJob(values) {
-  // The page has no review view for proposals yet: its jobs apply what they find at once.
-  const body = { ...jobSpec(values), apply: "AUTO" };
+  const body = jobSpec(values);
   const job = await api.call("POST", "/v1/jobs", { body, query: once() });
   say(`${kindName(job.spec)} started.`);
   await follow(job);
@@ -236,6 +237,12 @@ async function startJob(values) {
 function refreshRecentJobs() {
   const box = document.getElementById("recent-jobs");
   if (box) loadRecentJobs(box);
+  refreshProposals();
+}
+
+/** The list of open proposals read again, where the jobs tab shows it. */
+function refreshProposals() {
+  document.getElementById("open-proposals")?.replaceWith(openProposals(showJob));
 }
 
 /** Shows `job` in the job card and, unless it is over, watches it. */
@@ -442,11 +449,34 @@ class JobView {
       if (app.story && !app.dirty)
         await attempt(async () => (app.story = await api.call("GET", `/v1/stories/${app.story.id}`)));
     }
-    fill(this.result, resultView(job.result ?? {}));
+    fill(this.result, resultView(job.result ?? {}), this.review(job));
     // Show what changed, but never redraw an editor holding unsaved text or being typed in.
     const typing = app.dirty || Boolean(document.activeElement?.closest("#story-form"));
     if (app.tab !== "jobs" && !(app.tab === "stories" && typing)) renderWorldPanel();
     else renderWorldHeader();
+  }
+
+  /**
+   * The review of the job's proposal, and, once it is accepted, a way to undo the job;
+   * nothing for a job with no proposal.
+   */
+  review(job) {
+    const id = job.result?.proposalId;
+    if (!id) return null;
+    const undo = h("div", { class: "row actions" });
+    const onRead = (proposal) => {
+      const mine = job.ownerId === app.me?.id || app.me?.role === "ADMIN";
+      if (proposal.state !== "PROPOSAL_OPEN") refreshProposals();
+      const accepted = proposal.state === "PROPOSAL_ACCEPTED" && mine;
+      fill(undo, accepted ? button("Undo this job", () => this.undo(undo), { class: "danger" }) : null);
+    };
+    return [reviewView(id, onRead), undo];
+  }
+
+  async undo(box) {
+    await undoJob(this.job.id);
+    fill(box, h("p", { class: "meta" }, "This job was undone."));
+    renderWorldHeader();
   }
 
   async cancelJob() {
@@ -463,6 +493,8 @@ class JobView {
 
 function resultView(result) {
   const parts = [h("p", { class: "meta" }, `Written by the ${result.model ?? "unnamed"} model.`)];
+  // What a job proposes is shown in its review, change by change.
+  if (result.proposalId) return parts;
   if (result.description) {
     parts.push(h("p", {}, result.description.text ?? ""));
     parts.push(
