@@ -80,6 +80,8 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         "/assets/views/story.js",
         "/assets/views/jobs.js",
         "/assets/views/review.js",
+        "/assets/views/invitations.js",
+        "/assets/views/mine.js",
         "/assets/views/admin.js",
         "/assets/api.js",
         "/assets/watch.js",
