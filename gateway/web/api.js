@@ -203,13 +203,7 @@ export async function startOidc(provider) {
 
 /** Finishes the sign-in the provider sent the browser back from with `code` and `state`. */
 export async function finishOidc(provider, code, state) {
-  let started = null;
-  try {
-    started = JSON.parse(sessionStorage.getItem(OIDC_KEY) ?? "null");
-  } catch {
-    started = null;
-  }
-  sessionStorage.removeItem(OIDC_KEY);
+  const started = takeFromSession(OIDC_KEY);
   if (started?.provider !== provider || started.state !== state) {
     const details = [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "OIDC_STATE_UNKNOWN" }];
     throw new ApiError(400, { error: { status: "FAILED_PRECONDITION", message: "unknown sign-in", details } });
@@ -217,6 +211,18 @@ export async function finishOidc(provider, code, state) {
   forget();
   const path = `/v1/auth/oidc/${encodeURIComponent(provider)}/finish`;
   return keep(await call("POST", path, { body: { code, state } }));
+}
+
+/** The JSON value this tab kept under `key`, removed once read; null when there is none or it is unreadable. */
+export function takeFromSession(key) {
+  let value = null;
+  try {
+    value = JSON.parse(sessionStorage.getItem(key) ?? "null");
+  } catch {
+    value = null;
+  }
+  sessionStorage.removeItem(key);
+  return value;
 }
 
 /** Revokes the refresh token's family; the session is forgotten here whatever happens. */

@@ -123,13 +123,7 @@ export function rememberPlace() {
 
 /** The place remembered for `user` when it is where the page is, forgotten once read; null when there is none. */
 function takePlace(user) {
-  let place = null;
-  try {
-    place = JSON.parse(sessionStorage.getItem(PLACE_KEY) ?? "null");
-  } catch {
-    place = null;
-  }
-  sessionStorage.removeItem(PLACE_KEY);
+  const place = api.takeFromSession(PLACE_KEY);
   return place?.userId === user.id && place.path === location.pathname ? place : null;
 }
 
