@@ -78,9 +78,9 @@ function newStoryForm() {
         });
         el.reset();
         app.newStoryTitle = "";
-        app.stories = await api.listAll(`/v1/worlds/${app.world.id}/stories`, "stories");
         app.story = story;
         app.dirty = false;
+        await refreshStories();
         say(`Story “${story.title}” created. Write it below and save.`);
         renderWorldPanel();
         document.getElementById("story-content")?.focus();
@@ -124,14 +124,21 @@ async function moveStory(index, step) {
   document.querySelector(`[aria-label="Move “${a.title}” ${step < 0 ? "up" : "down"}"]:not([disabled])`)?.focus();
 }
 
+/** Which reading of the list is the latest: an earlier one that ends later changes nothing. */
+let listing = 0;
+
 async function refreshStories() {
+  const reading = ++listing;
+  const open = app.story;
   await attempt(async () => {
-    app.stories = await api.listAll(`/v1/worlds/${app.world.id}/stories`, "stories");
+    const stories = await api.listAll(`/v1/worlds/${app.world.id}/stories`, "stories");
     // A list carries no text (BASIC view): the open story is read again, whole.
-    if (app.story && !app.dirty) {
-      const listed = app.stories.some((s) => s.id === app.story.id);
-      app.story = listed ? await api.call("GET", `/v1/stories/${app.story.id}`) : null;
-    }
+    const listed = open && !app.dirty && stories.some((s) => s.id === open.id);
+    const fresh = listed ? await api.call("GET", `/v1/stories/${open.id}`) : null;
+    if (reading !== listing) return;
+    app.stories = stories;
+    // Unless another story was opened meanwhile (a story added while this was read).
+    if (app.story === open && !app.dirty) app.story = fresh;
   });
 }
 
