@@ -33,6 +33,24 @@ export function newUsername(prefix) {
   return `${prefix}_${Date.now().toString(36)}`;
 }
 
+/** A new user, registered through the API and granted model access by the administrator `admin`. */
+export async function writerWithModelAccess(base, admin, prefix) {
+  const username = newUsername(prefix);
+  const writer = await rest(base, "POST", "/v1/auth/register", {
+    body: { username, email: `${username}@example.test`, password: PASSWORD },
+  });
+  assert.equal(writer.status, 200, JSON.stringify(writer.body));
+  const adminLogin = await rest(base, "POST", "/v1/auth/login", {
+    body: { login: admin.username, password: admin.password },
+  });
+  const granted = await rest(base, "PATCH", `/v1/admin/users/${writer.body.user.id}`, {
+    token: adminLogin.body.accessToken,
+    body: { gptEnabled: true },
+  });
+  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  return { username, token: writer.body.accessToken };
+}
+
 /** The REST API directly, as another client would use it. */
 export async function rest(base, method, path, { token, body, query } = {}) {
   const url = `${base}${path}${query ? `?${new URLSearchParams(query)}` : ""}`;

@@ -10,11 +10,10 @@
 
 import assert from "node:assert/strict";
 import {
+  writerWithModelAccess,
   JOB_TIMEOUT,
-  PASSWORD,
   fitsAndIsAccessible,
   logIn,
-  newUsername,
   rest,
   run,
   settings,
@@ -30,20 +29,7 @@ const PORT = "Add the place “Port Sorrow”";
 
 await run("reviewing a proposal", async ({ newPage, step, shot }) => {
   step("a writer with model access, a world and a story, made through the API");
-  const username = newUsername("reviewer");
-  const writer = await rest(base, "POST", "/v1/auth/register", {
-    body: { username, email: `${username}@example.test`, password: PASSWORD },
-  });
-  assert.equal(writer.status, 200, JSON.stringify(writer.body));
-  const token = writer.body.accessToken;
-  const adminLogin = await rest(base, "POST", "/v1/auth/login", {
-    body: { login: admin.username, password: admin.password },
-  });
-  const granted = await rest(base, "PATCH", `/v1/admin/users/${writer.body.user.id}`, {
-    token: adminLogin.body.accessToken,
-    body: { gptEnabled: true },
-  });
-  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  const { username, token } = await writerWithModelAccess(base, admin, "reviewer");
   const world = (await rest(base, "POST", "/v1/worlds", { token, body: { name: "Harbours" } })).body;
   const story = await rest(base, "POST", `/v1/worlds/${world.id}/stories`, {
     token,

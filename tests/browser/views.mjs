@@ -12,11 +12,10 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import {
+  writerWithModelAccess,
   JOB_TIMEOUT,
-  PASSWORD,
   fitsAndIsAccessible,
   logIn,
-  newUsername,
   rest,
   run,
   settings,
@@ -42,20 +41,7 @@ const TABS = ["Stories", "Characters & things", "Places", "Timeline", "AI jobs",
 
 await run("every view at every width", async ({ newPage, step }) => {
   step("a writer with a world of some size, and model access, is made through the API");
-  const username = newUsername("viewer");
-  const writer = await rest(base, "POST", "/v1/auth/register", {
-    body: { username, email: `${username}@example.test`, password: PASSWORD },
-  });
-  assert.equal(writer.status, 200, JSON.stringify(writer.body));
-  const token = writer.body.accessToken;
-  const adminLogin = await rest(base, "POST", "/v1/auth/login", {
-    body: { login: admin.username, password: admin.password },
-  });
-  const granted = await rest(base, "PATCH", `/v1/admin/users/${writer.body.user.id}`, {
-    token: adminLogin.body.accessToken,
-    body: { gptEnabled: true },
-  });
-  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  const { username, token } = await writerWithModelAccess(base, admin, "viewer");
   const world = await made("POST", "/v1/worlds", {
     name: WORLD,
     description: "An archipelago of slow ferries, where every island keeps its own calendar.",
